@@ -1,0 +1,18 @@
+//! Strata's gRPC contracts, generated from the `.proto` files in `proto/`.
+//!
+//! `bytes` fields are [`bytes::Bytes`], so keys, values and WAL pass through without copies.
+
+pub mod safekeeper {
+    tonic::include_proto!("strata.safekeeper");
+}
+
+pub mod pageserver {
+    tonic::include_proto!("strata.pageserver");
+}
+
+pub mod raft {
+    tonic::include_proto!("strata.raft");
+}
+
+/// Metadata key with which a safekeeper that is not the Raft leader names the leader's address.
+pub const LEADER_METADATA_KEY: &str = "x-strata-leader";
