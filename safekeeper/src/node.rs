@@ -1,0 +1,186 @@
+//! One safekeeper node: storage, openraft, the batcher and both gRPC services, wired together
+//! and torn down in order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::BasicNode;
+use strata_proto::raft::raft_server::RaftServer;
+use strata_proto::safekeeper::safekeeper_server::SafekeeperServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{SafekeeperConfig, MAX_MESSAGE_BYTES};
+use crate::error::SafekeeperError;
+use crate::group_commit::{GroupCommit, GroupCommitConfig};
+use crate::log_store::LogStore;
+use crate::network::{NetworkFactory, HTTP2_WINDOW_BYTES};
+use crate::raft_service::RaftService;
+use crate::service::SafekeeperService;
+use crate::state_machine::StateMachineStore;
+use crate::types::Raft;
+use crate::wal_stream::StreamConfig;
+
+/// Runs a safekeeper on `listener` until `shutdown` fires, then stops cleanly: the gRPC server
+/// drains, the batcher stops, openraft shuts down and the last Raft meta write completes.
+///
+/// Serves `strata.safekeeper.Safekeeper` and `strata.raft.Raft` on the one listener. A node
+/// whose storage is pristine initializes the group with every peer as a voter.
+pub async fn run(
+    config: SafekeeperConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), SafekeeperError> {
+    config.validate()?;
+    let span = tracing::info_span!("safekeeper", node_id = config.node_id);
+    run_node(config, listener, shutdown).instrument(span).await
+}
+
+async fn run_node(
+    config: SafekeeperConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), SafekeeperError> {
+    let node_id = config.node_id;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| SafekeeperError::Io {
+            path: "listener".into(),
+            source,
+        })?;
+    let peers: Arc<BTreeMap<u64, String>> = Arc::new(if config.peers.is_empty() {
+        BTreeMap::from([(node_id, local_addr.to_string())])
+    } else {
+        config.peers.clone()
+    });
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| SafekeeperError::Io {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+
+    let (log_store, meta_flusher) =
+        LogStore::open(&config.data_dir.join("wal"), config.log_store())?;
+    let pristine = log_store.is_pristine();
+    let log_reader = log_store.reader();
+    let state_machine = StateMachineStore::open(&config.data_dir)?;
+    let state = state_machine.shared();
+    let network = NetworkFactory::new(peers.clone(), config.connect_timeout);
+    let raft = Raft::new(
+        node_id,
+        Arc::new(config.raft()?),
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| SafekeeperError::Raft(e.to_string()))?;
+
+    let result = serve(
+        &config,
+        &peers,
+        pristine,
+        raft.clone(),
+        state,
+        log_reader,
+        listener,
+        shutdown,
+    )
+    .await;
+
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "openraft did not shut down cleanly");
+    }
+    drop(raft);
+    meta_flusher.finish().await;
+    tracing::info!(%local_addr, "safekeeper stopped");
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    config: &SafekeeperConfig,
+    peers: &Arc<BTreeMap<u64, String>>,
+    pristine: bool,
+    raft: Raft,
+    state: crate::state_machine::SharedState,
+    log: crate::log_store::LogReader,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), SafekeeperError> {
+    let node_id = config.node_id;
+    if pristine {
+        let members: BTreeMap<u64, BasicNode> = peers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!(voters = peers.len(), "initialized the safekeeper group"),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                tracing::info!("the group is already initialized");
+            }
+            Err(e) => return Err(SafekeeperError::Raft(format!("initialize: {e}"))),
+        }
+    }
+
+    // Cancelled with `shutdown`, and also when the server stops for any other reason.
+    let internal = shutdown.child_token();
+    let (group_commit, batcher) = GroupCommit::start(
+        raft.clone(),
+        state.clone(),
+        GroupCommitConfig {
+            max_batch_bytes: config.max_batch_bytes,
+            max_pending_bytes: config.max_pending_bytes,
+            max_batches_in_flight: config.max_batches_in_flight,
+        },
+        internal.clone(),
+    );
+    let service = SafekeeperService {
+        node_id,
+        raft: raft.clone(),
+        state,
+        log,
+        group_commit: group_commit.clone(),
+        peers: peers.clone(),
+        stream: StreamConfig {
+            chunk_bytes: config.stream_chunk_bytes,
+            keepalive: config.stream_keepalive,
+        },
+        shutdown: internal.clone(),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, pristine, "safekeeper serving");
+    let span = tracing::Span::current();
+    let served = tonic::transport::Server::builder()
+        .initial_stream_window_size(HTTP2_WINDOW_BYTES)
+        .initial_connection_window_size(HTTP2_WINDOW_BYTES)
+        .trace_fn(
+            move |request| tracing::info_span!(parent: &span, "rpc", path = %request.uri().path()),
+        )
+        .add_service(
+            SafekeeperServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            RaftServer::new(RaftService::new(raft))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        )
+        .await;
+    internal.cancel();
+    if let Err(e) = batcher.await {
+        tracing::warn!(error = %e, "group commit task failed");
+    }
+    tracing::info!(stalls = group_commit.stalls(), "group commit stopped");
+    served.map_err(SafekeeperError::from)
+}

@@ -1,0 +1,406 @@
+//! The replicated state: per timeline, its generation history and last commit LSN.
+//!
+//! It lives in memory and is rebuilt on restart by re-applying the committed log (openraft does
+//! that from the persisted committed log id), or loaded from the snapshot when one was taken.
+//! Whether a transaction is accepted is decided here, from the log alone: a transaction counts
+//! iff its generation equals its timeline's generation at its position in the log. The
+//! generation history lets a WAL stream reach the same verdict for any entry it reads later.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use strata_core::{Lsn, TimelineId};
+use tokio::sync::watch;
+
+use crate::durable_file;
+use crate::error::SafekeeperError;
+use crate::types::{Entry, LogId, Request, Response, StorageError, TypeConfig};
+
+const SNAPSHOT_FILE: &str = "snapshot";
+
+/// What the log says about one timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TimelineState {
+    /// `(LSN of the Register entry, generation it started)`, ascending in both.
+    pub generations: Vec<(Lsn, u32)>,
+    /// LSN of the last accepted transaction (zero when none).
+    pub last_commit_lsn: Lsn,
+}
+
+impl TimelineState {
+    pub(crate) fn current_generation(&self) -> u32 {
+        self.generations.last().map_or(0, |(_, g)| *g)
+    }
+
+    /// The generation in force for an entry at `lsn`: set by the last Register entry before it.
+    pub(crate) fn generation_at(&self, lsn: Lsn) -> u32 {
+        let i = self.generations.partition_point(|(at, _)| *at < lsn);
+        if i == 0 {
+            0
+        } else {
+            self.generations[i - 1].1
+        }
+    }
+
+    /// Whether a transaction of `generation` in the entry at `lsn` is part of the timeline.
+    /// Generation 0 never is: a primary must register first.
+    pub(crate) fn accepts(&self, lsn: Lsn, generation: u32) -> bool {
+        generation != 0 && generation == self.generation_at(lsn)
+    }
+}
+
+/// The application state that snapshots carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WalState {
+    pub timelines: BTreeMap<TimelineId, TimelineState>,
+    /// Highest commit time of any applied batch, a floor for the next leader's clock.
+    pub last_commit_time_micros: i64,
+}
+
+impl WalState {
+    fn apply(&mut self, index: u64, request: Request) -> Response {
+        let lsn = Lsn(index);
+        match request {
+            Request::Register { timeline } => {
+                let state = self.timelines.entry(timeline).or_default();
+                let generation = state.current_generation().saturating_add(1);
+                state.generations.push((lsn, generation));
+                Response::Registered { generation }
+            }
+            Request::Batch(batch) => {
+                self.last_commit_time_micros =
+                    self.last_commit_time_micros.max(batch.commit_time_micros);
+                let accepted = batch
+                    .txns
+                    .iter()
+                    .map(|txn| match self.timelines.get_mut(&txn.timeline) {
+                        Some(state) if state.accepts(lsn, txn.generation) => {
+                            state.last_commit_lsn = lsn;
+                            true
+                        }
+                        _ => false,
+                    })
+                    .collect();
+                Response::Batch { accepted }
+            }
+        }
+    }
+}
+
+struct Data {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership<u64, BasicNode>,
+    wal: WalState,
+}
+
+/// Read access to the state for the RPC handlers, and the applied index as a watch.
+#[derive(Clone)]
+pub(crate) struct SharedState {
+    data: Arc<RwLock<Data>>,
+    /// One past the last applied index: entries `[0, applied_end)` are applied.
+    applied_end: Arc<watch::Sender<u64>>,
+}
+
+impl SharedState {
+    fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.data.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Data> {
+        self.data.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state of `timeline` (`None` when it was never registered).
+    pub(crate) fn with_timeline<R>(
+        &self,
+        timeline: &TimelineId,
+        f: impl FnOnce(Option<&TimelineState>) -> R,
+    ) -> R {
+        f(self.read().wal.timelines.get(timeline))
+    }
+
+    pub(crate) fn last_commit_time_micros(&self) -> i64 {
+        self.read().wal.last_commit_time_micros
+    }
+
+    pub(crate) fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied_end.subscribe()
+    }
+
+    fn publish_applied(&self, last_applied: Option<LogId>) {
+        let end = last_applied.map_or(0, |l| l.index + 1);
+        self.applied_end.send_if_modified(|v| {
+            let changed = *v != end;
+            *v = end;
+            changed
+        });
+    }
+}
+
+/// What is kept on disk for a snapshot.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, BasicNode>,
+    data: Vec<u8>,
+}
+
+impl StoredSnapshot {
+    fn to_snapshot(&self) -> Snapshot<TypeConfig> {
+        Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(self.data.clone())),
+        }
+    }
+}
+
+/// The state machine given to openraft.
+pub(crate) struct StateMachineStore {
+    shared: SharedState,
+    snapshots: SnapshotStore,
+}
+
+/// The current snapshot, shared between the state machine and its snapshot builder.
+#[derive(Clone)]
+struct SnapshotStore {
+    path: PathBuf,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl SnapshotStore {
+    fn get(&self) -> Option<StoredSnapshot> {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn save(&self, snapshot: StoredSnapshot) -> Result<(), StorageError> {
+        let signature = Some(snapshot.meta.signature());
+        let bytes = postcard::to_allocvec(&snapshot)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), AnyError::new(&e)))?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || durable_file::write_atomic(&path, &bytes))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), AnyError::new(&e)))?
+            .map_err(|e| StorageIOError::write_snapshot(signature, AnyError::new(&e)))?;
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
+        Ok(())
+    }
+}
+
+impl StateMachineStore {
+    /// An empty state machine, or the one in the snapshot kept in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<StateMachineStore, SafekeeperError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let stored: Option<StoredSnapshot> = durable_file::read_checked(&path)
+            .map_err(|e| SafekeeperError::Storage(e.to_string()))?
+            .map(|bytes| postcard::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| SafekeeperError::Storage(format!("{}: {e}", path.display())))?;
+        let data = match &stored {
+            Some(s) => Data {
+                last_applied: s.meta.last_log_id,
+                last_membership: s.meta.last_membership.clone(),
+                wal: postcard::from_bytes(&s.data)
+                    .map_err(|e| SafekeeperError::Storage(format!("{}: {e}", path.display())))?,
+            },
+            None => Data {
+                last_applied: None,
+                last_membership: StoredMembership::default(),
+                wal: WalState::default(),
+            },
+        };
+        let applied_end = data.last_applied.map_or(0, |l| l.index + 1);
+        Ok(StateMachineStore {
+            shared: SharedState {
+                data: Arc::new(RwLock::new(data)),
+                applied_end: Arc::new(watch::channel(applied_end).0),
+            },
+            snapshots: SnapshotStore {
+                path,
+                current: Arc::new(Mutex::new(stored)),
+            },
+        })
+    }
+
+    pub(crate) fn shared(&self) -> SharedState {
+        self.shared.clone()
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
+        let data = self.shared.read();
+        Ok((data.last_applied, data.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let last_applied = {
+            let mut data = self.shared.write();
+            for entry in entries {
+                data.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => Response::None,
+                    EntryPayload::Normal(request) => data.wal.apply(entry.log_id.index, request),
+                    EntryPayload::Membership(membership) => {
+                        data.last_membership =
+                            StoredMembership::new(Some(entry.log_id), membership);
+                        Response::None
+                    }
+                };
+                responses.push(response);
+            }
+            data.last_applied
+        };
+        self.shared.publish_applied(last_applied);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let wal: WalState = postcard::from_bytes(&data).map_err(|e| {
+            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e))
+        })?;
+        self.snapshots
+            .save(StoredSnapshot {
+                meta: meta.clone(),
+                data,
+            })
+            .await?;
+        {
+            let mut current = self.shared.write();
+            current.last_applied = meta.last_log_id;
+            current.last_membership = meta.last_membership.clone();
+            current.wal = wal;
+        }
+        tracing::info!(snapshot = %meta, "installed snapshot");
+        self.shared.publish_applied(meta.last_log_id);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.snapshots.get().map(|s| s.to_snapshot()))
+    }
+}
+
+/// Serializes the state machine as it is when the builder runs.
+pub(crate) struct SnapshotBuilder {
+    shared: SharedState,
+    snapshots: SnapshotStore,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (last_applied, last_membership, bytes) = {
+            let data = self.shared.read();
+            let bytes = postcard::to_allocvec(&data.wal)
+                .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+            (data.last_applied, data.last_membership.clone(), bytes)
+        };
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_string(),
+        };
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: last_applied,
+                last_membership,
+                snapshot_id,
+            },
+            data: bytes,
+        };
+        self.snapshots.save(stored.clone()).await?;
+        tracing::info!(snapshot = %stored.meta, "built snapshot");
+        Ok(stored.to_snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Batch, Txn};
+    use bytes::Bytes;
+
+    fn batch(timeline: TimelineId, generation: u32) -> Request {
+        Request::Batch(Batch {
+            commit_time_micros: 1,
+            txns: vec![Txn {
+                timeline,
+                generation,
+                mutations: Bytes::from_static(b"m"),
+            }],
+        })
+    }
+
+    #[test]
+    fn generations_fence_older_primaries() {
+        let tl = TimelineId::generate();
+        let mut wal = WalState::default();
+        assert_eq!(
+            wal.apply(1, batch(tl, 0)),
+            Response::Batch {
+                accepted: vec![false]
+            }
+        );
+        assert_eq!(
+            wal.apply(2, Request::Register { timeline: tl }),
+            Response::Registered { generation: 1 }
+        );
+        assert_eq!(
+            wal.apply(3, batch(tl, 1)),
+            Response::Batch {
+                accepted: vec![true]
+            }
+        );
+        assert_eq!(
+            wal.apply(4, Request::Register { timeline: tl }),
+            Response::Registered { generation: 2 }
+        );
+        assert_eq!(
+            wal.apply(5, batch(tl, 1)),
+            Response::Batch {
+                accepted: vec![false]
+            }
+        );
+        let state = &wal.timelines[&tl];
+        assert_eq!(state.last_commit_lsn, Lsn(3));
+        // The history answers for any position, as a stream reading old entries needs.
+        assert!(state.accepts(Lsn(3), 1));
+        assert!(!state.accepts(Lsn(5), 1));
+        assert!(state.accepts(Lsn(5), 2));
+        assert!(!state.accepts(Lsn(2), 1));
+        assert_eq!(state.generation_at(Lsn(1)), 0);
+    }
+}

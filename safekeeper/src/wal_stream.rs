@@ -1,0 +1,212 @@
+//! `StreamWal`: the committed WAL of one timeline, from any LSN, served from the local log.
+//!
+//! A stream reads entries up to this node's applied index, keeps the accepted transactions of
+//! its timeline (acceptance comes from the generation history, so it is right from any start
+//! point) and sends them in chunks of about `chunk_bytes`. Each chunk says how far the stream
+//! got (`committed_lsn`), and that position advances even when nothing of the timeline was
+//! committed. When caught up it waits on the applied-index watch, sending an empty keepalive
+//! chunk every `keepalive`.
+
+use std::time::Duration;
+
+use openraft::EntryPayload;
+use strata_core::{Lsn, TimelineId};
+use strata_proto::safekeeper::{WalChunk, WalRecord};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tracing::Instrument;
+
+use crate::log_store::{LogReader, LogStoreError};
+use crate::state_machine::SharedState;
+use crate::types::{Entry, Request};
+
+/// Limits of one stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamConfig {
+    pub chunk_bytes: usize,
+    pub keepalive: Duration,
+}
+
+/// Entries read from the log at once (bounded in bytes too).
+const READ_ENTRIES: u64 = 256;
+const READ_BYTES: usize = 4 << 20;
+/// Chunks buffered between the reader task and the client.
+const CHUNKS_BUFFERED: usize = 4;
+/// Protobuf framing of one record beside its mutations, roughly.
+const RECORD_OVERHEAD: usize = 24;
+
+type ChunkResult = Result<WalChunk, Status>;
+
+/// Checks the start point and starts the reader task; the stream ends when the client goes
+/// away or `cancel` fires.
+pub(crate) fn start(
+    timeline: TimelineId,
+    start_lsn: Lsn,
+    log: LogReader,
+    state: SharedState,
+    config: StreamConfig,
+    cancel: CancellationToken,
+) -> Result<ReceiverStream<ChunkResult>, Status> {
+    let first = log.first_index();
+    if start_lsn.0 < first {
+        return Err(out_of_range(start_lsn.0, first));
+    }
+    let (tx, rx) = mpsc::channel(CHUNKS_BUFFERED);
+    let stream = WalStream {
+        timeline,
+        next: start_lsn.0,
+        log,
+        state,
+        config,
+        cancel,
+        tx,
+    };
+    let span = tracing::info_span!("stream_wal", %timeline, start_lsn = %start_lsn);
+    tokio::spawn(stream.run().instrument(span));
+    Ok(ReceiverStream::new(rx))
+}
+
+fn out_of_range(start: u64, first: u64) -> Status {
+    Status::out_of_range(format!(
+        "WAL before LSN {} is no longer kept here (requested {})",
+        Lsn(first),
+        Lsn(start)
+    ))
+}
+
+struct WalStream {
+    timeline: TimelineId,
+    /// The next log index to look at.
+    next: u64,
+    log: LogReader,
+    state: SharedState,
+    config: StreamConfig,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<ChunkResult>,
+}
+
+impl WalStream {
+    async fn run(mut self) {
+        let mut applied = self.state.subscribe_applied();
+        let mut last_sent = Instant::now();
+        loop {
+            let applied_end = *applied.borrow_and_update();
+            if self.next < applied_end {
+                match self.send_available(applied_end).await {
+                    Ok(true) => last_sent = Instant::now(),
+                    Ok(false) => {}
+                    Err(Some(status)) => {
+                        tracing::warn!(%status, "WAL stream failed");
+                        let _ = self.tx.send(Err(status)).await;
+                        return;
+                    }
+                    Err(None) => return,
+                }
+                continue;
+            }
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(last_sent + self.config.keepalive) => {
+                    let committed = self.next.min(applied_end).saturating_sub(1);
+                    if !self.send(Vec::new(), committed).await {
+                        return;
+                    }
+                    last_sent = Instant::now();
+                }
+                _ = self.cancel.cancelled() => return,
+                _ = self.tx.closed() => return,
+            }
+        }
+    }
+
+    /// Reads one slice of applied entries and sends what belongs to the timeline. Returns
+    /// whether a chunk was sent; `Err(None)` means the stream is over (client gone, shutdown).
+    async fn send_available(&mut self, applied_end: u64) -> Result<bool, Option<Status>> {
+        let start = self.next;
+        let end = applied_end.min(start + READ_ENTRIES);
+        let log = self.log.clone();
+        let entries = tokio::task::spawn_blocking(move || log.read_range(start, end, READ_BYTES))
+            .await
+            .map_err(|e| Some(Status::internal(format!("WAL read task: {e}"))))?
+            .map_err(|e| Some(read_status(e, start)))?;
+        match entries.first() {
+            Some(e) if e.log_id.index == start => {}
+            _ => return Err(Some(out_of_range(start, self.log.first_index()))),
+        }
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut sent = false;
+        for entry in entries {
+            let index = entry.log_id.index;
+            for record in self.accepted_records(entry) {
+                let size = record.mutations.len() + RECORD_OVERHEAD;
+                if !records.is_empty() && bytes + size > self.config.chunk_bytes {
+                    // Part of this entry may follow in the next chunk: only what precedes it
+                    // is complete.
+                    let chunk = std::mem::take(&mut records);
+                    if !self.send(chunk, index.saturating_sub(1)).await {
+                        return Err(None);
+                    }
+                    sent = true;
+                    bytes = 0;
+                }
+                bytes += size;
+                records.push(record);
+            }
+            self.next = index + 1;
+        }
+        if !records.is_empty() || self.next >= applied_end {
+            if !self.send(records, self.next - 1).await {
+                return Err(None);
+            }
+            sent = true;
+        }
+        Ok(sent)
+    }
+
+    /// The transactions of `entry` that belong to the timeline and were accepted.
+    fn accepted_records(&self, entry: Entry) -> Vec<WalRecord> {
+        let lsn = Lsn(entry.log_id.index);
+        let EntryPayload::Normal(Request::Batch(batch)) = entry.payload else {
+            return Vec::new();
+        };
+        let commit_time_micros = batch.commit_time_micros;
+        self.state.with_timeline(&self.timeline, |state| {
+            let Some(state) = state else {
+                return Vec::new();
+            };
+            batch
+                .txns
+                .into_iter()
+                .filter(|txn| txn.timeline == self.timeline && state.accepts(lsn, txn.generation))
+                .map(|txn| WalRecord {
+                    lsn: lsn.0,
+                    commit_time_micros,
+                    mutations: txn.mutations,
+                })
+                .collect()
+        })
+    }
+
+    /// Sends one chunk; false when the stream is over.
+    async fn send(&self, records: Vec<WalRecord>, committed_lsn: u64) -> bool {
+        let chunk = WalChunk {
+            records,
+            committed_lsn,
+        };
+        tokio::select! {
+            sent = self.tx.send(Ok(chunk)) => sent.is_ok(),
+            _ = self.cancel.cancelled() => false,
+        }
+    }
+}
+
+fn read_status(e: LogStoreError, start: u64) -> Status {
+    match e {
+        LogStoreError::Purged { first, .. } => out_of_range(start, first),
+        other => Status::internal(format!("reading the WAL: {other}")),
+    }
+}
