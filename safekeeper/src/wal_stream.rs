@@ -210,3 +210,144 @@ fn read_status(e: LogStoreError, start: u64) -> Status {
         other => Status::internal(format!("reading the WAL: {other}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use openraft::storage::RaftStateMachine;
+    use openraft::CommittedLeaderId;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::log_store::{LogStore, LogStoreConfig};
+    use crate::state_machine::StateMachineStore;
+    use crate::types::{Batch, LogId, Txn};
+
+    fn entry(index: u64, payload: EntryPayload<crate::types::TypeConfig>) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload,
+        }
+    }
+
+    fn batch(index: u64, txns: &[(TimelineId, u32, &'static str)]) -> Entry {
+        entry(
+            index,
+            EntryPayload::Normal(Request::Batch(Batch {
+                commit_time_micros: 1000 + index as i64,
+                txns: txns
+                    .iter()
+                    .map(|(timeline, generation, m)| Txn {
+                        timeline: *timeline,
+                        generation: *generation,
+                        mutations: Bytes::from_static(m.as_bytes()),
+                    })
+                    .collect(),
+            })),
+        )
+    }
+
+    async fn next_chunk(stream: &mut ReceiverStream<ChunkResult>) -> WalChunk {
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a chunk in time")
+            .expect("stream open")
+            .expect("no error")
+    }
+
+    #[tokio::test]
+    async fn streams_accepted_records_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, flusher) = LogStore::open(dir.path(), LogStoreConfig::default()).unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        let tl = TimelineId::from_bytes([1; 16]);
+        let other = TimelineId::from_bytes([2; 16]);
+        let entries = vec![
+            entry(0, EntryPayload::Blank),
+            entry(1, EntryPayload::Normal(Request::Register { timeline: tl })),
+            batch(2, &[(tl, 1, "a"), (other, 1, "x"), (tl, 1, "b")]),
+            // Generation 0 and a generation that was never issued are refused.
+            batch(3, &[(tl, 0, "refused"), (tl, 2, "refused")]),
+            entry(4, EntryPayload::Blank),
+        ];
+        log.append(entries.clone()).await.unwrap();
+        sm.apply(entries).await.unwrap();
+
+        let config = StreamConfig {
+            chunk_bytes: 1,
+            keepalive: Duration::from_millis(50),
+        };
+        let cancel = CancellationToken::new();
+        let mut stream = start(
+            tl,
+            Lsn(0),
+            log.reader(),
+            sm.shared(),
+            config,
+            cancel.clone(),
+        )
+        .unwrap();
+        // One record per chunk; the first chunk cannot claim entry 2 complete.
+        let c = next_chunk(&mut stream).await;
+        assert_eq!(c.committed_lsn, 1);
+        assert_eq!(c.records.len(), 1);
+        assert_eq!(c.records[0].mutations, "a");
+        assert_eq!(c.records[0].lsn, 2);
+        assert_eq!(c.records[0].commit_time_micros, 1002);
+        let c = next_chunk(&mut stream).await;
+        assert_eq!(c.records.len(), 1);
+        assert_eq!(c.records[0].mutations, "b");
+        assert_eq!(c.committed_lsn, 4);
+
+        // New entries of other timelines still move `committed_lsn`.
+        let more = vec![batch(5, &[(other, 1, "y")])];
+        log.append(more.clone()).await.unwrap();
+        sm.apply(more).await.unwrap();
+        let c = next_chunk(&mut stream).await;
+        assert!(c.records.is_empty());
+        assert_eq!(c.committed_lsn, 5);
+        // Idle: keepalives.
+        let c = next_chunk(&mut stream).await;
+        assert!(c.records.is_empty());
+        assert_eq!(c.committed_lsn, 5);
+
+        // A stream from the middle agrees on acceptance.
+        let mut late = start(
+            tl,
+            Lsn(3),
+            log.reader(),
+            sm.shared(),
+            config,
+            cancel.clone(),
+        )
+        .unwrap();
+        let c = next_chunk(&mut late).await;
+        assert!(c.records.is_empty());
+        assert_eq!(c.committed_lsn, 5);
+
+        // Shutdown ends streams.
+        cancel.cancel();
+        assert!(tokio::time::timeout(Duration::from_secs(10), async {
+            while stream.next().await.is_some() {}
+        })
+        .await
+        .is_ok());
+
+        // Below the purge point there is nothing to stream.
+        log.purge(LogId::new(CommittedLeaderId::new(1, 1), 2))
+            .await
+            .unwrap();
+        let err = start(
+            tl,
+            Lsn(1),
+            log.reader(),
+            sm.shared(),
+            config,
+            CancellationToken::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::OutOfRange);
+        drop(log);
+        flusher.finish().await;
+    }
+}

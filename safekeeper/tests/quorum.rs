@@ -1,0 +1,519 @@
+//! Three real safekeepers in-process, each on its own 127.0.0.1 listener and data directory,
+//! driven through their gRPC API as computes and pageservers drive them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use strata_core::wal::{decode_mutations, encode_mutations, Mutation};
+use strata_core::TimelineId;
+use strata_proto::safekeeper::safekeeper_client::SafekeeperClient;
+use strata_proto::safekeeper::{
+    AppendWalRequest, AppendWalResponse, RegisterPrimaryRequest, RegisterPrimaryResponse,
+    StatusRequest, StatusResponse, StreamWalRequest, WalRecord,
+};
+use strata_proto::LEADER_METADATA_KEY;
+use strata_safekeeper::{run, SafekeeperConfig, SafekeeperError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+struct RunningNode {
+    cancel: CancellationToken,
+    task: JoinHandle<Result<(), SafekeeperError>>,
+}
+
+/// A group of three safekeepers whose nodes can be stopped and restarted on the same address
+/// and data directory.
+struct Cluster {
+    _root: tempfile::TempDir,
+    dirs: BTreeMap<u64, PathBuf>,
+    peers: BTreeMap<u64, String>,
+    nodes: BTreeMap<u64, RunningNode>,
+    clients: std::sync::Mutex<HashMap<String, SafekeeperClient<Channel>>>,
+}
+
+impl Cluster {
+    async fn start() -> Result<Cluster> {
+        init_tracing();
+        let root = tempfile::tempdir()?;
+        let mut listeners = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        let mut dirs = BTreeMap::new();
+        for id in 1..=3u64 {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            peers.insert(id, listener.local_addr()?.to_string());
+            dirs.insert(id, root.path().join(format!("sk-{id}")));
+            listeners.insert(id, listener);
+        }
+        let mut cluster = Cluster {
+            _root: root,
+            dirs,
+            peers,
+            nodes: BTreeMap::new(),
+            clients: std::sync::Mutex::new(HashMap::new()),
+        };
+        for (id, listener) in listeners {
+            cluster.spawn(id, listener);
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, id: u64, listener: TcpListener) {
+        let config = SafekeeperConfig::new(id, self.dirs[&id].clone(), self.peers.clone());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(config, listener, cancel.clone()));
+        self.nodes.insert(id, RunningNode { cancel, task });
+    }
+
+    async fn stop(&mut self, id: u64) -> Result<()> {
+        let node = self.nodes.remove(&id).context("node is not running")?;
+        node.cancel.cancel();
+        timeout(WAIT, node.task)
+            .await
+            .context("node did not stop in time")??
+            .context("node stopped with an error")?;
+        Ok(())
+    }
+
+    async fn restart(&mut self, id: u64) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match TcpListener::bind(&self.peers[&id]).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::info!(error = %e, "address not free yet");
+                    sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.spawn(id, listener);
+        Ok(())
+    }
+
+    async fn stop_all(&mut self) -> Result<()> {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.stop(id).await?;
+        }
+        Ok(())
+    }
+
+    fn client_at(&self, addr: &str) -> SafekeeperClient<Channel> {
+        let mut clients = self.clients.lock().unwrap();
+        clients
+            .entry(addr.to_string())
+            .or_insert_with(|| {
+                let channel = Channel::from_shared(format!("http://{addr}"))
+                    .unwrap()
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect_lazy();
+                SafekeeperClient::new(channel)
+                    .max_decoding_message_size(256 << 20)
+                    .max_encoding_message_size(256 << 20)
+            })
+            .clone()
+    }
+
+    fn client(&self, id: u64) -> SafekeeperClient<Channel> {
+        self.client_at(&self.peers[&id])
+    }
+
+    async fn status(&self, id: u64) -> Result<StatusResponse> {
+        Ok(self.client(id).status(StatusRequest {}).await?.into_inner())
+    }
+
+    /// Waits until a running node reports itself leader.
+    async fn wait_leader(&self) -> Result<u64> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            for id in self.nodes.keys() {
+                if let Ok(s) = self.status(*id).await {
+                    if s.leader_id == *id {
+                        return Ok(*id);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {WAIT:?}");
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Calls the leader, following `UNAVAILABLE` + leader hints (as a compute does) until the
+    /// deadline.
+    async fn with_leader<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(SafekeeperClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        let running: Vec<String> = self.nodes.keys().map(|id| self.peers[id].clone()).collect();
+        let mut next = 0usize;
+        let mut target = running[0].clone();
+        loop {
+            match call(self.client_at(&target)).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if s.code() == Code::Unavailable && Instant::now() < deadline => {
+                    target = match s
+                        .metadata()
+                        .get(LEADER_METADATA_KEY)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        Some(hint) if running.iter().any(|a| a == hint) => hint.to_string(),
+                        _ => {
+                            next = (next + 1) % running.len();
+                            running[next].clone()
+                        }
+                    };
+                    sleep(Duration::from_millis(20)).await;
+                }
+                Err(s) => return Err(s),
+            }
+        }
+    }
+
+    async fn register(&self, timeline: TimelineId) -> Result<RegisterPrimaryResponse> {
+        let request = RegisterPrimaryRequest {
+            timeline_id: timeline.to_string(),
+        };
+        Ok(self
+            .with_leader(|mut c| {
+                let request = request.clone();
+                async move { c.register_primary(request).await }
+            })
+            .await?)
+    }
+
+    async fn append(
+        &self,
+        timeline: TimelineId,
+        generation: u32,
+        mutations: Bytes,
+    ) -> Result<AppendWalResponse, Status> {
+        let request = AppendWalRequest {
+            timeline_id: timeline.to_string(),
+            generation,
+            mutations,
+        };
+        self.with_leader(|mut c| {
+            let request = request.clone();
+            async move { c.append_wal(request).await }
+        })
+        .await
+    }
+
+    /// Streams `timeline` from `node` until `committed_lsn` reaches `upto`.
+    async fn stream(&self, node: u64, timeline: TimelineId, upto: u64) -> Result<Vec<WalRecord>> {
+        let mut client = self.client(node);
+        let mut stream = client
+            .stream_wal(StreamWalRequest {
+                timeline_id: timeline.to_string(),
+                start_lsn: 0,
+            })
+            .await?
+            .into_inner();
+        let mut records = Vec::new();
+        let mut committed = 0;
+        timeout(WAIT, async {
+            while let Some(chunk) = stream.message().await? {
+                anyhow::ensure!(chunk.committed_lsn >= committed, "committed_lsn went back");
+                committed = chunk.committed_lsn;
+                records.extend(chunk.records);
+                if committed >= upto {
+                    return Ok(());
+                }
+            }
+            bail!("stream ended at {committed}")
+        })
+        .await
+        .with_context(|| format!("node {node} did not stream up to {upto} (got {committed})"))??;
+        Ok(records)
+    }
+}
+
+fn txn(tag: &str, i: usize) -> Bytes {
+    encode_mutations(&[Mutation::Put {
+        key: Bytes::from(format!("{tag}-{i:05}")),
+        value: Bytes::from(vec![i as u8; 16]),
+    }])
+}
+
+fn key_of(record: &WalRecord) -> String {
+    let mutations = decode_mutations(&record.mutations).expect("valid mutations");
+    String::from_utf8(mutations[0].key().to_vec()).expect("utf8 key")
+}
+
+fn assert_ordered(records: &[WalRecord]) {
+    for w in records.windows(2) {
+        assert!(w[0].lsn <= w[1].lsn, "records out of LSN order");
+        if w[0].lsn < w[1].lsn {
+            assert!(w[0].commit_time_micros < w[1].commit_time_micros);
+        } else {
+            assert_eq!(w[0].commit_time_micros, w[1].commit_time_micros);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_stream_in_order_and_registration_fences() -> Result<()> {
+    let mut cluster = Cluster::start().await?;
+    let leader = cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+
+    let first = cluster.register(tl).await?;
+    assert_eq!(first.generation, 1);
+    let mut acked = Vec::new();
+    for i in 0..100 {
+        let r = cluster.append(tl, 1, txn("p1", i)).await?;
+        assert!(r.lsn > first.commit_lsn);
+        acked.push(r);
+    }
+    assert!(acked.windows(2).all(|w| w[0].lsn < w[1].lsn));
+    assert!(acked
+        .windows(2)
+        .all(|w| w[0].commit_time_micros < w[1].commit_time_micros));
+
+    // Every node streams exactly these records, with the LSNs the appends returned.
+    let last = acked.last().unwrap().lsn;
+    for node in 1..=3 {
+        let records = cluster.stream(node, tl, last).await?;
+        assert_eq!(records.len(), 100, "node {node}");
+        for (i, (record, ack)) in records.iter().zip(&acked).enumerate() {
+            assert_eq!(key_of(record), format!("p1-{i:05}"));
+            assert_eq!(record.lsn, ack.lsn);
+            assert_eq!(record.commit_time_micros, ack.commit_time_micros);
+        }
+    }
+
+    // A follower refuses writes and names the leader.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let err = cluster
+        .client(follower)
+        .append_wal(AppendWalRequest {
+            timeline_id: tl.to_string(),
+            generation: 1,
+            mutations: txn("p1", 999),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let hint = err
+        .metadata()
+        .get(LEADER_METADATA_KEY)
+        .context("leader hint")?;
+    assert_eq!(hint.to_str()?, cluster.peers[&leader]);
+    let err = cluster
+        .client(follower)
+        .register_primary(RegisterPrimaryRequest {
+            timeline_id: tl.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    // A second primary fences the first.
+    let second = cluster.register(tl).await?;
+    assert_eq!(second.generation, 2);
+    assert!(second.commit_lsn > last);
+    let err = cluster.append(tl, 1, txn("stale", 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // A generation never issued reaches the log and is refused when applied.
+    let err = cluster.append(tl, 7, txn("stale", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // Unregistered timelines and generation 0 are refused too.
+    let err = cluster
+        .append(TimelineId::generate(), 0, txn("stale", 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = cluster
+        .client(leader)
+        .append_wal(AppendWalRequest {
+            timeline_id: "not-a-timeline".into(),
+            generation: 1,
+            mutations: txn("stale", 3),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let mut newer = Vec::new();
+    for i in 0..10 {
+        newer.push(cluster.append(tl, 2, txn("p2", i)).await?);
+    }
+    let last = newer.last().unwrap().lsn;
+    for node in 1..=3 {
+        let records = cluster.stream(node, tl, last).await?;
+        let keys: Vec<String> = records.iter().map(key_of).collect();
+        assert_eq!(records.len(), 110, "node {node}: {keys:?}");
+        assert!(keys.iter().all(|k| !k.starts_with("stale")));
+        assert_eq!(keys[100], "p2-00000");
+        assert_ordered(&records);
+    }
+    cluster.stop_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_group_committed() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+
+    let cluster = Arc::new(cluster);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let cluster = cluster.clone();
+        tasks.push(tokio::spawn(async move {
+            cluster.append(tl, generation, txn("g", i)).await
+        }));
+    }
+    let mut acks = Vec::new();
+    for task in tasks {
+        acks.push(task.await??);
+    }
+    let lsns: BTreeSet<u64> = acks.iter().map(|a| a.lsn).collect();
+    assert!(
+        lsns.len() <= 100,
+        "200 concurrent appends took {} Raft entries",
+        lsns.len()
+    );
+    // Transactions sharing an entry share its commit time.
+    let mut times = HashMap::new();
+    for a in &acks {
+        assert_eq!(
+            *times.entry(a.lsn).or_insert(a.commit_time_micros),
+            a.commit_time_micros
+        );
+    }
+
+    let last = *lsns.last().unwrap();
+    let records = cluster.stream(1, tl, last).await?;
+    assert_eq!(records.len(), 200);
+    assert_ordered(&records);
+    let streamed: BTreeSet<String> = records.iter().map(key_of).collect();
+    assert_eq!(streamed.len(), 200);
+
+    let mut cluster = Arc::into_inner(cluster).ok_or_else(|| anyhow!("cluster still shared"))?;
+    cluster.stop_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_follower_catches_up_and_a_full_restart_loses_nothing() -> Result<()> {
+    let mut cluster = Cluster::start().await?;
+    let leader = cluster.wait_leader().await?;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
+    }
+    cluster.stop(follower).await?;
+    // Two of three suffice.
+    for i in 30..80 {
+        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
+    }
+    cluster.restart(follower).await?;
+    for i in 80..100 {
+        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
+    }
+
+    // The restarted follower catches up with the leader.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lead = cluster.status(leader).await?;
+        if let Ok(s) = cluster.status(follower).await {
+            if s.applied_index >= lead.applied_index && s.applied_index > 0 {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("node {follower} did not catch up");
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    let last = acked.last().unwrap().0.lsn;
+    let expect = |records: &[WalRecord]| {
+        let keys: Vec<String> = records.iter().map(key_of).collect();
+        let want: Vec<String> = acked.iter().map(|(_, i)| format!("f-{i:05}")).collect();
+        assert_eq!(keys, want);
+        for (record, (ack, _)) in records.iter().zip(&acked) {
+            assert_eq!(record.lsn, ack.lsn);
+        }
+    };
+    expect(&cluster.stream(follower, tl, last).await?);
+
+    // Stop everything and start again from the data directories.
+    cluster.stop_all().await?;
+    for id in 1..=3 {
+        cluster.restart(id).await?;
+    }
+    cluster.wait_leader().await?;
+    for node in 1..=3 {
+        expect(&cluster.stream(node, tl, last).await?);
+    }
+    // And the group still takes writes from the same primary.
+    let after = cluster.append(tl, generation, txn("f", 100)).await?;
+    assert!(after.lsn > last);
+    cluster.stop_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_takes_over_when_the_leader_stops() -> Result<()> {
+    let mut cluster = Cluster::start().await?;
+    let old_leader = cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(cluster.append(tl, generation, txn("l", i)).await?);
+    }
+
+    cluster.stop(old_leader).await?;
+    let new_leader = cluster.wait_leader().await?;
+    assert_ne!(new_leader, old_leader);
+    // Appends succeed again, found through the leader hint; the generation survived.
+    for i in 20..40 {
+        acked.push(cluster.append(tl, generation, txn("l", i)).await?);
+    }
+    let last = acked.last().unwrap().lsn;
+    let records = cluster.stream(new_leader, tl, last).await?;
+    let streamed: Vec<(u64, String)> = records.iter().map(|r| (r.lsn, key_of(r))).collect();
+    for (i, ack) in acked.iter().enumerate() {
+        assert!(
+            streamed.contains(&(ack.lsn, format!("l-{i:05}"))),
+            "acknowledged record {i} at {} is missing",
+            ack.lsn
+        );
+    }
+    assert_ordered(&records);
+
+    // The old leader comes back as a follower and serves the same WAL.
+    cluster.restart(old_leader).await?;
+    let again = cluster.stream(old_leader, tl, last).await?;
+    assert_eq!(
+        again.iter().map(key_of).collect::<Vec<_>>(),
+        records.iter().map(key_of).collect::<Vec<_>>()
+    );
+    cluster.stop_all().await
+}
