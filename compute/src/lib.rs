@@ -1,1 +1,136 @@
-//! placeholder
+//! The Strata compute: a stateless PostgreSQL-protocol server.
+//!
+//! A compute registers as the primary of one branch with the safekeepers (fencing any earlier
+//! primary), loads the catalog from the pageserver, and serves pgwire connections. SQL is parsed
+//! by sqlparser and planned and run by DataFusion over `StrataTable`s; writes commit through the
+//! safekeeper quorum. Nothing here is durable: kill a compute at any moment and a new one carries
+//! on from storage.
+
+mod catalog;
+mod column_names;
+mod ddl;
+mod df_catalog;
+mod error;
+mod insert;
+mod key_range;
+mod names;
+mod params;
+mod pg_encode;
+mod pg_text;
+mod primary;
+mod row_codec;
+mod scan;
+mod server;
+mod session;
+mod settings;
+mod storage;
+mod table;
+mod txn;
+mod txn_slot;
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::TimelineId;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{ComputeError, SqlError};
+pub use storage::StorageError;
+
+use catalog::{decode_table_def, table_defs_range, Catalog};
+use futures::StreamExt;
+use primary::Primary;
+use storage::{PageserverClient, SafekeeperClient};
+use txn::TxnManager;
+
+/// How a compute finds its branch's storage.
+#[derive(Debug, Clone)]
+pub struct ComputeConfig {
+    pub timeline: TimelineId,
+    /// `host:port` of every safekeeper.
+    pub safekeepers: Vec<String>,
+    /// `host:port` of the pageserver.
+    pub pageserver: String,
+    /// How long to wait for the safekeepers to accept this compute as primary.
+    pub register_timeout: Duration,
+}
+
+impl ComputeConfig {
+    pub fn new(timeline: TimelineId, safekeepers: Vec<String>, pageserver: String) -> Self {
+        Self {
+            timeline,
+            safekeepers,
+            pageserver,
+            register_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs a primary compute on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    config: ComputeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ComputeError> {
+    let safekeepers = SafekeeperClient::connect_lazy(&config.safekeepers, config.timeline)
+        .map_err(ComputeError::Register)?;
+    let pageserver = PageserverClient::connect_lazy(&config.pageserver, config.timeline)
+        .map_err(ComputeError::Register)?;
+    let (generation, commit_lsn) = tokio::select! {
+        r = safekeepers.register_primary(config.register_timeout) => r.map_err(ComputeError::Register)?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    tracing::info!(timeline = %config.timeline, generation, %commit_lsn, "registered as primary");
+
+    let (start, end) = table_defs_range();
+    let mut defs = Vec::new();
+    let mut scan = pageserver
+        .scan(start, Some(end), commit_lsn, None)
+        .await
+        .map_err(|e| ComputeError::Catalog(e.into()))?;
+    while let Some(chunk) = scan.next().await {
+        let chunk = chunk.map_err(|e| ComputeError::Catalog(e.into()))?;
+        for value in &chunk.values {
+            defs.push(decode_table_def(value).map_err(ComputeError::Catalog)?);
+        }
+    }
+    tracing::info!(tables = defs.len(), "catalog loaded");
+
+    let primary = Arc::new(Primary {
+        catalog: Catalog::new(defs),
+        txns: TxnManager::new(safekeepers, generation, commit_lsn),
+        pageserver,
+        ddl_lock: tokio::sync::Mutex::new(()),
+    });
+    let server = server::Server::new(primary);
+    let mut connections = JoinSet::new();
+    tracing::info!(addr = %listener.local_addr()?, "accepting PostgreSQL connections");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (socket, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let handlers = server.connection();
+                connections.spawn(async move {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        tracing::debug!(%addr, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+    tracing::info!("compute stopped");
+    Ok(())
+}

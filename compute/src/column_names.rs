@@ -1,0 +1,124 @@
+//! Result column names as PostgreSQL chooses them.
+//!
+//! DataFusion names an unaliased expression after its full text (`count(*)`), PostgreSQL after
+//! the function or column it is (`count`), or `?column?`. Drivers that read columns by name see
+//! the PostgreSQL names, so they are worked out from the SELECT list here (PostgreSQL's
+//! `FigureColname`).
+
+use datafusion::sql::sqlparser::ast::{
+    CastKind, DataType as SqlDataType, Expr, Query, SelectItem, SetExpr, Statement,
+};
+
+use crate::names::normalize;
+
+/// Names of the result columns of a query, or `None` when they cannot be told from the SQL alone
+/// (a `*` in the SELECT list expands to the table's own column names, which DataFusion keeps).
+pub fn query_column_names(stmt: &Statement) -> Option<Vec<String>> {
+    match stmt {
+        Statement::Query(q) => names_of_query(q),
+        _ => None,
+    }
+}
+
+fn names_of_query(q: &Query) -> Option<Vec<String>> {
+    names_of_set_expr(&q.body)
+}
+
+fn names_of_set_expr(body: &SetExpr) -> Option<Vec<String>> {
+    match body {
+        SetExpr::Select(select) => select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => {
+                    Some(figure(e).unwrap_or_else(|| "?column?".to_string()))
+                }
+                SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+                _ => None,
+            })
+            .collect(),
+        SetExpr::Query(q) => names_of_query(q),
+        SetExpr::SetOperation { left, .. } => names_of_set_expr(left),
+        SetExpr::Values(v) => Some(
+            (1..=v.rows.first().map_or(0, |r| r.len()))
+                .map(|i| format!("column{i}"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn figure(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(normalize(id)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalize),
+        Expr::Nested(inner) => figure(inner),
+        Expr::Cast {
+            expr,
+            data_type,
+            kind,
+            ..
+        } => figure(expr).or_else(|| match kind {
+            CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast => {
+                type_column_name(data_type)
+            }
+        }),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Subquery(q) => names_of_query(q).and_then(|n| n.into_iter().next()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
+        _ => None,
+    }
+}
+
+/// The internal type name PostgreSQL uses to name a cast of a literal (`'1'::int` is `int4`).
+fn type_column_name(t: &SqlDataType) -> Option<String> {
+    use SqlDataType as D;
+    Some(
+        match t {
+            D::Int(_) | D::Integer(_) | D::Int4(_) => "int4",
+            D::SmallInt(_) | D::Int2(_) => "int2",
+            D::BigInt(_) | D::Int8(_) => "int8",
+            D::Real | D::Float4 => "float4",
+            D::DoublePrecision | D::Float8 | D::Double(_) => "float8",
+            D::Numeric(_) | D::Decimal(_) | D::Dec(_) => "numeric",
+            D::Text => "text",
+            D::Varchar(_) | D::CharacterVarying(_) | D::CharVarying(_) => "varchar",
+            D::Bool | D::Boolean => "bool",
+            D::Date => "date",
+            D::Timestamp(..) => "timestamp",
+            D::Bytea => "bytea",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn names(sql: &str) -> Option<Vec<String>> {
+        query_column_names(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap()[0])
+    }
+
+    #[test]
+    fn names_follow_postgres() {
+        assert_eq!(
+            names("SELECT count(*), a, t.B, 1, '1'::int, a::text, x AS \"Y\", sum(a) total FROM t")
+                .unwrap(),
+            ["count", "a", "b", "?column?", "int4", "a", "Y", "total"]
+        );
+        assert_eq!(names("SELECT * FROM t"), None);
+        assert_eq!(names("SELECT 1 UNION SELECT 2").unwrap(), ["?column?"]);
+    }
+}

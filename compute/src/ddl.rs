@@ -1,0 +1,218 @@
+//! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
+
+use std::collections::HashSet;
+
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, Expr as SqlExpr, ObjectName, TableConstraint,
+};
+
+use crate::catalog::{
+    decode_next_table_id, encode_table_def, next_table_id_key, table_def_key, table_name_key,
+    ColumnDef, TableDef, DEFAULT_DATABASE,
+};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::{normalize, table_name};
+use crate::primary::Primary;
+use crate::txn::WriteKind;
+use crate::types::SqlType;
+
+/// What a DDL statement did, for the command tag and an optional NOTICE.
+pub struct DdlOutcome {
+    pub tag: &'static str,
+    pub notice: Option<String>,
+}
+
+pub async fn create_table(primary: &Primary, stmt: &CreateTable) -> SqlResult<DdlOutcome> {
+    reject_unsupported_create(stmt)?;
+    let (schema, name) = table_name(&stmt.name)?;
+    let _ddl = primary.ddl_lock.lock().await;
+    if primary.catalog.get(&schema, &name).is_some() {
+        if stmt.if_not_exists {
+            return Ok(DdlOutcome {
+                tag: "CREATE TABLE",
+                notice: Some(format!("relation \"{name}\" already exists, skipping")),
+            });
+        }
+        return Err(SqlError::new(
+            sqlstate::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
+    }
+
+    let mut columns = Vec::with_capacity(stmt.columns.len());
+    let mut names = HashSet::new();
+    let mut primary_key: Option<Vec<String>> = None;
+    for (i, col) in stmt.columns.iter().enumerate() {
+        let col_name = normalize(&col.name);
+        if !names.insert(col_name.clone()) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{col_name}\" specified more than once"),
+            ));
+        }
+        let ty = SqlType::from_sql(&col.data_type)?;
+        let mut nullable = true;
+        for option in &col.options {
+            match &option.option {
+                ColumnOption::Null => {}
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::PrimaryKey(_) => {
+                    set_primary_key(&mut primary_key, vec![col_name.clone()], &name)?
+                }
+                other => return Err(SqlError::unsupported(format!("column option {other}"))),
+            }
+        }
+        columns.push(ColumnDef {
+            id: i as u32 + 1,
+            name: col_name,
+            ty,
+            nullable,
+        });
+    }
+    for constraint in &stmt.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                let cols = pk
+                    .columns
+                    .iter()
+                    .map(|c| match &c.column.expr {
+                        SqlExpr::Identifier(ident) => Ok(normalize(ident)),
+                        other => Err(SqlError::unsupported(format!(
+                            "primary key expression {other}"
+                        ))),
+                    })
+                    .collect::<SqlResult<Vec<_>>>()?;
+                set_primary_key(&mut primary_key, cols, &name)?;
+            }
+            other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
+        }
+    }
+    let mut pk_ids = Vec::new();
+    for col_name in primary_key.unwrap_or_default() {
+        let Some(col) = columns.iter_mut().find(|c| c.name == col_name) else {
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{col_name}\" named in key does not exist"),
+            ));
+        };
+        if pk_ids.contains(&col.id) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{col_name}\" appears twice in primary key constraint"),
+            ));
+        }
+        col.nullable = false;
+        pk_ids.push(col.id);
+    }
+
+    let mut txn = primary.txns.begin();
+    let counter = primary
+        .pageserver
+        .get(vec![next_table_id_key()], txn.snapshot())
+        .await?;
+    let id = decode_next_table_id(counter[0].as_deref())?;
+    let def = TableDef {
+        id,
+        database: DEFAULT_DATABASE.to_string(),
+        next_column_id: columns.len() as u32 + 1,
+        schema: schema.clone(),
+        name: name.clone(),
+        columns,
+        primary_key: pk_ids,
+    };
+    txn.put(
+        table_name_key(DEFAULT_DATABASE, &schema, &name),
+        bytes::Bytes::copy_from_slice(&id.to_be_bytes()),
+        WriteKind::Update,
+    );
+    txn.put(table_def_key(id), encode_table_def(&def), WriteKind::Update);
+    txn.put(
+        next_table_id_key(),
+        bytes::Bytes::copy_from_slice(&(id + 1).to_be_bytes()),
+        WriteKind::Update,
+    );
+    primary.txns.commit(txn).await?;
+    primary.catalog.insert(def);
+    tracing::info!(table = %name, id, "created table");
+    Ok(DdlOutcome {
+        tag: "CREATE TABLE",
+        notice: None,
+    })
+}
+
+fn set_primary_key(
+    slot: &mut Option<Vec<String>>,
+    cols: Vec<String>,
+    table: &str,
+) -> SqlResult<()> {
+    if slot.is_some() {
+        return Err(SqlError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!("multiple primary keys for table \"{table}\" are not allowed"),
+        ));
+    }
+    *slot = Some(cols);
+    Ok(())
+}
+
+fn reject_unsupported_create(stmt: &CreateTable) -> SqlResult<()> {
+    if stmt.query.is_some() {
+        return Err(SqlError::unsupported("CREATE TABLE ... AS"));
+    }
+    if stmt.temporary {
+        return Err(SqlError::unsupported("CREATE TEMPORARY TABLE"));
+    }
+    if stmt.like.is_some() || stmt.clone.is_some() {
+        return Err(SqlError::unsupported("CREATE TABLE ... LIKE"));
+    }
+    if stmt.or_replace || stmt.external {
+        return Err(SqlError::syntax("syntax error in CREATE TABLE"));
+    }
+    Ok(())
+}
+
+/// `DROP TABLE`: removes the definitions. The rows stay in storage under the dropped table's
+/// id, which is never reused: they are unreachable from SQL, and remain readable at past LSNs.
+pub async fn drop_tables(
+    primary: &Primary,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> SqlResult<DdlOutcome> {
+    let _ddl = primary.ddl_lock.lock().await;
+    let mut defs = Vec::new();
+    let mut notices = Vec::new();
+    for name in names {
+        let (schema, table) = table_name(name)?;
+        match primary.catalog.get(&schema, &table) {
+            Some(def) => defs.push(def),
+            None if if_exists => {
+                notices.push(format!("table \"{table}\" does not exist, skipping"))
+            }
+            None => {
+                return Err(SqlError::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("table \"{table}\" does not exist"),
+                ))
+            }
+        }
+    }
+    if !defs.is_empty() {
+        let mut txn = primary.txns.begin();
+        for def in &defs {
+            txn.delete(table_def_key(def.id), WriteKind::Update);
+            txn.delete(
+                table_name_key(&def.database, &def.schema, &def.name),
+                WriteKind::Update,
+            );
+        }
+        primary.txns.commit(txn).await?;
+        for def in &defs {
+            primary.catalog.remove(&def.schema, &def.name);
+            tracing::info!(table = %def.name, id = def.id, "dropped table");
+        }
+    }
+    Ok(DdlOutcome {
+        tag: "DROP TABLE",
+        notice: (!notices.is_empty()).then(|| notices.join("\n")),
+    })
+}

@@ -1,0 +1,24 @@
+//! State shared by every session of a primary compute.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::storage::PageserverClient;
+use crate::txn::TxnManager;
+
+pub struct Primary {
+    pub catalog: Catalog,
+    pub txns: Arc<TxnManager>,
+    pub pageserver: PageserverClient,
+    /// DDL runs one statement at a time: catalog changes read and bump shared counters.
+    pub ddl_lock: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for Primary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Primary")
+            .field("timeline", &self.pageserver.timeline())
+            .finish()
+    }
+}

@@ -1,0 +1,440 @@
+//! The pgwire edge: one [`ConnectionHandler`] per client connection.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{stream, Sink, SinkExt, StreamExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    ServerParameterProvider, StartupHandler,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, METADATA_DATABASE, METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::catalog::DEFAULT_DATABASE;
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::params::decode_param;
+use crate::pg_encode::{encode_batch, field_infos, ResultColumn};
+use crate::primary::Primary;
+use crate::session::{Output, Prepared, Session};
+use crate::settings::Settings;
+use crate::types::{arrow_type_of_pg, pg_type_of_arrow};
+
+/// What every connection of one compute shares.
+pub struct Server {
+    primary: Arc<Primary>,
+    cancels: Arc<ConnectionManager>,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+impl Server {
+    pub fn new(primary: Arc<Primary>) -> Arc<Self> {
+        Arc::new(Self {
+            primary,
+            cancels: Arc::new(ConnectionManager::new()),
+            pids: RandomPidSecretKeyGenerator::default(),
+        })
+    }
+
+    pub fn connection(self: &Arc<Self>) -> ConnectionHandlers {
+        let session = Arc::new(Session::new(self.primary.clone(), Settings::default()));
+        ConnectionHandlers {
+            handler: Arc::new(ConnectionHandler {
+                server: self.clone(),
+                parser: Arc::new(StrataQueryParser {
+                    session: session.clone(),
+                }),
+                session,
+            }),
+        }
+    }
+}
+
+pub struct ConnectionHandlers {
+    handler: Arc<ConnectionHandler>,
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.handler.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(
+            self.handler.server.cancels.clone(),
+        ))
+    }
+}
+
+pub struct ConnectionHandler {
+    server: Arc<Server>,
+    session: Arc<Session>,
+    parser: Arc<StrataQueryParser>,
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
+}
+
+struct ReportedParameters(Vec<(String, String)>);
+
+impl ServerParameterProvider for ReportedParameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        Some(self.0.iter().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for ConnectionHandler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_else(|| "postgres".into());
+        let database = client
+            .metadata()
+            .get(METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        if database != DEFAULT_DATABASE {
+            return Err(fatal(
+                sqlstate::INVALID_CATALOG_NAME,
+                format!("database \"{database}\" does not exist"),
+            ));
+        }
+        let settings = Settings::for_startup(&user, startup.parameters.iter())
+            .map_err(|e| fatal(e.code, e.message))?;
+        let reported = settings.reported();
+        self.session.replace_settings(settings);
+
+        let (pid, secret) = self.server.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.server.cancels.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        finish_authentication(client, &ReportedParameters(reported)).await?;
+        tracing::debug!(%user, addr = %client.socket_addr(), "session started");
+        Ok(())
+    }
+}
+
+/// Sends the NOTICE and ParameterStatus messages a command produced.
+async fn send_side_messages<C>(
+    client: &mut C,
+    notice: Option<String>,
+    status: Option<(String, String)>,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Some(notice) = notice {
+        let info = ErrorInfo::new(
+            "NOTICE".into(),
+            sqlstate::SUCCESSFUL_COMPLETION.into(),
+            notice,
+        );
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                info,
+            )))
+            .await?;
+    }
+    if let Some((name, value)) = status {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+/// DataRows of a result, encoded batch by batch as the client reads them.
+fn row_stream(
+    stream: SendableRecordBatchStream,
+    formats: Vec<FieldFormat>,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
+    stream.flat_map(move |batch| {
+        let rows: Vec<PgWireResult<DataRow>> = match batch
+            .map_err(SqlError::from)
+            .and_then(|b| encode_batch(&b, &formats))
+        {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e.into())],
+        };
+        stream::iter(rows)
+    })
+}
+
+fn query_response(
+    columns: &[ResultColumn],
+    stream: SendableRecordBatchStream,
+    formats: Vec<FieldFormat>,
+) -> QueryResponse {
+    let fields = Arc::new(field_infos(columns, &formats));
+    QueryResponse::new(fields, row_stream(stream, formats))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for ConnectionHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = match self.session.parse(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),
+        };
+        let several = statements.len() > 1;
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let result = async {
+                let prepared = self.session.prepare(statement).await?;
+                self.session.execute(&prepared, Vec::new()).await
+            }
+            .await;
+            match result {
+                Ok(Output::Rows { columns, stream }) => {
+                    let formats = vec![FieldFormat::Text; columns.len()];
+                    if several {
+                        // Later statements of the same query must not run before this one's rows
+                        // are read, so a multi-statement query reads each result in full.
+                        let rows: Vec<PgWireResult<DataRow>> =
+                            row_stream(stream, formats.clone()).collect().await;
+                        if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
+                            let info = match e {
+                                PgWireError::UserError(info) => (**info).clone_info(),
+                                other => SqlError::internal(other.to_string()).to_error_info(),
+                            };
+                            responses.push(Response::Error(Box::new(info)));
+                            break;
+                        }
+                        let fields = Arc::new(field_infos(&columns, &formats));
+                        responses.push(Response::Query(QueryResponse::new(
+                            fields,
+                            stream::iter(rows),
+                        )));
+                    } else {
+                        responses.push(Response::Query(query_response(&columns, stream, formats)));
+                    }
+                }
+                Ok(Output::Command {
+                    tag,
+                    notice,
+                    parameter_status,
+                }) => {
+                    send_side_messages(client, notice, parameter_status).await?;
+                    responses.push(Response::Execution(Tag::new(&tag)));
+                }
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(e.to_error_info())));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+trait CloneInfo {
+    fn clone_info(&self) -> ErrorInfo;
+}
+
+impl CloneInfo for ErrorInfo {
+    fn clone_info(&self) -> ErrorInfo {
+        let mut info = ErrorInfo::new(
+            self.severity.clone(),
+            self.code.clone(),
+            self.message.clone(),
+        );
+        info.detail = self.detail.clone();
+        info.hint = self.hint.clone();
+        info
+    }
+}
+
+/// Parses and plans statements of the extended protocol at Parse time, as PostgreSQL does, so
+/// that Describe can answer with parameter and result types.
+pub struct StrataQueryParser {
+    session: Arc<Session>,
+}
+
+#[async_trait]
+impl QueryParser for StrataQueryParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.session.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into());
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(self.session.prepare(statement).await?)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|t| t.as_ref().map(pg_type_of_arrow).unwrap_or(Type::TEXT))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let Some(columns) = &stmt.columns else {
+            return Ok(Vec::new());
+        };
+        let formats: Vec<FieldFormat> = (0..columns.len())
+            .map(|i| {
+                column_format
+                    .map(|f| f.format_for(i))
+                    .unwrap_or(FieldFormat::Text)
+            })
+            .collect();
+        Ok(field_infos(columns, &formats))
+    }
+}
+
+fn bind_params(portal: &Portal<Arc<Prepared>>) -> SqlResult<Vec<datafusion::common::ScalarValue>> {
+    let prepared = &portal.statement.statement;
+    let declared = &portal.statement.parameter_types;
+    let expected = prepared.param_types.len();
+    if portal.parameters.len() != expected {
+        return Err(SqlError::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!(
+                "bind message supplies {} parameters, but prepared statement requires {expected}",
+                portal.parameters.len()
+            ),
+        ));
+    }
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let declared = declared
+                .get(i)
+                .and_then(|t| t.as_ref())
+                .filter(|t| arrow_type_of_pg(t).is_some() || **t != Type::UNKNOWN);
+            decode_param(
+                raw.as_ref(),
+                portal.parameter_format.is_binary(i),
+                prepared.param_types[i].as_ref(),
+                declared,
+            )
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ConnectionHandler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StrataQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = bind_params(portal)?;
+        match self
+            .session
+            .execute(&portal.statement.statement, params)
+            .await?
+        {
+            Output::Rows { columns, stream } => {
+                let formats: Vec<FieldFormat> = (0..columns.len())
+                    .map(|i| portal.result_column_format.format_for(i))
+                    .collect();
+                Ok(Response::Query(query_response(&columns, stream, formats)))
+            }
+            Output::Command {
+                tag,
+                notice,
+                parameter_status,
+            } => {
+                send_side_messages(client, notice, parameter_status).await?;
+                Ok(Response::Execution(Tag::new(&tag)))
+            }
+        }
+    }
+}

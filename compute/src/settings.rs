@@ -1,0 +1,242 @@
+//! Session settings: what `SET`, `SHOW` and `RESET` work on.
+//!
+//! Names are case-insensitive (stored lower case) and shown with PostgreSQL's canonical
+//! spelling. Settings Strata cannot honour yet (a time zone other than UTC, a non-ISO date
+//! style) are refused rather than silently ignored, so output never claims a format it is not in.
+
+use std::collections::BTreeMap;
+
+use crate::error::{sqlstate, SqlError, SqlResult};
+
+/// The PostgreSQL version Strata speaks: clients adapt their catalog queries to it.
+pub const SERVER_VERSION: &str = "15.0";
+pub const SERVER_VERSION_NUM: &str = "150000";
+
+/// (canonical name, default, reported to the client in ParameterStatus, read-only)
+const PARAMETERS: &[(&str, &str, bool, bool)] = &[
+    ("server_version", SERVER_VERSION, true, true),
+    ("server_version_num", SERVER_VERSION_NUM, false, true),
+    ("server_encoding", "UTF8", true, true),
+    ("client_encoding", "UTF8", true, false),
+    ("DateStyle", "ISO, MDY", true, false),
+    ("TimeZone", "UTC", true, false),
+    ("IntervalStyle", "postgres", true, false),
+    ("integer_datetimes", "on", true, true),
+    ("standard_conforming_strings", "on", true, false),
+    ("is_superuser", "on", true, true),
+    ("application_name", "", true, false),
+    ("search_path", "\"$user\", public", false, false),
+    ("extra_float_digits", "1", false, false),
+    ("client_min_messages", "notice", false, false),
+    ("statement_timeout", "0", false, false),
+    ("lock_timeout", "0", false, false),
+    ("idle_in_transaction_session_timeout", "0", false, false),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        false,
+        false,
+    ),
+    ("transaction_isolation", "read committed", false, true),
+    ("default_transaction_read_only", "off", true, false),
+    ("in_hot_standby", "off", true, true),
+    ("max_identifier_length", "63", false, true),
+    ("bytea_output", "hex", false, false),
+    ("timezone_abbreviations", "Default", false, false),
+    ("session_authorization", "postgres", true, true),
+];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            values: PARAMETERS
+                .iter()
+                .map(|(name, default, ..)| (name.to_lowercase(), default.to_string()))
+                .collect(),
+        }
+    }
+}
+
+fn parameter(name: &str) -> Option<&'static (&'static str, &'static str, bool, bool)> {
+    PARAMETERS
+        .iter()
+        .find(|(n, ..)| n.eq_ignore_ascii_case(name))
+}
+
+impl Settings {
+    /// Settings a new connection starts with: defaults, then what the client sent at startup.
+    pub fn for_startup<'a>(
+        user: &str,
+        params: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> SqlResult<Self> {
+        let mut s = Settings::default();
+        s.values
+            .insert("session_authorization".into(), user.to_string());
+        for (name, value) in params {
+            if parameter(name).is_some_and(|p| !p.3) || name.contains('.') {
+                s.set(name, value)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// `(canonical name, value)` of every parameter reported to clients at startup.
+    pub fn reported(&self) -> Vec<(String, String)> {
+        PARAMETERS
+            .iter()
+            .filter(|p| p.2)
+            .map(|(name, ..)| (name.to_string(), self.values[&name.to_lowercase()].clone()))
+            .collect()
+    }
+
+    /// The value and canonical name of a setting.
+    pub fn get(&self, name: &str) -> SqlResult<(String, String)> {
+        let key = name.to_lowercase();
+        match (parameter(name), self.values.get(&key)) {
+            (Some(p), Some(v)) => Ok((p.0.to_string(), v.clone())),
+            (None, Some(v)) => Ok((key, v.clone())),
+            _ => Err(unrecognized(name)),
+        }
+    }
+
+    /// Applies `SET name = value`; returns the canonical name when the client must be told of
+    /// the new value (a ParameterStatus message).
+    pub fn set(&mut self, name: &str, value: &str) -> SqlResult<Option<String>> {
+        let key = name.to_lowercase();
+        let Some(&(canonical, _, reported, read_only)) = parameter(name) else {
+            if key.contains('.') {
+                self.values.insert(key, value.to_string());
+                return Ok(None);
+            }
+            return Err(unrecognized(name));
+        };
+        if read_only {
+            return Err(SqlError::new(
+                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                format!("parameter \"{key}\" cannot be changed"),
+            ));
+        }
+        let value = validate(&key, value)?;
+        self.values.insert(key, value);
+        Ok(reported.then(|| canonical.to_string()))
+    }
+
+    pub fn reset(&mut self, name: &str) -> SqlResult<Option<String>> {
+        match parameter(name) {
+            Some(&(canonical, default, reported, read_only)) if !read_only => {
+                self.values.insert(name.to_lowercase(), default.to_string());
+                Ok(reported.then(|| canonical.to_string()))
+            }
+            Some(_) => Err(SqlError::new(
+                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                format!("parameter \"{}\" cannot be changed", name.to_lowercase()),
+            )),
+            None if name.contains('.') => {
+                self.values.remove(&name.to_lowercase());
+                Ok(None)
+            }
+            None => Err(unrecognized(name)),
+        }
+    }
+
+    pub fn reset_all(&mut self) {
+        let user = self.values["session_authorization"].clone();
+        *self = Settings::default();
+        self.values.insert("session_authorization".into(), user);
+    }
+}
+
+fn unrecognized(name: &str) -> SqlError {
+    SqlError::new(
+        sqlstate::UNDEFINED_OBJECT,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+fn validate(key: &str, value: &str) -> SqlResult<String> {
+    let unsupported = |what: &str| {
+        SqlError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("{what} is not supported yet"),
+        )
+        .with_hint("Strata prints dates in ISO style and times in UTC.")
+    };
+    match key {
+        "timezone" => match value.to_ascii_uppercase().as_str() {
+            "UTC" | "ETC/UTC" | "GMT" | "ETC/GMT" | "Z" | "ZULU" | "UCT" | "UTC0" | "+00"
+            | "+00:00" | "00:00" => Ok(value.to_string()),
+            _ => Err(unsupported(&format!("time zone \"{value}\""))),
+        },
+        "datestyle" => {
+            if value
+                .to_ascii_uppercase()
+                .split(',')
+                .any(|p| p.trim() == "ISO")
+            {
+                Ok("ISO, MDY".to_string())
+            } else {
+                Err(unsupported(&format!("DateStyle \"{value}\"")))
+            }
+        }
+        "client_encoding" => match value.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+            "UTF8" | "UNICODE" => Ok("UTF8".to_string()),
+            _ => Err(unsupported(&format!("client encoding \"{value}\""))),
+        },
+        "intervalstyle" if !value.eq_ignore_ascii_case("postgres") => {
+            Err(unsupported(&format!("IntervalStyle \"{value}\"")))
+        }
+        "standard_conforming_strings"
+            if !matches!(value.to_ascii_lowercase().as_str(), "on" | "true" | "1") =>
+        {
+            Err(unsupported("standard_conforming_strings = off"))
+        }
+        "extra_float_digits" => match value.parse::<i32>() {
+            Ok(v) if (-15..=3).contains(&v) => Ok(value.to_string()),
+            _ => Err(SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"extra_float_digits\": \"{value}\""),
+            )),
+        },
+        _ => Ok(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_show_reset() {
+        let mut s = Settings::default();
+        assert_eq!(
+            s.get("timezone").unwrap(),
+            ("TimeZone".into(), "UTC".into())
+        );
+        assert_eq!(
+            s.set("TimeZone", "Etc/UTC").unwrap(),
+            Some("TimeZone".into())
+        );
+        assert_eq!(
+            s.set("TimeZone", "Europe/Paris").unwrap_err().code,
+            sqlstate::FEATURE_NOT_SUPPORTED
+        );
+        assert_eq!(
+            s.set("server_version", "1").unwrap_err().code,
+            sqlstate::CANT_CHANGE_RUNTIME_PARAM
+        );
+        assert_eq!(
+            s.set("no_such_thing", "1").unwrap_err().code,
+            sqlstate::UNDEFINED_OBJECT
+        );
+        assert_eq!(s.set("myapp.flag", "x").unwrap(), None);
+        assert_eq!(s.get("myapp.flag").unwrap().1, "x");
+        s.set("application_name", "psql").unwrap();
+        s.reset("application_name").unwrap();
+        assert_eq!(s.get("application_name").unwrap().1, "");
+    }
+}

@@ -1,0 +1,159 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_core::{Lsn, TimelineId};
+use strata_proto::safekeeper::safekeeper_client::SafekeeperClient as GrpcClient;
+use strata_proto::safekeeper::{AppendWalRequest, RegisterPrimaryRequest};
+use strata_proto::LEADER_METADATA_KEY;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use super::retry::{Backoff, RETRY_DEADLINE};
+use super::{StorageError, MAX_MESSAGE_BYTES};
+
+/// Commits WAL through the safekeeper quorum.
+///
+/// Only the Raft leader accepts writes. The client remembers which node led last time, follows
+/// the leader hint a follower answers with, and otherwise tries the nodes in turn until one
+/// accepts or [`RETRY_DEADLINE`] passes.
+///
+/// Retrying an append whose first attempt may already have committed writes the same mutations
+/// twice. That is harmless: the transaction's keys stay locked in the primary until the retry
+/// returns, so nothing else can have written them in between, and a second `Put` of the same
+/// value at a later LSN changes nothing a reader can see.
+#[derive(Clone)]
+pub struct SafekeeperClient {
+    nodes: Arc<Vec<(String, GrpcClient<Channel>)>>,
+    leader: Arc<AtomicUsize>,
+    timeline: TimelineId,
+}
+
+impl SafekeeperClient {
+    pub fn connect_lazy(addrs: &[String], timeline: TimelineId) -> Result<Self, StorageError> {
+        if addrs.is_empty() {
+            return Err(StorageError::Rpc("no safekeeper addresses given".into()));
+        }
+        let nodes = addrs
+            .iter()
+            .map(|addr| {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| StorageError::Rpc(format!("bad safekeeper address {addr}: {e}")))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true);
+                let client = GrpcClient::new(endpoint.connect_lazy())
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                Ok((addr.clone(), client))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(Self {
+            nodes: Arc::new(nodes),
+            leader: Arc::new(AtomicUsize::new(0)),
+            timeline,
+        })
+    }
+
+    /// Registers this compute as the branch's primary; returns its generation and the LSN up to
+    /// which the branch has committed WAL.
+    pub async fn register_primary(&self, deadline: Duration) -> Result<(u32, Lsn), StorageError> {
+        let request = RegisterPrimaryRequest {
+            timeline_id: self.timeline.to_string(),
+        };
+        let resp = self
+            .call_leader(deadline, |mut client| {
+                let request = request.clone();
+                async move { client.register_primary(request).await }
+            })
+            .await?;
+        Ok((resp.generation, Lsn(resp.commit_lsn)))
+    }
+
+    /// Appends one transaction's encoded mutations; returns its commit LSN and commit time.
+    pub async fn append(
+        &self,
+        generation: u32,
+        mutations: Bytes,
+    ) -> Result<(Lsn, i64), StorageError> {
+        if mutations.len() > MAX_MESSAGE_BYTES - 1024 {
+            return Err(StorageError::TooLarge(format!(
+                "{} bytes of WAL in one transaction (the limit is {} MiB)",
+                mutations.len(),
+                MAX_MESSAGE_BYTES >> 20
+            )));
+        }
+        let request = AppendWalRequest {
+            timeline_id: self.timeline.to_string(),
+            generation,
+            mutations,
+        };
+        let resp = self
+            .call_leader(RETRY_DEADLINE, |mut client| {
+                let request = request.clone();
+                async move { client.append_wal(request).await }
+            })
+            .await
+            .map_err(|e| match e {
+                StorageError::Unavailable(msg) => StorageError::CommitUnknown(msg),
+                other => other,
+            })?;
+        Ok((Lsn(resp.lsn), resp.commit_time_micros))
+    }
+
+    async fn call_leader<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, StorageError>
+    where
+        F: Fn(GrpcClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = Backoff::new(deadline);
+        let mut last_error;
+        // Hops made by following leader hints since the last backoff: stale hints could
+        // otherwise send the client around in circles without ever waiting.
+        let mut hops = 0;
+        loop {
+            let idx = self.leader.load(Ordering::Relaxed) % self.nodes.len();
+            let (addr, client) = &self.nodes[idx];
+            match call(client.clone()).await {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(status) => match status.code() {
+                    Code::FailedPrecondition => {
+                        return Err(StorageError::Fenced(status.message().to_string()))
+                    }
+                    Code::InvalidArgument | Code::OutOfRange => {
+                        return Err(StorageError::Rpc(status.message().to_string()))
+                    }
+                    Code::ResourceExhausted if status.message().contains("message length") => {
+                        return Err(StorageError::TooLarge(status.message().to_string()))
+                    }
+                    _ => {
+                        last_error = format!("{addr}: {}", status.message());
+                        let hinted = status
+                            .metadata()
+                            .get(LEADER_METADATA_KEY)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|hint| self.nodes.iter().position(|(a, _)| a == hint));
+                        let next = hinted.unwrap_or((idx + 1) % self.nodes.len());
+                        // Another caller may have moved on already; only move from where we were.
+                        let _ = self.leader.compare_exchange(
+                            idx,
+                            next,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                        if hinted.is_some() && hinted != Some(idx) && hops < self.nodes.len() {
+                            hops += 1;
+                            continue;
+                        }
+                        hops = 0;
+                        if !backoff.wait().await {
+                            return Err(StorageError::Unavailable(format!(
+                                "no safekeeper leader answered: {last_error}"
+                            )));
+                        }
+                    }
+                },
+            }
+        }
+    }
+}

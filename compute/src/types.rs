@@ -1,0 +1,382 @@
+//! The SQL column types Strata stores, and how each maps to sqlparser, Arrow and PostgreSQL.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::sql::sqlparser::ast::{
+    CharacterLength, DataType as SqlDataType, ExactNumberInfo, TimezoneInfo,
+};
+use pgwire::api::Type;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{sqlstate, SqlError, SqlResult};
+
+/// Arrow's timezone for `timestamptz` values: instants, stored as UTC microseconds.
+pub const UTC: &str = "+00:00";
+
+/// Precision used for `numeric` declared without one. PostgreSQL's unconstrained numeric has no
+/// fixed scale; Strata stores it as a 128-bit decimal with this scale and prints it without
+/// trailing zeros.
+pub const UNCONSTRAINED_NUMERIC_PRECISION: u8 = 38;
+pub const UNCONSTRAINED_NUMERIC_SCALE: i8 = 16;
+
+/// A column type as declared in `CREATE TABLE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SqlType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// `numeric(precision, scale)`; `constrained == false` for a bare `numeric`.
+    Numeric {
+        precision: u8,
+        scale: i8,
+        constrained: bool,
+    },
+    Text,
+    /// `varchar(n)`; `None` for a bare `varchar`.
+    Varchar {
+        max_len: Option<u32>,
+    },
+    Bytea,
+    Date,
+    Timestamp,
+    Timestamptz,
+}
+
+impl SqlType {
+    /// Maps a type name from a `CREATE TABLE` statement.
+    pub fn from_sql(t: &SqlDataType) -> SqlResult<SqlType> {
+        use SqlDataType as D;
+        Ok(match t {
+            D::Bool | D::Boolean => SqlType::Bool,
+            D::SmallInt(_) | D::Int2(_) => SqlType::Int2,
+            D::Int(_) | D::Integer(_) | D::Int4(_) => SqlType::Int4,
+            D::BigInt(_) | D::Int8(_) => SqlType::Int8,
+            D::Real | D::Float4 => SqlType::Float4,
+            D::DoublePrecision | D::Float8 | D::Double(ExactNumberInfo::None) => SqlType::Float8,
+            D::Float(info) => match info {
+                ExactNumberInfo::Precision(p) if *p <= 24 => SqlType::Float4,
+                _ => SqlType::Float8,
+            },
+            D::Numeric(info) | D::Decimal(info) | D::Dec(info) => numeric(info)?,
+            D::Text | D::String(None) => SqlType::Text,
+            D::Varchar(len) | D::CharacterVarying(len) | D::CharVarying(len) => SqlType::Varchar {
+                max_len: varchar_len(len.as_ref())?,
+            },
+            D::Bytea => SqlType::Bytea,
+            D::Date => SqlType::Date,
+            D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+                SqlType::Timestamp
+            }
+            D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::Timestamptz,
+            D::Custom(name, args) if args.is_empty() => {
+                match name.to_string().to_ascii_lowercase().as_str() {
+                    "timestamptz" => SqlType::Timestamptz,
+                    "int2" => SqlType::Int2,
+                    "int4" => SqlType::Int4,
+                    "int8" => SqlType::Int8,
+                    "float4" => SqlType::Float4,
+                    "float8" => SqlType::Float8,
+                    "bool" => SqlType::Bool,
+                    other => return Err(unknown_type(other)),
+                }
+            }
+            other => {
+                return Err(SqlError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("type {other} is not supported yet"),
+                ))
+            }
+        })
+    }
+
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            SqlType::Bool => DataType::Boolean,
+            SqlType::Int2 => DataType::Int16,
+            SqlType::Int4 => DataType::Int32,
+            SqlType::Int8 => DataType::Int64,
+            SqlType::Float4 => DataType::Float32,
+            SqlType::Float8 => DataType::Float64,
+            SqlType::Numeric {
+                precision, scale, ..
+            } => DataType::Decimal128(*precision, *scale),
+            SqlType::Text | SqlType::Varchar { .. } => DataType::Utf8,
+            SqlType::Bytea => DataType::Binary,
+            SqlType::Date => DataType::Date32,
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SqlType::Timestamptz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC)))
+            }
+        }
+    }
+
+    pub fn pg_type(&self) -> Type {
+        match self {
+            SqlType::Bool => Type::BOOL,
+            SqlType::Int2 => Type::INT2,
+            SqlType::Int4 => Type::INT4,
+            SqlType::Int8 => Type::INT8,
+            SqlType::Float4 => Type::FLOAT4,
+            SqlType::Float8 => Type::FLOAT8,
+            SqlType::Numeric { .. } => Type::NUMERIC,
+            SqlType::Text => Type::TEXT,
+            SqlType::Varchar { .. } => Type::VARCHAR,
+            SqlType::Bytea => Type::BYTEA,
+            SqlType::Date => Type::DATE,
+            SqlType::Timestamp => Type::TIMESTAMP,
+            SqlType::Timestamptz => Type::TIMESTAMPTZ,
+        }
+    }
+
+    /// `pg_attribute.atttypmod`: what clients use to show `numeric(10,2)` or `varchar(20)`.
+    pub fn typmod(&self) -> i32 {
+        match self {
+            SqlType::Numeric {
+                precision,
+                scale,
+                constrained: true,
+            } => ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4,
+            SqlType::Varchar { max_len: Some(n) } => *n as i32 + 4,
+            _ => -1,
+        }
+    }
+
+    /// Arrow field metadata recording the PostgreSQL type of a column (see [`pg_type_of_field`]).
+    pub fn field_metadata(&self) -> std::collections::HashMap<String, String> {
+        [
+            (
+                PG_OID_METADATA.to_string(),
+                self.pg_type().oid().to_string(),
+            ),
+            (PG_TYPMOD_METADATA.to_string(), self.typmod().to_string()),
+        ]
+        .into()
+    }
+
+    /// The type's name as PostgreSQL prints it in messages and `\d`.
+    pub fn display_name(&self) -> String {
+        match self {
+            SqlType::Bool => "boolean".into(),
+            SqlType::Int2 => "smallint".into(),
+            SqlType::Int4 => "integer".into(),
+            SqlType::Int8 => "bigint".into(),
+            SqlType::Float4 => "real".into(),
+            SqlType::Float8 => "double precision".into(),
+            SqlType::Numeric {
+                precision,
+                scale,
+                constrained: true,
+            } => {
+                format!("numeric({precision},{scale})")
+            }
+            SqlType::Numeric { .. } => "numeric".into(),
+            SqlType::Text => "text".into(),
+            SqlType::Varchar { max_len: Some(n) } => format!("character varying({n})"),
+            SqlType::Varchar { max_len: None } => "character varying".into(),
+            SqlType::Bytea => "bytea".into(),
+            SqlType::Date => "date".into(),
+            SqlType::Timestamp => "timestamp without time zone".into(),
+            SqlType::Timestamptz => "timestamp with time zone".into(),
+        }
+    }
+}
+
+fn numeric(info: &ExactNumberInfo) -> SqlResult<SqlType> {
+    let (precision, scale) = match info {
+        ExactNumberInfo::None => {
+            return Ok(SqlType::Numeric {
+                precision: UNCONSTRAINED_NUMERIC_PRECISION,
+                scale: UNCONSTRAINED_NUMERIC_SCALE,
+                constrained: false,
+            })
+        }
+        ExactNumberInfo::Precision(p) => (*p, 0),
+        ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+    };
+    if !(1..=38).contains(&precision) {
+        return Err(SqlError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("NUMERIC precision {precision} must be between 1 and 38"),
+        ));
+    }
+    if scale < 0 || scale as u64 > precision {
+        return Err(SqlError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("NUMERIC scale {scale} must be between 0 and precision {precision}"),
+        ));
+    }
+    Ok(SqlType::Numeric {
+        precision: precision as u8,
+        scale: scale as i8,
+        constrained: true,
+    })
+}
+
+fn varchar_len(len: Option<&CharacterLength>) -> SqlResult<Option<u32>> {
+    match len {
+        None => Ok(None),
+        Some(CharacterLength::IntegerLength { length, .. }) => {
+            if *length == 0 || *length > 10_485_760 {
+                return Err(SqlError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("length for type varchar must be between 1 and 10485760, got {length}"),
+                ));
+            }
+            Ok(Some(*length as u32))
+        }
+        Some(CharacterLength::Max) => {
+            Err(SqlError::syntax("VARCHAR(MAX) is not PostgreSQL syntax"))
+        }
+    }
+}
+
+fn unknown_type(name: &str) -> SqlError {
+    SqlError::new(
+        sqlstate::UNDEFINED_OBJECT,
+        format!("type \"{name}\" does not exist"),
+    )
+}
+
+const PG_OID_METADATA: &str = "strata.pg_oid";
+const PG_TYPMOD_METADATA: &str = "strata.pg_typmod";
+
+/// The PostgreSQL type and type modifier of a result column: the column's own type when it comes
+/// straight from a table, otherwise the type its Arrow type maps to.
+pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i32) {
+    let md = field.metadata();
+    let declared = md
+        .get(PG_OID_METADATA)
+        .and_then(|oid| oid.parse::<u32>().ok())
+        .and_then(Type::from_oid)
+        .filter(|t| {
+            arrow_type_of_pg(t).is_none_or(|a| &a == field.data_type() || *t == Type::VARCHAR)
+        });
+    match declared {
+        Some(t) => (
+            t,
+            md.get(PG_TYPMOD_METADATA)
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(-1),
+        ),
+        None => (pg_type_of_arrow(field.data_type()), -1),
+    }
+}
+
+/// The PostgreSQL type a computed Arrow column is reported as.
+pub fn pg_type_of_arrow(t: &DataType) -> Type {
+    match t {
+        DataType::Boolean => Type::BOOL,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+        DataType::Int32 | DataType::UInt16 => Type::INT4,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
+        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
+        DataType::Float64 => Type::FLOAT8,
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => Type::NUMERIC,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => Type::BYTEA,
+        DataType::Date32 | DataType::Date64 => Type::DATE,
+        DataType::Timestamp(_, None) => Type::TIMESTAMP,
+        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        _ => Type::TEXT,
+    }
+}
+
+/// The Arrow type a parameter of PostgreSQL type `t` is bound as.
+pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
+    Some(match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC))),
+        Type::NUMERIC => {
+            DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse_type(s: &str) -> SqlResult<SqlType> {
+        let sql = format!("CREATE TABLE t (c {s})");
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .unwrap()
+            .remove(0);
+        match stmt {
+            datafusion::sql::sqlparser::ast::Statement::CreateTable(ct) => {
+                SqlType::from_sql(&ct.columns[0].data_type)
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn maps_postgres_type_names() {
+        assert_eq!(parse_type("smallint").unwrap(), SqlType::Int2);
+        assert_eq!(parse_type("int").unwrap(), SqlType::Int4);
+        assert_eq!(parse_type("integer").unwrap(), SqlType::Int4);
+        assert_eq!(parse_type("int8").unwrap(), SqlType::Int8);
+        assert_eq!(parse_type("real").unwrap(), SqlType::Float4);
+        assert_eq!(parse_type("double precision").unwrap(), SqlType::Float8);
+        assert_eq!(parse_type("float8").unwrap(), SqlType::Float8);
+        assert_eq!(
+            parse_type("numeric(10,2)").unwrap(),
+            SqlType::Numeric {
+                precision: 10,
+                scale: 2,
+                constrained: true
+            }
+        );
+        assert_eq!(
+            parse_type("varchar(20)").unwrap(),
+            SqlType::Varchar { max_len: Some(20) }
+        );
+        assert_eq!(
+            parse_type("character varying").unwrap(),
+            SqlType::Varchar { max_len: None }
+        );
+        assert_eq!(parse_type("timestamp").unwrap(), SqlType::Timestamp);
+        assert_eq!(parse_type("timestamptz").unwrap(), SqlType::Timestamptz);
+        assert_eq!(
+            parse_type("timestamp with time zone").unwrap(),
+            SqlType::Timestamptz
+        );
+        assert_eq!(parse_type("bytea").unwrap(), SqlType::Bytea);
+        assert_eq!(parse_type("boolean").unwrap(), SqlType::Bool);
+        assert_eq!(
+            parse_type("numeric(50,2)").unwrap_err().code,
+            sqlstate::INVALID_PARAMETER_VALUE
+        );
+        assert_eq!(
+            SqlType::Numeric {
+                precision: 10,
+                scale: 2,
+                constrained: true
+            }
+            .typmod(),
+            655366
+        );
+    }
+}
