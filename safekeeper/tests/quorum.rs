@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use strata_core::wal::{decode_mutations, encode_mutations, Mutation};
 use strata_core::TimelineId;
@@ -38,6 +38,13 @@ struct RunningNode {
     task: JoinHandle<Result<(), SafekeeperError>>,
 }
 
+/// Clients of the group, used the way a compute uses them: follow the leader hint, try the
+/// next node when one is down.
+struct Router {
+    peers: BTreeMap<u64, String>,
+    clients: std::sync::Mutex<HashMap<String, SafekeeperClient<Channel>>>,
+}
+
 /// A group of three safekeepers whose nodes can be stopped and restarted on the same address
 /// and data directory.
 struct Cluster {
@@ -45,76 +52,10 @@ struct Cluster {
     dirs: BTreeMap<u64, PathBuf>,
     peers: BTreeMap<u64, String>,
     nodes: BTreeMap<u64, RunningNode>,
-    clients: std::sync::Mutex<HashMap<String, SafekeeperClient<Channel>>>,
+    router: Arc<Router>,
 }
 
-impl Cluster {
-    async fn start() -> Result<Cluster> {
-        init_tracing();
-        let root = tempfile::tempdir()?;
-        let mut listeners = BTreeMap::new();
-        let mut peers = BTreeMap::new();
-        let mut dirs = BTreeMap::new();
-        for id in 1..=3u64 {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            peers.insert(id, listener.local_addr()?.to_string());
-            dirs.insert(id, root.path().join(format!("sk-{id}")));
-            listeners.insert(id, listener);
-        }
-        let mut cluster = Cluster {
-            _root: root,
-            dirs,
-            peers,
-            nodes: BTreeMap::new(),
-            clients: std::sync::Mutex::new(HashMap::new()),
-        };
-        for (id, listener) in listeners {
-            cluster.spawn(id, listener);
-        }
-        Ok(cluster)
-    }
-
-    fn spawn(&mut self, id: u64, listener: TcpListener) {
-        let config = SafekeeperConfig::new(id, self.dirs[&id].clone(), self.peers.clone());
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, cancel.clone()));
-        self.nodes.insert(id, RunningNode { cancel, task });
-    }
-
-    async fn stop(&mut self, id: u64) -> Result<()> {
-        let node = self.nodes.remove(&id).context("node is not running")?;
-        node.cancel.cancel();
-        timeout(WAIT, node.task)
-            .await
-            .context("node did not stop in time")??
-            .context("node stopped with an error")?;
-        Ok(())
-    }
-
-    async fn restart(&mut self, id: u64) -> Result<()> {
-        let deadline = Instant::now() + WAIT;
-        let listener = loop {
-            match TcpListener::bind(&self.peers[&id]).await {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::info!(error = %e, "address not free yet");
-                    sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        self.spawn(id, listener);
-        Ok(())
-    }
-
-    async fn stop_all(&mut self) -> Result<()> {
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for id in ids {
-            self.stop(id).await?;
-        }
-        Ok(())
-    }
-
+impl Router {
     fn client_at(&self, addr: &str) -> SafekeeperClient<Channel> {
         let mut clients = self.clients.lock().unwrap();
         clients
@@ -139,24 +80,6 @@ impl Cluster {
         Ok(self.client(id).status(StatusRequest {}).await?.into_inner())
     }
 
-    /// Waits until a running node reports itself leader.
-    async fn wait_leader(&self) -> Result<u64> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            for id in self.nodes.keys() {
-                if let Ok(s) = self.status(*id).await {
-                    if s.leader_id == *id {
-                        return Ok(*id);
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("no leader within {WAIT:?}");
-            }
-            sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Calls the leader, following `UNAVAILABLE` + leader hints (as a compute does) until the
     /// deadline.
     async fn with_leader<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
@@ -165,7 +88,7 @@ impl Cluster {
         Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + WAIT;
-        let running: Vec<String> = self.nodes.keys().map(|id| self.peers[id].clone()).collect();
+        let running: Vec<String> = self.peers.values().cloned().collect();
         let mut next = 0usize;
         let mut target = running[0].clone();
         loop {
@@ -177,7 +100,7 @@ impl Cluster {
                         .get(LEADER_METADATA_KEY)
                         .and_then(|v| v.to_str().ok())
                     {
-                        Some(hint) if running.iter().any(|a| a == hint) => hint.to_string(),
+                        Some(hint) => hint.to_string(),
                         _ => {
                             next = (next + 1) % running.len();
                             running[next].clone()
@@ -218,6 +141,117 @@ impl Cluster {
             async move { c.append_wal(request).await }
         })
         .await
+    }
+}
+
+impl Cluster {
+    async fn start() -> Result<Cluster> {
+        init_tracing();
+        let root = tempfile::tempdir()?;
+        let mut listeners = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        let mut dirs = BTreeMap::new();
+        for id in 1..=3u64 {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            peers.insert(id, listener.local_addr()?.to_string());
+            dirs.insert(id, root.path().join(format!("sk-{id}")));
+            listeners.insert(id, listener);
+        }
+        let router = Arc::new(Router {
+            peers: peers.clone(),
+            clients: std::sync::Mutex::new(HashMap::new()),
+        });
+        let mut cluster = Cluster {
+            _root: root,
+            dirs,
+            peers,
+            nodes: BTreeMap::new(),
+            router,
+        };
+        for (id, listener) in listeners {
+            cluster.spawn(id, listener);
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, id: u64, listener: TcpListener) {
+        let config = SafekeeperConfig::new(id, self.dirs[&id].clone(), self.peers.clone());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(config, listener, cancel.clone()));
+        self.nodes.insert(id, RunningNode { cancel, task });
+    }
+
+    async fn stop(&mut self, id: u64) -> Result<()> {
+        let node = self.nodes.remove(&id).context("node is not running")?;
+        node.cancel.cancel();
+        timeout(WAIT, node.task)
+            .await
+            .context("node did not stop in time")??
+            .context("node stopped with an error")?;
+        Ok(())
+    }
+
+    async fn restart(&mut self, id: u64) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match TcpListener::bind(&self.peers[&id]).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::info!(error = %e, "address not free yet");
+                    sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.spawn(id, listener);
+        Ok(())
+    }
+
+    /// Waits until a running node reports itself leader.
+    async fn wait_leader(&self) -> Result<u64> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            for id in self.nodes.keys() {
+                if let Ok(s) = self.status(*id).await {
+                    if s.leader_id == *id {
+                        return Ok(*id);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {WAIT:?}");
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn client(&self, id: u64) -> SafekeeperClient<Channel> {
+        self.router.client(id)
+    }
+
+    async fn status(&self, id: u64) -> Result<StatusResponse> {
+        self.router.status(id).await
+    }
+
+    async fn register(&self, timeline: TimelineId) -> Result<RegisterPrimaryResponse> {
+        self.router.register(timeline).await
+    }
+
+    async fn append(
+        &self,
+        timeline: TimelineId,
+        generation: u32,
+        mutations: Bytes,
+    ) -> Result<AppendWalResponse, Status> {
+        self.router.append(timeline, generation, mutations).await
+    }
+
+    async fn stop_all(&mut self) -> Result<()> {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.stop(id).await?;
+        }
+        Ok(())
     }
 
     /// Streams `timeline` from `node` until `committed_lsn` reaches `upto`.
@@ -373,17 +407,16 @@ async fn appends_stream_in_order_and_registration_fences() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_are_group_committed() -> Result<()> {
-    let cluster = Cluster::start().await?;
+    let mut cluster = Cluster::start().await?;
     cluster.wait_leader().await?;
     let tl = TimelineId::generate();
     let generation = cluster.register(tl).await?.generation;
 
-    let cluster = Arc::new(cluster);
     let mut tasks = Vec::new();
     for i in 0..200 {
-        let cluster = cluster.clone();
+        let router = cluster.router.clone();
         tasks.push(tokio::spawn(async move {
-            cluster.append(tl, generation, txn("g", i)).await
+            router.append(tl, generation, txn("g", i)).await
         }));
     }
     let mut acks = Vec::new();
@@ -391,6 +424,7 @@ async fn concurrent_appends_are_group_committed() -> Result<()> {
         acks.push(task.await??);
     }
     let lsns: BTreeSet<u64> = acks.iter().map(|a| a.lsn).collect();
+    tracing::info!(entries = lsns.len(), "200 concurrent appends committed");
     assert!(
         lsns.len() <= 100,
         "200 concurrent appends took {} Raft entries",
@@ -412,7 +446,6 @@ async fn concurrent_appends_are_group_committed() -> Result<()> {
     let streamed: BTreeSet<String> = records.iter().map(key_of).collect();
     assert_eq!(streamed.len(), 200);
 
-    let mut cluster = Arc::into_inner(cluster).ok_or_else(|| anyhow!("cluster still shared"))?;
     cluster.stop_all().await
 }
 
@@ -424,20 +457,42 @@ async fn a_stopped_follower_catches_up_and_a_full_restart_loses_nothing() -> Res
     let tl = TimelineId::generate();
     let generation = cluster.register(tl).await?.generation;
 
+    // A primary appends without pause while a follower is stopped and restarted.
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop_appending = CancellationToken::new();
+    let appender = {
+        let router = cluster.router.clone();
+        let stop = stop_appending.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                let ack = router.append(tl, generation, txn("f", i)).await?;
+                let _ = acks_tx.send((ack, i));
+                i += 1;
+            }
+            anyhow::Ok(i)
+        })
+    };
     let mut acked = Vec::new();
-    for i in 0..30 {
-        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
-    }
+    let mut wait_acks = async |n: usize, acked: &mut Vec<(AppendWalResponse, usize)>| {
+        while acked.len() < n {
+            let ack = timeout(WAIT, acks_rx.recv())
+                .await
+                .context("appends stalled")?
+                .context("appender stopped")?;
+            acked.push(ack);
+        }
+        anyhow::Ok(())
+    };
+    wait_acks(30, &mut acked).await?;
     cluster.stop(follower).await?;
     // Two of three suffice.
-    for i in 30..80 {
-        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
-    }
+    wait_acks(80, &mut acked).await?;
     cluster.restart(follower).await?;
-    for i in 80..100 {
-        acked.push((cluster.append(tl, generation, txn("f", i)).await?, i));
-    }
-
+    wait_acks(100, &mut acked).await?;
+    stop_appending.cancel();
+    let total = appender.await??;
+    wait_acks(total, &mut acked).await?;
     // The restarted follower catches up with the leader.
     let deadline = Instant::now() + WAIT;
     loop {
@@ -515,5 +570,45 @@ async fn a_new_leader_takes_over_when_the_leader_stops() -> Result<()> {
         again.iter().map(key_of).collect::<Vec<_>>(),
         records.iter().map(key_of).collect::<Vec<_>>()
     );
+    cluster.stop_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_records_replicate_and_stream() -> Result<()> {
+    let mut cluster = Cluster::start().await?;
+    cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+
+    // About the size of a 100,000-row INSERT, a few at once: over the batch limit together.
+    let big = |i: u8| {
+        encode_mutations(&[Mutation::Put {
+            key: Bytes::from(format!("big-{i}")),
+            value: Bytes::from(vec![i; 10 << 20]),
+        }])
+    };
+    let mut tasks = Vec::new();
+    for i in 0..3u8 {
+        let router = cluster.router.clone();
+        let mutations = big(i);
+        tasks.push(tokio::spawn(async move {
+            router.append(tl, generation, mutations).await
+        }));
+    }
+    let mut last = 0;
+    for task in tasks {
+        last = last.max(task.await??.lsn);
+    }
+    let small = cluster.append(tl, generation, txn("after", 0)).await?;
+    assert!(small.lsn > last);
+    for node in 1..=3 {
+        let records = cluster.stream(node, tl, small.lsn).await?;
+        assert_eq!(records.len(), 4, "node {node}");
+        let mut bigs: Vec<&WalRecord> = records[..3].iter().collect();
+        bigs.sort_by_key(|r| key_of(r));
+        for (i, record) in bigs.iter().enumerate() {
+            assert_eq!(record.mutations, big(i as u8));
+        }
+    }
     cluster.stop_all().await
 }
