@@ -68,7 +68,7 @@ async fn run_node(
     let state_machine = StateMachineStore::open(&config.data_dir)?;
     let state = state_machine.shared();
     let network = NetworkFactory::new(peers.clone(), config.connect_timeout);
-    let raft = Raft::new(
+    let raft = match Raft::new(
         node_id,
         Arc::new(config.raft()?),
         network,
@@ -76,7 +76,13 @@ async fn run_node(
         state_machine,
     )
     .await
-    .map_err(|e| SafekeeperError::Raft(e.to_string()))?;
+    {
+        Ok(raft) => raft,
+        Err(e) => {
+            meta_flusher.finish().await;
+            return Err(SafekeeperError::Raft(e.to_string()));
+        }
+    };
 
     let result = serve(
         &config,

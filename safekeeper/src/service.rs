@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use openraft::error::{ClientWriteError, RaftError};
 use strata_core::{Lsn, TimelineId};
 use strata_proto::safekeeper::safekeeper_server::Safekeeper;
@@ -24,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::group_commit::{AppendError, GroupCommit};
 use crate::log_store::LogReader;
@@ -93,15 +96,11 @@ impl SafekeeperService {
             AppendError::ShuttingDown => Status::unavailable("the safekeeper is shutting down"),
         }
     }
-}
 
-#[tonic::async_trait]
-impl Safekeeper for SafekeeperService {
-    async fn register_primary(
+    async fn register(
         &self,
-        request: Request<RegisterPrimaryRequest>,
+        timeline: TimelineId,
     ) -> Result<Response<RegisterPrimaryResponse>, Status> {
-        let timeline = parse_timeline(&request.get_ref().timeline_id)?;
         self.ensure_leader()?;
         let write = self.raft.client_write(RaftRequest::Register { timeline });
         let result = tokio::select! {
@@ -131,13 +130,12 @@ impl Safekeeper for SafekeeperService {
         }
     }
 
-    async fn append_wal(
+    async fn append(
         &self,
-        request: Request<AppendWalRequest>,
+        timeline: TimelineId,
+        generation: u32,
+        mutations: Bytes,
     ) -> Result<Response<AppendWalResponse>, Status> {
-        let request = request.into_inner();
-        let timeline = parse_timeline(&request.timeline_id)?;
-        let generation = request.generation;
         self.ensure_leader()?;
         // Early refusal of what is certainly stale; the verdict that counts is made when the
         // batch is applied.
@@ -150,7 +148,7 @@ impl Safekeeper for SafekeeperService {
         let txn = Txn {
             timeline,
             generation,
-            mutations: request.mutations,
+            mutations,
         };
         match self.group_commit.append(txn).await {
             Ok(committed) => Ok(Response::new(AppendWalResponse {
@@ -159,6 +157,31 @@ impl Safekeeper for SafekeeperService {
             })),
             Err(e) => Err(self.append_error(&timeline, generation, e)),
         }
+    }
+}
+
+#[tonic::async_trait]
+impl Safekeeper for SafekeeperService {
+    async fn register_primary(
+        &self,
+        request: Request<RegisterPrimaryRequest>,
+    ) -> Result<Response<RegisterPrimaryResponse>, Status> {
+        let timeline = parse_timeline(&request.get_ref().timeline_id)?;
+        self.register(timeline)
+            .instrument(tracing::info_span!("register_primary", %timeline))
+            .await
+    }
+
+    async fn append_wal(
+        &self,
+        request: Request<AppendWalRequest>,
+    ) -> Result<Response<AppendWalResponse>, Status> {
+        let request = request.into_inner();
+        let timeline = parse_timeline(&request.timeline_id)?;
+        let generation = request.generation;
+        self.append(timeline, generation, request.mutations)
+            .instrument(tracing::debug_span!("append_wal", %timeline, generation))
+            .await
     }
 
     type StreamWalStream = ReceiverStream<Result<strata_proto::safekeeper::WalChunk, Status>>;
