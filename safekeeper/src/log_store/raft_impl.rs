@@ -117,6 +117,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         // `LogStore::append` returns only after the fsync, so "readable" and "flushed" coincide.
+        // This matters beyond the callback: openraft 0.9 answers a leader's AppendEntries as soon
+        // as `append` returns, so returning before the fsync would let a follower acknowledge
+        // entries it could still lose.
         match LogStore::append(self, entries).await {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
