@@ -264,6 +264,11 @@ impl LogStore {
     ) -> Result<(LogStore, MetaFlusher), LogStoreError> {
         fs::create_dir_all(dir)
             .map_err(|e| LogStoreError::io(format!("creating {}", dir.display()), e))?;
+        // The directory's own entry must survive a crash too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            durable_file::sync_dir(parent)
+                .map_err(|e| LogStoreError::io(format!("fsync {}", parent.display()), e))?;
+        }
         let (meta, flusher) = MetaStore::open(dir)?;
         let last_purged = meta.get().last_purged;
         let index = load_index(dir, last_purged)?;
