@@ -23,6 +23,8 @@ mod log_store;
 mod network;
 mod node;
 mod raft_service;
+#[cfg(test)]
+mod raft_tests;
 mod service;
 mod state_machine;
 mod types;
