@@ -279,6 +279,18 @@ fn from_arrow(e: &ArrowError) -> SqlError {
     }
 }
 
+/// Turns a caught panic into an internal error, so that a bug ends one statement rather than the
+/// whole connection.
+pub fn panic_error(panic: Box<dyn std::any::Any + Send>) -> SqlError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %what, "statement panicked");
+    SqlError::internal(format!("internal error: {what}"))
+}
+
 /// Errors that stop the compute from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {

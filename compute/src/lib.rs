@@ -6,6 +6,7 @@
 //! safekeeper quorum. Nothing here is durable: kill a compute at any moment and a new one carries
 //! on from storage.
 
+mod bytea;
 mod catalog;
 mod column_names;
 mod ddl;
@@ -23,6 +24,7 @@ mod scan;
 mod server;
 mod session;
 mod settings;
+mod sql_rewrite;
 mod storage;
 mod table;
 mod txn;

@@ -67,8 +67,14 @@ fn type_size(t: &pgwire::api::Type) -> i16 {
     }
 }
 
-/// Encodes every row of a batch.
+/// Encodes every row of a batch. A bug that panics while encoding becomes an error for this
+/// query, not a dropped connection.
 pub fn encode_batch(batch: &RecordBatch, formats: &[FieldFormat]) -> SqlResult<Vec<DataRow>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode_rows(batch, formats)))
+        .unwrap_or_else(|panic| Err(crate::error::panic_error(panic)))
+}
+
+fn encode_rows(batch: &RecordBatch, formats: &[FieldFormat]) -> SqlResult<Vec<DataRow>> {
     let columns: Vec<ColumnEncoder> = batch
         .columns()
         .iter()
@@ -137,7 +143,8 @@ impl ColumnEncoder {
     }
 
     fn write(&self, row: usize, buf: &mut BytesMut) -> SqlResult<()> {
-        if self.array.is_null(row) {
+        // A NullArray's nulls are logical only: `is_null` says false for it.
+        if self.array.data_type() == &DataType::Null || self.array.is_null(row) {
             buf.put_i32(-1);
             return Ok(());
         }

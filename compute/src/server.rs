@@ -163,6 +163,15 @@ impl StartupHandler for ConnectionHandler {
     }
 }
 
+/// Runs statement work, turning a panic into an error for the statement.
+async fn guard<T>(work: impl std::future::Future<Output = SqlResult<T>>) -> SqlResult<T> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(crate::error::panic_error(p)))
+}
+
 /// Sends the NOTICE and ParameterStatus messages a command produced.
 async fn send_side_messages<C>(
     client: &mut C,
@@ -238,10 +247,10 @@ impl SimpleQueryHandler for ConnectionHandler {
         let several = statements.len() > 1;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            let result = async {
+            let result = guard(async {
                 let prepared = self.session.prepare(statement).await?;
                 self.session.execute(&prepared, Vec::new()).await
-            }
+            })
             .await;
             match result {
                 Ok(Output::Rows { columns, stream }) => {
@@ -332,7 +341,9 @@ impl QueryParser for StrataQueryParser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        Ok(Some(Arc::new(self.session.prepare(statement).await?)))
+        Ok(Some(Arc::new(
+            guard(self.session.prepare(statement)).await?,
+        )))
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -416,11 +427,7 @@ impl ExtendedQueryHandler for ConnectionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = bind_params(portal)?;
-        match self
-            .session
-            .execute(&portal.statement.statement, params)
-            .await?
-        {
+        match guard(self.session.execute(&portal.statement.statement, params)).await? {
             Output::Rows { columns, stream } => {
                 let formats: Vec<FieldFormat> = (0..columns.len())
                     .map(|i| portal.result_column_format.format_for(i))

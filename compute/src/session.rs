@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ObjectType, Reset, Set, S
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+use crate::bytea::{ByteaCastRule, ByteaIn};
 use crate::catalog::{DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::column_names::query_column_names;
 use crate::ddl;
@@ -29,6 +30,7 @@ use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::pg_encode::{result_columns, ResultColumn};
 use crate::primary::Primary;
 use crate::settings::Settings;
+use crate::sql_rewrite::alias_duplicate_expressions;
 use crate::txn_slot::TxnSlot;
 
 /// A parsed (and, for DataFusion statements, planned) statement, ready to run any number of
@@ -92,6 +94,8 @@ impl Session {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
+        ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_catalog(
             DEFAULT_DATABASE,
             Arc::new(StrataCatalogProvider::new(primary.clone())),
@@ -166,9 +170,11 @@ impl Session {
     }
 
     async fn logical_plan(&self, statement: &Statement) -> SqlResult<LogicalPlan> {
+        let mut statement = statement.clone();
+        alias_duplicate_expressions(&mut statement);
         let state = self.ctx.state();
         Ok(state
-            .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await?)
     }
 

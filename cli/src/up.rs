@@ -1,0 +1,206 @@
+//! `strata up`: the whole system in one process, on loopback ports.
+//!
+//! Three safekeepers, a pageserver and a primary compute for the `main` branch run as tasks of
+//! this process but talk to each other over real gRPC on loopback, exactly as separate processes
+//! would. Stopping (SIGINT/SIGTERM) goes in dependency order: the compute stops taking queries,
+//! the pageserver flushes and uploads what it ingested, then the safekeepers stop.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use strata_compute::ComputeConfig;
+use strata_control::{open_object_store, ControlManifest, MAIN_BRANCH};
+use strata_pageserver::PageserverConfig;
+use strata_safekeeper::SafekeeperConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::shutdown;
+
+const SAFEKEEPERS: u64 = 3;
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Where everything lives: objects/ (the object store, unless --object-store is given),
+    /// safekeeper-N/ and pageserver/.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./.strata")]
+    data_dir: PathBuf,
+    /// Port for PostgreSQL clients (0 picks a free one).
+    #[arg(long, env = "STRATA_PORT", default_value_t = 55432)]
+    port: u16,
+    /// Address to accept PostgreSQL clients on. Loopback by default: there is no password.
+    #[arg(long, env = "STRATA_LISTEN_ADDR", default_value = "127.0.0.1")]
+    listen_addr: IpAddr,
+    /// Object store for durable data: `s3://bucket/prefix` (configured by the AWS_* environment
+    /// variables, AWS_ENDPOINT_URL included) or a local directory. Default: <data-dir>/objects.
+    #[arg(long, env = "STRATA_OBJECT_STORE")]
+    object_store: Option<String>,
+}
+
+/// Where the running system can be reached; written to `<data-dir>/up.json` while it runs, for
+/// other `strata` commands and for scripts.
+#[derive(Serialize)]
+struct RuntimeInfo {
+    pid: u32,
+    postgres: SocketAddr,
+    pageserver: SocketAddr,
+    safekeepers: Vec<SocketAddr>,
+    object_store: String,
+    main_timeline: String,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let _lock = lock_data_dir(&data_dir)?;
+
+    let object_store_url = args
+        .object_store
+        .clone()
+        .unwrap_or_else(|| data_dir.join("objects").display().to_string());
+    let remote = open_object_store(&object_store_url)?;
+    let manifest = ControlManifest::load_or_init(remote.as_ref())
+        .await
+        .context("cannot read or create the control manifest")?;
+    let timeline = manifest.branch(MAIN_BRANCH)?.timeline_id;
+
+    let loopback: IpAddr = [127, 0, 0, 1].into();
+    let mut sk_listeners = Vec::new();
+    let mut peers = BTreeMap::new();
+    for id in 1..=SAFEKEEPERS {
+        let listener = TcpListener::bind((loopback, 0)).await?;
+        peers.insert(id, listener.local_addr()?.to_string());
+        sk_listeners.push((id, listener));
+    }
+    let ps_listener = TcpListener::bind((loopback, 0)).await?;
+    let pg_listener = TcpListener::bind((args.listen_addr, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (is another server using it? pass --port)",
+                args.listen_addr, args.port
+            )
+        })?;
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        postgres: pg_listener.local_addr()?,
+        pageserver: ps_listener.local_addr()?,
+        safekeepers: sk_listeners
+            .iter()
+            .map(|(_, l)| l.local_addr())
+            .collect::<Result<_, _>>()?,
+        object_store: object_store_url.clone(),
+        main_timeline: timeline.to_string(),
+    };
+
+    let stop = shutdown::on_signal()?;
+    let failed = CancellationToken::new();
+    let (sk_stop, ps_stop, compute_stop) = (
+        CancellationToken::new(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+
+    let mut safekeepers = Vec::new();
+    for (id, listener) in sk_listeners {
+        let config = SafekeeperConfig {
+            node_id: id,
+            data_dir: data_dir.join(format!("safekeeper-{id}")),
+            peers: peers.clone(),
+            ..Default::default()
+        };
+        let token = sk_stop.clone();
+        safekeepers.push(spawn("safekeeper", &failed, async move {
+            strata_safekeeper::run(config, listener, token)
+                .await
+                .map_err(Into::into)
+        }));
+    }
+    let ps_config = PageserverConfig {
+        data_dir: data_dir.join("pageserver"),
+        safekeepers: peers.values().cloned().collect(),
+        ..Default::default()
+    };
+    let token = ps_stop.clone();
+    let pageserver = spawn("pageserver", &failed, async move {
+        strata_pageserver::run(ps_config, ps_listener, remote, token)
+            .await
+            .map_err(Into::into)
+    });
+    let compute_config = ComputeConfig::new(
+        timeline,
+        peers.values().cloned().collect(),
+        info.pageserver.to_string(),
+    );
+    let token = compute_stop.clone();
+    let compute = spawn("compute", &failed, async move {
+        strata_compute::run(compute_config, pg_listener, token)
+            .await
+            .map_err(Into::into)
+    });
+
+    let info_path = data_dir.join("up.json");
+    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
+    tracing::info!(data_dir = %data_dir.display(), object_store = %object_store_url, "strata is up");
+    println!(
+        "Strata is running. Connect with:\n  psql postgres://postgres@{}:{}/postgres",
+        info.postgres.ip(),
+        info.postgres.port()
+    );
+
+    let crashed = tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = failed.cancelled() => true,
+    };
+    compute_stop.cancel();
+    let _ = compute.await;
+    ps_stop.cancel();
+    let _ = pageserver.await;
+    sk_stop.cancel();
+    for sk in safekeepers {
+        let _ = sk.await;
+    }
+    let _ = std::fs::remove_file(&info_path);
+    if crashed {
+        anyhow::bail!("a component stopped unexpectedly; see the log above");
+    }
+    tracing::info!("strata stopped");
+    Ok(())
+}
+
+/// Runs a component; when it ends (it should only end when asked to), `failed` is cancelled so
+/// that the rest stops too.
+fn spawn(
+    name: &'static str,
+    failed: &CancellationToken,
+    component: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    let failed = failed.clone();
+    tokio::spawn(async move {
+        if let Err(e) = component.await {
+            tracing::error!(
+                component = name,
+                error = format!("{e:#}"),
+                "component failed"
+            );
+        }
+        failed.cancel();
+    })
+}
+
+/// Keeps a second `strata up` off the same data directory.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let file = File::create(dir.join(".lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(_) => anyhow::bail!("another strata process is using {}", dir.display()),
+    }
+}
