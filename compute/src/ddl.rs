@@ -106,9 +106,11 @@ pub async fn create_table(primary: &Primary, stmt: &CreateTable) -> SqlResult<Dd
     }
 
     let mut txn = primary.txns.begin();
+    let counter_key = vec![next_table_id_key()];
+    let not_modified_since = primary.txns.last_written().for_keys(&counter_key);
     let counter = primary
         .pageserver
-        .get(vec![next_table_id_key()], txn.snapshot())
+        .get(counter_key, txn.snapshot(), not_modified_since)
         .await?;
     let id = decode_next_table_id(counter[0].as_deref())?;
     let def = TableDef {

@@ -110,7 +110,11 @@ impl DataSink for InsertSink {
                 let existing = self
                     .primary
                     .pageserver
-                    .get(keys.clone(), snapshot)
+                    .get(
+                        keys.clone(),
+                        snapshot,
+                        self.primary.txns.last_written().for_keys(&keys),
+                    )
                     .await
                     .map_err(|e| SqlError::from(e).into_datafusion())?;
                 for (row, value) in existing.iter().enumerate() {

@@ -14,6 +14,7 @@ mod df_catalog;
 mod error;
 mod insert;
 mod key_range;
+mod last_written;
 mod names;
 mod params;
 mod pg_encode;
@@ -90,7 +91,7 @@ pub async fn run(
     let (start, end) = table_defs_range();
     let mut defs = Vec::new();
     let mut scan = pageserver
-        .scan(start, Some(end), commit_lsn, None)
+        .scan(start, Some(end), commit_lsn, commit_lsn, None)
         .await
         .map_err(|e| ComputeError::Catalog(e.into()))?;
     while let Some(chunk) = scan.next().await {

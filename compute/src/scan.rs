@@ -37,6 +37,8 @@ pub struct StrataScanExec {
     limit: Option<usize>,
     /// The LSN this scan reads at: the snapshot of the transaction it was planned in.
     snapshot: Lsn,
+    /// The last write to anything this scan reads (see `LastWritten`).
+    not_modified_since: Lsn,
     pageserver: PageserverClient,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -49,6 +51,7 @@ impl StrataScanExec {
         access: Access,
         limit: Option<usize>,
         snapshot: Lsn,
+        not_modified_since: Lsn,
         pageserver: PageserverClient,
     ) -> Self {
         let full = table.arrow_schema();
@@ -68,6 +71,7 @@ impl StrataScanExec {
             access,
             limit,
             snapshot,
+            not_modified_since,
             pageserver,
             schema,
             properties,
@@ -131,7 +135,7 @@ impl ExecutionPlan for StrataScanExec {
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
-        let snapshot = self.snapshot;
+        let (snapshot, not_modified_since) = (self.snapshot, self.not_modified_since);
         let batch_size = context.session_config().batch_size();
         let columns: Vec<ColumnDef> = self
             .projection
@@ -141,6 +145,7 @@ impl ExecutionPlan for StrataScanExec {
         let reader = Reader {
             pageserver: self.pageserver.clone(),
             snapshot,
+            not_modified_since,
             schema: self.schema.clone(),
             decoder: RowDecoder::new(&columns.iter().collect::<Vec<_>>()),
             batch_size,
@@ -160,6 +165,7 @@ impl ExecutionPlan for StrataScanExec {
 struct Reader {
     pageserver: PageserverClient,
     snapshot: Lsn,
+    not_modified_since: Lsn,
     schema: SchemaRef,
     decoder: RowDecoder,
     batch_size: usize,
@@ -203,7 +209,7 @@ impl Reader {
                     };
                     let values = reader
                         .pageserver
-                        .get(chunk, reader.snapshot)
+                        .get(chunk, reader.snapshot, reader.not_modified_since)
                         .await
                         .map_err(|e| SqlError::from(e).into_datafusion())?;
                     for value in values.into_iter().flatten() {
@@ -240,7 +246,13 @@ impl Reader {
                         State::Start(start, end) => {
                             let scan = reader
                                 .pageserver
-                                .scan(start, Some(end), reader.snapshot, reader.remaining)
+                                .scan(
+                                    start,
+                                    Some(end),
+                                    reader.snapshot,
+                                    reader.not_modified_since,
+                                    reader.remaining,
+                                )
                                 .await
                                 .map_err(|e| SqlError::from(e).into_datafusion())?;
                             state = State::Streaming(scan);

@@ -14,7 +14,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::TableDef;
 use crate::insert::InsertSink;
-use crate::key_range::plan_access;
+use crate::key_range::{plan_access, Access};
 use crate::primary::Primary;
 use crate::scan::StrataScanExec;
 use crate::txn_slot::txn_slot;
@@ -67,12 +67,18 @@ impl TableProvider for StrataTable {
             .unwrap_or_else(|| (0..self.def.columns.len()).collect());
         let access = plan_access(&self.def, filters);
         let snapshot = txn_slot(state.config())?.snapshot()?;
+        let last_written = self.primary.txns.last_written();
+        let not_modified_since = match &access {
+            Access::Points(keys) => last_written.for_keys(keys),
+            Access::Range { start, end, .. } => last_written.for_range(start, end),
+        };
         Ok(Arc::new(StrataScanExec::new(
             self.def.clone(),
             projection,
             access,
             limit,
             snapshot,
+            not_modified_since,
             self.primary.pageserver.clone(),
         )))
     }

@@ -15,6 +15,7 @@ use strata_core::wal::{encode_mutations, Mutation};
 use strata_core::Lsn;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::last_written::LastWritten;
 use crate::storage::SafekeeperClient;
 
 /// Commits remembered per key are pruned once no running transaction can conflict with them;
@@ -109,6 +110,7 @@ pub struct TxnManager {
     state: Mutex<State>,
     next_txn_id: AtomicU64,
     next_row_id: AtomicU64,
+    last_written: LastWritten,
 }
 
 impl TxnManager {
@@ -126,6 +128,7 @@ impl TxnManager {
             // Hidden row ids are unique across primaries: each starts a fresh range under its
             // own generation.
             next_row_id: AtomicU64::new(u64::from(generation) << 40),
+            last_written: LastWritten::new(commit_lsn),
         })
     }
 
@@ -156,6 +159,11 @@ impl TxnManager {
             writes: BTreeMap::new(),
             read_only,
         }
+    }
+
+    /// The LSN of the last write to keys this primary tracks (see [`LastWritten`]).
+    pub fn last_written(&self) -> &LastWritten {
+        &self.last_written
     }
 
     /// A row id for a table without a primary key.
@@ -206,6 +214,8 @@ impl TxnManager {
                 for key in txn.writes.keys() {
                     st.keys.insert(key.clone(), KeyState::Committed(lsn));
                 }
+                // Before the commit becomes visible: a reader that sees it must also wait for it.
+                self.last_written.record(txn.writes.keys(), lsn);
                 st.last_commit_lsn = st.last_commit_lsn.max(lsn);
                 st.commits_since_prune += 1;
                 if st.commits_since_prune >= PRUNE_EVERY_COMMITS {

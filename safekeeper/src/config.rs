@@ -65,9 +65,12 @@ impl Default for SafekeeperConfig {
             node_id: 1,
             data_dir: PathBuf::from(".strata/safekeeper-1"),
             peers: BTreeMap::new(),
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(300),
-            election_timeout_max: Duration::from_millis(600),
+            // Generous for loopback, on purpose: openraft gives each AppendEntries one heartbeat
+            // interval to finish, and a small machine running several nodes (and tests) at once
+            // must not mistake a busy leader for a dead one. Failover takes about two seconds.
+            heartbeat_interval: Duration::from_millis(250),
+            election_timeout_min: Duration::from_millis(1500),
+            election_timeout_max: Duration::from_millis(3000),
             connect_timeout: Duration::from_millis(500),
             max_batch_bytes: 16 << 20,
             max_pending_bytes: 64 << 20,

@@ -38,17 +38,20 @@ impl PageserverClient {
         self.timeline
     }
 
-    /// The values of `keys` at `lsn`, in order; `None` for keys without a value.
+    /// The values of `keys` at `lsn`, in order; `None` for keys without a value. The caller
+    /// promises that none of the keys changed after `not_modified_since` (clamped to `lsn`), so
+    /// the pageserver need only have ingested that far.
     pub async fn get(
         &self,
         keys: Vec<Bytes>,
         lsn: Lsn,
+        not_modified_since: Lsn,
     ) -> Result<Vec<Option<Bytes>>, StorageError> {
         let expected = keys.len();
         let request = GetRequest {
             timeline_id: self.timeline.to_string(),
             lsn: lsn.0,
-            not_modified_since: lsn.0,
+            not_modified_since: not_modified_since.min(lsn).0,
             keys,
         };
         let mut backoff = Backoff::new(RETRY_DEADLINE);
@@ -77,19 +80,22 @@ impl PageserverClient {
         }
     }
 
-    /// Live entries with `start <= key < end` (no end: to the end of the key space) at `lsn`.
-    /// A stream broken mid-way is resumed after the last key received.
+    /// Live entries with `start <= key < end` (no end: to the end of the key space) at `lsn`,
+    /// none of which changed after `not_modified_since`. A stream broken mid-way is resumed after
+    /// the last key received.
     pub async fn scan(
         &self,
         start: Bytes,
         end: Option<Bytes>,
         lsn: Lsn,
+        not_modified_since: Lsn,
         limit: Option<usize>,
     ) -> Result<ScanStream, StorageError> {
         let mut stream = ScanStream {
             client: self.clone(),
             end: end.unwrap_or_default(),
             lsn,
+            not_modified_since: not_modified_since.min(lsn),
             remaining: limit.map(|l| l as u64),
             next_start: start,
             inner: None,
@@ -109,12 +115,13 @@ impl PageserverClient {
         start: Bytes,
         end: Bytes,
         lsn: Lsn,
+        not_modified_since: Lsn,
         limit: u64,
     ) -> Result<tonic::Streaming<ScanChunk>, StorageError> {
         let request = ScanRequest {
             timeline_id: self.timeline.to_string(),
             lsn: lsn.0,
-            not_modified_since: lsn.0,
+            not_modified_since: not_modified_since.0,
             start,
             end,
             limit,
@@ -151,6 +158,7 @@ pub struct ScanStream {
     client: PageserverClient,
     end: Bytes,
     lsn: Lsn,
+    not_modified_since: Lsn,
     remaining: Option<u64>,
     next_start: Bytes,
     inner: Option<tonic::Streaming<ScanChunk>>,
@@ -161,8 +169,8 @@ pub struct ScanStream {
 impl ScanStream {
     fn open(&self, start: Bytes) -> OpenFuture {
         let client = self.client.clone();
-        let (end, lsn, limit) = (self.end.clone(), self.lsn, self.remaining.unwrap_or(0));
-        Box::pin(async move { client.open_scan(start, end, lsn, limit).await })
+        let (end, lsn, nms, limit) = (self.end.clone(), self.lsn, self.not_modified_since, self.remaining.unwrap_or(0));
+        Box::pin(async move { client.open_scan(start, end, lsn, nms, limit).await })
     }
 }
 

@@ -1,0 +1,5 @@
+//! End-to-end tests: real `strata` processes on loopback, real clients (psql, tokio-postgres).
+
+mod durability;
+mod round_trip;
+mod support;
