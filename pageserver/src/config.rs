@@ -1,0 +1,96 @@
+//! The pageserver's configuration: one struct, every field with a default, so that `strata up`
+//! can start a pageserver with nothing but a data directory and the safekeepers' addresses.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How a pageserver runs. Durations (de)serialize as human text ("10m", "250ms").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageserverConfig {
+    /// Local cache directory. Everything in it is disposable: layer files come back from object
+    /// storage and the rest is replayed from the safekeepers' WAL.
+    pub data_dir: PathBuf,
+    /// `host:port` (or `http://host:port`) of the safekeepers to stream WAL from. Empty means
+    /// no WAL ingest (reads serve what object storage holds).
+    pub safekeepers: Vec<String>,
+    /// Bytes in the open in-memory layer before it is frozen and written as a layer file.
+    pub checkpoint_distance: u64,
+    /// An open layer older than this is flushed even if small, so that idle timelines still
+    /// reach object storage and let the safekeepers trim their WAL.
+    #[serde(with = "human_duration")]
+    pub checkpoint_timeout: Duration,
+    /// How long a read waits for ingest to reach its `not_modified_since` before answering
+    /// UNAVAILABLE.
+    #[serde(with = "human_duration")]
+    pub wait_lsn_timeout: Duration,
+    /// Target size of a layer file block: the unit of reads and of checksums.
+    pub block_size: usize,
+    /// Frozen layers that may wait for upload before ingest stalls. Memory for unflushed WAL
+    /// is bounded by about `checkpoint_distance × (max_frozen_layers + 1)`.
+    pub max_frozen_layers: usize,
+    /// Layer files at least this large are uploaded with a multipart upload.
+    pub multipart_threshold: u64,
+    /// First wait between retries of a failed object-store call; doubles up to the maximum.
+    #[serde(with = "human_duration")]
+    pub remote_retry_initial_backoff: Duration,
+    #[serde(with = "human_duration")]
+    pub remote_retry_max_backoff: Duration,
+    /// Attempts for an object-store call that a client waits on (attach, layer download)
+    /// before the read fails with UNAVAILABLE. Uploads retry until they succeed.
+    pub remote_read_attempts: u32,
+}
+
+impl Default for PageserverConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".strata/pageserver"),
+            safekeepers: Vec::new(),
+            checkpoint_distance: 64 * 1024 * 1024,
+            checkpoint_timeout: Duration::from_secs(600),
+            wait_lsn_timeout: Duration::from_secs(60),
+            block_size: 32 * 1024,
+            max_frozen_layers: 2,
+            multipart_threshold: 32 * 1024 * 1024,
+            remote_retry_initial_backoff: Duration::from_millis(100),
+            remote_retry_max_backoff: Duration::from_secs(10),
+            remote_read_attempts: 5,
+        }
+    }
+}
+
+/// Serde adapter for `Duration` as human text, via `humantime`.
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_human_text() {
+        let config: PageserverConfig =
+            serde_json::from_str(r#"{"checkpoint_timeout": "90s", "wait_lsn_timeout": "250ms"}"#)
+                .unwrap();
+        assert_eq!(config.checkpoint_timeout, Duration::from_secs(90));
+        assert_eq!(config.wait_lsn_timeout, Duration::from_millis(250));
+        assert_eq!(config.checkpoint_distance, 64 * 1024 * 1024);
+        let text = serde_json::to_string(&config).unwrap();
+        let back: PageserverConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+}

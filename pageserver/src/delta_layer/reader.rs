@@ -1,0 +1,229 @@
+//! Reads a delta layer file: the footer and block index once, then blocks on demand with
+//! positioned reads, each verified against its CRC before a single entry is trusted.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use strata_core::Lsn;
+
+use super::{decode_entry, get_bytes, BlockIndexEntry, Footer, CRC_LEN, FOOTER_LEN};
+use crate::error::{PageserverError, Result};
+use crate::in_memory_layer::Value;
+use crate::merge::Entry;
+
+/// An open layer file with its block index in memory.
+#[derive(Debug)]
+pub(crate) struct DeltaLayerReader {
+    name: String,
+    file: File,
+    footer: Footer,
+    index: Vec<BlockIndexEntry>,
+    key_start: Bytes,
+    key_end: Bytes,
+}
+
+impl DeltaLayerReader {
+    /// Opens the file at `path`, checking its footer and index. `name` labels errors.
+    pub fn open(path: &Path, name: &str) -> Result<Self> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let what = format!("layer {name}");
+        let bad = |detail: &str| PageserverError::corruption(&what, detail);
+        if size < FOOTER_LEN as u64 {
+            return Err(bad("file shorter than its footer"));
+        }
+        let mut footer_buf = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut footer_buf, size - FOOTER_LEN as u64)?;
+        let footer = Footer::decode(&footer_buf, &what)?;
+        let index_end = footer
+            .index_offset
+            .checked_add(footer.index_len)
+            .filter(|end| *end == size - FOOTER_LEN as u64)
+            .ok_or_else(|| bad("index does not end at the footer"))?;
+        if footer.index_len < CRC_LEN as u64 {
+            return Err(bad("index too short"));
+        }
+        let mut index_buf = vec![0u8; (index_end - footer.index_offset) as usize];
+        file.read_exact_at(&mut index_buf, footer.index_offset)?;
+        let (body, crc) = index_buf.split_at(index_buf.len() - CRC_LEN);
+        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(bad("index checksum mismatch"));
+        }
+        let mut cur = Bytes::copy_from_slice(body);
+        let mut index = Vec::with_capacity(footer.block_count as usize);
+        for _ in 0..footer.block_count {
+            let first_key = get_bytes(&mut cur).ok_or_else(|| bad("truncated index"))?;
+            if cur.remaining() < 20 {
+                return Err(bad("truncated index"));
+            }
+            let block = BlockIndexEntry {
+                first_key,
+                first_lsn: Lsn(cur.get_u64_le()),
+                offset: cur.get_u64_le(),
+                len: cur.get_u32_le(),
+            };
+            let block_end = block.offset + u64::from(block.len) + CRC_LEN as u64;
+            if block_end > footer.index_offset {
+                return Err(bad("block beyond the index"));
+            }
+            index.push(block);
+        }
+        let key_start = get_bytes(&mut cur).ok_or_else(|| bad("truncated key range"))?;
+        let key_end = get_bytes(&mut cur).ok_or_else(|| bad("truncated key range"))?;
+        Ok(Self {
+            name: name.to_string(),
+            file,
+            footer,
+            index,
+            key_start,
+            key_end,
+        })
+    }
+
+    pub fn lsn_range(&self) -> (Lsn, Lsn) {
+        (self.footer.lsn_start, self.footer.lsn_end)
+    }
+
+    #[cfg(test)]
+    pub fn key_range(&self) -> (&Bytes, &Bytes) {
+        (&self.key_start, &self.key_end)
+    }
+
+    #[cfg(test)]
+    pub fn entry_count(&self) -> u64 {
+        self.footer.entry_count
+    }
+
+    #[cfg(test)]
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Reads block `i` and checks its CRC.
+    fn read_block(&self, i: usize) -> Result<Bytes> {
+        let block = &self.index[i];
+        let mut buf = vec![0u8; block.len as usize + CRC_LEN];
+        self.file.read_exact_at(&mut buf, block.offset)?;
+        let (body, crc) = buf.split_at(block.len as usize);
+        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(PageserverError::corruption(
+                format!("layer {} block {i}", self.name),
+                "block checksum mismatch",
+            ));
+        }
+        buf.truncate(block.len as usize);
+        Ok(Bytes::from(buf))
+    }
+
+    fn block_error(&self, i: usize, detail: &str) -> PageserverError {
+        PageserverError::corruption(format!("layer {} block {i}", self.name), detail)
+    }
+
+    /// The block holding the last entry at or before `(key, lsn)`, if any entry is.
+    fn block_for(&self, key: &[u8], lsn: Lsn) -> Option<usize> {
+        let after = self
+            .index
+            .partition_point(|b| (b.first_key.as_ref(), b.first_lsn) <= (key, lsn));
+        after.checked_sub(1)
+    }
+
+    /// The newest version of `key` at or below `lsn`: `None` when this file has none,
+    /// `Some(None)` when it is a tombstone.
+    pub fn get(&self, key: &[u8], lsn: Lsn) -> Result<Option<Value>> {
+        if key < self.key_start.as_ref() || key > self.key_end.as_ref() {
+            return Ok(None);
+        }
+        let Some(i) = self.block_for(key, lsn) else {
+            return Ok(None);
+        };
+        let mut cur = self.read_block(i)?;
+        let mut found = None;
+        while let Some(entry) = decode_entry(&mut cur).map_err(|e| self.block_error(i, e))? {
+            if (entry.key.as_ref(), entry.lsn) > (key, lsn) {
+                break;
+            }
+            found = (entry.key == key).then_some(entry.value);
+        }
+        Ok(found)
+    }
+
+    /// Entries with keys in `[start, end)` and LSN at most `max_lsn`, in `(key, lsn)` order.
+    pub fn iter(self: Arc<Self>, start: Bytes, end: Option<Bytes>, max_lsn: Lsn) -> DeltaLayerIter {
+        let block = self.block_for(&start, Lsn::ZERO).unwrap_or(0);
+        DeltaLayerIter {
+            reader: self,
+            next_block: block,
+            cur: Bytes::new(),
+            cur_block: block,
+            start,
+            end,
+            max_lsn,
+            done: false,
+        }
+    }
+}
+
+/// A forward iterator over a key range of one layer file, reading one block at a time.
+pub(crate) struct DeltaLayerIter {
+    reader: Arc<DeltaLayerReader>,
+    next_block: usize,
+    cur_block: usize,
+    cur: Bytes,
+    start: Bytes,
+    end: Option<Bytes>,
+    max_lsn: Lsn,
+    done: bool,
+}
+
+impl DeltaLayerIter {
+    fn step(&mut self) -> Result<Option<Entry>> {
+        loop {
+            if !self.cur.has_remaining() {
+                if self.next_block >= self.reader.index.len() {
+                    return Ok(None);
+                }
+                self.cur_block = self.next_block;
+                self.cur = self.reader.read_block(self.next_block)?;
+                self.next_block += 1;
+            }
+            let Some(entry) = decode_entry(&mut self.cur)
+                .map_err(|e| self.reader.block_error(self.cur_block, e))?
+            else {
+                continue;
+            };
+            if entry.key < self.start {
+                continue;
+            }
+            if self.end.as_ref().is_some_and(|end| entry.key >= end) {
+                return Ok(None);
+            }
+            if entry.lsn <= self.max_lsn {
+                return Ok(Some(entry));
+            }
+        }
+    }
+}
+
+impl Iterator for DeltaLayerIter {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

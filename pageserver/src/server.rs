@@ -1,0 +1,55 @@
+//! `run`: serve the gRPC API until shutdown, then flush everything to object storage.
+
+use std::sync::Arc;
+
+use strata_proto::pageserver::pageserver_server::PageserverServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::PageserverConfig;
+use crate::error::PageserverError;
+use crate::remote::RemoteStorage;
+use crate::service::PageserverService;
+use crate::timeline_manager::TimelineManager;
+
+/// gRPC messages may carry up to this many bytes (big Get batches, big values).
+const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
+
+/// Serves the `strata.pageserver.Pageserver` gRPC service on `listener` until `shutdown` is
+/// cancelled; then stops every timeline's WAL ingest, flushes and uploads what was ingested,
+/// publishes the manifests, and returns. `remote` is the durable truth; `config.data_dir` is
+/// only a cache.
+pub async fn run(
+    config: PageserverConfig,
+    listener: TcpListener,
+    remote: Arc<dyn object_store::ObjectStore>,
+    shutdown: CancellationToken,
+) -> Result<(), PageserverError> {
+    tokio::fs::create_dir_all(&config.data_dir).await?;
+    let addr = listener.local_addr()?;
+    let remote = RemoteStorage::new(remote, &config);
+    let timelines = Arc::new(TimelineManager::new(Arc::new(config), remote));
+    let service = PageserverServer::new(PageserverService::new(timelines.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    info!(%addr, "pageserver listening");
+    let served = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        );
+    // Timelines stop as soon as shutdown begins, so reads still waiting for WAL end at once
+    // instead of holding the server's graceful stop for their whole wait timeout.
+    let stopped = async {
+        shutdown.cancelled().await;
+        info!("shutting down: flushing timelines");
+        timelines.shutdown().await;
+    };
+    let (served, ()) = tokio::join!(served, stopped);
+    served?;
+    info!("pageserver stopped");
+    Ok(())
+}
