@@ -1,10 +1,7 @@
 //! `strata`: runs the whole system on one machine (`strata up`) or any one component.
 
-mod components;
-mod shutdown;
-mod up;
-
 use clap::{Parser, Subcommand};
+use strata::{components, up};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

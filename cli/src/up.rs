@@ -26,22 +26,29 @@ use crate::shutdown;
 
 const SAFEKEEPERS: u64 = 3;
 
-#[derive(Args)]
+#[derive(Args, Debug, Clone)]
 pub struct UpArgs {
     /// Where everything lives: objects/ (the object store, unless --object-store is given),
     /// safekeeper-N/ and pageserver/.
     #[arg(long, env = "STRATA_DATA_DIR", default_value = "./.strata")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// Port for PostgreSQL clients (0 picks a free one).
     #[arg(long, env = "STRATA_PORT", default_value_t = 55432)]
-    port: u16,
+    pub port: u16,
     /// Address to accept PostgreSQL clients on. Loopback by default: there is no password.
     #[arg(long, env = "STRATA_LISTEN_ADDR", default_value = "127.0.0.1")]
-    listen_addr: IpAddr,
+    pub listen_addr: IpAddr,
     /// Object store for durable data: `s3://bucket/prefix` (configured by the AWS_* environment
     /// variables, AWS_ENDPOINT_URL included) or a local directory. Default: <data-dir>/objects.
     #[arg(long, env = "STRATA_OBJECT_STORE")]
-    object_store: Option<String>,
+    pub object_store: Option<String>,
+}
+
+impl UpArgs {
+    /// Defaults for a data directory, on a free port.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { data_dir: data_dir.into(), port: 0, listen_addr: [127, 0, 0, 1].into(), object_store: None }
+    }
 }
 
 /// Where the running system can be reached; written to `<data-dir>/up.json` while it runs, for
@@ -56,11 +63,25 @@ struct RuntimeInfo {
     main_timeline: String,
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+/// A running system (see [`start`]).
+pub struct Running {
+    /// Where PostgreSQL clients connect.
+    pub postgres: SocketAddr,
+    info_path: PathBuf,
+    failed: CancellationToken,
+    compute: (CancellationToken, JoinHandle<()>),
+    pageserver: (CancellationToken, JoinHandle<()>),
+    safekeepers: (CancellationToken, Vec<JoinHandle<()>>),
+    _lock: File,
+}
+
+/// Starts the whole system: returns once every component is started (the compute accepts
+/// connections when it has registered with the safekeepers and loaded its catalog).
+pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
-    let _lock = lock_data_dir(&data_dir)?;
+    let lock = lock_data_dir(&data_dir)?;
 
     let object_store_url = args
         .object_store
@@ -81,34 +102,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         sk_listeners.push((id, listener));
     }
     let ps_listener = TcpListener::bind((loopback, 0)).await?;
-    let pg_listener = TcpListener::bind((args.listen_addr, args.port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{} (is another server using it? pass --port)",
-                args.listen_addr, args.port
-            )
-        })?;
+    let pg_listener = TcpListener::bind((args.listen_addr, args.port)).await.with_context(|| {
+        format!("cannot listen on {}:{} (is another server using it? pass --port)", args.listen_addr, args.port)
+    })?;
     let info = RuntimeInfo {
         pid: std::process::id(),
         postgres: pg_listener.local_addr()?,
         pageserver: ps_listener.local_addr()?,
-        safekeepers: sk_listeners
-            .iter()
-            .map(|(_, l)| l.local_addr())
-            .collect::<Result<_, _>>()?,
+        safekeepers: sk_listeners.iter().map(|(_, l)| l.local_addr()).collect::<Result<_, _>>()?,
         object_store: object_store_url.clone(),
         main_timeline: timeline.to_string(),
     };
 
-    let stop = shutdown::on_signal()?;
     let failed = CancellationToken::new();
-    let (sk_stop, ps_stop, compute_stop) = (
-        CancellationToken::new(),
-        CancellationToken::new(),
-        CancellationToken::new(),
-    );
-
+    let sk_stop = CancellationToken::new();
     let mut safekeepers = Vec::new();
     for (id, listener) in sk_listeners {
         let config = SafekeeperConfig {
@@ -119,9 +126,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         };
         let token = sk_stop.clone();
         safekeepers.push(spawn("safekeeper", &failed, async move {
-            strata_safekeeper::run(config, listener, token)
-                .await
-                .map_err(Into::into)
+            strata_safekeeper::run(config, listener, token).await.map_err(Into::into)
         }));
     }
     let ps_config = PageserverConfig {
@@ -129,46 +134,67 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         safekeepers: peers.values().cloned().collect(),
         ..Default::default()
     };
+    let ps_stop = CancellationToken::new();
     let token = ps_stop.clone();
     let pageserver = spawn("pageserver", &failed, async move {
-        strata_pageserver::run(ps_config, ps_listener, remote, token)
-            .await
-            .map_err(Into::into)
+        strata_pageserver::run(ps_config, ps_listener, remote, token).await.map_err(Into::into)
     });
-    let compute_config = ComputeConfig::new(
-        timeline,
-        peers.values().cloned().collect(),
-        info.pageserver.to_string(),
-    );
+    let compute_config = ComputeConfig::new(timeline, peers.values().cloned().collect(), info.pageserver.to_string());
+    let compute_stop = CancellationToken::new();
     let token = compute_stop.clone();
     let compute = spawn("compute", &failed, async move {
-        strata_compute::run(compute_config, pg_listener, token)
-            .await
-            .map_err(Into::into)
+        strata_compute::run(compute_config, pg_listener, token).await.map_err(Into::into)
     });
 
     let info_path = data_dir.join("up.json");
     std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
     tracing::info!(data_dir = %data_dir.display(), object_store = %object_store_url, "strata is up");
+    Ok(Running {
+        postgres: info.postgres,
+        info_path,
+        failed,
+        compute: (compute_stop, compute),
+        pageserver: (ps_stop, pageserver),
+        safekeepers: (sk_stop, safekeepers),
+        _lock: lock,
+    })
+}
+
+impl Running {
+    /// Resolves when a component stopped on its own (it failed).
+    pub async fn failed(&self) {
+        self.failed.cancelled().await
+    }
+
+    /// Stops in dependency order: the compute stops taking queries, the pageserver flushes and
+    /// uploads what it ingested, then the safekeepers stop.
+    pub async fn stop(self) {
+        self.compute.0.cancel();
+        let _ = self.compute.1.await;
+        self.pageserver.0.cancel();
+        let _ = self.pageserver.1.await;
+        self.safekeepers.0.cancel();
+        for sk in self.safekeepers.1 {
+            let _ = sk.await;
+        }
+        let _ = std::fs::remove_file(&self.info_path);
+    }
+}
+
+/// `strata up`: starts everything, stays in the foreground until SIGINT or SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let stop = shutdown::on_signal()?;
+    let running = start(args).await?;
     println!(
         "Strata is running. Connect with:\n  psql postgres://postgres@{}:{}/postgres",
-        info.postgres.ip(),
-        info.postgres.port()
+        running.postgres.ip(),
+        running.postgres.port()
     );
-
     let crashed = tokio::select! {
         _ = stop.cancelled() => false,
-        _ = failed.cancelled() => true,
+        _ = running.failed() => true,
     };
-    compute_stop.cancel();
-    let _ = compute.await;
-    ps_stop.cancel();
-    let _ = pageserver.await;
-    sk_stop.cancel();
-    for sk in safekeepers {
-        let _ = sk.await;
-    }
-    let _ = std::fs::remove_file(&info_path);
+    running.stop().await;
     if crashed {
         anyhow::bail!("a component stopped unexpectedly; see the log above");
     }

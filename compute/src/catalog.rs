@@ -74,14 +74,15 @@ impl TableDef {
     /// The table as Arrow sees it. Each field carries its PostgreSQL type in its metadata, so
     /// that a result column read straight from a table is described as `varchar(20)` or
     /// `numeric(10,2)`, not just as text or numeric.
+    ///
+    /// Every field is nullable, NOT NULL columns included: DataFusion would otherwise reject a
+    /// NULL while building a batch, before Strata can report PostgreSQL's not-null violation
+    /// (23502), which the insert path checks itself.
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| {
-                    Field::new(&c.name, c.ty.arrow_type(), c.nullable)
-                        .with_metadata(c.ty.field_metadata())
-                })
+                .map(|c| Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(c.ty.field_metadata()))
                 .collect::<Vec<_>>(),
         ))
     }

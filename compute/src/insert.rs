@@ -23,8 +23,7 @@ use crate::txn_slot::txn_slot;
 pub struct InsertSink {
     def: Arc<TableDef>,
     primary: Arc<Primary>,
-    /// The table's columns, all nullable: NOT NULL is checked here, with PostgreSQL's error,
-    /// rather than by DataFusion's generic check.
+    /// The table's columns (all nullable: NOT NULL is checked here, with PostgreSQL's error).
     schema: SchemaRef,
 }
 

@@ -88,6 +88,8 @@ impl Session {
         let options = config.options_mut();
         options.sql_parser.map_string_types_to_utf8view = false;
         options.sql_parser.enable_ident_normalization = true;
+        // `1.5` is a numeric in PostgreSQL, not a float: 0.1 + 0.2 = 0.3.
+        options.sql_parser.parse_float_as_decimal = true;
         options.execution.time_zone = Some("+00:00".to_string());
         let state = SessionStateBuilder::new()
             .with_config(config)
