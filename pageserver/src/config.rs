@@ -20,11 +20,11 @@ pub struct PageserverConfig {
     pub checkpoint_distance: u64,
     /// An open layer older than this is flushed even if small, so that idle timelines still
     /// reach object storage and let the safekeepers trim their WAL.
-    #[serde(with = "human_duration")]
+    #[serde(with = "humantime_serde")]
     pub checkpoint_timeout: Duration,
     /// How long a read waits for ingest to reach its `not_modified_since` before answering
     /// UNAVAILABLE.
-    #[serde(with = "human_duration")]
+    #[serde(with = "humantime_serde")]
     pub wait_lsn_timeout: Duration,
     /// Target size of a layer file block: the unit of reads and of checksums.
     pub block_size: usize,
@@ -34,9 +34,9 @@ pub struct PageserverConfig {
     /// Layer files at least this large are uploaded with a multipart upload.
     pub multipart_threshold: u64,
     /// First wait between retries of a failed object-store call; doubles up to the maximum.
-    #[serde(with = "human_duration")]
+    #[serde(with = "humantime_serde")]
     pub remote_retry_initial_backoff: Duration,
-    #[serde(with = "human_duration")]
+    #[serde(with = "humantime_serde")]
     pub remote_retry_max_backoff: Duration,
     /// Attempts for an object-store call that a client waits on (attach, layer download)
     /// before the read fails with UNAVAILABLE. Uploads retry until they succeed.
@@ -58,22 +58,6 @@ impl Default for PageserverConfig {
             remote_retry_max_backoff: Duration::from_secs(10),
             remote_read_attempts: 5,
         }
-    }
-}
-
-/// Serde adapter for `Duration` as human text, via `humantime`.
-mod human_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
 
