@@ -81,13 +81,8 @@ impl Timeline {
             }
             let reader = file.reader(self.id, &self.remote, &self.shutdown).await?;
             let wanted: Vec<Bytes> = pending.iter().map(|&i| keys[i].clone()).collect();
-            let values = tokio::task::spawn_blocking(move || {
-                wanted
-                    .iter()
-                    .map(|k| reader.get(k, lsn))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await??;
+            let values =
+                tokio::task::spawn_blocking(move || reader.get_many(&wanted, lsn)).await??;
             for (i, v) in pending.into_iter().zip(values) {
                 found[i] = v;
             }

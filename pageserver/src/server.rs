@@ -35,16 +35,24 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     info!(%addr, "pageserver listening");
-    let served = tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown.clone().cancelled_owned(),
-        );
+    // Stops on the caller's signal, or when the server fails, so that timelines are flushed
+    // either way.
+    let stop = shutdown.child_token();
+    let served = async {
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                stop.clone().cancelled_owned(),
+            )
+            .await;
+        stop.cancel();
+        result
+    };
     // Timelines stop as soon as shutdown begins, so reads still waiting for WAL end at once
     // instead of holding the server's graceful stop for their whole wait timeout.
     let stopped = async {
-        shutdown.cancelled().await;
+        stop.cancelled().await;
         info!("shutting down: flushing timelines");
         timelines.shutdown().await;
     };

@@ -132,14 +132,45 @@ impl DeltaLayerReader {
 
     /// The newest version of `key` at or below `lsn`: `None` when this file has none,
     /// `Some(None)` when it is a tombstone.
+    #[cfg(test)]
     pub fn get(&self, key: &[u8], lsn: Lsn) -> Result<Option<Value>> {
+        let mut last_block = None;
+        self.get_with(key, lsn, &mut last_block)
+    }
+
+    /// [`get`](Self::get) for many keys at once. Keys are looked up in sorted order so that
+    /// keys sharing a block read it once.
+    pub fn get_many(&self, keys: &[Bytes], lsn: Lsn) -> Result<Vec<Option<Value>>> {
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+        let mut out = vec![None; keys.len()];
+        let mut last_block = None;
+        for i in order {
+            out[i] = self.get_with(&keys[i], lsn, &mut last_block)?;
+        }
+        Ok(out)
+    }
+
+    fn get_with(
+        &self,
+        key: &[u8],
+        lsn: Lsn,
+        last_block: &mut Option<(usize, Bytes)>,
+    ) -> Result<Option<Value>> {
         if key < self.key_start.as_ref() || key > self.key_end.as_ref() {
             return Ok(None);
         }
         let Some(i) = self.block_for(key, lsn) else {
             return Ok(None);
         };
-        let mut cur = self.read_block(i)?;
+        let mut cur = match last_block {
+            Some((cached, block)) if *cached == i => block.clone(),
+            _ => {
+                let block = self.read_block(i)?;
+                *last_block = Some((i, block.clone()));
+                block
+            }
+        };
         let mut found = None;
         while let Some(entry) = decode_entry(&mut cur).map_err(|e| self.block_error(i, e))? {
             if (entry.key.as_ref(), entry.lsn) > (key, lsn) {
