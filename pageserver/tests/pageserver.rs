@@ -451,8 +451,10 @@ async fn reads_time_out_when_wal_does_not_arrive() {
     // Once WAL arrives, waiting reads succeed; WAL that does not decode stops ingest rather
     // than being applied.
     sk.commit(1, &[put(1, 1)]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut got = get(&mut client, timeline, vec![key(1)], 1, 1).await;
     while matches!(&got, Err(s) if s.code() == Code::Unavailable) {
+        assert!(tokio::time::Instant::now() < deadline, "WAL never ingested");
         got = get(&mut client, timeline, vec![key(1)], 1, 1).await;
     }
     assert_eq!(got.unwrap(), vec![Some(value(1, 1))]);
