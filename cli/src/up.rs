@@ -47,7 +47,12 @@ pub struct UpArgs {
 impl UpArgs {
     /// Defaults for a data directory, on a free port.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), port: 0, listen_addr: [127, 0, 0, 1].into(), object_store: None }
+        Self {
+            data_dir: data_dir.into(),
+            port: 0,
+            listen_addr: [127, 0, 0, 1].into(),
+            object_store: None,
+        }
     }
 }
 
@@ -102,14 +107,22 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         sk_listeners.push((id, listener));
     }
     let ps_listener = TcpListener::bind((loopback, 0)).await?;
-    let pg_listener = TcpListener::bind((args.listen_addr, args.port)).await.with_context(|| {
-        format!("cannot listen on {}:{} (is another server using it? pass --port)", args.listen_addr, args.port)
-    })?;
+    let pg_listener = TcpListener::bind((args.listen_addr, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (is another server using it? pass --port)",
+                args.listen_addr, args.port
+            )
+        })?;
     let info = RuntimeInfo {
         pid: std::process::id(),
         postgres: pg_listener.local_addr()?,
         pageserver: ps_listener.local_addr()?,
-        safekeepers: sk_listeners.iter().map(|(_, l)| l.local_addr()).collect::<Result<_, _>>()?,
+        safekeepers: sk_listeners
+            .iter()
+            .map(|(_, l)| l.local_addr())
+            .collect::<Result<_, _>>()?,
         object_store: object_store_url.clone(),
         main_timeline: timeline.to_string(),
     };
@@ -126,7 +139,9 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         };
         let token = sk_stop.clone();
         safekeepers.push(spawn("safekeeper", &failed, async move {
-            strata_safekeeper::run(config, listener, token).await.map_err(Into::into)
+            strata_safekeeper::run(config, listener, token)
+                .await
+                .map_err(Into::into)
         }));
     }
     let ps_config = PageserverConfig {
@@ -137,13 +152,21 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
     let ps_stop = CancellationToken::new();
     let token = ps_stop.clone();
     let pageserver = spawn("pageserver", &failed, async move {
-        strata_pageserver::run(ps_config, ps_listener, remote, token).await.map_err(Into::into)
+        strata_pageserver::run(ps_config, ps_listener, remote, token)
+            .await
+            .map_err(Into::into)
     });
-    let compute_config = ComputeConfig::new(timeline, peers.values().cloned().collect(), info.pageserver.to_string());
+    let compute_config = ComputeConfig::new(
+        timeline,
+        peers.values().cloned().collect(),
+        info.pageserver.to_string(),
+    );
     let compute_stop = CancellationToken::new();
     let token = compute_stop.clone();
     let compute = spawn("compute", &failed, async move {
-        strata_compute::run(compute_config, pg_listener, token).await.map_err(Into::into)
+        strata_compute::run(compute_config, pg_listener, token)
+            .await
+            .map_err(Into::into)
     });
 
     let info_path = data_dir.join("up.json");

@@ -35,7 +35,7 @@ pub fn decode_bytea(text: &str) -> Result<Vec<u8>, SqlError> {
     if let Some(hex) = text.strip_prefix("\\x") {
         let mut out = Vec::with_capacity(hex.len() / 2);
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(SqlError::new(
                 sqlstate::INVALID_TEXT_REPRESENTATION,
                 "invalid hexadecimal data: odd number of digits",

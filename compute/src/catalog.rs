@@ -82,7 +82,10 @@ impl TableDef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(c.ty.field_metadata()))
+                .map(|c| {
+                    Field::new(&c.name, c.ty.arrow_type(), true)
+                        .with_metadata(c.ty.field_metadata())
+                })
                 .collect::<Vec<_>>(),
         ))
     }

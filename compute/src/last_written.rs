@@ -43,7 +43,14 @@ fn region(key: &[u8]) -> &[u8] {
 impl LastWritten {
     /// Starts knowing only that nothing was written after `floor`.
     pub fn new(floor: Lsn) -> Self {
-        Self { inner: Mutex::new(Inner { keys: HashMap::new(), regions: HashMap::new(), floor, max: floor }) }
+        Self {
+            inner: Mutex::new(Inner {
+                keys: HashMap::new(),
+                regions: HashMap::new(),
+                floor,
+                max: floor,
+            }),
+        }
     }
 
     /// Records that `keys` were written by a commit at `lsn`.
@@ -65,7 +72,10 @@ impl LastWritten {
     /// The last write to any of `keys`.
     pub fn for_keys(&self, keys: &[Bytes]) -> Lsn {
         let inner = self.inner.lock().expect("last-written lock");
-        keys.iter().map(|k| inner.keys.get(k).copied().unwrap_or(inner.floor)).max().unwrap_or(inner.floor)
+        keys.iter()
+            .map(|k| inner.keys.get(k).copied().unwrap_or(inner.floor))
+            .max()
+            .unwrap_or(inner.floor)
     }
 
     /// The last write to any key in `[start, end)`.
@@ -74,7 +84,12 @@ impl LastWritten {
         let r = region(start);
         let within_one_region = !end.is_empty() && r.len() > 1 && region(end) == r;
         if within_one_region {
-            inner.regions.get(r).copied().unwrap_or(inner.floor).max(inner.floor)
+            inner
+                .regions
+                .get(r)
+                .copied()
+                .unwrap_or(inner.floor)
+                .max(inner.floor)
         } else {
             inner.max
         }
@@ -97,7 +112,7 @@ mod tests {
         let b = Bytes::from(b);
         lw.record([&a], Lsn(20));
         lw.record([&b], Lsn(30));
-        assert_eq!(lw.for_keys(&[a.clone()]), Lsn(20));
+        assert_eq!(lw.for_keys(std::slice::from_ref(&a)), Lsn(20));
         assert_eq!(lw.for_keys(&[Bytes::from_static(b"t-unknown")]), Lsn(10));
         assert_eq!(lw.for_keys(&[a, b]), Lsn(30));
         let p1 = row_prefix(1);
@@ -105,6 +120,9 @@ mod tests {
         let p3 = row_prefix(3);
         assert_eq!(lw.for_range(&p3, &prefix_end(&p3).unwrap()), Lsn(10));
         // A range across tables waits for everything.
-        assert_eq!(lw.for_range(&p1, &prefix_end(&row_prefix(2)).unwrap()), Lsn(30));
+        assert_eq!(
+            lw.for_range(&p1, &prefix_end(&row_prefix(2)).unwrap()),
+            Lsn(30)
+        );
     }
 }

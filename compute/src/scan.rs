@@ -234,7 +234,7 @@ impl Reader {
     ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
         enum State {
             Start(Bytes, Bytes),
-            Streaming(ScanStream),
+            Streaming(Box<ScanStream>),
             Done,
         }
         stream::try_unfold(
@@ -255,7 +255,7 @@ impl Reader {
                                 )
                                 .await
                                 .map_err(|e| SqlError::from(e).into_datafusion())?;
-                            state = State::Streaming(scan);
+                            state = State::Streaming(Box::new(scan));
                         }
                         State::Streaming(mut scan) => {
                             let chunk = if reader.wants_more() {

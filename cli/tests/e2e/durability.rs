@@ -25,7 +25,10 @@ impl Writers {
             let client = connect(port).await;
             let (stop, acked, table) = (stop.clone(), acked.clone(), table.to_string());
             tasks.push(tokio::spawn(async move {
-                let insert = client.prepare(&format!("INSERT INTO {table} VALUES ($1, $2)")).await.unwrap();
+                let insert = client
+                    .prepare(&format!("INSERT INTO {table} VALUES ($1, $2)"))
+                    .await
+                    .unwrap();
                 let mut n = 0i64;
                 while !stop.load(Ordering::Relaxed) {
                     let id = w * 1_000_000 + n;
@@ -51,7 +54,11 @@ impl Writers {
     async fn wait_for(&self, rows: usize, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while self.count() < rows {
-            assert!(Instant::now() < deadline, "only {} of {rows} rows acknowledged {what}", self.count());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {rows} rows acknowledged {what}",
+                self.count()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -78,14 +85,21 @@ async fn ids(port: u16, table: &str) -> BTreeSet<i64> {
 
 fn assert_all_present(acked: &BTreeSet<i64>, present: &BTreeSet<i64>) {
     let missing: Vec<_> = acked.difference(present).take(10).collect();
-    assert!(missing.is_empty(), "{} acknowledged rows are missing, e.g. {missing:?}", acked.difference(present).count());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged rows are missing, e.g. {missing:?}",
+        acked.difference(present).count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_whole_system_loses_no_acknowledged_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Up::start(dir.path()).await;
-    psql(up.port, "CREATE TABLE events (id bigint PRIMARY KEY, body text);");
+    psql(
+        up.port,
+        "CREATE TABLE events (id bigint PRIMARY KEY, body text);",
+    );
     let writers = Writers::start(up.port, "events", 4).await;
     writers.wait_for(300, "before the crash").await;
     // Kill while the writers are still committing.
@@ -96,42 +110,65 @@ async fn kill_9_of_the_whole_system_loses_no_acknowledged_row() {
     let present = ids(up.port, "events").await;
     assert_all_present(&acked, &present);
     // Rows committed but not acknowledged before the kill may also be there; nothing else is.
-    assert!(present.len() - acked.len() <= 4, "{} rows appeared from nowhere", present.len() - acked.len());
+    assert!(
+        present.len() - acked.len() <= 4,
+        "{} rows appeared from nowhere",
+        present.len() - acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_continue_when_a_safekeeper_is_killed_and_it_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path()).await;
-    psql(cluster.pg_port, "CREATE TABLE events (id bigint PRIMARY KEY, body text);");
+    psql(
+        cluster.pg_port,
+        "CREATE TABLE events (id bigint PRIMARY KEY, body text);",
+    );
     let writers = Writers::start(cluster.pg_port, "events", 2).await;
     writers.wait_for(200, "with three safekeepers").await;
 
     // Kill the leader: the other two elect a new one and commits carry on.
-    let leader = safekeeper_status(cluster.sk_ports[0]).await.expect("safekeeper 1 answers").leader_id as usize;
+    let leader = safekeeper_status(cluster.sk_ports[0])
+        .await
+        .expect("safekeeper 1 answers")
+        .leader_id as usize;
     assert!((1..=3).contains(&leader), "no leader known");
     cluster.safekeepers[leader - 1].kill9();
     let before = writers.count();
-    writers.wait_for(before + 200, "after a safekeeper was killed").await;
+    writers
+        .wait_for(before + 200, "after a safekeeper was killed")
+        .await;
 
     // Restart it: it catches up with everything committed meanwhile.
     cluster.restart_safekeeper(leader);
     let survivor = cluster.sk_ports[leader % 3];
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let target = safekeeper_status(survivor).await.map(|s| s.committed_index).unwrap_or(0);
-        let caught_up = safekeeper_status(cluster.sk_ports[leader - 1]).await.map(|s| s.applied_index).unwrap_or(0);
+        let target = safekeeper_status(survivor)
+            .await
+            .map(|s| s.committed_index)
+            .unwrap_or(0);
+        let caught_up = safekeeper_status(cluster.sk_ports[leader - 1])
+            .await
+            .map(|s| s.applied_index)
+            .unwrap_or(0);
         if target > 0 && caught_up >= target {
             break;
         }
-        assert!(Instant::now() < deadline, "restarted safekeeper stuck at {caught_up}, quorum at {target}");
+        assert!(
+            Instant::now() < deadline,
+            "restarted safekeeper stuck at {caught_up}, quorum at {target}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // It is a working member again: with another node down, it makes the quorum.
     let other = (leader % 3) + 1;
     cluster.safekeepers[other - 1].kill9();
     let before = writers.count();
-    writers.wait_for(before + 100, "with the restarted safekeeper in the quorum").await;
+    writers
+        .wait_for(before + 100, "with the restarted safekeeper in the quorum")
+        .await;
 
     let acked = writers.finish().await;
     assert_all_present(&acked, &ids(cluster.pg_port, "events").await);
@@ -141,18 +178,33 @@ async fn commits_continue_when_a_safekeeper_is_killed_and_it_catches_up() {
 async fn a_deleted_pageserver_directory_is_rebuilt_from_storage() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Up::start(dir.path()).await;
-    psql(up.port, "CREATE TABLE items (id bigint PRIMARY KEY, body text);");
-    psql(up.port, "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(1, 5000);");
+    psql(
+        up.port,
+        "CREATE TABLE items (id bigint PRIMARY KEY, body text);",
+    );
+    psql(
+        up.port,
+        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(1, 5000);",
+    );
     up.process.stop();
     std::fs::remove_dir_all(dir.path().join("pageserver")).unwrap();
 
     let mut up = Up::start(dir.path()).await;
-    assert_eq!(psql(up.port, "SELECT count(*), max(body) FROM items;").trim(), "5000|item 999");
+    assert_eq!(
+        psql(up.port, "SELECT count(*), max(body) FROM items;").trim(),
+        "5000|item 999"
+    );
     // Again after a crash, with rows that only the safekeepers' WAL holds.
-    psql(up.port, "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(5001, 6000);");
+    psql(
+        up.port,
+        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(5001, 6000);",
+    );
     up.process.kill9();
     std::fs::remove_dir_all(dir.path().join("pageserver")).unwrap();
 
     let up = Up::start(dir.path()).await;
-    assert_eq!(psql(up.port, "SELECT count(*), sum(id) FROM items;").trim(), format!("6000|{}", (1..=6000i64).sum::<i64>()));
+    assert_eq!(
+        psql(up.port, "SELECT count(*), sum(id) FROM items;").trim(),
+        format!("6000|{}", (1..=6000i64).sum::<i64>())
+    );
 }

@@ -21,17 +21,35 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
     );
     // 1,000 customers in one multi-row INSERT.
     let rows: Vec<String> = (1..=1000i64)
-        .map(|i| format!("({i}, 'customer {i}', '{}', {}.{:02}, '2024-{:02}-{:02}')", region(i), i * 10, i % 100, 1 + i % 12, 1 + i % 28))
+        .map(|i| {
+            format!(
+                "({i}, 'customer {i}', '{}', {}.{:02}, '2024-{:02}-{:02}')",
+                region(i),
+                i * 10,
+                i % 100,
+                1 + i % 12,
+                1 + i % 28
+            )
+        })
         .collect();
-    psql(up.port, &format!("INSERT INTO customers VALUES {};", rows.join(",\n")));
+    psql(
+        up.port,
+        &format!("INSERT INTO customers VALUES {};", rows.join(",\n")),
+    );
     // 9,000 orders from INSERT ... SELECT.
     psql(up.port, "INSERT INTO orders SELECT value % 1000 + 1, value, value * 0.5, value % 3 = 0 FROM generate_series(1, 9000);");
 
     let balance_cents: i64 = (1..=1000i64).map(|i| i * 1000 + i % 100).sum();
     let out = psql(up.port, "SELECT count(*), sum(balance) FROM customers;");
-    assert_eq!(out.trim(), format!("1000|{}.{:02}", balance_cents / 100, balance_cents % 100));
+    assert_eq!(
+        out.trim(),
+        format!("1000|{}.{:02}", balance_cents / 100, balance_cents % 100)
+    );
     let amount: f64 = (1..=9000).map(|v| v as f64 * 0.5).sum();
-    assert_eq!(psql(up.port, "SELECT count(*), sum(amount) FROM orders;").trim(), format!("9000|{amount}"));
+    assert_eq!(
+        psql(up.port, "SELECT count(*), sum(amount) FROM orders;").trim(),
+        format!("9000|{amount}")
+    );
 
     // A join with grouping, checked against the same computation done here.
     let mut expected: std::collections::BTreeMap<&str, (i64, f64)> = Default::default();
@@ -40,7 +58,10 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
         e.0 += 1;
         e.1 += v as f64 * 0.5;
     }
-    let want: Vec<String> = expected.iter().map(|(r, (n, s))| format!("{r}|{n}|{s}")).collect();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|(r, (n, s))| format!("{r}|{n}|{s}"))
+        .collect();
     let got = psql(
         up.port,
         "SELECT c.region, count(*), sum(o.amount) FROM customers c JOIN orders o ON o.customer_id = c.id
@@ -49,33 +70,59 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
     assert_eq!(got.trim().lines().collect::<Vec<_>>(), want);
 
     // Subqueries, LIMIT, ORDER BY.
-    let paid_customers = (1..=9000i64).filter(|v| v % 3 == 0).map(|v| v % 1000 + 1).collect::<std::collections::BTreeSet<_>>().len();
+    let paid_customers = (1..=9000i64)
+        .filter(|v| v % 3 == 0)
+        .map(|v| v % 1000 + 1)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     assert_eq!(
         psql(up.port, "SELECT count(*) FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE paid);").trim(),
         paid_customers.to_string()
     );
     assert_eq!(
-        psql(up.port, "SELECT id, name FROM customers ORDER BY balance DESC LIMIT 2;").trim(),
+        psql(
+            up.port,
+            "SELECT id, name FROM customers ORDER BY balance DESC LIMIT 2;"
+        )
+        .trim(),
         "1000|customer 1000\n999|customer 999"
     );
-    assert_eq!(psql(up.port, "SELECT name, since FROM customers WHERE id = 42;").trim(), "customer 42|2024-07-15");
+    assert_eq!(
+        psql(up.port, "SELECT name, since FROM customers WHERE id = 42;").trim(),
+        "customer 42|2024-07-15"
+    );
 
     // Primary-key predicates become point reads and range scans.
     let plan = psql(up.port, "EXPLAIN SELECT * FROM customers WHERE id = 42;");
     assert!(plan.contains("access=primary key lookup (1 key)"), "{plan}");
-    let plan = psql(up.port, "EXPLAIN SELECT * FROM orders WHERE customer_id = 7 AND order_no > 100;");
+    let plan = psql(
+        up.port,
+        "EXPLAIN SELECT * FROM orders WHERE customer_id = 7 AND order_no > 100;",
+    );
     assert!(plan.contains("access=primary key range scan"), "{plan}");
     let plan = psql(up.port, "EXPLAIN SELECT * FROM orders WHERE amount > 3;");
     assert!(plan.contains("access=full scan"), "{plan}");
 
     // Constraint violations carry PostgreSQL's SQLSTATE.
-    let err = psql_error(up.port, "INSERT INTO customers VALUES (42, 'again', 'x', 0, NULL);");
-    assert!(err.contains("23505") && err.contains("Key (id)=(42) already exists."), "{err}");
+    let err = psql_error(
+        up.port,
+        "INSERT INTO customers VALUES (42, 'again', 'x', 0, NULL);",
+    );
+    assert!(
+        err.contains("23505") && err.contains("Key (id)=(42) already exists."),
+        "{err}"
+    );
     let err = psql_error(up.port, "INSERT INTO customers (id) VALUES (5000);");
     assert!(err.contains("23502"), "{err}");
-    let err = psql_error(up.port, "INSERT INTO customers VALUES (5001, 'x', 'much too long', 0, NULL);");
+    let err = psql_error(
+        up.port,
+        "INSERT INTO customers VALUES (5001, 'x', 'much too long', 0, NULL);",
+    );
     assert!(err.contains("22001"), "{err}");
-    assert_eq!(psql(up.port, "SELECT count(*) FROM customers;").trim(), "1000");
+    assert_eq!(
+        psql(up.port, "SELECT count(*) FROM customers;").trim(),
+        "1000"
+    );
 
     // DROP TABLE.
     psql(up.port, "DROP TABLE orders;");
@@ -106,7 +153,8 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         .unwrap();
     let base = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
     for i in 0..2000i32 {
-        let ts: NaiveDateTime = base.and_hms_micro_opt(12, 30, 15, 250_000).unwrap() + chrono::Duration::seconds(i64::from(i));
+        let ts: NaiveDateTime = base.and_hms_micro_opt(12, 30, 15, 250_000).unwrap()
+            + chrono::Duration::seconds(i64::from(i));
         let tstz = Utc.from_utc_datetime(&ts);
         client
             .execute(
@@ -138,16 +186,31 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
                     i % 7, i64::from(i) * 2, i, i, i)
             })
             .collect();
-        client.batch_execute(&format!("INSERT INTO t (k1, k2, i4, i8, f4, f8, num, vc, b, d, ts, tstz, raw) VALUES {}", rows.join(","))).await.unwrap();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO t (k1, k2, i4, i8, f4, f8, num, vc, b, d, ts, tstz, raw) VALUES {}",
+                rows.join(",")
+            ))
+            .await
+            .unwrap();
     }
 
-    let row = client.query_one("SELECT count(*), sum(i4), count(num) FROM t", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*), sum(i4), count(num) FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 10_000);
     assert_eq!(row.get::<_, i64>(1), (0..10_000i64).sum::<i64>());
     assert_eq!(row.get::<_, i64>(2), 8_000);
 
     // Every type comes back intact in binary format.
-    let row = client.query_one("SELECT * FROM t WHERE k1 = $1 AND k2 = $2", &[&(1234i16 % 7), &"key-1234"]).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT * FROM t WHERE k1 = $1 AND k2 = $2",
+            &[&(1234i16 % 7), &"key-1234"],
+        )
+        .await
+        .unwrap();
     let ts = base.and_hms_micro_opt(12, 30, 15, 250_000).unwrap() + chrono::Duration::seconds(1234);
     assert_eq!(row.get::<_, i32>("i4"), 1234);
     assert_eq!(row.get::<_, i64>("i8"), 1234 * 1_000_000_007);
@@ -155,16 +218,31 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
     assert_eq!(row.get::<_, f64>("f8"), 1234.0 / 3.0);
     assert_eq!(row.get::<_, String>("vc"), "v234");
     assert!(row.get::<_, bool>("b"));
-    assert_eq!(row.get::<_, NaiveDate>("d"), base + chrono::Duration::days(34));
+    assert_eq!(
+        row.get::<_, NaiveDate>("d"),
+        base + chrono::Duration::days(34)
+    );
     assert_eq!(row.get::<_, NaiveDateTime>("ts"), ts);
-    assert_eq!(row.get::<_, chrono::DateTime<Utc>>("tstz"), Utc.from_utc_datetime(&ts));
+    assert_eq!(
+        row.get::<_, chrono::DateTime<Utc>>("tstz"),
+        Utc.from_utc_datetime(&ts)
+    );
     assert_eq!(row.get::<_, Vec<u8>>("raw"), vec![1234u32 as u8, 0, 255]);
 
-    let row = client.query_one("SELECT num IS NULL FROM t WHERE k1 = 2 AND k2 = 'key-1234'", &[]).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT num IS NULL FROM t WHERE k1 = 2 AND k2 = 'key-1234'",
+            &[],
+        )
+        .await
+        .unwrap();
     assert!(row.get::<_, bool>(0));
 
     // Numeric and text output as PostgreSQL prints them.
-    let rows = client.simple_query("SELECT num, f4, tstz, raw FROM t WHERE k1 = 3 AND k2 = 'key-2005'").await.unwrap();
+    let rows = client
+        .simple_query("SELECT num, f4, tstz, raw FROM t WHERE k1 = 3 AND k2 = 'key-2005'")
+        .await
+        .unwrap();
     let row = rows.iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
         _ => None,
@@ -184,7 +262,10 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 500);
-    let row = client.query_one("SELECT max(i8), min(d) FROM t WHERE k1 = $1", &[&3i16]).await.unwrap();
+    let row = client
+        .query_one("SELECT max(i8), min(d) FROM t WHERE k1 = $1", &[&3i16])
+        .await
+        .unwrap();
     assert!(row.get::<_, i64>(0) > 0);
 
     // Errors carry SQLSTATEs, and the connection survives each one.
@@ -192,21 +273,40 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         ("SELEC 1", &SqlState::SYNTAX_ERROR),
         ("SELECT * FROM missing", &SqlState::UNDEFINED_TABLE),
         ("SELECT nope FROM t", &SqlState::UNDEFINED_COLUMN),
-        ("CREATE VIEW v AS SELECT 1", &SqlState::FEATURE_NOT_SUPPORTED),
+        (
+            "CREATE VIEW v AS SELECT 1",
+            &SqlState::FEATURE_NOT_SUPPORTED,
+        ),
         ("UPDATE t SET i4 = 1", &SqlState::FEATURE_NOT_SUPPORTED),
-        ("CREATE TABLE u (a int UNIQUE)", &SqlState::FEATURE_NOT_SUPPORTED),
-        ("INSERT INTO t (k1, k2) VALUES (1, 'key-8')", &SqlState::UNIQUE_VIOLATION),
+        (
+            "CREATE TABLE u (a int UNIQUE)",
+            &SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+        (
+            "INSERT INTO t (k1, k2) VALUES (1, 'key-8')",
+            &SqlState::UNIQUE_VIOLATION,
+        ),
         ("SELECT 1/0", &SqlState::DIVISION_BY_ZERO),
         ("CREATE TABLE t (a int)", &SqlState::DUPLICATE_TABLE),
-        ("SET TimeZone = 'Europe/Paris'", &SqlState::FEATURE_NOT_SUPPORTED),
+        (
+            "SET TimeZone = 'Europe/Paris'",
+            &SqlState::FEATURE_NOT_SUPPORTED,
+        ),
         ("SHOW no_such_setting", &SqlState::UNDEFINED_OBJECT),
     ];
     for (sql, code) in cases {
         let err = client.batch_execute(sql).await.expect_err(sql);
         assert_eq!(err.code(), Some(*code), "{sql}: {err:?}");
         let err = client.query(*sql, &[]).await.expect_err(sql);
-        assert_eq!(err.code(), Some(*code), "{sql} (extended protocol): {err:?}");
+        assert_eq!(
+            err.code(),
+            Some(*code),
+            "{sql} (extended protocol): {err:?}"
+        );
     }
-    let row = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 10_000);
 }

@@ -9,7 +9,11 @@ pub const STRATA: &str = env!("CARGO_BIN_EXE_strata");
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed when dropped, with its log in a file.
@@ -23,7 +27,11 @@ impl Process {
     pub fn spawn(name: &str, args: &[String], log_dir: &Path) -> Process {
         std::fs::create_dir_all(log_dir).unwrap();
         let log = log_dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(STRATA)
             .args(args)
             .env("STRATA_LOG", "info,openraft=warn")
@@ -32,7 +40,11 @@ impl Process {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {STRATA}: {e}"));
-        Process { name: name.to_string(), child: Some(child), log }
+        Process {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
     }
 
     /// `kill -9`: no chance to flush anything.
@@ -46,17 +58,30 @@ impl Process {
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
             assert!(status.success());
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "{} exited with {status}; log: {}", self.name, self.log.display());
+                    assert!(
+                        status.success(),
+                        "{} exited with {status}; log: {}",
+                        self.name,
+                        self.log.display()
+                    );
                     return;
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
-                    panic!("{} did not stop within 60 s; log: {}", self.name, self.log.display());
+                    panic!(
+                        "{} did not stop within 60 s; log: {}",
+                        self.name,
+                        self.log.display()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -76,7 +101,12 @@ impl Drop for Process {
             let _ = child.kill();
             let _ = child.wait();
             if std::thread::panicking() {
-                eprintln!("--- last lines of {} ({}) ---\n{}", self.name, self.log.display(), self.log_tail());
+                eprintln!(
+                    "--- last lines of {} ({}) ---\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail()
+                );
             }
         }
     }
@@ -103,7 +133,6 @@ impl Up {
         wait_for_postgres(up.port, &up.process).await;
         up
     }
-
 }
 
 pub fn url(port: u16) -> String {
@@ -120,7 +149,11 @@ pub async fn wait_for_postgres(port: u16, process: &Process) {
             }
         }
         if Instant::now() > deadline {
-            panic!("{} did not accept queries within 90 s:\n{}", process.name, process.log_tail());
+            panic!(
+                "{} did not accept queries within 90 s:\n{}",
+                process.name,
+                process.log_tail()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -135,26 +168,50 @@ async fn try_connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres
 }
 
 pub async fn connect(port: u16) -> tokio_postgres::Client {
-    try_connect(port).await.expect("connect with tokio-postgres")
+    try_connect(port)
+        .await
+        .expect("connect with tokio-postgres")
 }
 
 /// Runs SQL through `psql` (unaligned, tuples only, stop on the first error) and returns stdout.
 pub fn psql(port: u16, sql: &str) -> String {
     let out = psql_output(port, sql);
-    assert!(out.status.success(), "psql failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// Runs SQL through `psql`, expecting it to fail; returns stderr.
 pub fn psql_error(port: u16, sql: &str) -> String {
     let out = psql_output(port, sql);
-    assert!(!out.status.success(), "psql unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "psql unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
 fn psql_output(port: u16, sql: &str) -> std::process::Output {
     Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", &url(port), "-f", "-"])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            &url(port),
+            "-f",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -184,8 +241,14 @@ impl Cluster {
         let ps_port = free_port();
         let pg_port = free_port();
         let logs = dir.join("logs");
-        let safekeepers = (1..=3).map(|id| spawn_safekeeper(dir, &sk_ports, id)).collect();
-        let sk_addrs = sk_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        let safekeepers = (1..=3)
+            .map(|id| spawn_safekeeper(dir, &sk_ports, id))
+            .collect();
+        let sk_addrs = sk_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let objects = dir.join("objects").display().to_string();
         let pageserver = Process::spawn(
             "pageserver",
@@ -218,7 +281,14 @@ impl Cluster {
             &logs,
         );
         wait_for_postgres(pg_port, &compute).await;
-        Cluster { dir: dir.to_path_buf(), safekeepers, sk_ports, _pageserver: pageserver, _compute: compute, pg_port }
+        Cluster {
+            dir: dir.to_path_buf(),
+            safekeepers,
+            sk_ports,
+            _pageserver: pageserver,
+            _compute: compute,
+            pg_port,
+        }
     }
 
     /// Starts safekeeper `id` (1-based) again, on its port and directory.
@@ -228,7 +298,12 @@ impl Cluster {
 }
 
 fn spawn_safekeeper(dir: &Path, ports: &[u16], id: usize) -> Process {
-    let peers = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let peers = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
     Process::spawn(
         &format!("safekeeper-{id}"),
         &[
@@ -248,7 +323,14 @@ fn spawn_safekeeper(dir: &Path, ports: &[u16], id: usize) -> Process {
 
 /// The Raft state one safekeeper reports.
 pub async fn safekeeper_status(port: u16) -> Option<strata_proto::safekeeper::StatusResponse> {
-    let mut client =
-        strata_proto::safekeeper::safekeeper_client::SafekeeperClient::connect(format!("http://127.0.0.1:{port}")).await.ok()?;
-    client.status(strata_proto::safekeeper::StatusRequest {}).await.ok().map(|r| r.into_inner())
+    let mut client = strata_proto::safekeeper::safekeeper_client::SafekeeperClient::connect(
+        format!("http://127.0.0.1:{port}"),
+    )
+    .await
+    .ok()?;
+    client
+        .status(strata_proto::safekeeper::StatusRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
 }

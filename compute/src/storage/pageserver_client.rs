@@ -169,7 +169,12 @@ pub struct ScanStream {
 impl ScanStream {
     fn open(&self, start: Bytes) -> OpenFuture {
         let client = self.client.clone();
-        let (end, lsn, nms, limit) = (self.end.clone(), self.lsn, self.not_modified_since, self.remaining.unwrap_or(0));
+        let (end, lsn, nms, limit) = (
+            self.end.clone(),
+            self.lsn,
+            self.not_modified_since,
+            self.remaining.unwrap_or(0),
+        );
         Box::pin(async move { client.open_scan(start, end, lsn, nms, limit).await })
     }
 }
