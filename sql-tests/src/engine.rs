@@ -13,8 +13,14 @@ pub struct SqlFailure {
 impl From<tokio_postgres::Error> for SqlFailure {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
-            Some(db) => SqlFailure { code: Some(db.code().code().to_string()), message: db.message().to_string() },
-            None => SqlFailure { code: None, message: e.to_string() },
+            Some(db) => SqlFailure {
+                code: Some(db.code().code().to_string()),
+                message: db.message().to_string(),
+            },
+            None => SqlFailure {
+                code: None,
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -33,7 +39,11 @@ impl PgWireDb {
         let connection = tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Self { client, engine, connection })
+        Ok(Self {
+            client,
+            engine,
+            connection,
+        })
     }
 }
 
@@ -67,7 +77,10 @@ impl AsyncDB for PgWireDb {
             }
         }
         Ok(match columns {
-            Some(n) => DBOutput::Rows { types: vec![DefaultColumnType::Any; n], rows },
+            Some(n) => DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; n],
+                rows,
+            },
             None => DBOutput::StatementComplete(affected),
         })
     }

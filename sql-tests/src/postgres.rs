@@ -22,7 +22,10 @@ const ENV_URL: &str = "STRATA_TEST_POSTGRES_URL";
 impl PostgresServer {
     pub fn shared_or_start() -> anyhow::Result<Self> {
         if let Ok(url) = std::env::var(ENV_URL) {
-            return Ok(Self { base_url: url.trim_end_matches('/').to_string(), owned: None });
+            return Ok(Self {
+                base_url: url.trim_end_matches('/').to_string(),
+                owned: None,
+            });
         }
         Self::start()
     }
@@ -36,9 +39,13 @@ impl PostgresServer {
         let as_root = running_as_root();
         if as_root {
             // PostgreSQL refuses to run as root; the Debian package provides its own user.
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let initdb = vec![
             bin.join("initdb").display().to_string(),
             "-D".into(),
@@ -51,7 +58,10 @@ impl PostgresServer {
             "--locale=C".into(),
         ];
         run(&mut as_postgres(&initdb, as_root))?;
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", dir.path().display());
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            dir.path().display()
+        );
         let start = vec![
             bin.join("pg_ctl").display().to_string(),
             "-D".into(),
@@ -64,7 +74,10 @@ impl PostgresServer {
             "start".into(),
         ];
         run(&mut as_postgres(&start, as_root))?;
-        Ok(Self { base_url: format!("postgres://postgres@127.0.0.1:{port}"), owned: Some((data, dir)) })
+        Ok(Self {
+            base_url: format!("postgres://postgres@127.0.0.1:{port}"),
+            owned: Some((data, dir)),
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -73,11 +86,20 @@ impl PostgresServer {
 
     /// Creates an empty database and returns its URL.
     pub async fn fresh_database(&self, name: &str) -> anyhow::Result<String> {
-        let (client, connection) =
-            tokio_postgres::connect(&format!("{}/postgres", self.base_url), tokio_postgres::NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(
+            &format!("{}/postgres", self.base_url),
+            tokio_postgres::NoTls,
+        )
+        .await?;
         let conn = tokio::spawn(connection);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).await?;
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")).await?;
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+            .await?;
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+            ))
+            .await?;
         drop(client);
         let _ = conn.await;
         Ok(format!("{}/{name}", self.base_url))
@@ -103,7 +125,11 @@ impl Drop for PostgresServer {
 }
 
 fn running_as_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
 
 fn as_postgres(args: &[String], as_root: bool) -> Command {
@@ -119,9 +145,15 @@ fn as_postgres(args: &[String], as_root: bool) -> Command {
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -133,10 +165,14 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
     }
     let root = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<PathBuf> = std::fs::read_dir(root)
-        .with_context(|| "PostgreSQL server binaries not found under /usr/lib/postgresql (set PG_BIN)")?
+        .with_context(|| {
+            "PostgreSQL server binaries not found under /usr/lib/postgresql (set PG_BIN)"
+        })?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().context("no PostgreSQL version under /usr/lib/postgresql has initdb")
+    versions
+        .pop()
+        .context("no PostgreSQL version under /usr/lib/postgresql has initdb")
 }

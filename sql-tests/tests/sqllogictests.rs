@@ -18,16 +18,26 @@ fn main() {
     for file in slt_files() {
         let name = file.file_stem().unwrap().to_string_lossy().to_string();
         let f = file.clone();
-        trials.push(Trial::test(format!("strata::{name}"), move || run(async_strata(f))));
+        trials.push(Trial::test(format!("strata::{name}"), move || {
+            run(async_strata(f))
+        }));
         let f = file.clone();
-        trials.push(Trial::test(format!("postgres::{name}"), move || run(async_postgres(f))));
+        trials.push(Trial::test(format!("postgres::{name}"), move || {
+            run(async_postgres(f))
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }
 
 fn run(test: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), Failed> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(test).map_err(|e| Failed::from(format!("{e:#}")))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(test)
+        .map_err(|e| Failed::from(format!("{e:#}")))
 }
 
 async fn run_file(url: String, engine: &'static str, file: &PathBuf) -> anyhow::Result<()> {
@@ -37,7 +47,10 @@ async fn run_file(url: String, engine: &'static str, file: &PathBuf) -> anyhow::
         async move { PgWireDb::connect(&url, engine).await }
     });
     runner.add_label(engine);
-    runner.run_file_async(file).await.map_err(|e| anyhow::anyhow!("{}", e.display(true)))
+    runner
+        .run_file_async(file)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.display(true)))
 }
 
 async fn async_strata(file: PathBuf) -> anyhow::Result<()> {
@@ -51,7 +64,11 @@ async fn async_strata(file: PathBuf) -> anyhow::Result<()> {
 
 async fn async_postgres(file: PathBuf) -> anyhow::Result<()> {
     let server = tokio::task::spawn_blocking(PostgresServer::shared_or_start).await??;
-    let db = format!("slt_{}_{}", file.file_stem().unwrap().to_string_lossy(), std::process::id());
+    let db = format!(
+        "slt_{}_{}",
+        file.file_stem().unwrap().to_string_lossy(),
+        std::process::id()
+    );
     let url = server.fresh_database(&db).await?;
     run_file(url, "postgres", &file).await
 }
