@@ -119,6 +119,7 @@ async fn stream_from(
         } => r?,
     };
     info!(safekeeper = %addr, %start_lsn, "streaming WAL");
+    let mut held = HeldRecords::default();
     loop {
         let chunk = tokio::select! {
             _ = cancel.cancelled() => return Ok(StreamEnd::Stop),
@@ -131,9 +132,33 @@ async fn stream_from(
         let Some(timeline) = timeline.upgrade() else {
             return Ok(StreamEnd::Stop);
         };
-        debug!(records = records.len(), %committed_lsn, "ingesting WAL chunk");
-        timeline.ingest(&records, committed_lsn).await?;
+        let complete = held.complete(records, committed_lsn);
+        debug!(records = complete.len(), %committed_lsn, "ingesting WAL chunk");
+        timeline.ingest(&complete, committed_lsn).await?;
         *progressed = true;
+    }
+}
+
+/// Records of an LSN that is not complete yet.
+///
+/// A group-commit batch (one LSN) too large for one chunk arrives split over several: a chunk
+/// may end with records whose LSN is above its `committed_lsn`, and the rest of that LSN comes
+/// in the next chunk. Those records are held back until a chunk's `committed_lsn` covers them,
+/// so that the timeline only ever ingests whole LSNs: its `last_record_lsn` never claims an LSN
+/// it holds only part of, and no layer is frozen in the middle of one. After a reconnect, the
+/// stream resumes at the held LSN and resends it whole, so dropping the held records is safe.
+#[derive(Default)]
+struct HeldRecords {
+    records: Vec<WalRecord>,
+}
+
+impl HeldRecords {
+    /// Takes this chunk's records; returns every held record whose LSN is now complete.
+    fn complete(&mut self, records: Vec<WalRecord>, committed_lsn: Lsn) -> Vec<WalRecord> {
+        self.records.extend(records);
+        let split = self.records.partition_point(|r| r.lsn <= committed_lsn);
+        let rest = self.records.split_off(split);
+        std::mem::replace(&mut self.records, rest)
     }
 }
 
@@ -153,4 +178,31 @@ fn decode_chunk(chunk: WalChunk) -> Result<(Vec<WalRecord>, Lsn), ReceiverError>
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((records, Lsn(chunk.committed_lsn)))
+}
+
+#[cfg(test)]
+mod held_records_tests {
+    use super::*;
+
+    fn record(lsn: u64, n: u8) -> WalRecord {
+        WalRecord {
+            lsn: Lsn(lsn),
+            commit_time_micros: 0,
+            mutations: vec![strata_core::wal::Mutation::Delete {
+                key: vec![n].into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_split_lsn_is_released_whole() {
+        let mut held = HeldRecords::default();
+        // Chunk 1: all of LSN 5, the first half of LSN 6.
+        let out = held.complete(vec![record(5, 1), record(6, 2)], Lsn(5));
+        assert_eq!(out.iter().map(|r| r.lsn.0).collect::<Vec<_>>(), vec![5]);
+        // Chunk 2: the second half of LSN 6.
+        let out = held.complete(vec![record(6, 3)], Lsn(6));
+        assert_eq!(out, vec![record(6, 2), record(6, 3)]);
+        assert!(held.complete(vec![], Lsn(7)).is_empty());
+    }
 }

@@ -208,3 +208,44 @@ async fn a_deleted_pageserver_directory_is_rebuilt_from_storage() {
         format!("6000|{}", (1..=6000i64).sum::<i64>())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_transactions_committed_together_are_all_readable() {
+    // Many ~400 KB transactions committed at once: the leader has only a few batches in flight,
+    // so the rest queue and are group-committed together into batches bigger than one WAL
+    // stream chunk (1 MiB), which reach the pageserver split over chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE blobs (id bigint PRIMARY KEY, body text);",
+    );
+    let (writers, rounds, rows) = (16i64, 4i64, 400i64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let client = connect(up.port).await;
+        tasks.push(tokio::spawn(async move {
+            for round in 0..rounds {
+                let base = (w * rounds + round) * rows;
+                client
+                    .batch_execute(&format!(
+                        "INSERT INTO blobs SELECT value + {base}, repeat('x', 1000) FROM generate_series(1, {rows})"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = writers * rounds * rows;
+    assert_eq!(
+        psql(
+            up.port,
+            "SELECT count(*), sum(id), sum(length(body)) FROM blobs;"
+        )
+        .trim(),
+        format!("{total}|{}|{}", (1..=total).sum::<i64>(), total * 1000)
+    );
+}
