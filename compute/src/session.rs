@@ -158,11 +158,7 @@ impl Session {
                 prepared.columns = Some(single_text_column("QUERY PLAN"));
             }
             Statement::ShowVariable { variable } => {
-                let name = variable
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let name = setting_name(variable);
                 let (canonical, _) = self.settings.lock().expect("settings lock").get(&name)?;
                 prepared.columns = Some(single_text_column(&canonical));
             }
@@ -250,11 +246,7 @@ impl Session {
             }
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => {
-                let name = variable
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let name = setting_name(variable);
                 let (_, value) = self.settings.lock().expect("settings lock").get(&name)?;
                 let columns = prepared.columns.clone().expect("SHOW has a result column");
                 Ok(rows_output(
@@ -365,6 +357,20 @@ fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
         }
     }
     Ok(out)
+}
+
+/// The setting a `SHOW` names; `SHOW TIME ZONE` is PostgreSQL's two-word spelling of TimeZone.
+fn setting_name(variable: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
+    let name = variable
+        .iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.eq_ignore_ascii_case("time zone") {
+        "timezone".to_string()
+    } else {
+        name
+    }
 }
 
 fn setting_value(e: &SqlExpr) -> SqlResult<String> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use strata_proto::pageserver::pageserver_server::PageserverServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -42,7 +43,12 @@ pub async fn run(
         let result = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
+                // Small request/response messages must not wait for delayed ACKs (Nagle).
+                TcpListenerStream::new(listener).map(|conn| {
+                    conn.inspect(|s| {
+                        let _ = s.set_nodelay(true);
+                    })
+                }),
                 stop.clone().cancelled_owned(),
             )
             .await;

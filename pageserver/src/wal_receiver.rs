@@ -90,6 +90,7 @@ async fn connect(addr: &str) -> Result<SafekeeperClient<Channel>, tonic::transpo
     };
     let channel = Endpoint::from_shared(uri)?
         .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE)
         .connect()

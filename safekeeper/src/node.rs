@@ -10,6 +10,7 @@ use strata_proto::raft::raft_server::RaftServer;
 use strata_proto::safekeeper::safekeeper_server::SafekeeperServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -179,7 +180,12 @@ async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            // Small request/response messages must not wait for delayed ACKs (Nagle).
+            TcpListenerStream::new(listener).map(|conn| {
+                conn.inspect(|s| {
+                    let _ = s.set_nodelay(true);
+                })
+            }),
             shutdown.clone().cancelled_owned(),
         )
         .await;
