@@ -149,54 +149,139 @@ pub fn decode_next_table_id(value: Option<&[u8]>) -> SqlResult<u64> {
     }
 }
 
-/// The primary's in-memory copy of the catalog, shared by every session.
+/// The primary's in-memory copy of the committed catalog, shared by every session.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    tables: RwLock<HashMap<(String, String), Arc<TableDef>>>,
+    tables: RwLock<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    by_id: HashMap<u64, Arc<TableDef>>,
+    by_name: HashMap<(String, String), u64>,
 }
 
 impl Catalog {
     pub fn new(defs: impl IntoIterator<Item = TableDef>) -> Self {
         let catalog = Catalog::default();
         for def in defs {
-            catalog.insert(def);
+            catalog.upsert(def);
         }
         catalog
     }
 
     pub fn get(&self, schema: &str, name: &str) -> Option<Arc<TableDef>> {
-        self.tables
-            .read()
-            .expect("catalog lock")
+        let t = self.tables.read().expect("catalog lock");
+        t.by_name
             .get(&(schema.to_string(), name.to_string()))
+            .and_then(|id| t.by_id.get(id))
             .cloned()
     }
 
     pub fn table_names(&self, schema: &str) -> Vec<String> {
-        let mut names: Vec<_> = self
-            .tables
-            .read()
-            .expect("catalog lock")
+        let t = self.tables.read().expect("catalog lock");
+        t.by_name
             .keys()
             .filter(|(s, _)| s == schema)
             .map(|(_, n)| n.clone())
-            .collect();
-        names.sort();
-        names
+            .collect()
     }
 
-    pub fn insert(&self, def: TableDef) {
-        self.tables
-            .write()
-            .expect("catalog lock")
-            .insert((def.schema.clone(), def.name.clone()), Arc::new(def));
+    /// Adds or replaces (by id) a table definition.
+    pub fn upsert(&self, def: TableDef) {
+        let mut t = self.tables.write().expect("catalog lock");
+        if let Some(old) = t.by_id.get(&def.id).cloned() {
+            t.by_name.remove(&(old.schema.clone(), old.name.clone()));
+        }
+        t.by_name
+            .insert((def.schema.clone(), def.name.clone()), def.id);
+        t.by_id.insert(def.id, Arc::new(def));
     }
 
-    pub fn remove(&self, schema: &str, name: &str) {
-        self.tables
-            .write()
-            .expect("catalog lock")
-            .remove(&(schema.to_string(), name.to_string()));
+    pub fn remove(&self, id: u64) {
+        let mut t = self.tables.write().expect("catalog lock");
+        if let Some(old) = t.by_id.remove(&id) {
+            t.by_name.remove(&(old.schema.clone(), old.name.clone()));
+        }
+    }
+
+    /// Applies a committed transaction's writes to catalog keys.
+    pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
+        for (key, write) in writes {
+            let Some(id) = table_id_of_def_key(key) else {
+                continue;
+            };
+            match write {
+                Some(value) => self.upsert(decode_table_def(value)?),
+                None => self.remove(id),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table id a table-definition key names.
+fn table_id_of_def_key(key: &[u8]) -> Option<u64> {
+    match key {
+        [CATALOG_PREFIX, b'T', id @ ..] => id.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// The whole catalog region of the key space.
+pub fn catalog_range() -> (Bytes, Bytes) {
+    let start = vec![CATALOG_PREFIX];
+    let end = prefix_end(&start).expect("prefix is not all 0xff");
+    (Bytes::from(start), Bytes::from(end))
+}
+
+/// The catalog as one transaction sees it: the committed catalog with the transaction's own
+/// uncommitted DDL on top (its writes to catalog keys).
+pub struct CatalogView<'a> {
+    pub committed: &'a Catalog,
+    pub txn: Option<&'a crate::txn::Transaction>,
+}
+
+impl CatalogView<'_> {
+    pub fn get(&self, schema: &str, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+        if let Some(txn) = self.txn {
+            match txn.write(&table_name_key(DEFAULT_DATABASE, schema, name)) {
+                Some(Some(id)) => {
+                    let id = decode_next_table_id(Some(id))?;
+                    return match txn.write(&table_def_key(id)) {
+                        Some(Some(def)) => Ok(Some(Arc::new(decode_table_def(def)?))),
+                        _ => Ok(self
+                            .committed
+                            .tables
+                            .read()
+                            .expect("catalog lock")
+                            .by_id
+                            .get(&id)
+                            .cloned()),
+                    };
+                }
+                Some(None) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(self.committed.get(schema, name))
+    }
+
+    pub fn table_names(&self, schema: &str) -> Vec<String> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.committed.table_names(schema).into_iter().collect();
+        if let Some(txn) = self.txn {
+            let prefix = table_name_key(DEFAULT_DATABASE, schema, "");
+            let end = prefix_end(&prefix).expect("prefix is not all 0xff");
+            for (key, write) in txn.writes_in(&prefix, &end) {
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();
+                match write {
+                    Some(_) => names.insert(name),
+                    None => names.remove(&name),
+                };
+            }
+        }
+        names.into_iter().collect()
     }
 }
 

@@ -31,7 +31,7 @@ fn names_of_set_expr(body: &SetExpr) -> Option<Vec<String>> {
             .iter()
             .map(|item| match item {
                 SelectItem::UnnamedExpr(e) => {
-                    Some(figure(e).unwrap_or_else(|| "?column?".to_string()))
+                    Some(figure_name(e).unwrap_or_else(|| "?column?".to_string()))
                 }
                 SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
                 _ => None,
@@ -48,18 +48,19 @@ fn names_of_set_expr(body: &SetExpr) -> Option<Vec<String>> {
     }
 }
 
-fn figure(e: &Expr) -> Option<String> {
+/// The name PostgreSQL gives an unaliased expression, if it has one (else `?column?`).
+pub fn figure_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(id) => Some(normalize(id)),
         Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
         Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalize),
-        Expr::Nested(inner) => figure(inner),
+        Expr::Nested(inner) => figure_name(inner),
         Expr::Cast {
             expr,
             data_type,
             kind,
             ..
-        } => figure(expr).or_else(|| match kind {
+        } => figure_name(expr).or_else(|| match kind {
             CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast => {
                 type_column_name(data_type)
             }

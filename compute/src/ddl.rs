@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 
+use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, Expr as SqlExpr, ObjectName, TableConstraint,
 };
 
+use crate::catalog::CatalogView;
 use crate::catalog::{
     decode_next_table_id, encode_table_def, next_table_id_key, table_def_key, table_name_key,
     ColumnDef, TableDef, DEFAULT_DATABASE,
@@ -13,7 +15,7 @@ use crate::catalog::{
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
-use crate::txn::WriteKind;
+use crate::txn::Transaction;
 use crate::types::SqlType;
 
 /// What a DDL statement did, for the command tag and an optional NOTICE.
@@ -22,11 +24,23 @@ pub struct DdlOutcome {
     pub notice: Option<String>,
 }
 
-pub async fn create_table(primary: &Primary, stmt: &CreateTable) -> SqlResult<DdlOutcome> {
+/// Creates a table in `txn`: the definition is visible to `txn` at once and to everyone else when
+/// `txn` commits. The name and the table-id counter are locked until then, so concurrent DDL on
+/// them waits.
+pub async fn create_table(
+    primary: &Primary,
+    txn: &mut Transaction,
+    stmt: &CreateTable,
+) -> SqlResult<DdlOutcome> {
     reject_unsupported_create(stmt)?;
     let (schema, name) = table_name(&stmt.name)?;
-    let _ddl = primary.ddl_lock.lock().await;
-    if primary.catalog.get(&schema, &name).is_some() {
+    let name_key = table_name_key(DEFAULT_DATABASE, &schema, &name);
+    txn.lock(&name_key).await?;
+    let view = CatalogView {
+        committed: &primary.catalog,
+        txn: Some(txn),
+    };
+    if view.get(&schema, &name)?.is_some() {
         if stmt.if_not_exists {
             return Ok(DdlOutcome {
                 tag: "CREATE TABLE",
@@ -105,36 +119,35 @@ pub async fn create_table(primary: &Primary, stmt: &CreateTable) -> SqlResult<Dd
         pk_ids.push(col.id);
     }
 
-    let mut txn = primary.txns.begin();
-    let counter_key = vec![next_table_id_key()];
-    let not_modified_since = primary.txns.last_written().for_keys(&counter_key);
-    let counter = primary
-        .pageserver
-        .get(counter_key, txn.snapshot(), not_modified_since)
-        .await?;
-    let id = decode_next_table_id(counter[0].as_deref())?;
+    // The counter is locked, so the latest committed value is the one to bump (or this
+    // transaction's own, if it created a table before).
+    let counter_key = next_table_id_key();
+    txn.lock(&counter_key).await?;
+    let id = match txn.write(&counter_key) {
+        Some(own) => decode_next_table_id(own.as_deref())?,
+        None => {
+            let keys = vec![counter_key.clone()];
+            let latest = primary.txns.last_commit_lsn();
+            let not_modified_since = primary.txns.last_written().for_keys(&keys);
+            let counter = primary
+                .pageserver
+                .get(keys, latest, not_modified_since)
+                .await?;
+            decode_next_table_id(counter[0].as_deref())?
+        }
+    };
     let def = TableDef {
         id,
         database: DEFAULT_DATABASE.to_string(),
         next_column_id: columns.len() as u32 + 1,
-        schema: schema.clone(),
+        schema,
         name: name.clone(),
         columns,
         primary_key: pk_ids,
     };
-    txn.put(
-        table_name_key(DEFAULT_DATABASE, &schema, &name),
-        bytes::Bytes::copy_from_slice(&id.to_be_bytes()),
-        WriteKind::Update,
-    );
-    txn.put(table_def_key(id), encode_table_def(&def), WriteKind::Update);
-    txn.put(
-        next_table_id_key(),
-        bytes::Bytes::copy_from_slice(&(id + 1).to_be_bytes()),
-        WriteKind::Update,
-    );
-    primary.txns.commit(txn).await?;
-    primary.catalog.insert(def);
+    txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
+    txn.put(table_def_key(id), encode_table_def(&def));
+    txn.put(counter_key, Bytes::copy_from_slice(&(id + 1).to_be_bytes()));
     tracing::info!(table = %name, id, "created table");
     Ok(DdlOutcome {
         tag: "CREATE TABLE",
@@ -173,20 +186,32 @@ fn reject_unsupported_create(stmt: &CreateTable) -> SqlResult<()> {
     Ok(())
 }
 
-/// `DROP TABLE`: removes the definitions. The rows stay in storage under the dropped table's
-/// id, which is never reused: they are unreachable from SQL, and remain readable at past LSNs.
+/// `DROP TABLE`: removes the definitions in `txn`. The rows stay in storage under the dropped
+/// table's id, which is never reused: they are unreachable from SQL, and remain readable at past
+/// LSNs.
 pub async fn drop_tables(
     primary: &Primary,
+    txn: &mut Transaction,
     names: &[ObjectName],
     if_exists: bool,
 ) -> SqlResult<DdlOutcome> {
-    let _ddl = primary.ddl_lock.lock().await;
-    let mut defs = Vec::new();
     let mut notices = Vec::new();
     for name in names {
         let (schema, table) = table_name(name)?;
-        match primary.catalog.get(&schema, &table) {
-            Some(def) => defs.push(def),
+        let name_key = table_name_key(DEFAULT_DATABASE, &schema, &table);
+        txn.lock(&name_key).await?;
+        let view = CatalogView {
+            committed: &primary.catalog,
+            txn: Some(txn),
+        };
+        match view.get(&schema, &table)? {
+            Some(def) => {
+                let def_key = table_def_key(def.id);
+                txn.lock(&def_key).await?;
+                txn.delete(def_key);
+                txn.delete(name_key);
+                tracing::info!(table = %def.name, id = def.id, "dropped table");
+            }
             None if if_exists => {
                 notices.push(format!("table \"{table}\" does not exist, skipping"))
             }
@@ -196,21 +221,6 @@ pub async fn drop_tables(
                     format!("table \"{table}\" does not exist"),
                 ))
             }
-        }
-    }
-    if !defs.is_empty() {
-        let mut txn = primary.txns.begin();
-        for def in &defs {
-            txn.delete(table_def_key(def.id), WriteKind::Update);
-            txn.delete(
-                table_name_key(&def.database, &def.schema, &def.name),
-                WriteKind::Update,
-            );
-        }
-        primary.txns.commit(txn).await?;
-        for def in &defs {
-            primary.catalog.remove(&def.schema, &def.name);
-            tracing::info!(table = %def.name, id = def.id, "dropped table");
         }
     }
     Ok(DdlOutcome {

@@ -1,5 +1,5 @@
-//! The catalog as DataFusion sees it: one catalog per database, schemas, and a `StrataTable`
-//! for every table in the primary's in-memory catalog.
+//! The catalog as DataFusion sees it: the schemas, and a `StrataTable` for every table the
+//! session's current transaction can see (committed tables, plus its own uncommitted DDL).
 
 use std::sync::Arc;
 
@@ -8,18 +8,20 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::datasource::TableProvider;
 
-use crate::catalog::DEFAULT_SCHEMA;
+use crate::catalog::{CatalogView, TableDef, DEFAULT_SCHEMA};
 use crate::primary::Primary;
-use crate::table::StrataTable;
+use crate::table::{StrataTable, KEYED_SUFFIX};
+use crate::txn_slot::TxnSlot;
 
 #[derive(Debug)]
 pub struct StrataCatalogProvider {
     primary: Arc<Primary>,
+    slot: Arc<TxnSlot>,
 }
 
 impl StrataCatalogProvider {
-    pub fn new(primary: Arc<Primary>) -> Self {
-        Self { primary }
+    pub fn new(primary: Arc<Primary>, slot: Arc<TxnSlot>) -> Self {
+        Self { primary, slot }
     }
 }
 
@@ -32,6 +34,7 @@ impl CatalogProvider for StrataCatalogProvider {
         (name == DEFAULT_SCHEMA).then(|| {
             Arc::new(StrataSchemaProvider {
                 primary: self.primary.clone(),
+                slot: self.slot.clone(),
                 schema: name.to_string(),
             }) as Arc<dyn SchemaProvider>
         })
@@ -41,17 +44,43 @@ impl CatalogProvider for StrataCatalogProvider {
 #[derive(Debug)]
 pub struct StrataSchemaProvider {
     primary: Arc<Primary>,
+    slot: Arc<TxnSlot>,
     schema: String,
+}
+
+impl StrataSchemaProvider {
+    fn lookup(&self, name: &str) -> DFResult<Option<Arc<TableDef>>> {
+        self.slot
+            .with_optional(|txn| {
+                CatalogView {
+                    committed: &self.primary.catalog,
+                    txn,
+                }
+                .get(&self.schema, name)
+            })
+            .map_err(|e| e.into_datafusion())
+    }
 }
 
 #[async_trait]
 impl SchemaProvider for StrataSchemaProvider {
     fn table_names(&self) -> Vec<String> {
-        self.primary.catalog.table_names(&self.schema)
+        self.slot.with_optional(|txn| {
+            CatalogView {
+                committed: &self.primary.catalog,
+                txn,
+            }
+            .table_names(&self.schema)
+        })
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self.primary.catalog.get(&self.schema, name).map(|def| {
+        if let Some(base) = name.strip_suffix(KEYED_SUFFIX) {
+            return Ok(self.lookup(base)?.map(|def| {
+                Arc::new(StrataTable::keyed(def, self.primary.clone())) as Arc<dyn TableProvider>
+            }));
+        }
+        Ok(self.lookup(name)?.map(|def| {
             Arc::new(StrataTable::new(def, self.primary.clone())) as Arc<dyn TableProvider>
         }))
     }
@@ -65,6 +94,6 @@ impl SchemaProvider for StrataSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.primary.catalog.get(&self.schema, name).is_some()
+        self.lookup(name).ok().flatten().is_some()
     }
 }

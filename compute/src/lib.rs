@@ -11,8 +11,8 @@ mod catalog;
 mod column_names;
 mod ddl;
 mod df_catalog;
+mod dml;
 mod error;
-mod insert;
 mod key_range;
 mod last_written;
 mod names;
@@ -106,7 +106,6 @@ pub async fn run(
         catalog: Catalog::new(defs),
         txns: TxnManager::new(safekeepers, generation, commit_lsn),
         pageserver,
-        ddl_lock: tokio::sync::Mutex::new(()),
     });
     let server = server::Server::new(primary);
     let mut connections = JoinSet::new();

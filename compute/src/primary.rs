@@ -11,8 +11,6 @@ pub struct Primary {
     pub catalog: Catalog,
     pub txns: Arc<TxnManager>,
     pub pageserver: PageserverClient,
-    /// DDL runs one statement at a time: catalog changes read and bump shared counters.
-    pub ddl_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Primary {

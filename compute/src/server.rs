@@ -13,17 +13,23 @@ use pgwire::api::auth::{
 };
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
+    SimpleQueryHandler,
+};
 use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
+use pgwire::api::PgWireConnectionState;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
-use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::{EmptyQueryResponse, NoticeResponse};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
@@ -32,7 +38,7 @@ use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::params::decode_param;
 use crate::pg_encode::{encode_batch, field_infos, ResultColumn};
 use crate::primary::Primary;
-use crate::session::{Output, Prepared, Session};
+use crate::session::{Notice, Output, Prepared, Session};
 use crate::settings::Settings;
 use crate::types::{arrow_type_of_pg, pg_type_of_arrow};
 
@@ -172,10 +178,10 @@ async fn guard<T>(work: impl std::future::Future<Output = SqlResult<T>>) -> SqlR
         .unwrap_or_else(|p| Err(crate::error::panic_error(p)))
 }
 
-/// Sends the NOTICE and ParameterStatus messages a command produced.
+/// Sends the NOTICE or WARNING and the ParameterStatus a command produced.
 async fn send_side_messages<C>(
     client: &mut C,
-    notice: Option<String>,
+    notice: Option<Notice>,
     status: Option<(String, String)>,
 ) -> PgWireResult<()>
 where
@@ -184,11 +190,7 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     if let Some(notice) = notice {
-        let info = ErrorInfo::new(
-            "NOTICE".into(),
-            sqlstate::SUCCESSFUL_COMPLETION.into(),
-            notice,
-        );
+        let info = ErrorInfo::new(notice.severity.into(), notice.code.into(), notice.message);
         client
             .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
                 info,
@@ -206,9 +208,13 @@ where
 }
 
 /// DataRows of a result, encoded batch by batch as the client reads them.
+///
+/// Rows are computed as they are sent, so a query can fail after it started sending; that fails
+/// the session's transaction block, as any error does.
 fn row_stream(
     stream: SendableRecordBatchStream,
     formats: Vec<FieldFormat>,
+    session: Arc<Session>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
     stream.flat_map(move |batch| {
         let rows: Vec<PgWireResult<DataRow>> = match batch
@@ -216,7 +222,10 @@ fn row_stream(
             .and_then(|b| encode_batch(&b, &formats))
         {
             Ok(rows) => rows.into_iter().map(Ok).collect(),
-            Err(e) => vec![Err(e.into())],
+            Err(e) => {
+                session.fail_block();
+                vec![Err(e.into())]
+            }
         };
         stream::iter(rows)
     })
@@ -226,13 +235,82 @@ fn query_response(
     columns: &[ResultColumn],
     stream: SendableRecordBatchStream,
     formats: Vec<FieldFormat>,
+    tag: &str,
+    session: Arc<Session>,
 ) -> QueryResponse {
     let fields = Arc::new(field_infos(columns, &formats));
-    QueryResponse::new(fields, row_stream(stream, formats))
+    let mut response = QueryResponse::new(fields, row_stream(stream, formats, session));
+    response.set_command_tag(tag);
+    response
 }
 
 #[async_trait]
 impl SimpleQueryHandler for ConnectionHandler {
+    /// As pgwire's default, except that the transaction status sent with ReadyForQuery is the
+    /// session's own (pgwire's bookkeeping cannot return from a failed block to an open one,
+    /// which ROLLBACK TO SAVEPOINT does).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        } else {
+            let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+                Some(handle) => Some(handle.start_query().await),
+                None => None,
+            };
+            let responses = match cancel {
+                Some(cancel) => tokio::select! {
+                    r = SimpleQueryHandler::do_query(self, client, &query.query) => r?,
+                    _ = cancel => {
+                        self.session.abort_implicit();
+                        vec![Response::Error(Box::new(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request").to_error_info()))]
+                    }
+                },
+                None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
+            };
+            for response in responses {
+                match response {
+                    Response::Query(results) => send_query_response(client, results, true).await?,
+                    Response::Execution(tag) => send_execution_response(client, tag).await?,
+                    Response::Error(e) => {
+                        client
+                            .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                            .await?
+                    }
+                    Response::EmptyQuery => {
+                        client
+                            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                                EmptyQueryResponse::new(),
+                            ))
+                            .await?
+                    }
+                    _ => {
+                        return Err(
+                            SqlError::internal("unexpected response to a simple query").into()
+                        )
+                    }
+                }
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = self.session.transaction_status();
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -245,7 +323,11 @@ impl SimpleQueryHandler for ConnectionHandler {
             Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),
         };
         let several = statements.len() > 1;
+        // Like PostgreSQL, several statements in one query string form one implicit transaction
+        // (unless they manage transactions themselves).
+        let implicit = several && self.session.begin_implicit(&statements);
         let mut responses = Vec::with_capacity(statements.len());
+        let mut failed = false;
         for statement in statements {
             let result = guard(async {
                 let prepared = self.session.prepare(statement).await?;
@@ -253,28 +335,40 @@ impl SimpleQueryHandler for ConnectionHandler {
             })
             .await;
             match result {
-                Ok(Output::Rows { columns, stream }) => {
+                Ok(Output::Rows {
+                    columns,
+                    stream,
+                    tag,
+                }) => {
                     let formats = vec![FieldFormat::Text; columns.len()];
                     if several {
                         // Later statements of the same query must not run before this one's rows
                         // are read, so a multi-statement query reads each result in full.
                         let rows: Vec<PgWireResult<DataRow>> =
-                            row_stream(stream, formats.clone()).collect().await;
+                            row_stream(stream, formats.clone(), self.session.clone())
+                                .collect()
+                                .await;
                         if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
                             let info = match e {
                                 PgWireError::UserError(info) => (**info).clone_info(),
                                 other => SqlError::internal(other.to_string()).to_error_info(),
                             };
                             responses.push(Response::Error(Box::new(info)));
+                            failed = true;
                             break;
                         }
                         let fields = Arc::new(field_infos(&columns, &formats));
-                        responses.push(Response::Query(QueryResponse::new(
-                            fields,
-                            stream::iter(rows),
-                        )));
+                        let mut response = QueryResponse::new(fields, stream::iter(rows));
+                        response.set_command_tag(tag);
+                        responses.push(Response::Query(response));
                     } else {
-                        responses.push(Response::Query(query_response(&columns, stream, formats)));
+                        responses.push(Response::Query(query_response(
+                            &columns,
+                            stream,
+                            formats,
+                            tag,
+                            self.session.clone(),
+                        )));
                     }
                 }
                 Ok(Output::Command {
@@ -287,8 +381,14 @@ impl SimpleQueryHandler for ConnectionHandler {
                 }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(e.to_error_info())));
+                    failed = true;
                     break;
                 }
+            }
+        }
+        if implicit {
+            if let Err(e) = self.session.end_implicit(!failed).await {
+                responses.push(Response::Error(Box::new(e.to_error_info())));
             }
         }
         Ok(responses)
@@ -414,6 +514,20 @@ impl ExtendedQueryHandler for ConnectionHandler {
         self.parser.clone()
     }
 
+    /// As pgwire's default, then the transaction status is set from the session (see
+    /// `on_query`); Sync reports it.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self._on_execute(client, message).await;
+        client.set_transaction_status(self.session.transaction_status());
+        result
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -428,11 +542,21 @@ impl ExtendedQueryHandler for ConnectionHandler {
     {
         let params = bind_params(portal)?;
         match guard(self.session.execute(&portal.statement.statement, params)).await? {
-            Output::Rows { columns, stream } => {
+            Output::Rows {
+                columns,
+                stream,
+                tag,
+            } => {
                 let formats: Vec<FieldFormat> = (0..columns.len())
                     .map(|i| portal.result_column_format.format_for(i))
                     .collect();
-                Ok(Response::Query(query_response(&columns, stream, formats)))
+                Ok(Response::Query(query_response(
+                    &columns,
+                    stream,
+                    formats,
+                    tag,
+                    self.session.clone(),
+                )))
             }
             Output::Command {
                 tag,

@@ -3,26 +3,31 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::{not_impl_err, Result as DFResult};
-use datafusion::datasource::sink::DataSinkExec;
+use datafusion::common::Result as DFResult;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::TableDef;
-use crate::insert::InsertSink;
 use crate::key_range::{plan_access, Access};
 use crate::primary::Primary;
-use crate::scan::StrataScanExec;
+use crate::scan::{ScanSpec, StrataScanExec};
 use crate::txn_slot::txn_slot;
+
+/// Suffix of the internal name under which a table is also visible with its storage key as an
+/// extra column. SQL text cannot spell it (it holds a NUL); only statements Strata builds itself
+/// (UPDATE and DELETE) name it.
+pub const KEYED_SUFFIX: &str = "\u{0}keyed";
+/// Name of that extra column.
+pub const KEY_COLUMN: &str = "\u{0}key";
 
 #[derive(Debug)]
 pub struct StrataTable {
     def: Arc<TableDef>,
     schema: SchemaRef,
+    keyed: bool,
     primary: Arc<Primary>,
 }
 
@@ -31,6 +36,24 @@ impl StrataTable {
         Self {
             schema: def.arrow_schema(),
             def,
+            keyed: false,
+            primary,
+        }
+    }
+
+    /// The table with its storage key as a last column named [`KEY_COLUMN`].
+    pub fn keyed(def: Arc<TableDef>, primary: Arc<Primary>) -> Self {
+        let mut fields: Vec<Field> = def
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(KEY_COLUMN, DataType::Binary, false));
+        Self {
+            schema: Arc::new(Schema::new(fields)),
+            def,
+            keyed: true,
             primary,
         }
     }
@@ -64,35 +87,51 @@ impl TableProvider for StrataTable {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let projection = projection
             .cloned()
-            .unwrap_or_else(|| (0..self.def.columns.len()).collect());
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let key_index = self.def.columns.len();
+        let key_position = if self.keyed {
+            projection.iter().position(|&i| i == key_index)
+        } else {
+            None
+        };
+        let table_projection: Vec<usize> = projection
+            .iter()
+            .copied()
+            .filter(|&i| i < key_index)
+            .collect();
         let access = plan_access(&self.def, filters);
-        let snapshot = txn_slot(state.config())?.snapshot()?;
+
+        // The statement's snapshot, and the transaction's own writes among the keys read.
+        let (snapshot, overlay) = txn_slot(state.config())?.with(|txn| {
+            let overlay = match &access {
+                Access::Points(keys) => keys
+                    .iter()
+                    .filter_map(|k| txn.write(k).map(|w| (k.clone(), w.clone())))
+                    .collect(),
+                Access::Range { start, end, .. } => txn.writes_in(start, end),
+            };
+            (txn.snapshot(), overlay)
+        })?;
         let last_written = self.primary.txns.last_written();
         let not_modified_since = match &access {
             Access::Points(keys) => last_written.for_keys(keys),
             Access::Range { start, end, .. } => last_written.for_range(start, end),
         };
-        Ok(Arc::new(StrataScanExec::new(
-            self.def.clone(),
-            projection,
+        let spec = ScanSpec {
+            table: self.def.clone(),
+            projection: table_projection,
+            key_position,
             access,
             limit,
             snapshot,
             not_modified_since,
+            overlay,
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        Ok(Arc::new(StrataScanExec::new(
+            spec,
+            schema,
             self.primary.pageserver.clone(),
         )))
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return not_impl_err!("{insert_op} is not supported");
-        }
-        let sink = InsertSink::new(self.def.clone(), self.primary.clone());
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

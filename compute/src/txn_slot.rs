@@ -1,15 +1,14 @@
-//! How DataFusion operators find the transaction their statement runs in.
+//! How DataFusion operators and the catalog find the transaction a statement runs in.
 //!
-//! Each session's DataFusion config carries one [`TxnSlot`] as an extension. The session puts a
-//! transaction in it before running a statement; scans read at its snapshot, writes add to it,
-//! and the session takes it out to commit. Operators look it up at execution time, not at
-//! planning time, so a cached plan runs in whatever transaction is current.
+//! Each session's DataFusion config carries one [`TxnSlot`] as an extension. The session keeps
+//! its current transaction there; table scans read at its snapshot and see its writes, and the
+//! catalog shows its uncommitted DDL. Writers take the transaction out while they lock and write
+//! (which awaits), and put it back.
 
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::prelude::SessionConfig;
-use strata_core::Lsn;
 
 use crate::error::SqlError;
 use crate::txn::Transaction;
@@ -17,6 +16,12 @@ use crate::txn::Transaction;
 #[derive(Default)]
 pub struct TxnSlot {
     txn: Mutex<Option<Transaction>>,
+}
+
+impl std::fmt::Debug for TxnSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxnSlot")
+    }
 }
 
 impl TxnSlot {
@@ -35,8 +40,10 @@ impl TxnSlot {
         Ok(f(txn))
     }
 
-    pub fn snapshot(&self) -> DFResult<Lsn> {
-        self.with(|t| t.snapshot())
+    /// Runs `f` on the current transaction, if there is one.
+    pub fn with_optional<R>(&self, f: impl FnOnce(Option<&Transaction>) -> R) -> R {
+        let guard = self.txn.lock().expect("txn slot lock");
+        f(guard.as_ref())
     }
 }
 

@@ -3,3 +3,4 @@
 mod durability;
 mod round_trip;
 mod support;
+mod transactions;

@@ -1,0 +1,134 @@
+//! Concurrent transactions: row locks, deadlocks, and no lost updates.
+
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+use crate::support::{connect, psql, Up};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_inserter_of_a_key_waits_and_then_gets_a_duplicate_key_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(up.port, "CREATE TABLE k (id int PRIMARY KEY, who text);");
+    let first = connect(up.port).await;
+    let second = connect(up.port).await;
+    first
+        .batch_execute("BEGIN; INSERT INTO k VALUES (1, 'first')")
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        second
+            .batch_execute("INSERT INTO k VALUES (1, 'second')")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second insert must wait for the first transaction"
+    );
+    first.batch_execute("COMMIT").await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+
+    // If the first one rolls back instead, the second one's insert goes through.
+    let first = connect(up.port).await;
+    let second = connect(up.port).await;
+    first
+        .batch_execute("BEGIN; INSERT INTO k VALUES (2, 'first')")
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        second
+            .batch_execute("INSERT INTO k VALUES (2, 'second')")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.batch_execute("ROLLBACK").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        psql(up.port, "SELECT who FROM k WHERE id = 2;").trim(),
+        "second"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_is_broken_with_40p01() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE d (id int PRIMARY KEY, v int); INSERT INTO d VALUES (1, 0), (2, 0);",
+    );
+    let a = connect(up.port).await;
+    let b = connect(up.port).await;
+    a.batch_execute("BEGIN; UPDATE d SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE d SET v = 2 WHERE id = 2")
+        .await
+        .unwrap();
+    let a_waits = tokio::spawn(async move {
+        let r = a.batch_execute("UPDATE d SET v = 1 WHERE id = 2").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b_result = b.batch_execute("UPDATE d SET v = 2 WHERE id = 1").await;
+    let err = b_result.expect_err("closing the cycle is a deadlock");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED),
+        "{err:?}"
+    );
+    b.batch_execute("ROLLBACK").await.unwrap();
+    let (a, a_result) = tokio::time::timeout(Duration::from_secs(30), a_waits)
+        .await
+        .unwrap()
+        .unwrap();
+    a_result.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(psql(up.port, "SELECT v FROM d ORDER BY id;").trim(), "1\n1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_committed_increments_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE c (id int PRIMARY KEY, n bigint); INSERT INTO c VALUES (1, 0);",
+    );
+    let (clients, each) = (4, 40);
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let client = connect(up.port).await;
+        tasks.push(tokio::spawn(async move {
+            for j in 0..each {
+                if (i + j) % 2 == 0 {
+                    client.batch_execute("UPDATE c SET n = n + 1 WHERE id = 1").await.unwrap();
+                } else {
+                    // The same in an explicit transaction, reading the value in between.
+                    client
+                        .batch_execute("BEGIN; SELECT n FROM c WHERE id = 1; UPDATE c SET n = n + 1 WHERE id = 1; COMMIT")
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        psql(up.port, "SELECT n FROM c;").trim(),
+        (clients * each).to_string()
+    );
+}

@@ -1,0 +1,697 @@
+//! INSERT, UPDATE and DELETE: finding the rows with DataFusion, writing them in the transaction.
+//!
+//! Each statement first *reads*: the rows to insert come from DataFusion's own INSERT plan (so
+//! column lists, casts and defaults are DataFusion's), and the rows to update or delete from a
+//! SELECT that Strata builds from the statement (over the table's keyed variant, which also
+//! yields each row's storage key). Joins, subqueries and `UPDATE … FROM` / `DELETE … USING` are
+//! therefore just SQL. Then it *writes*: each key is locked, checked and written into the
+//! transaction's write set, and RETURNING is computed from the rows written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan};
+use datafusion::physical_plan::collect;
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, ObjectName,
+    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, Update,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::catalog::{CatalogView, TableDef};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::{normalize, table_name};
+use crate::primary::Primary;
+use crate::row_codec::RowEncoder;
+use crate::table::{KEYED_SUFFIX, KEY_COLUMN};
+use crate::txn::{Isolation, LockOutcome, Transaction};
+use crate::txn_slot::TxnSlot;
+
+/// Why a statement did not finish.
+pub enum DmlError {
+    Sql(SqlError),
+    /// At READ COMMITTED, a row the statement read was changed by a transaction that committed
+    /// meanwhile: the statement must run again on a new snapshot.
+    Restart,
+}
+
+impl From<SqlError> for DmlError {
+    fn from(e: SqlError) -> Self {
+        DmlError::Sql(e)
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for DmlError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        DmlError::Sql(e.into())
+    }
+}
+
+impl From<datafusion::common::DataFusionError> for DmlError {
+    fn from(e: datafusion::common::DataFusionError) -> Self {
+        DmlError::Sql(e.into())
+    }
+}
+
+pub type DmlResult<T> = Result<T, DmlError>;
+
+/// The outcome of a DML statement: rows affected, and the RETURNING rows if it had a clause.
+pub struct DmlOutcome {
+    pub count: u64,
+    pub returning: Option<Vec<RecordBatch>>,
+}
+
+/// What a DML statement needs from its session.
+pub struct DmlContext<'a> {
+    pub primary: &'a Arc<Primary>,
+    pub ctx: &'a SessionContext,
+    pub slot: &'a TxnSlot,
+}
+
+impl DmlContext<'_> {
+    /// The table a name in the statement refers to.
+    fn table(&self, name: &ObjectName) -> SqlResult<Arc<TableDef>> {
+        let (schema, table) = table_name(name)?;
+        self.resolved_table(&schema, &table)
+    }
+
+    /// The table of an already resolved (case-exact) name.
+    fn resolved_table(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {
+        self.slot
+            .with_optional(|txn| {
+                CatalogView {
+                    committed: &self.primary.catalog,
+                    txn,
+                }
+                .get(schema, table)
+            })?
+            .ok_or_else(|| SqlError::undefined_table(table))
+    }
+
+    async fn run(&self, plan: &LogicalPlan) -> SqlResult<Vec<RecordBatch>> {
+        let physical = self.ctx.state().create_physical_plan(plan).await?;
+        Ok(collect(physical, self.ctx.task_ctx()).await?)
+    }
+
+    /// Runs `write` on the transaction, taken out of the slot while it locks and writes.
+    async fn write<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut Transaction) -> DmlResult<T>,
+    ) -> DmlResult<T> {
+        let mut txn = self
+            .slot
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction for a write"))?;
+        let result = write(&mut txn).await;
+        self.slot.put(txn);
+        result
+    }
+}
+
+fn serialization_failure() -> SqlError {
+    SqlError::new(
+        sqlstate::SERIALIZATION_FAILURE,
+        "could not serialize access due to concurrent update",
+    )
+}
+
+/// What to do when a row changed after the statement's snapshot.
+fn on_changed(txn: &Transaction) -> DmlError {
+    match txn.isolation() {
+        Isolation::ReadCommitted => DmlError::Restart,
+        Isolation::RepeatableRead | Isolation::Serializable => {
+            DmlError::Sql(serialization_failure())
+        }
+    }
+}
+
+fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlError {
+    SqlError::new(
+        sqlstate::UNIQUE_VIOLATION,
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            def.primary_key_name()
+        ),
+    )
+    .with_detail(format!("Key {} already exists.", enc.describe_key(row)))
+}
+
+/// Which of `keys` exist, as `txn` sees them: its own writes first, then committed data (read
+/// at `lsn`).
+async fn existing(
+    primary: &Primary,
+    txn: &Transaction,
+    keys: &[Bytes],
+    lsn: strata_core::Lsn,
+) -> SqlResult<Vec<bool>> {
+    let mut out: Vec<Option<bool>> = keys
+        .iter()
+        .map(|k| txn.write(k).map(|w| w.is_some()))
+        .collect();
+    let remote: Vec<Bytes> = keys
+        .iter()
+        .zip(&out)
+        .filter(|(_, o)| o.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !remote.is_empty() {
+        let nms = primary.txns.last_written().for_keys(&remote);
+        let mut values = primary.pageserver.get(remote, lsn, nms).await?.into_iter();
+        for o in out.iter_mut().filter(|o| o.is_none()) {
+            *o = Some(values.next().flatten().is_some());
+        }
+    }
+    Ok(out.into_iter().map(|o| o.unwrap_or(false)).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// INSERT
+
+/// `INSERT`: `plan` is DataFusion's plan of the statement (with ON CONFLICT and RETURNING
+/// removed), whose input yields the rows in the table's column order.
+pub async fn insert(
+    d: &DmlContext<'_>,
+    plan: &LogicalPlan,
+    on_conflict_do_nothing: bool,
+    returning: Option<&[SelectItem]>,
+    params: &[ScalarValue],
+) -> DmlResult<DmlOutcome> {
+    let LogicalPlan::Dml(DmlStatement {
+        input, table_name, ..
+    }) = plan
+    else {
+        return Err(SqlError::internal("INSERT did not plan as an insert").into());
+    };
+    let def = d.resolved_table(
+        table_name
+            .schema()
+            .unwrap_or(crate::catalog::DEFAULT_SCHEMA),
+        table_name.table(),
+    )?;
+    let batches = d.run(input).await?;
+    let has_pk = !def.primary_key.is_empty();
+    let primary = d.primary;
+    let written = d
+        .write(async |txn| {
+            let mut written = Vec::new();
+            let mut seen: HashSet<Bytes> = HashSet::new();
+            for batch in &batches {
+                let enc = RowEncoder::try_new(&def, batch.columns())?;
+                let rows = batch.num_rows();
+                let mut keys = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    enc.check_constraints(row)?;
+                    keys.push(enc.key(row, || primary.txns.next_row_id()));
+                }
+                let mut keep = vec![true; rows];
+                if has_pk {
+                    // Lock every key; a key committed by someone else meanwhile is read at the
+                    // latest LSN (it is locked, so that is stable) to tell whether it exists.
+                    let mut changed = Vec::with_capacity(rows);
+                    for key in &keys {
+                        changed.push(txn.lock(key).await? == LockOutcome::ChangedSinceSnapshot);
+                    }
+                    let at_snapshot: Vec<Bytes> = keys
+                        .iter()
+                        .zip(&changed)
+                        .filter(|(_, c)| !**c)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    let at_latest: Vec<Bytes> = keys
+                        .iter()
+                        .zip(&changed)
+                        .filter(|(_, c)| **c)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    let mut exists_snapshot = existing(primary, txn, &at_snapshot, txn.snapshot())
+                        .await?
+                        .into_iter();
+                    let latest = primary.txns.last_commit_lsn();
+                    let mut exists_latest = existing(primary, txn, &at_latest, latest)
+                        .await?
+                        .into_iter();
+                    for row in 0..rows {
+                        let exists = if changed[row] {
+                            exists_latest.next()
+                        } else {
+                            exists_snapshot.next()
+                        };
+                        let duplicate_here = !seen.insert(keys[row].clone());
+                        if exists.unwrap_or(false) || duplicate_here {
+                            if on_conflict_do_nothing {
+                                keep[row] = false;
+                            } else {
+                                return Err(duplicate(&def, &enc, row).into());
+                            }
+                        }
+                    }
+                }
+                for (row, key) in keys.into_iter().enumerate() {
+                    if keep[row] {
+                        txn.put(key, enc.value(row));
+                    }
+                }
+                if keep.iter().all(|k| *k) {
+                    written.push(batch.clone());
+                } else {
+                    written.push(filter_record_batch(batch, &BooleanArray::from(keep))?);
+                }
+            }
+            Ok(written)
+        })
+        .await?;
+    let count = written.iter().map(|b| b.num_rows() as u64).sum();
+    let returning = match returning {
+        Some(items) => Some(evaluate_returning(d, &def, written, items, params).await?),
+        None => None,
+    };
+    Ok(DmlOutcome { count, returning })
+}
+
+/// RETURNING over rows written: the rows become a temporary table named like the target table,
+/// and the clause is evaluated over it.
+async fn evaluate_returning(
+    d: &DmlContext<'_>,
+    def: &TableDef,
+    rows: Vec<RecordBatch>,
+    items: &[SelectItem],
+    params: &[ScalarValue],
+) -> SqlResult<Vec<RecordBatch>> {
+    let schema = def.arrow_schema();
+    let rows: Vec<RecordBatch> = rows
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let table = MemTable::try_new(schema, vec![rows])?;
+    // A context of its own: the session's catalog holds only Strata tables.
+    let mut config = d.ctx.copied_config();
+    config.options_mut().catalog.default_catalog = "datafusion".into();
+    config
+        .options_mut()
+        .catalog
+        .create_default_catalog_and_schema = true;
+    let ctx = SessionContext::new_with_config(config);
+    let temp = format!("returning_{}", def.id);
+    ctx.register_table(temp.as_str(), Arc::new(table))?;
+    let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    let sql = format!(
+        "SELECT {} FROM {temp} AS \"{}\"",
+        list.join(", "),
+        def.name.replace('"', "\"\"")
+    );
+    let df = ctx.sql(&sql).await?;
+    let df = if params.is_empty() {
+        df
+    } else {
+        df.with_param_values(params.to_vec())?
+    };
+    Ok(df.collect().await?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// UPDATE and DELETE
+
+/// The SELECT that finds the rows of an UPDATE or DELETE. Its columns are: the storage key, the
+/// table's columns (old values), one per SET assignment (new values), then the RETURNING items.
+pub struct RowFinder {
+    pub query: Statement,
+    pub def: Arc<TableDef>,
+    /// Table column position of each assignment, in SELECT order.
+    pub assigned: Vec<usize>,
+    pub returning: usize,
+    /// Names of the RETURNING columns, as the client sees them.
+    pub returning_names: Vec<String>,
+    /// Parameter types known from `SET col = $n`.
+    pub param_hints: HashMap<usize, DataType>,
+}
+
+/// Builds the row-finding SELECT for an UPDATE.
+pub fn update_finder(d: &DmlContext<'_>, update: &Update) -> SqlResult<RowFinder> {
+    let (relation, alias) = target(&update.table.relation)?;
+    if !update.table.joins.is_empty() {
+        return Err(SqlError::unsupported("JOIN in the target of UPDATE"));
+    }
+    let def = d.table(&relation)?;
+    let mut assigned = Vec::new();
+    let mut new_values = Vec::new();
+    let mut substitutions: HashMap<String, String> = HashMap::new();
+    let mut param_hints = HashMap::new();
+    for Assignment { target, value } in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = target else {
+            return Err(SqlError::unsupported("assigning to a tuple of columns"));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .unwrap_or_default();
+        let Some(position) = def.columns.iter().position(|c| c.name == column) else {
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
+            ));
+        };
+        if assigned.contains(&position) {
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{column}\""
+            )));
+        }
+        if let SqlExpr::Value(v) = value {
+            if let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value {
+                if let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                    param_hints.insert(n, def.columns[position].ty.arrow_type());
+                }
+            }
+        }
+        assigned.push(position);
+        new_values.push(format!("({value})"));
+        substitutions.insert(column, format!("({value})"));
+    }
+    let returning = returning_items(update.returning.as_deref(), &def, &alias, &substitutions)?;
+    let from = match &update.from {
+        Some(datafusion::sql::sqlparser::ast::UpdateTableFromKind::BeforeSet(tables))
+        | Some(datafusion::sql::sqlparser::ast::UpdateTableFromKind::AfterSet(tables)) => {
+            tables.iter().map(|t| t.to_string()).collect::<Vec<_>>()
+        }
+        None => Vec::new(),
+    };
+    let mut items = old_columns(&def, &alias);
+    items.extend(new_values);
+    let (returning, returning_names): (Vec<String>, Vec<String>) = returning.into_iter().unzip();
+    items.extend(returning.iter().cloned());
+    let query = finder_query(&def, &alias, &items, &from, update.selection.as_ref())?;
+    Ok(RowFinder {
+        query,
+        def,
+        assigned,
+        returning: returning.len(),
+        returning_names,
+        param_hints,
+    })
+}
+
+/// Builds the row-finding SELECT for a DELETE (its columns: key, old columns, RETURNING items).
+pub fn delete_finder(d: &DmlContext<'_>, delete: &Delete) -> SqlResult<RowFinder> {
+    let tables = match &delete.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [target_table] = tables.as_slice() else {
+        return Err(SqlError::unsupported("DELETE from several tables"));
+    };
+    if !target_table.joins.is_empty() || !delete.tables.is_empty() {
+        return Err(SqlError::unsupported("JOIN in the target of DELETE"));
+    }
+    let (relation, alias) = target(&target_table.relation)?;
+    let def = d.table(&relation)?;
+    let returning = returning_items(delete.returning.as_deref(), &def, &alias, &HashMap::new())?;
+    let using: Vec<String> = delete
+        .using
+        .iter()
+        .flatten()
+        .map(|t| t.to_string())
+        .collect();
+    let mut items = old_columns(&def, &alias);
+    let (returning, returning_names): (Vec<String>, Vec<String>) = returning.into_iter().unzip();
+    items.extend(returning.iter().cloned());
+    let query = finder_query(&def, &alias, &items, &using, delete.selection.as_ref())?;
+    Ok(RowFinder {
+        query,
+        def,
+        assigned: Vec::new(),
+        returning: returning.len(),
+        returning_names,
+        param_hints: HashMap::new(),
+    })
+}
+
+fn target(relation: &TableFactor) -> SqlResult<(ObjectName, String)> {
+    let TableFactor::Table { name, alias, .. } = relation else {
+        return Err(SqlError::unsupported(
+            "this kind of UPDATE or DELETE target",
+        ));
+    };
+    let (_, table) = table_name(name)?;
+    let alias = alias.as_ref().map(|a| normalize(&a.name)).unwrap_or(table);
+    Ok((name.clone(), alias))
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn old_columns(def: &TableDef, alias: &str) -> Vec<String> {
+    def.columns
+        .iter()
+        .map(|c| format!("{}.{}", quote(alias), quote(&c.name)))
+        .collect()
+}
+
+/// RETURNING items as `(expression, column name)`; with `substitutions`, references to assigned
+/// columns are replaced by their new values (RETURNING sees the row as written).
+fn returning_items(
+    items: Option<&[SelectItem]>,
+    def: &TableDef,
+    alias: &str,
+    substitutions: &HashMap<String, String>,
+) -> SqlResult<Vec<(String, String)>> {
+    let Some(items) = items else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                for c in &def.columns {
+                    let value = substitutions
+                        .get(&c.name)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{}.{}", quote(alias), quote(&c.name)));
+                    out.push((value, c.name.clone()));
+                }
+            }
+            SelectItem::UnnamedExpr(e) => {
+                let name = crate::column_names::figure_name(e).unwrap_or_else(|| "?column?".into());
+                out.push((substitute(e, substitutions)?, name));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                out.push((substitute(expr, substitutions)?, normalize(alias)))
+            }
+            other => return Err(SqlError::unsupported(format!("RETURNING {other}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces column references by the expressions that give their new values.
+fn substitute(expr: &SqlExpr, substitutions: &HashMap<String, String>) -> SqlResult<String> {
+    if substitutions.is_empty() {
+        return Ok(expr.to_string());
+    }
+    let mut expr = expr.clone();
+    let parsed: HashMap<&String, SqlExpr> = substitutions
+        .iter()
+        .map(|(k, v)| {
+            Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(v)
+                .and_then(|mut p| p.parse_expr())
+                .map(|e| (k, e))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        let name = match e {
+            SqlExpr::Identifier(id) => Some(normalize(id)),
+            SqlExpr::CompoundIdentifier(parts) => parts.last().map(normalize),
+            _ => None,
+        };
+        if let Some(new) = name.and_then(|n| parsed.get(&n)) {
+            *e = new.clone();
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Ok(expr.to_string())
+}
+
+/// `SELECT <alias>.<key>, <items> FROM <keyed table> AS <alias>, <from…> WHERE <selection>`,
+/// with the key column and keyed table named by position after parsing (SQL text cannot name
+/// them).
+fn finder_query(
+    def: &TableDef,
+    alias: &str,
+    items: &[String],
+    from: &[String],
+    selection: Option<&SqlExpr>,
+) -> SqlResult<Statement> {
+    // Every item gets its own alias: DataFusion needs unique output names, and an expression
+    // aliased to its own column name would lose the alias.
+    let mut sql = format!("SELECT {}.strata_key_placeholder", quote(alias));
+    for (i, item) in items.iter().enumerate() {
+        sql.push_str(&format!(", {item} AS strata_item_{i}"));
+    }
+    sql.push_str(&format!(
+        " FROM strata_table_placeholder AS {}",
+        quote(alias)
+    ));
+    for f in from {
+        sql.push_str(", ");
+        sql.push_str(f);
+    }
+    if let Some(selection) = selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+        .map_err(|e| SqlError::syntax(e.to_string()))?
+        .remove(0);
+    let Statement::Query(query) = &mut statement else {
+        unreachable!("a SELECT parses as a query")
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        unreachable!("a plain SELECT")
+    };
+    if let Some(SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts))) =
+        select.projection.first_mut()
+    {
+        if let Some(last) = parts.last_mut() {
+            *last = Ident::with_quote('"', KEY_COLUMN);
+        }
+    }
+    if let TableFactor::Table { name, .. } = &mut select.from[0].relation {
+        *name = ObjectName(vec![
+            ObjectNamePart::Identifier(Ident::with_quote('"', def.schema.as_str())),
+            ObjectNamePart::Identifier(Ident::with_quote(
+                '"',
+                format!("{}{KEYED_SUFFIX}", def.name),
+            )),
+        ]);
+    }
+    Ok(statement)
+}
+
+/// Runs an UPDATE (`finder.assigned` non-empty) or a DELETE from its planned row-finding SELECT.
+pub async fn update_or_delete(
+    d: &DmlContext<'_>,
+    finder: &RowFinder,
+    plan: &LogicalPlan,
+) -> DmlResult<DmlOutcome> {
+    let batches = d.run(plan).await?;
+    let def = finder.def.clone();
+    let n = def.columns.len();
+    let is_update = !finder.assigned.is_empty();
+    let primary = d.primary;
+    let (count, returning) = d
+        .write(async |txn| {
+            let mut count = 0u64;
+            let mut returning = Vec::new();
+            let mut done: HashSet<Bytes> = HashSet::new();
+            for batch in &batches {
+                let keys = batch.column(0).as_binary::<i32>();
+                let rows = batch.num_rows();
+                // Each target row once, even if a join found it several times.
+                let mut keep = vec![true; rows];
+                for (row, k) in keep.iter_mut().enumerate() {
+                    *k = done.insert(Bytes::copy_from_slice(keys.value(row)));
+                }
+                let new_rows = if is_update {
+                    Some(new_row_values(batch, &def, &finder.assigned)?)
+                } else {
+                    None
+                };
+                let encoder = match &new_rows {
+                    Some(columns) => Some(RowEncoder::try_new(&def, columns)?),
+                    None => None,
+                };
+                for (row, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                    let old_key = Bytes::copy_from_slice(keys.value(row));
+                    if txn.lock(&old_key).await? == LockOutcome::ChangedSinceSnapshot {
+                        return Err(on_changed(txn));
+                    }
+                    match &encoder {
+                        None => txn.delete(old_key),
+                        Some(enc) => {
+                            enc.check_constraints(row)?;
+                            // A row without a primary key keeps its hidden row id.
+                            let new_key = if def.primary_key.is_empty() {
+                                old_key.clone()
+                            } else {
+                                enc.key(row, || 0)
+                            };
+                            if new_key != old_key {
+                                if txn.lock(&new_key).await? == LockOutcome::ChangedSinceSnapshot {
+                                    return Err(on_changed(txn));
+                                }
+                                let exists = existing(
+                                    primary,
+                                    txn,
+                                    std::slice::from_ref(&new_key),
+                                    txn.snapshot(),
+                                )
+                                .await?;
+                                if exists[0] || done.contains(&new_key) {
+                                    return Err(duplicate(&def, enc, row).into());
+                                }
+                                txn.delete(old_key);
+                            }
+                            txn.put(new_key, enc.value(row));
+                        }
+                    }
+                    count += 1;
+                }
+                if finder.returning > 0 {
+                    let start = 1 + n + finder.assigned.len();
+                    let columns: Vec<ArrayRef> =
+                        batch.columns()[start..start + finder.returning].to_vec();
+                    let fields: Vec<_> = batch.schema().fields()[start..start + finder.returning]
+                        .iter()
+                        .map(|f| f.as_ref().clone())
+                        .collect();
+                    let out = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+                    returning.push(filter_record_batch(&out, &BooleanArray::from(keep))?);
+                }
+            }
+            Ok((count, returning))
+        })
+        .await?;
+    Ok(DmlOutcome {
+        count,
+        returning: (finder.returning > 0).then_some(returning),
+    })
+}
+
+/// The table's columns after an UPDATE: old values, with assigned ones replaced by the new
+/// values cast to the column types (as PostgreSQL's assignment casts do).
+fn new_row_values(
+    batch: &RecordBatch,
+    def: &TableDef,
+    assigned: &[usize],
+) -> SqlResult<Vec<ArrayRef>> {
+    let n = def.columns.len();
+    let mut columns: Vec<ArrayRef> = batch.columns()[1..=n].to_vec();
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    for (i, &position) in assigned.iter().enumerate() {
+        let value = batch.column(1 + n + i);
+        let target = def.columns[position].ty.arrow_type();
+        columns[position] = if value.data_type() == &target {
+            value.clone()
+        } else if value.data_type() == &DataType::Null {
+            datafusion::arrow::array::new_null_array(&target, value.len())
+        } else {
+            cast_with_options(value, &target, &options)?
+        };
+    }
+    Ok(columns)
+}

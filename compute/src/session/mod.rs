@@ -1,0 +1,278 @@
+//! One client session: parses SQL, plans it with DataFusion, runs it in a transaction.
+//!
+//! Queries, INSERT, UPDATE and DELETE are planned by DataFusion over Strata tables; DDL and
+//! session commands run here. Outside a transaction block each statement is its own transaction
+//! (autocommit); `BEGIN` … `COMMIT` groups statements into one (see [`block`]).
+
+mod block;
+mod prepare;
+mod run;
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::sql::sqlparser::ast::{Ident, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use pgwire::messages::response::TransactionStatus;
+
+use crate::bytea::{ByteaCastRule, ByteaIn};
+use crate::catalog::{catalog_range, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::df_catalog::StrataCatalogProvider;
+use crate::error::{SqlError, SqlResult};
+use crate::pg_encode::ResultColumn;
+use crate::primary::Primary;
+use crate::settings::Settings;
+use crate::txn::{Isolation, Transaction};
+use crate::txn_slot::TxnSlot;
+
+pub use block::Notice;
+pub use prepare::{Kind, Prepared};
+
+/// What running a statement produced.
+pub enum Output {
+    Rows {
+        columns: Arc<Vec<ResultColumn>>,
+        stream: SendableRecordBatchStream,
+        tag: &'static str,
+    },
+    Command {
+        tag: String,
+        notice: Option<Notice>,
+        parameter_status: Option<(String, String)>,
+    },
+}
+
+impl Output {
+    fn command(tag: impl Into<String>) -> Self {
+        Output::Command {
+            tag: tag.into(),
+            notice: None,
+            parameter_status: None,
+        }
+    }
+}
+
+/// An explicit transaction block (BEGIN … COMMIT); its transaction lives in the slot.
+#[derive(Debug, Default)]
+struct Block {
+    /// The implicit transaction of a multi-statement query string: it ends with the query.
+    implicit: bool,
+    /// A statement failed: everything but ROLLBACK is refused until the block ends.
+    failed: bool,
+    /// Savepoints, innermost last, with the transaction's undo position when each was set.
+    savepoints: Vec<(String, usize)>,
+}
+
+pub struct Session {
+    primary: Arc<Primary>,
+    ctx: SessionContext,
+    slot: Arc<TxnSlot>,
+    settings: Mutex<Settings>,
+    block: Mutex<Option<Block>>,
+    /// `SET TRANSACTION` (or BEGIN's) isolation for the next transaction, if not the default.
+    next_isolation: Mutex<Option<Isolation>>,
+}
+
+impl Session {
+    pub fn new(primary: Arc<Primary>, settings: Settings) -> Self {
+        let slot = Arc::new(TxnSlot::default());
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(DEFAULT_DATABASE, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(2)
+            .with_extension(slot.clone());
+        let options = config.options_mut();
+        options.sql_parser.map_string_types_to_utf8view = false;
+        options.sql_parser.enable_ident_normalization = true;
+        // `1.5` is a numeric in PostgreSQL, not a float: 0.1 + 0.2 = 0.3.
+        options.sql_parser.parse_float_as_decimal = true;
+        options.execution.time_zone = Some("+00:00".to_string());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
+        ctx.register_udf(ByteaIn::udf().as_ref().clone());
+        ctx.register_catalog(
+            DEFAULT_DATABASE,
+            Arc::new(StrataCatalogProvider::new(primary.clone(), slot.clone())),
+        );
+        Self {
+            primary,
+            ctx,
+            slot,
+            settings: Mutex::new(settings),
+            block: Mutex::new(None),
+            next_isolation: Mutex::new(None),
+        }
+    }
+
+    /// Replaces the session's settings (at startup, from what the client sent).
+    pub fn replace_settings(&self, settings: Settings) {
+        *self.settings.lock().expect("settings lock") = settings;
+    }
+
+    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))
+    }
+
+    /// The transaction status ReadyForQuery reports.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match &*self.block.lock().expect("block lock") {
+            None => TransactionStatus::Idle,
+            Some(b) if b.failed => TransactionStatus::Error,
+            Some(_) => TransactionStatus::Transaction,
+        }
+    }
+
+    fn in_block(&self) -> bool {
+        self.block.lock().expect("block lock").is_some()
+    }
+
+    fn default_isolation(&self) -> Isolation {
+        let configured = self
+            .show("default_transaction_isolation")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        Isolation::parse(&configured).unwrap_or(Isolation::ReadCommitted)
+    }
+
+    /// Plans a statement: result columns and parameter types, without running it. Inside a
+    /// transaction block, an error here fails the block, as any error does in PostgreSQL.
+    pub async fn prepare(&self, statement: Statement) -> SqlResult<Prepared> {
+        if !block::is_transaction_control(&statement) && self.block_failed() {
+            return Err(block::aborted());
+        }
+        let result = self.plan_statement(statement).await;
+        if result.is_err() {
+            self.fail_block();
+        }
+        result
+    }
+
+    fn block_failed(&self) -> bool {
+        self.block
+            .lock()
+            .expect("block lock")
+            .as_ref()
+            .is_some_and(|b| b.failed)
+    }
+
+    /// Marks an open transaction block failed (a statement in it failed).
+    pub fn fail_block(&self) {
+        if let Some(b) = self.block.lock().expect("block lock").as_mut() {
+            b.failed = true;
+        }
+    }
+
+    /// Runs a prepared statement with parameter values for `$1`, `$2`, ….
+    pub async fn execute(
+        &self,
+        prepared: &Prepared,
+        params: Vec<datafusion::common::ScalarValue>,
+    ) -> SqlResult<Output> {
+        if let Some(output) = self.transaction_control(&prepared.statement).await? {
+            return Ok(output);
+        }
+        if self.in_block() {
+            if self.block_failed() {
+                return Err(block::aborted());
+            }
+            let result = match self.slot.with(|t| t.begin_statement()) {
+                Ok(()) => self.run(prepared, params).await,
+                Err(e) => Err(e.into()),
+            };
+            if result.is_err() {
+                self.fail_block();
+            }
+            return result;
+        }
+        // Autocommit: the statement is its own transaction.
+        let writes = !matches!(
+            prepared.kind,
+            Kind::Query | Kind::Explain { analyze: false }
+        ) || matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty());
+        let isolation = self
+            .next_isolation
+            .lock()
+            .expect("isolation lock")
+            .take()
+            .unwrap_or(self.default_isolation());
+        self.slot.put(self.primary.txns.begin(isolation, !writes));
+        let result = self.run(prepared, params).await;
+        let txn = self.slot.take();
+        let output = result?;
+        if let Some(txn) = txn {
+            self.commit(txn).await?;
+        }
+        Ok(output)
+    }
+
+    /// Commits, applying the transaction's DDL to the shared catalog before the commit becomes
+    /// visible to other sessions.
+    async fn commit(&self, txn: Transaction) -> SqlResult<()> {
+        let (start, end) = catalog_range();
+        let ddl = txn.writes_in(&start, &end);
+        let catalog = &self.primary.catalog;
+        let mut applied = Ok(());
+        self.primary
+            .txns
+            .commit(txn, || {
+                if !ddl.is_empty() {
+                    applied = catalog.apply(&ddl);
+                }
+            })
+            .await?;
+        if let Err(e) = applied {
+            tracing::error!(error = %e, "committed DDL could not be applied to the catalog");
+        }
+        Ok(())
+    }
+
+    /// The value of a setting and its canonical name; `transaction_isolation` is the current
+    /// transaction's.
+    fn show(&self, name: &str) -> SqlResult<(String, String)> {
+        if name.eq_ignore_ascii_case("transaction_isolation")
+            || name.eq_ignore_ascii_case("transaction isolation level")
+        {
+            let current = self.slot.with_optional(|t| t.map(|t| t.isolation()));
+            let isolation = current
+                .or(*self.next_isolation.lock().expect("isolation lock"))
+                .unwrap_or(self.default_isolation());
+            return Ok(("transaction_isolation".into(), isolation.name().into()));
+        }
+        self.settings.lock().expect("settings lock").get(name)
+    }
+}
+
+/// The setting a `SHOW` names; `SHOW TIME ZONE` is PostgreSQL's two-word spelling of TimeZone.
+fn setting_name(variable: &[Ident]) -> String {
+    let name = variable
+        .iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.eq_ignore_ascii_case("time zone") {
+        "timezone".to_string()
+    } else {
+        name
+    }
+}
+
+/// The statement's name for "… is not supported" errors.
+fn statement_kind(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    match words.as_slice() {
+        [first, second] if matches!(*first, "CREATE" | "DROP" | "ALTER") => {
+            format!("{first} {second}")
+        }
+        [first, ..] => first.to_string(),
+        [] => "this statement".into(),
+    }
+}

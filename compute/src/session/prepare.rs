@@ -1,0 +1,212 @@
+//! Preparing a statement: parsing is done; this plans what DataFusion runs and works out result
+//! columns and parameter types, so the extended protocol can describe a statement before it runs.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{OnConflictAction, OnInsert, SelectItem, Statement};
+
+use super::Session;
+use crate::column_names::query_column_names;
+use crate::dml::{delete_finder, update_finder, DmlContext, RowFinder};
+use crate::error::{SqlError, SqlResult};
+use crate::names::table_name;
+use crate::pg_encode::{result_columns, ResultColumn};
+use crate::sql_rewrite::alias_duplicate_expressions;
+
+/// What kind of work a prepared statement is.
+#[derive(Clone)]
+pub enum Kind {
+    /// A query; `plan` is its plan.
+    Query,
+    /// An INSERT; `plan` is DataFusion's INSERT plan (without ON CONFLICT and RETURNING).
+    Insert {
+        on_conflict_do_nothing: bool,
+        returning: Option<Vec<SelectItem>>,
+    },
+    /// An UPDATE or DELETE; `plan` is the plan of the SELECT that finds its rows.
+    UpdateOrDelete(Arc<RowFinder>),
+    /// EXPLAIN [ANALYZE] of a query; `plan` is the query's plan.
+    Explain { analyze: bool },
+    /// Everything run from the statement itself (DDL, transaction control, SET, SHOW).
+    Other,
+}
+
+/// A parsed and planned statement, ready to run any number of times with different parameters.
+#[derive(Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    pub kind: Kind,
+    pub plan: Option<LogicalPlan>,
+    /// Result columns, for statements that return rows.
+    pub columns: Option<Arc<Vec<ResultColumn>>>,
+    /// Types of `$1`, `$2`, … (`None` where they could not be inferred).
+    pub param_types: Vec<Option<DataType>>,
+}
+
+pub(super) fn single_text_column(name: &str) -> Arc<Vec<ResultColumn>> {
+    Arc::new(vec![ResultColumn::text(name)])
+}
+
+impl Session {
+    /// Plans a statement: result columns and parameter types, without running it.
+    pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
+        let mut prepared = Prepared {
+            statement,
+            kind: Kind::Other,
+            plan: None,
+            columns: None,
+            param_types: Vec::new(),
+        };
+        match &prepared.statement {
+            Statement::Query(_) => {
+                let plan = self.logical_plan(&prepared.statement).await?;
+                prepared.param_types = param_types(&plan)?;
+                let names = query_column_names(&prepared.statement);
+                prepared.columns = Some(result_columns(plan.schema().as_arrow(), names));
+                prepared.kind = Kind::Query;
+                prepared.plan = Some(plan);
+            }
+            Statement::Insert(insert) => {
+                let mut bare = insert.clone();
+                let returning = bare.returning.take();
+                let on_conflict_do_nothing = match bare.on.take() {
+                    None => false,
+                    Some(OnInsert::OnConflict(c)) => match c.action {
+                        OnConflictAction::DoNothing => true,
+                        OnConflictAction::DoUpdate(_) => {
+                            return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE"))
+                        }
+                    },
+                    Some(other) => return Err(SqlError::unsupported(other)),
+                };
+                let plan = self.logical_plan(&Statement::Insert(bare)).await?;
+                prepared.param_types = param_types(&plan)?;
+                if let Some(items) = &returning {
+                    prepared.columns = Some(
+                        self.returning_columns(&insert.table.to_string(), items)
+                            .await?,
+                    );
+                }
+                prepared.kind = Kind::Insert {
+                    on_conflict_do_nothing,
+                    returning,
+                };
+                prepared.plan = Some(plan);
+            }
+            Statement::Update(_) | Statement::Delete(_) => {
+                let finder = {
+                    let d = DmlContext {
+                        primary: &self.primary,
+                        ctx: &self.ctx,
+                        slot: &self.slot,
+                    };
+                    match &prepared.statement {
+                        Statement::Update(u) => update_finder(&d, u)?,
+                        Statement::Delete(d2) => delete_finder(&d, d2)?,
+                        _ => unreachable!("matched above"),
+                    }
+                };
+                let plan = self.logical_plan(&finder.query).await?;
+                let mut types = param_types(&plan)?;
+                for (&n, t) in &finder.param_hints {
+                    if types.len() < n {
+                        types.resize(n, None);
+                    }
+                    types[n - 1].get_or_insert_with(|| t.clone());
+                }
+                prepared.param_types = types;
+                if finder.returning > 0 {
+                    let schema = plan.schema().as_arrow().clone();
+                    let all = schema.fields().len();
+                    let returning =
+                        schema.project(&((all - finder.returning)..all).collect::<Vec<_>>())?;
+                    prepared.columns = Some(result_columns(
+                        &returning,
+                        Some(finder.returning_names.clone()),
+                    ));
+                }
+                prepared.kind = Kind::UpdateOrDelete(Arc::new(finder));
+                prepared.plan = Some(plan);
+            }
+            Statement::Explain {
+                statement, analyze, ..
+            } => {
+                if !matches!(statement.as_ref(), Statement::Query(_))
+                    && (*analyze || !matches!(statement.as_ref(), Statement::Insert(_)))
+                {
+                    return Err(SqlError::unsupported(format!(
+                        "EXPLAIN of {}",
+                        super::statement_kind(statement)
+                    )));
+                }
+                let plan = self.logical_plan(statement).await?;
+                prepared.param_types = param_types(&plan)?;
+                prepared.plan = Some(plan);
+                prepared.columns = Some(single_text_column("QUERY PLAN"));
+                prepared.kind = Kind::Explain { analyze: *analyze };
+            }
+            Statement::ShowVariable { variable } => {
+                let name = super::setting_name(variable);
+                let canonical = self.show(&name)?.0;
+                prepared.columns = Some(single_text_column(&canonical));
+            }
+            _ => {}
+        }
+        Ok(prepared)
+    }
+
+    pub(super) async fn logical_plan(&self, statement: &Statement) -> SqlResult<LogicalPlan> {
+        let mut statement = statement.clone();
+        alias_duplicate_expressions(&mut statement);
+        let state = self.ctx.state();
+        Ok(state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await?)
+    }
+
+    /// The result columns of `RETURNING items` for an INSERT into `table`.
+    async fn returning_columns(
+        &self,
+        table: &str,
+        items: &[SelectItem],
+    ) -> SqlResult<Arc<Vec<ResultColumn>>> {
+        let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let (_, name) = table_name(&datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+            datafusion::sql::sqlparser::ast::Ident::new(table),
+        ]))?;
+        let sql = format!(
+            "SELECT {} FROM {table} AS \"{}\"",
+            list.join(", "),
+            name.replace('"', "\"\"")
+        );
+        let mut statements = self.parse(&sql)?;
+        let plan = self.logical_plan(&statements.remove(0)).await?;
+        let names = query_column_names(&self.parse(&sql)?.remove(0));
+        Ok(result_columns(plan.schema().as_arrow(), names))
+    }
+}
+
+/// Inferred types of `$1..$n`, in order.
+fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types()?;
+    let mut indexed: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(name, t)| {
+            name.strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(|n| (n, t))
+        })
+        .collect();
+    indexed.sort_by_key(|(n, _)| *n);
+    let count = indexed.last().map_or(0, |(n, _)| *n);
+    let mut out = vec![None; count];
+    for (n, t) in indexed {
+        if n >= 1 {
+            out[n - 1] = t;
+        }
+    }
+    Ok(out)
+}

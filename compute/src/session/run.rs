@@ -1,0 +1,301 @@
+//! Running one prepared statement in the session's current transaction.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{collect, displayable, execute_stream};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ObjectType, Reset, Set, Statement, Value};
+
+use super::block::Notice;
+use super::prepare::{Kind, Prepared};
+use super::{setting_name, statement_kind, Output, Session};
+use crate::ddl;
+use crate::dml::{self, DmlContext, DmlError, DmlOutcome};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::pg_encode::ResultColumn;
+
+/// How many times a READ COMMITTED statement restarts before it gives up with 40001.
+const MAX_STATEMENT_RESTARTS: usize = 100;
+
+impl Session {
+    pub(super) async fn run(
+        &self,
+        prepared: &Prepared,
+        params: Vec<ScalarValue>,
+    ) -> SqlResult<Output> {
+        match &prepared.kind {
+            Kind::Query => {
+                if matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty()) {
+                    return Err(SqlError::unsupported("SELECT ... FOR UPDATE / FOR SHARE"));
+                }
+                let plan = bind(prepared, params)?;
+                let physical = self.ctx.state().create_physical_plan(&plan).await?;
+                let stream = execute_stream(physical, self.ctx.task_ctx())?;
+                let columns = prepared
+                    .columns
+                    .clone()
+                    .expect("queries have result columns");
+                Ok(Output::Rows {
+                    columns,
+                    stream,
+                    tag: "SELECT",
+                })
+            }
+            Kind::Insert { .. } | Kind::UpdateOrDelete(_) => self.run_dml(prepared, params).await,
+            Kind::Explain { analyze } => {
+                let plan = bind(prepared, params)?;
+                let physical = self.ctx.state().create_physical_plan(&plan).await?;
+                if *analyze {
+                    collect(physical.clone(), self.ctx.task_ctx()).await?;
+                }
+                let text = displayable(physical.as_ref()).indent(*analyze).to_string();
+                let lines: Vec<&str> = text.lines().collect();
+                let columns = prepared
+                    .columns
+                    .clone()
+                    .expect("EXPLAIN has a result column");
+                Ok(rows_output(
+                    columns,
+                    vec![Arc::new(StringArray::from(lines)) as ArrayRef],
+                    "EXPLAIN",
+                ))
+            }
+            Kind::Other => self.run_other(prepared).await,
+        }
+    }
+
+    /// INSERT, UPDATE or DELETE; at READ COMMITTED a statement that met a row changed after its
+    /// snapshot undoes its writes and runs again on a new snapshot.
+    async fn run_dml(&self, prepared: &Prepared, params: Vec<ScalarValue>) -> SqlResult<Output> {
+        let plan = bind(prepared, params.clone())?;
+        let d = DmlContext {
+            primary: &self.primary,
+            ctx: &self.ctx,
+            slot: &self.slot,
+        };
+        let mark = self.slot.with(|t| t.mark()).map_err(SqlError::from)?;
+        for _ in 0..MAX_STATEMENT_RESTARTS {
+            let result = match &prepared.kind {
+                Kind::Insert {
+                    on_conflict_do_nothing,
+                    returning,
+                } => {
+                    dml::insert(
+                        &d,
+                        &plan,
+                        *on_conflict_do_nothing,
+                        returning.as_deref(),
+                        &params,
+                    )
+                    .await
+                }
+                Kind::UpdateOrDelete(finder) => dml::update_or_delete(&d, finder, &plan).await,
+                _ => unreachable!("only DML comes here"),
+            };
+            match result {
+                Ok(outcome) => return Ok(self.dml_output(prepared, outcome)),
+                Err(DmlError::Sql(e)) => return Err(e),
+                Err(DmlError::Restart) => {
+                    self.slot
+                        .with(|t| {
+                            t.rollback_to(mark);
+                            t.refresh_snapshot();
+                        })
+                        .map_err(SqlError::from)?;
+                }
+            }
+        }
+        Err(SqlError::new(
+            sqlstate::SERIALIZATION_FAILURE,
+            "could not serialize access due to concurrent update",
+        )
+        .with_detail("The statement was restarted too many times because of concurrent updates."))
+    }
+
+    fn dml_output(&self, prepared: &Prepared, outcome: DmlOutcome) -> Output {
+        let verb = match &prepared.statement {
+            Statement::Insert(_) => "INSERT 0",
+            Statement::Update(_) => "UPDATE",
+            _ => "DELETE",
+        };
+        match (outcome.returning, &prepared.columns) {
+            (Some(batches), Some(columns)) => Output::Rows {
+                columns: columns.clone(),
+                stream: batches_stream(batches),
+                tag: verb,
+            },
+            _ => Output::command(format!("{verb} {}", outcome.count)),
+        }
+    }
+
+    /// Statements run from their syntax: DDL and session settings.
+    async fn run_other(&self, prepared: &Prepared) -> SqlResult<Output> {
+        match &prepared.statement {
+            Statement::CreateTable(ct) => {
+                let outcome = self
+                    .with_txn(async |txn| ddl::create_table(&self.primary, txn, ct).await)
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => {
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::drop_tables(&self.primary, txn, names, *if_exists).await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => {
+                let (_, value) = self.show(&setting_name(variable))?;
+                let columns = prepared.columns.clone().expect("SHOW has a result column");
+                Ok(rows_output(
+                    columns,
+                    vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+                    "SHOW",
+                ))
+            }
+            Statement::Reset(reset) => {
+                let mut settings = self.settings.lock().expect("settings lock");
+                let status = match &reset.reset {
+                    Reset::ALL => {
+                        settings.reset_all();
+                        None
+                    }
+                    Reset::ConfigurationParameter(name) => settings.reset(&name.to_string())?,
+                };
+                let parameter_status = match status {
+                    Some(name) => Some((name.clone(), settings.get(&name)?.1)),
+                    None => None,
+                };
+                Ok(Output::Command {
+                    tag: "RESET".into(),
+                    notice: None,
+                    parameter_status,
+                })
+            }
+            other => Err(SqlError::unsupported(statement_kind(other))),
+        }
+    }
+
+    /// Runs `f` on the current transaction, taken out of the slot while it awaits.
+    async fn with_txn<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut crate::txn::Transaction) -> SqlResult<T>,
+    ) -> SqlResult<T> {
+        let mut txn = self
+            .slot
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction for a statement"))?;
+        let result = f(&mut txn).await;
+        self.slot.put(txn);
+        result
+    }
+
+    fn set(&self, set: &Set) -> SqlResult<Output> {
+        let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            return Err(SqlError::unsupported(format!("{set}")));
+        };
+        let name = variable.to_string();
+        let value = values
+            .iter()
+            .map(setting_value)
+            .collect::<SqlResult<Vec<_>>>()?
+            .join(", ");
+        let mut settings = self.settings.lock().expect("settings lock");
+        let reported = if value.eq_ignore_ascii_case("default") {
+            settings.reset(&name)?
+        } else {
+            settings.set(&name, &value)?
+        };
+        let parameter_status = match reported {
+            Some(canonical) => Some((canonical.clone(), settings.get(&canonical)?.1)),
+            None => None,
+        };
+        Ok(Output::Command {
+            tag: "SET".into(),
+            notice: None,
+            parameter_status,
+        })
+    }
+}
+
+fn ddl_output(outcome: ddl::DdlOutcome) -> Output {
+    Output::Command {
+        tag: outcome.tag.into(),
+        notice: outcome
+            .notice
+            .map(|n| Notice::info(sqlstate::SUCCESSFUL_COMPLETION, n)),
+        parameter_status: None,
+    }
+}
+
+fn bind(prepared: &Prepared, params: Vec<ScalarValue>) -> SqlResult<LogicalPlan> {
+    let plan = prepared
+        .plan
+        .clone()
+        .expect("DataFusion statements are planned");
+    if params.is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan.with_param_values(ParamValues::from(params))?)
+}
+
+fn setting_value(e: &SqlExpr) -> SqlResult<String> {
+    match e {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            Value::Number(n, _) => Ok(n.clone()),
+            Value::Boolean(b) => Ok(if *b { "on" } else { "off" }.into()),
+            other => Ok(other.to_string()),
+        },
+        SqlExpr::Identifier(id) => Ok(id.value.clone()),
+        SqlExpr::UnaryOp { op, expr } => Ok(format!("{op}{}", setting_value(expr)?)),
+        other => Err(SqlError::new(
+            sqlstate::SYNTAX_ERROR,
+            format!("invalid value for a setting: {other}"),
+        )),
+    }
+}
+
+fn batches_stream(batches: Vec<RecordBatch>) -> datafusion::execution::SendableRecordBatchStream {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    ))
+}
+
+fn rows_output(
+    columns: Arc<Vec<ResultColumn>>,
+    arrays: Vec<ArrayRef>,
+    tag: &'static str,
+) -> Output {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema, arrays).expect("arrays match their columns");
+    Output::Rows {
+        columns,
+        stream: batches_stream(vec![batch]),
+        tag,
+    }
+}

@@ -1,0 +1,405 @@
+//! Transactions in the primary: snapshots, write sets, row locks and commit.
+//!
+//! Concurrency control lives in the primary, in memory (DESIGN.md). A transaction reads at a
+//! snapshot (the LSN of the last commit the primary knew) and buffers its writes. Every key it
+//! writes is locked until it ends ([`locks`]), which gives PostgreSQL's blocking behaviour for
+//! concurrent writers of one row. When the lock is granted, the writer learns whether another
+//! transaction committed that key after its snapshot:
+//!
+//! - at REPEATABLE READ this is a serialization failure (40001), as in PostgreSQL;
+//! - at READ COMMITTED the statement starts again on a new snapshot, keeping its locks (PostgreSQL
+//!   re-evaluates only the changed row; restarting the statement gives the same answers for
+//!   single-statement logic, at the cost of redoing the statement).
+//!
+//! At commit the write set becomes one WAL record appended through the safekeepers; the commit
+//! is visible to new transactions only after a majority has made it durable, and only then are
+//! the locks released.
+
+mod locks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use strata_core::wal::{encode_mutations, Mutation};
+use strata_core::Lsn;
+
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::last_written::LastWritten;
+use crate::storage::SafekeeperClient;
+use locks::LockTable;
+
+/// Commits remembered per key are pruned once no running transaction can conflict with them;
+/// pruning walks the whole map, so it runs every this many commits.
+const PRUNE_EVERY_COMMITS: u64 = 256;
+
+/// Isolation levels as PostgreSQL names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    ReadCommitted,
+    RepeatableRead,
+    /// Accepted, and given exactly REPEATABLE READ's guarantees (snapshot isolation with
+    /// write-write conflict detection). Serializable snapshot isolation (read-write conflict
+    /// tracking) is not implemented: write skew between two SERIALIZABLE transactions is possible.
+    Serializable,
+}
+
+impl Isolation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+            Isolation::Serializable => "serializable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Isolation> {
+        match s.trim().to_ascii_lowercase().replace('_', " ").as_str() {
+            "read committed" | "read uncommitted" => Some(Isolation::ReadCommitted),
+            "repeatable read" => Some(Isolation::RepeatableRead),
+            "serializable" => Some(Isolation::Serializable),
+            _ => None,
+        }
+    }
+
+    fn per_statement_snapshot(&self) -> bool {
+        *self == Isolation::ReadCommitted
+    }
+}
+
+/// What a write lock found out about the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// Nobody committed the key after this statement's snapshot: what it read is current.
+    Current,
+    /// Another transaction committed the key after the snapshot.
+    ChangedSinceSnapshot,
+}
+
+/// An entry of the write set: `None` deletes the key.
+pub type Write = Option<Bytes>;
+
+/// One transaction: its snapshots, buffered writes and locks.
+pub struct Transaction {
+    manager: Arc<TxnManager>,
+    id: u64,
+    isolation: Isolation,
+    read_only: bool,
+    /// Where reads of the current statement are made.
+    snapshot: Lsn,
+    /// The snapshot registered with the manager (so commits it may conflict with are kept).
+    registered: Option<Lsn>,
+    writes: BTreeMap<Bytes, Write>,
+    /// Previous write-set entry of every key written, in order: savepoints and statement
+    /// restarts roll back to a position in this log.
+    undo: Vec<(Bytes, Option<Write>)>,
+    locked: Vec<Bytes>,
+    /// Statements run so far (SET TRANSACTION must come before the first).
+    statements: usize,
+}
+
+impl Transaction {
+    /// The LSN the current statement reads at.
+    pub fn snapshot(&self) -> Lsn {
+        self.snapshot
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Called before each statement of a block. As in PostgreSQL, the snapshot is taken by the
+    /// first statement (not by BEGIN), and again by each statement at READ COMMITTED.
+    pub fn begin_statement(&mut self) {
+        if self.statements == 0 || self.isolation.per_statement_snapshot() {
+            self.refresh_snapshot();
+        }
+        self.statements += 1;
+    }
+
+    pub fn statements(&self) -> usize {
+        self.statements
+    }
+
+    /// Changes the isolation level (SET TRANSACTION, before the first statement).
+    pub fn set_isolation(&mut self, isolation: Isolation) {
+        self.isolation = isolation;
+        self.refresh_snapshot();
+    }
+
+    pub fn set_read_only(&mut self, read_only: bool) {
+        if read_only && self.registered.is_some() {
+            if let Some(s) = self.registered.take() {
+                self.manager.release_snapshot(s);
+            }
+        } else if !read_only && self.registered.is_none() {
+            self.manager.reregister(&mut self.registered, self.snapshot);
+        }
+        self.read_only = read_only;
+    }
+
+    /// Moves the snapshot to the latest commit (a statement restart, or a new statement at READ
+    /// COMMITTED).
+    pub fn refresh_snapshot(&mut self) {
+        let snapshot = self.manager.last_commit_lsn();
+        self.snapshot = snapshot;
+        if !self.read_only {
+            self.manager.reregister(&mut self.registered, snapshot);
+        }
+    }
+
+    /// The value this transaction wrote for `key`: `Some(None)` if it deleted it, `None` if it
+    /// did not write it.
+    pub fn write(&self, key: &[u8]) -> Option<&Write> {
+        self.writes.get(key)
+    }
+
+    /// This transaction's writes in `[start, end)`, in key order.
+    pub fn writes_in(&self, start: &[u8], end: &[u8]) -> Vec<(Bytes, Write)> {
+        self.writes
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn has_writes(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
+    /// A position to roll back to (savepoints, statement restarts).
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// Undoes every write made after `mark`. Locks taken since stay held until the end.
+    pub fn rollback_to(&mut self, mark: usize) {
+        while self.undo.len() > mark {
+            let (key, previous) = self.undo.pop().expect("undo log longer than mark");
+            match previous {
+                Some(w) => self.writes.insert(key, w),
+                None => self.writes.remove(&key),
+            };
+        }
+    }
+
+    /// Locks `key` for this transaction (waiting for another holder to finish) and reports
+    /// whether another transaction committed it after this statement's snapshot.
+    pub async fn lock(&mut self, key: &Bytes) -> SqlResult<LockOutcome> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
+        if self.manager.locks.acquire(self.id, key).await? {
+            self.locked.push(key.clone());
+        }
+        Ok(if self.manager.committed_after(key, self.snapshot) {
+            LockOutcome::ChangedSinceSnapshot
+        } else {
+            LockOutcome::Current
+        })
+    }
+
+    /// Buffers a write of a key this transaction has locked.
+    pub fn put(&mut self, key: Bytes, value: Bytes) {
+        self.set(key, Some(value));
+    }
+
+    /// Buffers a delete of a key this transaction has locked.
+    pub fn delete(&mut self, key: Bytes) {
+        self.set(key, None);
+    }
+
+    fn set(&mut self, key: Bytes, write: Write) {
+        let previous = self.writes.insert(key.clone(), write);
+        self.undo.push((key, previous));
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.manager.locks.release(self.id, &self.locked);
+        if let Some(snapshot) = self.registered.take() {
+            self.manager.release_snapshot(snapshot);
+        }
+    }
+}
+
+fn read_only_error() -> SqlError {
+    SqlError::new(
+        sqlstate::READ_ONLY_SQL_TRANSACTION,
+        "cannot execute a write in a read-only transaction",
+    )
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every committed transaction is at or below this LSN; new snapshots are taken here.
+    last_commit_lsn: Lsn,
+    /// LSN of the last commit of each recently written key.
+    recent_commits: HashMap<Bytes, Lsn>,
+    /// Snapshots of running transactions that may write (with a count each).
+    active: BTreeMap<Lsn, usize>,
+    commits_since_prune: u64,
+}
+
+/// The primary's transaction manager.
+pub struct TxnManager {
+    safekeepers: SafekeeperClient,
+    generation: u32,
+    state: Mutex<State>,
+    locks: LockTable,
+    next_txn_id: AtomicU64,
+    next_row_id: AtomicU64,
+    last_written: LastWritten,
+}
+
+impl TxnManager {
+    /// `generation` is this primary's fencing generation; `commit_lsn` the branch's last commit
+    /// when it registered.
+    pub fn new(safekeepers: SafekeeperClient, generation: u32, commit_lsn: Lsn) -> Arc<Self> {
+        Arc::new(Self {
+            safekeepers,
+            generation,
+            state: Mutex::new(State {
+                last_commit_lsn: commit_lsn,
+                ..State::default()
+            }),
+            locks: LockTable::default(),
+            next_txn_id: AtomicU64::new(1),
+            // Hidden row ids are unique across primaries: each starts a fresh range under its
+            // own generation.
+            next_row_id: AtomicU64::new(u64::from(generation) << 40),
+            last_written: LastWritten::new(commit_lsn),
+        })
+    }
+
+    /// The LSN of the last commit this primary knows of.
+    pub fn last_commit_lsn(&self) -> Lsn {
+        self.state.lock().expect("txn state lock").last_commit_lsn
+    }
+
+    /// The LSN of the last write to keys this primary tracks (see [`LastWritten`]).
+    pub fn last_written(&self) -> &LastWritten {
+        &self.last_written
+    }
+
+    /// A row id for a table without a primary key.
+    pub fn next_row_id(&self) -> u64 {
+        self.next_row_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts a transaction.
+    pub fn begin(self: &Arc<Self>, isolation: Isolation, read_only: bool) -> Transaction {
+        let mut registered = None;
+        let snapshot = self.last_commit_lsn();
+        if !read_only {
+            self.reregister(&mut registered, snapshot);
+        }
+        Transaction {
+            manager: self.clone(),
+            id: self.next_txn_id.fetch_add(1, Ordering::Relaxed),
+            isolation,
+            read_only,
+            snapshot,
+            registered,
+            writes: BTreeMap::new(),
+            undo: Vec::new(),
+            locked: Vec::new(),
+            statements: 0,
+        }
+    }
+
+    fn reregister(&self, registered: &mut Option<Lsn>, snapshot: Lsn) {
+        let mut st = self.state.lock().expect("txn state lock");
+        if let Some(old) = registered.take() {
+            release(&mut st, old);
+        }
+        *st.active.entry(snapshot).or_default() += 1;
+        *registered = Some(snapshot);
+    }
+
+    fn release_snapshot(&self, snapshot: Lsn) {
+        release(&mut self.state.lock().expect("txn state lock"), snapshot);
+    }
+
+    fn committed_after(&self, key: &Bytes, snapshot: Lsn) -> bool {
+        self.state
+            .lock()
+            .expect("txn state lock")
+            .recent_commits
+            .get(key)
+            .is_some_and(|lsn| *lsn > snapshot)
+    }
+
+    /// Commits `txn`: returns its commit LSN, or `None` when it wrote nothing. `before_visible`
+    /// runs once the commit is durable and before any new transaction can see it (the catalog is
+    /// updated there, so that no statement sees rows of a table its catalog does not know yet).
+    pub async fn commit(
+        &self,
+        txn: Transaction,
+        before_visible: impl FnOnce(),
+    ) -> SqlResult<Option<Lsn>> {
+        if txn.writes.is_empty() {
+            return Ok(None);
+        }
+        let mutations: Vec<Mutation> = txn
+            .writes
+            .iter()
+            .map(|(key, w)| match w {
+                Some(value) => Mutation::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                None => Mutation::Delete { key: key.clone() },
+            })
+            .collect();
+        let (lsn, _commit_time) = self
+            .safekeepers
+            .append(self.generation, encode_mutations(&mutations))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "commit failed");
+                SqlError::from(e)
+            })?;
+        let mut st = self.state.lock().expect("txn state lock");
+        for key in txn.writes.keys() {
+            st.recent_commits.insert(key.clone(), lsn);
+        }
+        // Before the commit becomes visible: a reader that sees it must also wait for it.
+        self.last_written.record(txn.writes.keys(), lsn);
+        before_visible();
+        st.last_commit_lsn = st.last_commit_lsn.max(lsn);
+        st.commits_since_prune += 1;
+        if st.commits_since_prune >= PRUNE_EVERY_COMMITS {
+            prune(&mut st);
+        }
+        drop(st);
+        // Dropping the transaction releases its locks, after the commit is visible.
+        drop(txn);
+        Ok(Some(lsn))
+    }
+}
+
+fn release(st: &mut State, snapshot: Lsn) {
+    if let Some(count) = st.active.get_mut(&snapshot) {
+        *count -= 1;
+        if *count == 0 {
+            st.active.remove(&snapshot);
+        }
+    }
+}
+
+/// Forgets commits that no running or future transaction can conflict with: those at or below
+/// every running transaction's snapshot.
+fn prune(st: &mut State) {
+    let horizon = st
+        .active
+        .keys()
+        .next()
+        .copied()
+        .unwrap_or(st.last_commit_lsn)
+        .min(st.last_commit_lsn);
+    st.recent_commits.retain(|_, lsn| *lsn > horizon);
+    st.commits_since_prune = 0;
+}
