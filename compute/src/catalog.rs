@@ -191,17 +191,25 @@ impl Catalog {
     pub fn upsert(&self, def: TableDef) {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.by_id.get(&def.id).cloned() {
-            t.by_name.remove(&(old.schema.clone(), old.name.clone()));
+            let name = (old.schema.clone(), old.name.clone());
+            if t.by_name.get(&name) == Some(&def.id) {
+                t.by_name.remove(&name);
+            }
         }
         t.by_name
             .insert((def.schema.clone(), def.name.clone()), def.id);
         t.by_id.insert(def.id, Arc::new(def));
     }
 
+    /// Removes a definition. Its name is freed only if it still names this table: a table
+    /// rewritten under a new id (TRUNCATE) has its new definition applied first.
     pub fn remove(&self, id: u64) {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.by_id.remove(&id) {
-            t.by_name.remove(&(old.schema.clone(), old.name.clone()));
+            let name = (old.schema.clone(), old.name.clone());
+            if t.by_name.get(&name) == Some(&id) {
+                t.by_name.remove(&name);
+            }
         }
     }
 

@@ -119,8 +119,28 @@ pub async fn create_table(
         pk_ids.push(col.id);
     }
 
-    // The counter is locked, so the latest committed value is the one to bump (or this
-    // transaction's own, if it created a table before).
+    let id = allocate_table_id(primary, txn).await?;
+    let def = TableDef {
+        id,
+        database: DEFAULT_DATABASE.to_string(),
+        next_column_id: columns.len() as u32 + 1,
+        schema,
+        name: name.clone(),
+        columns,
+        primary_key: pk_ids,
+    };
+    txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
+    txn.put(table_def_key(id), encode_table_def(&def));
+    tracing::info!(table = %name, id, "created table");
+    Ok(DdlOutcome {
+        tag: "CREATE TABLE",
+        notice: None,
+    })
+}
+
+/// A new table id: the counter is locked until the transaction ends, so the latest committed
+/// value (or this transaction's own, if it allocated before) is the one to bump.
+async fn allocate_table_id(primary: &Primary, txn: &mut Transaction) -> SqlResult<u64> {
     let counter_key = next_table_id_key();
     txn.lock(&counter_key).await?;
     let id = match txn.write(&counter_key) {
@@ -136,21 +156,115 @@ pub async fn create_table(
             decode_next_table_id(counter[0].as_deref())?
         }
     };
-    let def = TableDef {
-        id,
-        database: DEFAULT_DATABASE.to_string(),
-        next_column_id: columns.len() as u32 + 1,
-        schema,
-        name: name.clone(),
-        columns,
-        primary_key: pk_ids,
-    };
-    txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
-    txn.put(table_def_key(id), encode_table_def(&def));
     txn.put(counter_key, Bytes::copy_from_slice(&(id + 1).to_be_bytes()));
-    tracing::info!(table = %name, id, "created table");
+    Ok(id)
+}
+
+/// Replaces a table's definition by one under a new table id, in `txn`: the table's rows are
+/// then those written under the new id (none, for TRUNCATE). The old rows stay in storage under
+/// the old id, unreachable, as after DROP TABLE. Like PostgreSQL's TRUNCATE, this is not MVCC-safe:
+/// a transaction whose snapshot predates the commit sees the table empty afterwards.
+async fn rewrite_under_new_id(
+    primary: &Primary,
+    txn: &mut Transaction,
+    def: &TableDef,
+    new: TableDef,
+) -> SqlResult<TableDef> {
+    let name_key = table_name_key(&def.database, &def.schema, &def.name);
+    let old_def_key = table_def_key(def.id);
+    txn.lock(&name_key).await?;
+    txn.lock(&old_def_key).await?;
+    let id = allocate_table_id(primary, txn).await?;
+    let new = TableDef { id, ..new };
+    txn.delete(old_def_key);
+    txn.put(table_def_key(id), encode_table_def(&new));
+    txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
+    Ok(new)
+}
+
+/// `TRUNCATE`: every named table starts empty, in O(1) (see [`rewrite_under_new_id`]).
+pub async fn truncate(
+    primary: &Primary,
+    txn: &mut Transaction,
+    names: &[ObjectName],
+) -> SqlResult<DdlOutcome> {
+    for name in names {
+        let (schema, table) = table_name(name)?;
+        let view = CatalogView {
+            committed: &primary.catalog,
+            txn: Some(txn),
+        };
+        let Some(def) = view.get(&schema, &table)? else {
+            return Err(SqlError::undefined_table(&table));
+        };
+        rewrite_under_new_id(primary, txn, &def, def.as_ref().clone()).await?;
+    }
     Ok(DdlOutcome {
-        tag: "CREATE TABLE",
+        tag: "TRUNCATE TABLE",
+        notice: None,
+    })
+}
+
+/// `ALTER TABLE … ADD PRIMARY KEY (…)` on a table that has none: `rows` (all of them, in the
+/// table's column order) are written again under their primary-key keys, in a new table id.
+pub async fn add_primary_key(
+    primary: &Primary,
+    txn: &mut Transaction,
+    def: &TableDef,
+    columns: &[String],
+    rows: &[datafusion::arrow::array::RecordBatch],
+) -> SqlResult<DdlOutcome> {
+    if !def.primary_key.is_empty() {
+        return Err(SqlError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                def.name
+            ),
+        ));
+    }
+    let mut new = def.clone();
+    for name in columns {
+        let Some(col) = new.columns.iter_mut().find(|c| &c.name == name) else {
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
+            ));
+        };
+        if new.primary_key.contains(&col.id) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{name}\" appears twice in primary key constraint"),
+            ));
+        }
+        col.nullable = false;
+        new.primary_key.push(col.id);
+    }
+    let new = rewrite_under_new_id(primary, txn, def, new).await?;
+    let mut seen = std::collections::HashSet::new();
+    for batch in rows {
+        let enc = crate::row_codec::RowEncoder::try_new(&new, batch.columns())?;
+        for row in 0..batch.num_rows() {
+            enc.check_constraints(row)?;
+            let key = enc.key(row, || 0);
+            if !seen.insert(key.clone()) {
+                return Err(SqlError::new(
+                    sqlstate::UNIQUE_VIOLATION,
+                    format!(
+                        "could not create unique index \"{}\"",
+                        new.primary_key_name()
+                    ),
+                )
+                .with_detail(format!("Key {} is duplicated.", enc.describe_key(row))));
+            }
+            txn.put(key, enc.value(row));
+        }
+    }
+    Ok(DdlOutcome {
+        tag: "ALTER TABLE",
         notice: None,
     })
 }

@@ -197,6 +197,20 @@ pub async fn insert(
         table_name.table(),
     )?;
     let batches = d.run(input).await?;
+    insert_batches(d, &def, batches, on_conflict_do_nothing, returning, params).await
+}
+
+/// Inserts rows (batches of the table's columns, in order) into the transaction: the write half
+/// of INSERT, and all of COPY FROM.
+pub async fn insert_batches(
+    d: &DmlContext<'_>,
+    def: &Arc<TableDef>,
+    batches: Vec<RecordBatch>,
+    on_conflict_do_nothing: bool,
+    returning: Option<&[SelectItem]>,
+    params: &[ScalarValue],
+) -> DmlResult<DmlOutcome> {
+    let def = def.clone();
     let has_pk = !def.primary_key.is_empty();
     let primary = d.primary;
     let written = d

@@ -9,6 +9,7 @@
 mod bytea;
 mod catalog;
 mod column_names;
+mod copy;
 mod ddl;
 mod df_catalog;
 mod dml;

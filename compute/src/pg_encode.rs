@@ -92,6 +92,29 @@ fn encode_rows(batch: &RecordBatch, formats: &[FieldFormat]) -> SqlResult<Vec<Da
     Ok(rows)
 }
 
+/// Every value of a batch in PostgreSQL's text format (`None` for NULL), row by row: what COPY
+/// TO writes.
+pub fn text_values(batch: &RecordBatch) -> SqlResult<Vec<Vec<Option<String>>>> {
+    let columns: Vec<ColumnEncoder> = batch
+        .columns()
+        .iter()
+        .map(|a| ColumnEncoder::new(a, FieldFormat::Text))
+        .collect::<SqlResult<_>>()?;
+    let mut buf = BytesMut::new();
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut values = Vec::with_capacity(columns.len());
+        for col in &columns {
+            buf.clear();
+            col.write(row, &mut buf)?;
+            let len = i32::from_be_bytes(buf[..4].try_into().expect("length prefix"));
+            values.push((len >= 0).then(|| String::from_utf8_lossy(&buf[4..]).into_owned()));
+        }
+        rows.push(values);
+    }
+    Ok(rows)
+}
+
 struct ColumnEncoder {
     array: ArrayRef,
     binary: bool,

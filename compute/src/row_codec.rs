@@ -19,6 +19,7 @@ use datafusion::arrow::array::{
     StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use strata_core::key::{row_prefix, KeyEncoder};
 use strata_core::wal::{get_varint, put_varint};
 
@@ -77,7 +78,9 @@ impl ColumnReader {
             SqlType::Float4 => take!(Float32Array, F32),
             SqlType::Float8 => take!(Float64Array, F64),
             SqlType::Numeric { .. } => take!(Decimal128Array, Dec),
-            SqlType::Text | SqlType::Varchar { .. } => take!(StringArray, Str),
+            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => {
+                take!(StringArray, Str)
+            }
             SqlType::Bytea => take!(BinaryArray, Bin),
             SqlType::Date => take!(Date32Array, Date),
             SqlType::Timestamp | SqlType::Timestamptz => take!(TimestampMicrosecondArray, Ts),
@@ -202,6 +205,32 @@ impl ColumnReader {
     }
 }
 
+/// `char(n)` values as PostgreSQL stores them: padded with blanks to `n` characters, and with
+/// trailing blanks beyond `n` removed (longer values are refused by the length check).
+fn blank_pad(array: &ArrayRef, len: usize) -> SqlResult<ArrayRef> {
+    let strings = cast(array, &DataType::Utf8)?;
+    let strings = strings
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8");
+    let padded: StringArray = strings
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                let chars = s.chars().count();
+                if chars < len {
+                    format!("{s}{}", " ".repeat(len - chars))
+                } else if chars > len && s.chars().skip(len).all(|c| c == ' ') {
+                    s.chars().take(len).collect()
+                } else {
+                    s.to_string()
+                }
+            })
+        })
+        .collect();
+    Ok(Arc::new(padded))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -222,7 +251,10 @@ impl<'a> RowEncoder<'a> {
             .columns
             .iter()
             .zip(columns)
-            .map(|(col, array)| ColumnReader::new(col, array))
+            .map(|(col, array)| match col.ty {
+                SqlType::Char { len } => ColumnReader::new(col, &blank_pad(array, len as usize)?),
+                _ => ColumnReader::new(col, array),
+            })
             .collect::<SqlResult<Vec<_>>>()?;
         let mut value_order: Vec<usize> = (0..def.columns.len()).collect();
         value_order.sort_by_key(|i| def.columns[*i].id);
@@ -249,7 +281,7 @@ impl<'a> RowEncoder<'a> {
                 }
                 continue;
             }
-            if let SqlType::Varchar { max_len: Some(max) } = col.ty {
+            if let SqlType::Varchar { max_len: Some(max) } | SqlType::Char { len: max } = col.ty {
                 if reader.char_len(row).is_some_and(|len| len > max as usize) {
                     return Err(SqlError::new(
                         sqlstate::STRING_DATA_RIGHT_TRUNCATION,
@@ -329,7 +361,9 @@ impl ColumnBuilder {
             SqlType::Numeric {
                 precision, scale, ..
             } => ColumnBuilder::Dec(Decimal128Builder::new(), precision, scale),
-            SqlType::Text | SqlType::Varchar { .. } => ColumnBuilder::Str(StringBuilder::new()),
+            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => {
+                ColumnBuilder::Str(StringBuilder::new())
+            }
             SqlType::Bytea => ColumnBuilder::Bin(BinaryBuilder::new()),
             SqlType::Date => ColumnBuilder::Date(Date32Builder::new()),
             SqlType::Timestamp => ColumnBuilder::Ts(TimestampMicrosecondBuilder::new(), false),

@@ -12,12 +12,13 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler,
 };
 use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
     SimpleQueryHandler,
 };
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::PgWireConnectionState;
@@ -26,6 +27,7 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::{EmptyQueryResponse, NoticeResponse};
@@ -34,9 +36,10 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::catalog::DEFAULT_DATABASE;
+use crate::copy::{format_row, CopyOptions};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::params::decode_param;
-use crate::pg_encode::{encode_batch, field_infos, ResultColumn};
+use crate::pg_encode::{encode_batch, field_infos, text_values, ResultColumn};
 use crate::primary::Primary;
 use crate::session::{Notice, Output, Prepared, Session};
 use crate::settings::Settings;
@@ -86,6 +89,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.handler.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handler.clone()
     }
 
@@ -166,6 +173,67 @@ impl StartupHandler for ConnectionHandler {
         finish_authentication(client, &ReportedParameters(reported)).await?;
         tracing::debug!(%user, addr = %client.socket_addr(), "session started");
         Ok(())
+    }
+}
+
+/// COPY TO output: one CopyData message per row, in the COPY's format.
+fn copy_out_response(
+    columns: usize,
+    stream: SendableRecordBatchStream,
+    options: CopyOptions,
+) -> CopyResponse {
+    let data = stream.flat_map(move |batch| {
+        let messages: Vec<PgWireResult<CopyData>> =
+            match batch.map_err(SqlError::from).and_then(|b| text_values(&b)) {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|row| Ok(CopyData::new(bytes::Bytes::from(format_row(row, &options)))))
+                    .collect(),
+                Err(e) => vec![Err(e.into())],
+            };
+        stream::iter(messages)
+    });
+    CopyResponse::new(0, columns, data)
+}
+
+#[async_trait]
+impl CopyHandler for ConnectionHandler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.copy_data(&copy_data.data).await;
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = guard(self.session.copy_done()).await;
+        client.set_transaction_status(self.session.transaction_status());
+        let copied = result?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(copied as usize).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let error = self.session.copy_fail(&fail.message).await;
+        client.set_transaction_status(self.session.transaction_status());
+        error.into()
     }
 }
 
@@ -297,6 +365,11 @@ impl SimpleQueryHandler for ConnectionHandler {
                             ))
                             .await?
                     }
+                    Response::CopyIn(result) => {
+                        send_copy_in_response(client, result).await?;
+                        client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    }
+                    Response::CopyOut(result) => send_copy_out_response(client, result).await?,
                     _ => {
                         return Err(
                             SqlError::internal("unexpected response to a simple query").into()
@@ -304,6 +377,10 @@ impl SimpleQueryHandler for ConnectionHandler {
                     }
                 }
             }
+        }
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            // The copy handler answers once the data has arrived.
+            return Ok(());
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         let status = self.session.transaction_status();
@@ -378,6 +455,22 @@ impl SimpleQueryHandler for ConnectionHandler {
                 }) => {
                     send_side_messages(client, notice, parameter_status).await?;
                     responses.push(Response::Execution(Tag::new(&tag)));
+                }
+                Ok(Output::CopyIn { columns }) => {
+                    responses.push(Response::CopyIn(CopyResponse::new(
+                        0,
+                        columns,
+                        stream::empty(),
+                    )));
+                }
+                Ok(Output::CopyOut {
+                    columns,
+                    stream,
+                    options,
+                }) => {
+                    responses.push(Response::CopyOut(copy_out_response(
+                        columns, stream, options,
+                    )));
                 }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(e.to_error_info())));
@@ -566,6 +659,18 @@ impl ExtendedQueryHandler for ConnectionHandler {
                 send_side_messages(client, notice, parameter_status).await?;
                 Ok(Response::Execution(Tag::new(&tag)))
             }
+            Output::CopyIn { columns } => Ok(Response::CopyIn(CopyResponse::new(
+                0,
+                columns,
+                stream::empty(),
+            ))),
+            Output::CopyOut {
+                columns,
+                stream,
+                options,
+            } => Ok(Response::CopyOut(copy_out_response(
+                columns, stream, options,
+            ))),
         }
     }
 }

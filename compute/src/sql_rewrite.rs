@@ -5,43 +5,166 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
 };
 
-/// PostgreSQL allows the same unnamed expression twice in a SELECT list (`SELECT NULL, NULL`);
-/// DataFusion needs unique names, so repeats get an alias. The names clients see are worked out
-/// from the statement as written (see `column_names`), so the aliases never show.
+use crate::column_names::figure_name;
+use crate::names::normalize;
+
+/// Names every SELECT item as PostgreSQL does, for DataFusion.
+///
+/// DataFusion names an unnamed expression after its text (`count(*)`), PostgreSQL after what it
+/// is (`count`, `?column?`): a derived table's `count(*)` is `s.count` in PostgreSQL. And
+/// PostgreSQL allows one name twice in a SELECT list (`SELECT a, a`, `SELECT NULL, NULL`) where
+/// DataFusion needs unique names. So every unnamed expression gets its PostgreSQL name as an
+/// alias, and a repeated name gets a suffix. The names clients see are worked out from the
+/// statement as written (see `column_names`), so the suffixes never show.
 pub fn alias_duplicate_expressions(stmt: &mut Statement) {
-    struct Dedupe;
-    impl VisitorMut for Dedupe {
+    struct Namer;
+    impl VisitorMut for Namer {
         type Break = ();
         fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            dedupe_set_expr(&mut query.body);
+            name_set_expr(&mut query.body);
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut Dedupe);
+    let _ = stmt.visit(&mut Namer);
 }
 
-fn dedupe_set_expr(body: &mut SetExpr) {
+fn name_set_expr(body: &mut SetExpr) {
     match body {
         SetExpr::Select(select) => {
-            let mut seen = HashSet::new();
-            for (i, item) in select.projection.iter_mut().enumerate() {
-                if let SelectItem::UnnamedExpr(expr) = item {
-                    if !seen.insert(expr.to_string()) {
-                        *item = SelectItem::ExprWithAlias {
-                            expr: expr.clone(),
-                            alias: Ident::with_quote('"', format!("?column?{i}")),
-                        };
+            let mut used = HashSet::new();
+            for item in select.projection.iter_mut() {
+                let (expr, name, plain_column) = match item {
+                    SelectItem::UnnamedExpr(e) => {
+                        let plain = matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                        let name = figure_name(e).unwrap_or_else(|| "?column?".to_string());
+                        (e.clone(), name, plain)
                     }
+                    SelectItem::ExprWithAlias { alias, .. } => {
+                        used.insert(normalize(alias));
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let unique = if used.contains(&name) {
+                    (2..)
+                        .map(|i| format!("{name}_{i}"))
+                        .find(|n| !used.contains(n))
+                        .expect("some suffix is free")
+                } else {
+                    name.clone()
+                };
+                used.insert(unique.clone());
+                // A plain column keeps its own name unless it repeats.
+                if !plain_column || unique != name {
+                    *item = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: Ident::with_quote('"', unique),
+                    };
                 }
             }
         }
         SetExpr::SetOperation { left, right, .. } => {
-            dedupe_set_expr(left);
-            dedupe_set_expr(right);
+            name_set_expr(left);
+            name_set_expr(right);
         }
         _ => {}
+    }
+}
+
+/// Parses SQL as PostgreSQL would accept it, smoothing over syntax the parser does not know.
+///
+/// Done on tokens, never on text, so that string literals and identifiers are left alone:
+/// - boolean option values written `ON`/`OFF`/`1`/`0` (`COPY … WITH (FREEZE ON)`, `HEADER 1`)
+///   become `TRUE`/`FALSE`;
+/// - `VACUUM` keeps only its keyword: it does nothing in Strata (storage is immutable layers),
+///   and PostgreSQL's options and table lists (`VACUUM ANALYZE t`, `VACUUM (VERBOSE) t`) need
+///   not parse.
+pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+
+    let dialect = PostgreSqlDialect {};
+    let mut tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| e.to_string())?;
+    let is_word = |t: &Token, kw: Keyword| matches!(t, Token::Word(w) if w.keyword == kw && w.quote_style.is_none());
+    let boolean_options = [Keyword::FREEZE, Keyword::HEADER];
+    let mut previous: Option<usize> = None;
+    let mut in_vacuum = false;
+    for i in 0..tokens.len() {
+        if matches!(tokens[i].token, Token::Whitespace(_)) {
+            continue;
+        }
+        let statement_start = previous.is_none_or(|p| tokens[p].token == Token::SemiColon);
+        if tokens[i].token == Token::SemiColon {
+            in_vacuum = false;
+        } else if in_vacuum {
+            tokens[i].token =
+                Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space);
+            continue;
+        } else if statement_start && is_word(&tokens[i].token, Keyword::VACUUM) {
+            in_vacuum = true;
+        }
+        let after_boolean_option = previous.is_some_and(|p| {
+            boolean_options
+                .iter()
+                .any(|kw| is_word(&tokens[p].token, *kw))
+        });
+        if after_boolean_option {
+            let value = match &tokens[i].token {
+                Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("on") => {
+                    Some(true)
+                }
+                Token::Word(w)
+                    if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("off") =>
+                {
+                    Some(false)
+                }
+                Token::Number(n, _) if n == "1" => Some(true),
+                Token::Number(n, _) if n == "0" => Some(false),
+                _ => None,
+            };
+            if let Some(v) = value {
+                let (text, keyword) = if v {
+                    ("TRUE", Keyword::TRUE)
+                } else {
+                    ("FALSE", Keyword::FALSE)
+                };
+                tokens[i].token = Token::Word(Word {
+                    value: text.into(),
+                    quote_style: None,
+                    keyword,
+                });
+            }
+        }
+        previous = Some(i);
+    }
+    Parser::new(&dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_boolean_option_values_parse() {
+        let s = parse_sql("copy pgbench_accounts from stdin with (freeze on)").unwrap();
+        assert!(s[0].to_string().contains("FREEZE"));
+        let s = parse_sql("COPY t TO STDOUT WITH (FORMAT csv, HEADER 1)").unwrap();
+        assert!(s[0].to_string().contains("HEADER"));
+        // Strings are never touched.
+        let s = parse_sql("SELECT 'freeze on'").unwrap();
+        assert!(s[0].to_string().contains("'freeze on'"));
+        let s = parse_sql("vacuum analyze pgbench_branches; VACUUM (VERBOSE) t; SELECT 1").unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].to_string(), "VACUUM");
     }
 }

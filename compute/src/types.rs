@@ -41,6 +41,10 @@ pub enum SqlType {
     Varchar {
         max_len: Option<u32>,
     },
+    /// `char(n)`: blank-padded to `len` characters when stored.
+    Char {
+        len: u32,
+    },
     Bytea,
     Date,
     Timestamp,
@@ -67,6 +71,9 @@ impl SqlType {
             D::Varchar(len) | D::CharacterVarying(len) | D::CharVarying(len) => SqlType::Varchar {
                 max_len: varchar_len(len.as_ref())?,
             },
+            D::Char(len) | D::Character(len) => SqlType::Char {
+                len: varchar_len(len.as_ref())?.unwrap_or(1),
+            },
             D::Bytea => SqlType::Bytea,
             D::Date => SqlType::Date,
             D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
@@ -82,6 +89,7 @@ impl SqlType {
                     "float4" => SqlType::Float4,
                     "float8" => SqlType::Float8,
                     "bool" => SqlType::Bool,
+                    "bpchar" => SqlType::Char { len: 1 },
                     other => return Err(unknown_type(other)),
                 }
             }
@@ -105,7 +113,7 @@ impl SqlType {
             SqlType::Numeric {
                 precision, scale, ..
             } => DataType::Decimal128(*precision, *scale),
-            SqlType::Text | SqlType::Varchar { .. } => DataType::Utf8,
+            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => DataType::Utf8,
             SqlType::Bytea => DataType::Binary,
             SqlType::Date => DataType::Date32,
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -126,6 +134,7 @@ impl SqlType {
             SqlType::Numeric { .. } => Type::NUMERIC,
             SqlType::Text => Type::TEXT,
             SqlType::Varchar { .. } => Type::VARCHAR,
+            SqlType::Char { .. } => Type::BPCHAR,
             SqlType::Bytea => Type::BYTEA,
             SqlType::Date => Type::DATE,
             SqlType::Timestamp => Type::TIMESTAMP,
@@ -141,7 +150,7 @@ impl SqlType {
                 scale,
                 constrained: true,
             } => ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4,
-            SqlType::Varchar { max_len: Some(n) } => *n as i32 + 4,
+            SqlType::Varchar { max_len: Some(n) } | SqlType::Char { len: n } => *n as i32 + 4,
             _ => -1,
         }
     }
@@ -178,6 +187,7 @@ impl SqlType {
             SqlType::Text => "text".into(),
             SqlType::Varchar { max_len: Some(n) } => format!("character varying({n})"),
             SqlType::Varchar { max_len: None } => "character varying".into(),
+            SqlType::Char { len } => format!("character({len})"),
             SqlType::Bytea => "bytea".into(),
             SqlType::Date => "date".into(),
             SqlType::Timestamp => "timestamp without time zone".into(),
@@ -254,7 +264,9 @@ pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i
         .and_then(|oid| oid.parse::<u32>().ok())
         .and_then(Type::from_oid)
         .filter(|t| {
-            arrow_type_of_pg(t).is_none_or(|a| &a == field.data_type() || *t == Type::VARCHAR)
+            arrow_type_of_pg(t).is_none_or(|a| {
+                &a == field.data_type() || *t == Type::VARCHAR || *t == Type::BPCHAR
+            })
         });
     match declared {
         Some(t) => (

@@ -5,6 +5,7 @@
 //! (autocommit); `BEGIN` … `COMMIT` groups statements into one (see [`block`]).
 
 mod block;
+mod copy;
 mod prepare;
 mod run;
 
@@ -14,8 +15,6 @@ use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::sqlparser::ast::{Ident, Statement};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use pgwire::messages::response::TransactionStatus;
 
 use crate::bytea::{ByteaCastRule, ByteaIn};
@@ -42,6 +41,14 @@ pub enum Output {
         tag: String,
         notice: Option<Notice>,
         parameter_status: Option<(String, String)>,
+    },
+    /// `COPY … FROM STDIN`: the client sends the data next.
+    CopyIn { columns: usize },
+    /// `COPY … TO STDOUT`: these rows, in this format.
+    CopyOut {
+        columns: usize,
+        stream: SendableRecordBatchStream,
+        options: crate::copy::CopyOptions,
     },
 }
 
@@ -74,6 +81,8 @@ pub struct Session {
     block: Mutex<Option<Block>>,
     /// `SET TRANSACTION` (or BEGIN's) isolation for the next transaction, if not the default.
     next_isolation: Mutex<Option<Isolation>>,
+    /// A `COPY … FROM STDIN` waiting for its data.
+    copy_in: Mutex<Option<copy::CopyIn>>,
 }
 
 impl Session {
@@ -109,6 +118,7 @@ impl Session {
             settings: Mutex::new(settings),
             block: Mutex::new(None),
             next_isolation: Mutex::new(None),
+            copy_in: Mutex::new(None),
         }
     }
 
@@ -118,7 +128,7 @@ impl Session {
     }
 
     pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| SqlError::syntax(e.to_string()))
+        crate::sql_rewrite::parse_sql(sql).map_err(SqlError::syntax)
     }
 
     /// The transaction status ReadyForQuery reports.
@@ -178,6 +188,12 @@ impl Session {
     ) -> SqlResult<Output> {
         if let Some(output) = self.transaction_control(&prepared.statement).await? {
             return Ok(output);
+        }
+        if let Statement::Copy { to: false, .. } = &prepared.statement {
+            if self.block_failed() {
+                return Err(block::aborted());
+            }
+            return self.start_copy_in(&prepared.statement);
         }
         if self.in_block() {
             if self.block_failed() {

@@ -154,6 +154,19 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::Truncate(t) => {
+                let names: Vec<_> = t.table_names.iter().map(|t| t.name.clone()).collect();
+                let outcome = self
+                    .with_txn(async |txn| ddl::truncate(&self.primary, txn, &names).await)
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::Copy { .. } => self.copy_out(&prepared.statement).await,
+            // Nothing to vacuum or analyze: storage is immutable layers, and there are no
+            // planner statistics yet. Accepted so that tools that run them work.
+            Statement::Vacuum(_) => Ok(Output::command("VACUUM")),
+            Statement::Analyze(_) => Ok(Output::command("ANALYZE")),
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => {
                 let (_, value) = self.show(&setting_name(variable))?;
@@ -185,6 +198,68 @@ impl Session {
             }
             other => Err(SqlError::unsupported(statement_kind(other))),
         }
+    }
+
+    /// `ALTER TABLE`: only `ADD [CONSTRAINT name] PRIMARY KEY (…)` so far.
+    async fn alter_table(
+        &self,
+        alter: &datafusion::sql::sqlparser::ast::AlterTable,
+    ) -> SqlResult<Output> {
+        use datafusion::sql::sqlparser::ast::{AlterTableOperation, Expr as E, TableConstraint};
+        let [AlterTableOperation::AddConstraint {
+            constraint: TableConstraint::PrimaryKey(pk),
+            ..
+        }] = alter.operations.as_slice()
+        else {
+            return Err(SqlError::unsupported(format!(
+                "ALTER TABLE {}",
+                alter
+                    .operations
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let columns = pk
+            .columns
+            .iter()
+            .map(|c| match &c.column.expr {
+                E::Identifier(id) => Ok(crate::names::normalize(id)),
+                other => Err(SqlError::unsupported(format!(
+                    "primary key expression {other}"
+                ))),
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        let (schema, table) = crate::names::table_name(&alter.name)?;
+        let def = self.slot.with_optional(|txn| {
+            crate::catalog::CatalogView {
+                committed: &self.primary.catalog,
+                txn,
+            }
+            .get(&schema, &table)
+        })?;
+        let Some(def) = def else {
+            if alter.if_exists {
+                return Ok(Output::command("ALTER TABLE"));
+            }
+            return Err(SqlError::undefined_table(&table));
+        };
+        // Every row, read in this transaction, then written again under its primary key.
+        let select = self.parse(&format!(
+            "SELECT * FROM \"{}\".\"{}\"",
+            def.schema.replace('"', "\"\""),
+            def.name.replace('"', "\"\"")
+        ))?;
+        let plan = self.logical_plan(&select[0]).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let rows = collect(physical, self.ctx.task_ctx()).await?;
+        let outcome = self
+            .with_txn(async |txn| {
+                ddl::add_primary_key(&self.primary, txn, &def, &columns, &rows).await
+            })
+            .await?;
+        Ok(ddl_output(outcome))
     }
 
     /// Runs `f` on the current transaction, taken out of the slot while it awaits.
