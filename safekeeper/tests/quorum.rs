@@ -94,7 +94,9 @@ impl Router {
         loop {
             match call(self.client_at(&target)).await {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(s) if s.code() == Code::Unavailable && Instant::now() < deadline => {
+                // A node that shuts down answers in-flight requests with an HTTP/2 GOAWAY, which
+                // tonic reports as INTERNAL: as retryable as UNAVAILABLE.
+                Err(s) if is_retryable(&s) && Instant::now() < deadline => {
                     target = match s
                         .metadata()
                         .get(LEADER_METADATA_KEY)
@@ -142,6 +144,16 @@ impl Router {
         })
         .await
     }
+}
+
+/// Failures of a node that is shutting down (or of the connection to it). Appends go to a
+/// follower only to learn the leader, which it refuses before proposing anything, so retrying
+/// them cannot duplicate a record.
+fn is_retryable(s: &Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Cancelled)
+        || (s.code() == Code::Internal
+            && (s.message().contains("h2 protocol error")
+                || s.message().contains("transport error")))
 }
 
 impl Cluster {
@@ -474,12 +486,21 @@ async fn a_stopped_follower_catches_up_and_a_full_restart_loses_nothing() -> Res
         })
     };
     let mut acked = Vec::new();
+    let appender = std::sync::Arc::new(tokio::sync::Mutex::new(Some(appender)));
     let mut wait_acks = async |n: usize, acked: &mut Vec<(AppendWalResponse, usize)>| {
         while acked.len() < n {
             let ack = timeout(WAIT, acks_rx.recv())
                 .await
-                .context("appends stalled")?
-                .context("appender stopped")?;
+                .context("appends stalled")?;
+            let Some(ack) = ack else {
+                // Say why the appender stopped.
+                let task = appender.lock().await.take();
+                let why = match task {
+                    Some(t) => format!("{:?}", t.await),
+                    None => "unknown".into(),
+                };
+                bail!("appender stopped: {why}");
+            };
             acked.push(ack);
         }
         anyhow::Ok(())
@@ -491,7 +512,8 @@ async fn a_stopped_follower_catches_up_and_a_full_restart_loses_nothing() -> Res
     cluster.restart(follower).await?;
     wait_acks(100, &mut acked).await?;
     stop_appending.cancel();
-    let total = appender.await??;
+    let task = appender.lock().await.take().context("appender gone")?;
+    let total = task.await??;
     wait_acks(total, &mut acked).await?;
     // The restarted follower catches up with the leader.
     let deadline = Instant::now() + WAIT;

@@ -33,10 +33,16 @@ impl Backoff {
     }
 }
 
-/// Whether a gRPC error is worth retrying: the server is down, restarting or busy.
+/// Whether a gRPC error is worth retrying: the server is down, restarting or busy. A server
+/// that shuts down answers in-flight requests with an HTTP/2 GOAWAY, which tonic reports as
+/// INTERNAL.
 pub(crate) fn is_transient(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::ResourceExhausted
-    )
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::ResourceExhausted => true,
+        Code::Internal => {
+            status.message().contains("h2 protocol error")
+                || status.message().contains("transport error")
+        }
+        _ => false,
+    }
 }
