@@ -261,7 +261,7 @@ fn literal(expr: &Expr) -> Option<&ScalarValue> {
 
 /// Key-encodes a literal compared with a column of type `ty`, when it is exactly representable in
 /// that type (otherwise the comparison is left to the filter above the scan).
-fn encode(ty: SqlType, v: &ScalarValue) -> Option<Vec<u8>> {
+pub(crate) fn encode(ty: SqlType, v: &ScalarValue) -> Option<Vec<u8>> {
     let mut e = KeyEncoder::new();
     match ty {
         SqlType::Int2 => e.i16(i16::try_from(integer(v)?).ok()?),

@@ -14,6 +14,7 @@ mod ddl;
 mod df_catalog;
 mod dml;
 mod error;
+mod fast_path;
 mod key_range;
 mod last_written;
 mod names;

@@ -395,6 +395,35 @@ impl SimpleQueryHandler for ConnectionHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let fast = guard(async { Ok(self.session.run_fast_simple(query).await) }).await;
+        if let Some(result) = fast.transpose().map(|r| r.and_then(|inner| inner)) {
+            return Ok(vec![match result {
+                Ok(Output::Rows {
+                    columns,
+                    stream,
+                    tag,
+                }) => {
+                    let formats = vec![FieldFormat::Text; columns.len()];
+                    Response::Query(query_response(
+                        &columns,
+                        stream,
+                        formats,
+                        tag,
+                        self.session.clone(),
+                    ))
+                }
+                Ok(Output::Command {
+                    tag,
+                    notice,
+                    parameter_status,
+                }) => {
+                    send_side_messages(client, notice, parameter_status).await?;
+                    Response::Execution(Tag::new(&tag))
+                }
+                Ok(_) => return Err(SqlError::internal("a fast statement produced a COPY").into()),
+                Err(e) => Response::Error(Box::new(e.to_error_info())),
+            }]);
+        }
         let statements = match self.session.parse(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![Response::Error(Box::new(e.to_error_info()))]),

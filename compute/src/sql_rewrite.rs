@@ -168,3 +168,64 @@ mod tests {
         assert_eq!(s[0].to_string(), "VACUUM");
     }
 }
+
+/// A query with its literals taken out: the normalized text (literals replaced by `$1`, `$2`,
+/// …) and the literal values. Query strings that differ only in literals (what a client using
+/// the simple protocol sends for one statement shape) normalize to the same text, so their plan
+/// can be reused. `None` if the query already has parameters or cannot be tokenized.
+///
+/// Typed literals (`DATE '2024-01-01'`, `INTERVAL '1 day'`) are kept: a parameter cannot stand
+/// where a type name prefixes a literal.
+pub fn normalize_literals(sql: &str) -> Option<(String, Vec<datafusion::common::ScalarValue>)> {
+    use datafusion::common::ScalarValue;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut out = String::with_capacity(sql.len());
+    let mut values = Vec::new();
+    let mut previous_word = false;
+    for token in &tokens {
+        match token {
+            Token::Placeholder(_) => return None,
+            Token::Number(n, false) => {
+                values.push(crate::fast_path::number_literal(n)?);
+                out.push_str(&format!("${}", values.len()));
+            }
+            Token::SingleQuotedString(s) if !previous_word => {
+                values.push(ScalarValue::Utf8(Some(s.clone())));
+                out.push_str(&format!("${}", values.len()));
+            }
+            other => out.push_str(&other.to_string()),
+        }
+        if !matches!(token, Token::Whitespace(_)) {
+            previous_word = matches!(token, Token::Word(_));
+        }
+    }
+    Some((out, values))
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+    use datafusion::common::ScalarValue;
+
+    #[test]
+    fn literals_become_parameters() {
+        let (a, va) =
+            normalize_literals("SELECT abalance FROM pgbench_accounts WHERE aid = 42;").unwrap();
+        let (b, _) =
+            normalize_literals("SELECT abalance FROM pgbench_accounts WHERE aid = 7;").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
+        assert_eq!(va, vec![ScalarValue::Int64(Some(42))]);
+        let (c, vc) =
+            normalize_literals("UPDATE t SET v = v + -5, s = 'x''y' WHERE k = 1.50").unwrap();
+        assert_eq!(c, "UPDATE t SET v = v + -$1, s = $2 WHERE k = $3");
+        assert_eq!(vc[1], ScalarValue::Utf8(Some("x'y".into())));
+        assert_eq!(vc[2], ScalarValue::Decimal128(Some(150), 38, 2));
+        let (d, _) = normalize_literals("SELECT DATE '2024-01-01'").unwrap();
+        assert_eq!(d, "SELECT DATE '2024-01-01'");
+        assert!(normalize_literals("SELECT $1").is_none());
+    }
+}

@@ -9,6 +9,7 @@ mod copy;
 mod prepare;
 mod run;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::execution::context::{SessionConfig, SessionContext};
@@ -83,7 +84,12 @@ pub struct Session {
     next_isolation: Mutex<Option<Isolation>>,
     /// A `COPY … FROM STDIN` waiting for its data.
     copy_in: Mutex<Option<copy::CopyIn>>,
+    /// Plans of simple-protocol queries by normalized text (`None`: not a fast statement).
+    shapes: Mutex<HashMap<String, Option<Arc<Prepared>>>>,
 }
+
+/// Simple-protocol statement shapes remembered per session; the cache starts over when full.
+const MAX_SHAPES: usize = 1024;
 
 impl Session {
     pub fn new(primary: Arc<Primary>, settings: Settings) -> Self {
@@ -119,6 +125,7 @@ impl Session {
             block: Mutex::new(None),
             next_isolation: Mutex::new(None),
             copy_in: Mutex::new(None),
+            shapes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -209,10 +216,14 @@ impl Session {
             return result;
         }
         // Autocommit: the statement is its own transaction.
-        let writes = !matches!(
-            prepared.kind,
-            Kind::Query | Kind::Explain { analyze: false }
-        ) || matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty());
+        let writes = match &prepared.kind {
+            Kind::Query => {
+                matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty())
+            }
+            Kind::Explain { .. } => false,
+            Kind::Fast(plan) => !plan.is_read_only(),
+            _ => true,
+        };
         let isolation = self
             .next_isolation
             .lock()
@@ -227,6 +238,61 @@ impl Session {
             self.commit(txn).await?;
         }
         Ok(output)
+    }
+
+    /// Runs a simple-protocol query through the fast path if its shape is a fast statement: the
+    /// query's literals become parameters of a plan made once per shape. `None` if the query
+    /// is not one (the caller runs it as usual).
+    pub async fn run_fast_simple(&self, sql: &str) -> Option<SqlResult<Output>> {
+        if self.block_failed() || self.copy_in.lock().expect("copy lock").is_some() {
+            return None;
+        }
+        let (normalized, literals) = crate::sql_rewrite::normalize_literals(sql)?;
+        let cached = self
+            .shapes
+            .lock()
+            .expect("shapes lock")
+            .get(&normalized)
+            .cloned();
+        let prepared = match cached {
+            Some(Some(p)) if self.still_current(&p) => p,
+            Some(None) => return None,
+            _ => {
+                let prepared = match self.parse(&normalized) {
+                    Ok(mut statements) if statements.len() == 1 => self
+                        .plan_statement(statements.remove(0))
+                        .await
+                        .ok()
+                        .filter(|p| {
+                            matches!(p.kind, Kind::Fast(_)) && p.param_types.len() == literals.len()
+                        }),
+                    _ => None,
+                }
+                .map(Arc::new);
+                let mut shapes = self.shapes.lock().expect("shapes lock");
+                if shapes.len() >= MAX_SHAPES {
+                    shapes.clear();
+                }
+                shapes.insert(normalized, prepared.clone());
+                prepared?
+            }
+        };
+        Some(self.execute(&prepared, literals).await)
+    }
+
+    /// Whether a fast plan's table is still the one the catalog names.
+    fn still_current(&self, prepared: &Prepared) -> bool {
+        let Kind::Fast(plan) = &prepared.kind else {
+            return true;
+        };
+        let current = self.slot.with_optional(|txn| {
+            crate::catalog::CatalogView {
+                committed: &self.primary.catalog,
+                txn,
+            }
+            .get(&plan.table.schema, &plan.table.name)
+        });
+        matches!(current, Ok(Some(c)) if c.id == plan.table.id && c.columns == plan.table.columns)
     }
 
     /// Commits, applying the transaction's DDL to the shared catalog before the commit becomes

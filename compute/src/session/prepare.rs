@@ -9,9 +9,11 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{OnConflictAction, OnInsert, SelectItem, Statement};
 
 use super::Session;
+use crate::catalog::CatalogView;
 use crate::column_names::query_column_names;
 use crate::dml::{delete_finder, update_finder, DmlContext, RowFinder};
 use crate::error::{SqlError, SqlResult};
+use crate::fast_path::{self, FastKind, FastPlan};
 use crate::names::table_name;
 use crate::pg_encode::{result_columns, ResultColumn};
 use crate::sql_rewrite::alias_duplicate_expressions;
@@ -30,6 +32,8 @@ pub enum Kind {
     UpdateOrDelete(Arc<RowFinder>),
     /// EXPLAIN [ANALYZE] of a query; `plan` is the query's plan.
     Explain { analyze: bool },
+    /// A point statement run without DataFusion (see `fast_path`).
+    Fast(Arc<FastPlan>),
     /// Everything run from the statement itself (DDL, transaction control, SET, SHOW).
     Other,
 }
@@ -60,6 +64,27 @@ impl Session {
             columns: None,
             param_types: Vec::new(),
         };
+        let fast = self.slot.with_optional(|txn| {
+            fast_path::recognize(
+                &prepared.statement,
+                &CatalogView {
+                    committed: &self.primary.catalog,
+                    txn,
+                },
+            )
+        })?;
+        if let Some(plan) = fast {
+            if let FastKind::Select { projection, .. } = &plan.kind {
+                let schema = plan.table.arrow_schema().project(projection)?;
+                prepared.columns = Some(result_columns(
+                    &schema,
+                    query_column_names(&prepared.statement),
+                ));
+            }
+            prepared.param_types = plan.param_types.clone();
+            prepared.kind = Kind::Fast(Arc::new(plan));
+            return Ok(prepared);
+        }
         match &prepared.statement {
             Statement::Query(_) => {
                 let plan = self.logical_plan(&prepared.statement).await?;

@@ -16,6 +16,7 @@ use super::{setting_name, statement_kind, Output, Session};
 use crate::ddl;
 use crate::dml::{self, DmlContext, DmlError, DmlOutcome};
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::fast_path::{self, FastKind, FastOutcome, FastPlan};
 use crate::pg_encode::ResultColumn;
 
 /// How many times a READ COMMITTED statement restarts before it gives up with 40001.
@@ -46,6 +47,7 @@ impl Session {
                 })
             }
             Kind::Insert { .. } | Kind::UpdateOrDelete(_) => self.run_dml(prepared, params).await,
+            Kind::Fast(plan) => self.run_fast(prepared, plan, params).await,
             Kind::Explain { analyze } => {
                 let plan = bind(prepared, params)?;
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
@@ -114,6 +116,46 @@ impl Session {
             "could not serialize access due to concurrent update",
         )
         .with_detail("The statement was restarted too many times because of concurrent updates."))
+    }
+
+    /// A point statement. Its plan names the table by id: if DDL replaced the table since (a
+    /// TRUNCATE, a DROP and CREATE), the statement is planned again.
+    async fn run_fast(
+        &self,
+        prepared: &Prepared,
+        plan: &FastPlan,
+        params: Vec<ScalarValue>,
+    ) -> SqlResult<Output> {
+        let table = &plan.table;
+        let current = self.slot.with_optional(|txn| {
+            crate::catalog::CatalogView {
+                committed: &self.primary.catalog,
+                txn,
+            }
+            .get(&table.schema, &table.name)
+        })?;
+        if current.is_none_or(|c| c.id != table.id || c.columns != table.columns) {
+            let replanned = self.plan_statement(prepared.statement.clone()).await?;
+            return Box::pin(self.run(&replanned, params)).await;
+        }
+        let primary = &self.primary;
+        let outcome = self
+            .with_txn(async |txn| fast_path::execute(plan, primary, txn, &params).await)
+            .await?;
+        Ok(match outcome {
+            FastOutcome::Rows(batch) => Output::Rows {
+                columns: prepared
+                    .columns
+                    .clone()
+                    .expect("a fast SELECT has result columns"),
+                stream: batches_stream(vec![batch]),
+                tag: "SELECT",
+            },
+            FastOutcome::Count(n) => Output::command(match &plan.kind {
+                FastKind::Insert { .. } => format!("INSERT 0 {n}"),
+                _ => format!("UPDATE {n}"),
+            }),
+        })
     }
 
     fn dml_output(&self, prepared: &Prepared, outcome: DmlOutcome) -> Output {
