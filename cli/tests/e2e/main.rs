@@ -1,6 +1,8 @@
-//! End-to-end tests: real `strata` processes on loopback, real clients (psql, tokio-postgres).
+//! End-to-end tests: real `strata` processes on loopback, real clients (psql, tokio-postgres,
+//! and the driver suites under drivers/).
 
 mod bulk;
+mod drivers;
 mod durability;
 mod round_trip;
 mod support;

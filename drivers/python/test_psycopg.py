@@ -1,0 +1,223 @@
+"""psycopg 3 smoke suite: what an application does on connect and in a typical session."""
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from conftest import RESULT_TYPES_GAP, DATABASE_URL, strata_gap
+from smoke_data import COLUMNS, CREATE_TABLE, OIDS, ROWS
+
+INSERT = f"INSERT INTO smoke ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+
+
+@pytest.fixture
+def conn():
+    with psycopg.connect(DATABASE_URL, autocommit=True) as c:
+        yield c
+
+
+def scalar(conn, sql, params=None):
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def test_connect(conn):
+    assert conn.info.status == psycopg.pq.ConnStatus.OK
+    assert conn.info.server_version >= 150000
+    assert conn.info.parameter_status("standard_conforming_strings") == "on"
+    assert conn.info.encoding == "utf-8"
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    # What frameworks ask right after connecting.
+    assert conn.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
+
+
+def test_create_table(conn):
+    conn.execute(CREATE_TABLE.format(name="smoke"))
+    conn.execute("CREATE TABLE accounts (id integer PRIMARY KEY, owner text NOT NULL, balance bigint)")
+
+
+def test_insert_with_bound_parameters(conn):
+    with conn.cursor() as cur:
+        cur.executemany(INSERT, ROWS)
+        assert cur.rowcount == len(ROWS)
+    assert scalar(conn, "SELECT count(*) FROM smoke") == len(ROWS)
+
+
+def test_select_values_and_types(conn):
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(COLUMNS)} FROM smoke ORDER BY id")
+        assert [d.name for d in cur.description] == COLUMNS
+        assert [d.type_code for d in cur.description] == OIDS
+        rows = cur.fetchall()
+    assert rows == ROWS
+    for got, want in zip(rows[0], ROWS[0]):
+        assert type(got) is type(want), (got, want)
+    # A parameter in the WHERE clause, typed by the driver.
+    assert conn.execute("SELECT note FROM smoke WHERE id = %s", (2,)).fetchone() == (ROWS[1][3],)
+    assert conn.execute("SELECT id FROM smoke WHERE big > %s ORDER BY id", (0,)).fetchall() == [(1,)]
+
+
+@strata_gap(RESULT_TYPES_GAP, raises=AssertionError)
+def test_result_types_of_literals_and_aggregates(conn):
+    cur = conn.execute("SELECT 1, (SELECT sum(big) FROM smoke), (SELECT avg(id) FROM smoke WHERE id <= 2)")
+    assert [d.type_code for d in cur.description] == [23, 1700, 1700]
+    assert [type(v) for v in cur.fetchone()] == [int, Decimal, Decimal]
+
+
+def test_select_in_binary_format(conn):
+    with conn.cursor(binary=True) as cur:
+        cur.execute(f"SELECT {', '.join(COLUMNS)} FROM smoke WHERE id <= %s ORDER BY id", (3,))
+        assert [d.type_code for d in cur.description] == OIDS
+        assert cur.fetchall() == ROWS
+
+
+@strata_gap(
+    "no array types: a list parameter is bound as int2[] (OID 1005); `id = ANY($1)` is answered "
+    "42883 'array_has does not support type Utf8' at Execute",
+    raises=errors.UndefinedFunction,
+)
+def test_list_parameter_with_any(conn):
+    assert conn.execute("SELECT id FROM smoke WHERE id = ANY(%s) ORDER BY id", ([1, 3],)).fetchall() == [(1,), (3,)]
+
+
+def test_update_and_delete_with_parameters(conn):
+    cur = conn.execute("UPDATE smoke SET note = %s, amount = amount + %s WHERE id = %s", ("changed", 1, 1))
+    assert cur.rowcount == 1
+    assert conn.execute("SELECT note, amount FROM smoke WHERE id = 1").fetchone() == (
+        "changed",
+        ROWS[0][2] + 1,
+    )
+    cur = conn.execute("DELETE FROM smoke WHERE id = %s", (3,))
+    assert cur.rowcount == 1
+    assert conn.execute("DELETE FROM smoke WHERE id = %s", (3,)).rowcount == 0
+    assert conn.execute("UPDATE smoke SET flag = NOT flag WHERE id = %s RETURNING flag", (2,)).fetchone() == (True,)
+
+
+def test_transaction_commits(conn):
+    with conn.transaction():
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (1, "alice", 100))
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (2, "bob", 50))
+    with psycopg.connect(DATABASE_URL) as other:
+        assert other.execute("SELECT sum(balance) FROM accounts").fetchone() == (150,)
+
+
+def test_transaction_rolls_back(conn):
+    with pytest.raises(RuntimeError):
+        with conn.transaction():
+            conn.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (30, 1))
+            raise RuntimeError("abort the transfer")
+    assert scalar(conn, "SELECT balance FROM accounts WHERE id = 1") == 100
+
+    # Not in autocommit: the driver opens the transaction itself, rollback() ends it.
+    with psycopg.connect(DATABASE_URL) as c:
+        c.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (3, "carol", 1))
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        c.rollback()
+        assert c.execute("SELECT count(*) FROM accounts WHERE id = 3").fetchone() == (0,)
+
+
+def test_savepoints(conn):
+    with conn.transaction():
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (4, "dave", 4))
+        with pytest.raises(errors.UniqueViolation):
+            with conn.transaction():
+                conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (5, "erin", 5))
+                conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (1, "again", 0))
+    assert conn.execute("SELECT id FROM accounts WHERE id >= 4 ORDER BY id").fetchall() == [(4,)]
+
+
+def test_duplicate_key_sqlstate(conn):
+    with pytest.raises(errors.UniqueViolation) as e:
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (1, "mallory", 0))
+    assert e.value.sqlstate == "23505"
+    # The connection is still usable, and nothing changed.
+    assert scalar(conn, "SELECT owner FROM accounts WHERE id = %s", (1,)) == "alice"
+    # Inside a transaction the error aborts it: 25P02 until rollback.
+    with psycopg.connect(DATABASE_URL) as c:
+        with pytest.raises(errors.UniqueViolation):
+            c.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (2, "mallory", 0))
+        with pytest.raises(errors.InFailedSqlTransaction) as e:
+            c.execute("SELECT 1")
+        assert e.value.sqlstate == "25P02"
+        c.rollback()
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+@strata_gap(
+    "the 23505 ErrorResponse has no schema/table/constraint fields (s, t, n): "
+    "diag.constraint_name is None",
+    raises=AssertionError,
+)
+def test_duplicate_key_names_the_constraint(conn):
+    with pytest.raises(errors.UniqueViolation) as e:
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (1, "mallory", 0))
+    assert e.value.diag.constraint_name == "accounts_pkey"
+    assert e.value.diag.table_name == "accounts"
+
+
+def test_not_null_violation_sqlstate(conn):
+    with pytest.raises(errors.NotNullViolation) as e:
+        conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (9, None, 0))
+    assert e.value.sqlstate == "23502"
+
+
+def test_syntax_error_sqlstate(conn):
+    with pytest.raises(errors.SyntaxError) as e:
+        conn.execute("SELEC 1")
+    assert e.value.sqlstate == "42601"
+    with pytest.raises(errors.UndefinedTable) as e:
+        conn.execute("SELECT * FROM no_such_table")
+    assert e.value.sqlstate == "42P01"
+    assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_prepared_statement_reuse(conn):
+    query = "SELECT owner, balance FROM accounts WHERE id = %s"
+    for _ in range(3):
+        assert conn.execute(query, (1,), prepare=True).fetchone() == ("alice", 100)
+        assert conn.execute(query, (2,), prepare=True).fetchone() == ("bob", 50)
+    insert = "INSERT INTO accounts VALUES (%s, %s, %s)"
+    for i in range(10, 20):
+        conn.execute(insert, (i, f"user{i}", i), prepare=True)
+    assert scalar(conn, "SELECT count(*) FROM accounts WHERE id >= 10") == 10
+    # After prepare_threshold (5) executions psycopg prepares a statement by itself.
+    for i in range(10, 20):
+        assert conn.execute(query, (i,)).fetchone() == (f"user{i}", i)
+
+
+@strata_gap(
+    "after a ROLLBACK (or DROP/ALTER) on a connection holding prepared statements psycopg sends "
+    "`DEALLOCATE ALL`, answered 0A000 'DEALLOCATE is not supported'",
+    raises=errors.FeatureNotSupported,
+)
+def test_rollback_after_prepared_statements():
+    # What every pooled connection goes through: statements get prepared, then the pool rolls back.
+    with psycopg.connect(DATABASE_URL) as c:
+        for _ in range(6):
+            assert c.execute("SELECT owner FROM accounts WHERE id = %s", (1,)).fetchone() == ("alice",)
+        c.rollback()
+        assert c.execute("SELECT owner FROM accounts WHERE id = %s", (2,)).fetchone() == ("bob",)
+        c.execute("SELECT 1")
+        c.rollback()
+
+
+@strata_gap(
+    "no pg_catalog: SELECT ... FROM pg_prepared_statements is answered 42P01",
+    raises=errors.UndefinedTable,
+)
+def test_prepared_statements_are_server_side(conn):
+    conn.execute("SELECT owner FROM accounts WHERE id = %s", (1,), prepare=True)
+    assert scalar(conn, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ("%FROM accounts%",)) >= 1
+
+
+def test_copy_from_and_to_stdin(conn):
+    conn.execute("CREATE TABLE copied (id integer PRIMARY KEY, name text, at timestamptz)")
+    with conn.cursor() as cur:
+        with cur.copy("COPY copied (id, name, at) FROM STDIN") as copy:
+            for row in ROWS:
+                copy.write_row((row[0], row[3], row[8]))
+        assert scalar(conn, "SELECT count(*) FROM copied") == len(ROWS)
+        with cur.copy("COPY (SELECT id, name FROM copied ORDER BY id) TO STDOUT") as copy:
+            copy.set_types(["int4", "text"])
+            assert list(copy.rows()) == [(r[0], r[3]) for r in ROWS]
