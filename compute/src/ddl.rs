@@ -258,7 +258,9 @@ pub async fn add_primary_key(
                         new.primary_key_name()
                     ),
                 )
-                .with_detail(format!("Key {} is duplicated.", enc.describe_key(row))));
+                .with_detail(format!("Key {} is duplicated.", enc.describe_key(row)))
+                .with_table(&new.schema, &new.name)
+                .with_constraint(new.primary_key_name()));
             }
             txn.put(key, enc.value(row));
         }

@@ -142,6 +142,8 @@ fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlError {
         ),
     )
     .with_detail(format!("Key {} already exists.", enc.describe_key(row)))
+    .with_table(&def.schema, &def.name)
+    .with_constraint(def.primary_key_name())
 }
 
 /// Which of `keys` exist, as `txn` sees them: its own writes first, then committed data (read

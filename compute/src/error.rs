@@ -43,6 +43,8 @@ pub mod sqlstate {
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DATATYPE_MISMATCH: &str = "42804";
@@ -65,6 +67,18 @@ pub struct SqlError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// The object the error is about (schema, table, column, constraint), as PostgreSQL names
+    /// it in the error's s/t/c/n fields; drivers read these (`diag.constraint_name`).
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// The database object an error concerns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorObject {
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 pub type SqlResult<T> = Result<T, SqlError>;
@@ -82,7 +96,28 @@ impl SqlError {
             message: message.into(),
             detail: None,
             hint: None,
+            object: None,
         }
+    }
+
+    /// Names the table (and schema) the error concerns.
+    pub fn with_table(mut self, schema: &str, table: &str) -> Self {
+        let object = self.object.get_or_insert_with(Default::default);
+        object.schema = Some(schema.to_string());
+        object.table = Some(table.to_string());
+        self
+    }
+
+    /// Names the constraint the error concerns.
+    pub fn with_constraint(mut self, constraint: impl Into<String>) -> Self {
+        self.object.get_or_insert_with(Default::default).constraint = Some(constraint.into());
+        self
+    }
+
+    /// Names the column the error concerns.
+    pub fn with_column(mut self, column: impl Into<String>) -> Self {
+        self.object.get_or_insert_with(Default::default).column = Some(column.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -130,6 +165,12 @@ impl SqlError {
         );
         info.detail = self.detail.clone();
         info.hint = self.hint.clone();
+        if let Some(object) = &self.object {
+            info.schema = object.schema.clone();
+            info.table = object.table.clone();
+            info.column = object.column.clone();
+            info.constraint = object.constraint.clone();
+        }
         info
     }
 }

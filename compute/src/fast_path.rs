@@ -732,7 +732,9 @@ pub async fn execute(
                             def.primary_key_name()
                         ),
                     )
-                    .with_detail(format!("Key {} already exists.", encoder.describe_key(0))));
+                    .with_detail(format!("Key {} already exists.", encoder.describe_key(0)))
+                    .with_table(&def.schema, &def.name)
+                    .with_constraint(def.primary_key_name()));
                 }
             }
             txn.put(key, encoder.value(0));

@@ -17,6 +17,7 @@ mod error;
 mod fast_path;
 mod key_range;
 mod last_written;
+mod named_statements;
 mod names;
 mod params;
 mod pg_encode;

@@ -277,7 +277,9 @@ impl<'a> RowEncoder<'a> {
                             "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
                             col.name, self.def.name
                         ),
-                    ));
+                    )
+                    .with_table(&self.def.schema, &self.def.name)
+                    .with_column(&col.name));
                 }
                 continue;
             }

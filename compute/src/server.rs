@@ -15,21 +15,27 @@ use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
-    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
-    SimpleQueryHandler,
+    send_describe_response, send_execution_response, send_query_response, send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler,
 };
-use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
+use pgwire::api::results::{
+    CopyResponse, DescribeResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::PgWireConnectionState;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, METADATA_DATABASE, METADATA_USER,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME, METADATA_DATABASE,
+    METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::extendedquery::{
+    Close, CloseComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, NoticeResponse};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -38,6 +44,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use crate::catalog::DEFAULT_DATABASE;
 use crate::copy::{format_row, CopyOptions};
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::named_statements::{Deallocate, NamedStatements};
 use crate::params::decode_param;
 use crate::pg_encode::{encode_batch, field_infos, text_values, ResultColumn};
 use crate::primary::Primary;
@@ -70,6 +77,7 @@ impl Server {
                     session: session.clone(),
                 }),
                 session,
+                named: NamedStatements::default(),
             }),
         }
     }
@@ -107,6 +115,64 @@ pub struct ConnectionHandler {
     server: Arc<Server>,
     session: Arc<Session>,
     parser: Arc<StrataQueryParser>,
+    named: NamedStatements,
+}
+
+impl ConnectionHandler {
+    /// `DEALLOCATE name|ALL`: frees the names and drops the statements from the store.
+    fn deallocate<C>(&self, client: &C, what: &Deallocate) -> SqlResult<Output>
+    where
+        C: ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        let names = self
+            .named
+            .deallocate(what)
+            .inspect_err(|_| self.session.fail_block())?;
+        for name in names {
+            client.portal_store().rm_statement(&name);
+        }
+        Ok(Output::command(what.tag()))
+    }
+}
+
+/// A Describe answer that says NoData exactly when the statement returns no rows.
+struct Described {
+    parameters: Option<Vec<Type>>,
+    fields: Vec<FieldInfo>,
+    no_data: bool,
+}
+
+impl DescribeResponse for Described {
+    fn parameters(&self) -> Option<&[Type]> {
+        self.parameters.as_deref()
+    }
+
+    fn fields(&self) -> &[FieldInfo] {
+        &self.fields
+    }
+
+    fn no_data() -> Self {
+        Described {
+            parameters: None,
+            fields: Vec::new(),
+            no_data: true,
+        }
+    }
+
+    fn is_no_data(&self) -> bool {
+        self.no_data
+    }
+}
+
+/// The target of a `DEALLOCATE` statement, if it is one.
+fn deallocation(statement: &datafusion::sql::sqlparser::ast::Statement) -> Option<Deallocate> {
+    match statement {
+        datafusion::sql::sqlparser::ast::Statement::Deallocate { name, .. } => {
+            Some(Deallocate::from_ident(name))
+        }
+        _ => None,
+    }
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
@@ -435,9 +501,13 @@ impl SimpleQueryHandler for ConnectionHandler {
         let mut responses = Vec::with_capacity(statements.len());
         let mut failed = false;
         for statement in statements {
+            let deallocate = deallocation(&statement);
             let result = guard(async {
                 let prepared = self.session.prepare(statement).await?;
-                self.session.execute(&prepared, Vec::new()).await
+                match &deallocate {
+                    Some(what) => self.deallocate(client, what),
+                    None => self.session.execute(&prepared, Vec::new()).await,
+                }
             })
             .await;
             match result {
@@ -530,6 +600,10 @@ impl CloneInfo for ErrorInfo {
         );
         info.detail = self.detail.clone();
         info.hint = self.hint.clone();
+        info.schema = self.schema.clone();
+        info.table = self.table.clone();
+        info.column = self.column.clone();
+        info.constraint = self.constraint.clone();
         info
     }
 }
@@ -636,6 +710,104 @@ impl ExtendedQueryHandler for ConnectionHandler {
         self.parser.clone()
     }
 
+    /// As pgwire's default, but a named statement's name must be free (42P05 otherwise), as in
+    /// PostgreSQL, rather than silently replacing the statement that has it.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        if name != DEFAULT_NAME {
+            self.named.take(&name)?;
+        }
+        let parsed = StoredStatement::parse(client, &message, self.query_parser()).await;
+        match parsed {
+            Ok(Some(stmt)) => client.portal_store().put_statement(Arc::new(stmt)),
+            Ok(None) => client.portal_store().put_empty_statement(&name),
+            Err(e) => {
+                self.named.free(&name);
+                return Err(e);
+            }
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            self.named
+                .free(message.name.as_deref().unwrap_or(DEFAULT_NAME));
+        }
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's default, except that a statement without a result (an INSERT, a SET) is
+    /// described with NoData, as PostgreSQL does, even when it has parameters: pgjdbc takes an
+    /// empty RowDescription for a query and reports batch update counts of 0.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (parameters, fields) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(stmt)) => {
+                    let described = self.do_describe_statement(client, &stmt).await?;
+                    let returns_rows = stmt.statement.columns.is_some();
+                    (
+                        Some(described.parameters.clone()),
+                        returns_rows.then(|| described.fields.clone()),
+                    )
+                }
+                Some(Entry::Empty) => (Some(Vec::new()), None),
+                None => return Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(portal)) => {
+                    let described = self.do_describe_portal(client, &portal).await?;
+                    let returns_rows = portal.statement.statement.columns.is_some();
+                    (None, returns_rows.then(|| described.fields.clone()))
+                }
+                Some(Entry::Empty) => (None, None),
+                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            },
+            other => return Err(PgWireError::InvalidTargetType(other)),
+        };
+        let described = Described {
+            parameters,
+            no_data: fields.is_none(),
+            fields: fields.unwrap_or_default(),
+        };
+        send_describe_response(client, &described).await?;
+        Ok(())
+    }
+
     /// As pgwire's default, then the transaction status is set from the session (see
     /// `on_query`); Sync reports it.
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
@@ -663,7 +835,12 @@ impl ExtendedQueryHandler for ConnectionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let params = bind_params(portal)?;
-        match guard(self.session.execute(&portal.statement.statement, params)).await? {
+        let prepared = &portal.statement.statement;
+        let output = match deallocation(&prepared.statement) {
+            Some(what) => self.deallocate(client, &what),
+            None => guard(self.session.execute(prepared, params)).await,
+        };
+        match output? {
             Output::Rows {
                 columns,
                 stream,

@@ -183,7 +183,13 @@ fn validate(key: &str, value: &str) -> SqlResult<String> {
                 Err(unsupported(&format!("DateStyle \"{value}\"")))
             }
         }
-        "client_encoding" => match value.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+        // Quoted as in a configuration file (asyncpg sends 'utf-8' in its startup packet).
+        "client_encoding" => match value
+            .trim_matches('\'')
+            .to_ascii_uppercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
             "UTF8" | "UNICODE" => Ok("UTF8".to_string()),
             _ => Err(unsupported(&format!("client encoding \"{value}\""))),
         },

@@ -224,20 +224,11 @@ async fn asyncpg_against_postgres() {
     run("asyncpg", suite, &db);
 }
 
-/// asyncpg sends `client_encoding='utf-8'` (quoted, as PostgreSQL accepts it) in its startup
-/// packet; Strata refuses it with a FATAL 0A000 (and then sends ReadyForQuery, which asyncpg
-/// reports as a protocol error). Behind that, the suite's marks say what else fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asyncpg_against_strata_cannot_connect_yet() {
-    let check = connect_check("asyncpg");
+async fn asyncpg_against_strata() {
+    let suite = pytest("test_asyncpg.py");
     let db = Database::strata().await;
-    assert_cannot_connect_yet(
-        "asyncpg",
-        "test_asyncpg.py",
-        check,
-        &db,
-        "error 0A000: client encoding \"'utf-8'\" is not supported yet",
-    );
+    run("asyncpg", suite, &db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,7 +54,7 @@ pub enum Output {
 }
 
 impl Output {
-    fn command(tag: impl Into<String>) -> Self {
+    pub(crate) fn command(tag: impl Into<String>) -> Self {
         Output::Command {
             tag: tag.into(),
             notice: None,
