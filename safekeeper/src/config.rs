@@ -35,8 +35,14 @@ pub struct SafekeeperConfig {
     pub connect_timeout: Duration,
 
     /// At most this many bytes of transactions go into one group-commit batch (one Raft entry);
-    /// a single larger transaction still forms a batch of its own.
+    /// a single larger transaction still forms a batch of its own. Batches are also bounded by
+    /// `max_entry_bytes`.
     pub max_batch_bytes: usize,
+    /// The largest Raft entry the batcher writes, in bytes of mutations. A transaction larger
+    /// than this is written as `Part` entries of at most this size and a closing `Joined` entry,
+    /// so that every AppendEntries RPC (which openraft gives `heartbeat_interval` to finish)
+    /// stays small whatever the size of a transaction.
+    pub max_entry_bytes: usize,
     /// Appends waiting to be batched hold this many bytes at most; further appends wait.
     pub max_pending_bytes: usize,
     /// Batches proposed to Raft and not yet committed; the next batch forms meanwhile.
@@ -46,7 +52,8 @@ pub struct SafekeeperConfig {
     pub segment_bytes: u64,
     /// Recent log entries kept in memory for replication and streaming.
     pub entry_cache_bytes: usize,
-    /// Bytes of entries sent in one AppendEntries RPC (at least one entry).
+    /// Bytes of entries sent in one AppendEntries RPC (at least one entry, so one RPC carries
+    /// less than `replication_batch_bytes + max_entry_bytes` plus framing).
     pub replication_batch_bytes: usize,
 
     /// A `StreamWal` chunk holds about this many bytes of records (or one larger record).
@@ -72,7 +79,8 @@ impl Default for SafekeeperConfig {
             election_timeout_min: Duration::from_millis(1500),
             election_timeout_max: Duration::from_millis(3000),
             connect_timeout: Duration::from_millis(500),
-            max_batch_bytes: 16 << 20,
+            max_batch_bytes: 4 << 20,
+            max_entry_bytes: 4 << 20,
             max_pending_bytes: 64 << 20,
             max_batches_in_flight: 4,
             segment_bytes: 64 << 20,
@@ -120,6 +128,20 @@ impl SafekeeperConfig {
             || self.max_batches_in_flight == 0
         {
             return invalid("group-commit limits must be positive".into());
+        }
+        if self.max_entry_bytes == 0 || self.replication_batch_bytes == 0 {
+            return invalid("max_entry_bytes and replication_batch_bytes must be positive".into());
+        }
+        // One AppendEntries RPC must fit in a gRPC message, with room for framing.
+        if self
+            .max_entry_bytes
+            .saturating_add(self.replication_batch_bytes)
+            > MAX_MESSAGE_BYTES / 2
+        {
+            return invalid(format!(
+                "max_entry_bytes + replication_batch_bytes must be at most {} MiB",
+                (MAX_MESSAGE_BYTES / 2) >> 20
+            ));
         }
         if self.max_pending_bytes > u32::MAX as usize {
             return invalid("max_pending_bytes must fit in 32 bits".into());
@@ -173,5 +195,28 @@ mod tests {
         cfg.validate().unwrap();
         let bad = SafekeeperConfig::new(3, "x", cfg.peers.clone());
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn entry_size_limits_are_validated() {
+        let cfg: SafekeeperConfig = serde_json::from_str(r#"{"max_entry_bytes": 65536}"#).unwrap();
+        assert_eq!(cfg.max_entry_bytes, 64 << 10);
+        cfg.validate().unwrap();
+        for bad in [
+            SafekeeperConfig {
+                max_entry_bytes: 0,
+                ..SafekeeperConfig::default()
+            },
+            SafekeeperConfig {
+                replication_batch_bytes: 0,
+                ..SafekeeperConfig::default()
+            },
+            SafekeeperConfig {
+                max_entry_bytes: MAX_MESSAGE_BYTES,
+                ..SafekeeperConfig::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -8,11 +8,21 @@
 //!
 //! Batches are handed to openraft one after the other from the single batcher task, so their
 //! order in the log is the order in which they were stamped: commit times grow with LSNs.
+//!
+//! No entry holds more than `max_entry_bytes` of mutations: openraft gives each AppendEntries
+//! RPC one heartbeat interval to finish, which a huge entry (a 1,000,000-row COPY is ~120 MB)
+//! cannot meet, and the retries of the same entry would never end. A larger transaction is
+//! written by the batcher itself, after the batch formed before it: its pieces as `Part`
+//! entries (proposed together, awaited until committed, to learn their indexes), then a
+//! `Joined` entry that names them, carries the last piece and is the transaction's LSN. The
+//! `Joined` entry is stamped from the same clock just before it is proposed, so commit times
+//! still grow with LSNs. Parts whose `Joined` never reaches the log are never referenced.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use openraft::error::ClientWriteError;
 use openraft::raft::ClientWriteResult;
 use strata_core::Lsn;
@@ -22,12 +32,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::state_machine::SharedState;
-use crate::types::{Batch, Raft, Request, Response, Txn, TypeConfig};
+use crate::types::{Batch, Joined, Part, Raft, Request, Response, Txn, TypeConfig};
 
 /// Limits of the batcher.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GroupCommitConfig {
     pub max_batch_bytes: usize,
+    /// Transactions above this size are written as `Part` entries and a `Joined` entry.
+    pub max_entry_bytes: usize,
     pub max_pending_bytes: usize,
     pub max_batches_in_flight: usize,
 }
@@ -171,6 +183,9 @@ async fn run_batcher(
     let mut waiters = JoinSet::new();
     let mut clock = CommitClock::default();
     let mut carry: Option<Pending> = None;
+    // Every entry is bounded by `max_entry_bytes`, batches included.
+    let max_batch_bytes = config.max_batch_bytes.min(config.max_entry_bytes);
+    let is_large = |p: &Pending| p.txn.mutations.len() > config.max_entry_bytes;
     loop {
         while waiters.try_join_next().is_some() {}
         let first = match carry.take() {
@@ -191,11 +206,28 @@ async fn run_batcher(
             },
             _ = cancel.cancelled() => break,
         };
+        if is_large(&first) {
+            // Inline: nothing else is proposed until its `Joined` entry is.
+            tokio::select! {
+                () = propose_large(
+                    &raft,
+                    &state,
+                    &mut clock,
+                    &mut waiters,
+                    config.max_entry_bytes,
+                    first,
+                    slot,
+                ) => {}
+                _ = cancel.cancelled() => break,
+            }
+            continue;
+        }
         let mut bytes = first.txn.mutations.len();
         let mut batch = vec![first];
-        while bytes < config.max_batch_bytes {
+        while bytes < max_batch_bytes {
             match rx.try_recv() {
-                Ok(p) if bytes + p.txn.mutations.len() > config.max_batch_bytes => {
+                // A large transaction follows the batch formed so far.
+                Ok(p) if is_large(&p) || bytes + p.txn.mutations.len() > max_batch_bytes => {
                     carry = Some(p);
                     break;
                 }
@@ -249,8 +281,120 @@ async fn run_batcher(
     }
 }
 
+type WriteOutcome = Result<ClientWriteResult<TypeConfig>, oneshot::error::RecvError>;
+
+/// The first `n - 1` pieces of `mutations` cut at `max` bytes (the parts), and the last one.
+fn split_mutations(mutations: &Bytes, max: usize) -> (Vec<Bytes>, Bytes) {
+    let mut parts = Vec::with_capacity(mutations.len() / max);
+    let mut start = 0;
+    while mutations.len() - start > max {
+        parts.push(mutations.slice(start..start + max));
+        start += max;
+    }
+    (parts, mutations.slice(start..))
+}
+
+/// Writes one transaction larger than `max_entry_bytes`: its parts, then (once they are
+/// committed and their indexes known) the `Joined` entry, whose outcome a waiter delivers.
+/// `slot` is held until then, like a batch's.
+async fn propose_large(
+    raft: &Raft,
+    state: &SharedState,
+    clock: &mut CommitClock,
+    waiters: &mut JoinSet<()>,
+    max_entry_bytes: usize,
+    pending: Pending,
+    slot: OwnedSemaphorePermit,
+) {
+    let Pending { txn, reply, permit } = pending;
+    let size = txn.mutations.len();
+    let (pieces, last) = split_mutations(&txn.mutations, max_entry_bytes);
+    let count = pieces.len();
+    let mut receivers = Vec::with_capacity(count);
+    for bytes in pieces {
+        let part = Request::Part(Part {
+            timeline: txn.timeline,
+            generation: txn.generation,
+            bytes,
+        });
+        match raft.client_write_ff(part).await {
+            Ok(receiver) => receivers.push(receiver),
+            Err(fatal) => {
+                tracing::warn!(error = %fatal, "cannot propose part");
+                let _ = reply.send(Err(AppendError::NotLeader { leader: None }));
+                return;
+            }
+        }
+    }
+    // Every byte is with Raft now.
+    drop(permit);
+    tracing::debug!(
+        bytes = size,
+        parts = count,
+        "proposed parts of a large transaction"
+    );
+    let mut parts = Vec::with_capacity(count);
+    for receiver in receivers {
+        let index = match receiver.await {
+            Ok(Ok(response)) if response.data == Response::None => response.log_id.index,
+            // The `Joined` entry will not be proposed: the parts stay unreferenced.
+            failed => {
+                let _ = reply.send(Err(write_error(failed)));
+                return;
+            }
+        };
+        if parts.last().is_some_and(|prev| *prev >= index) {
+            let _ = reply.send(Err(AppendError::Unknown(format!(
+                "parts committed out of order ({parts:?}, then {index})"
+            ))));
+            return;
+        }
+        parts.push(index);
+    }
+    let commit_time_micros = clock.next(wall_clock_micros(), state.last_commit_time_micros());
+    let joined = Request::Joined(Joined {
+        commit_time_micros,
+        txn: Txn {
+            mutations: last,
+            ..txn
+        },
+        parts,
+    });
+    match raft.client_write_ff(joined).await {
+        Ok(receiver) => {
+            waiters.spawn(
+                async move {
+                    let outcome = receiver.await;
+                    drop(slot);
+                    deliver(outcome, commit_time_micros, vec![reply]);
+                }
+                .instrument(tracing::Span::current()),
+            );
+            tracing::debug!(bytes = size, parts = count, "proposed joined entry");
+        }
+        Err(fatal) => {
+            tracing::warn!(error = %fatal, "cannot propose joined entry");
+            let _ = reply.send(Err(AppendError::NotLeader { leader: None }));
+        }
+    }
+}
+
+/// Why a proposed entry did not commit, as the appenders waiting on it learn it.
+fn write_error(outcome: WriteOutcome) -> AppendError {
+    match outcome {
+        Ok(Ok(response)) => {
+            AppendError::Unknown(format!("unexpected apply result {:?}", response.data))
+        }
+        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => AppendError::NotLeader {
+            leader: forward.leader_id,
+        },
+        Ok(Err(other)) => AppendError::Unknown(other.to_string()),
+        Err(_) => AppendError::Unknown("raft stopped before the batch was decided".into()),
+    }
+}
+
 fn deliver(
-    outcome: Result<ClientWriteResult<TypeConfig>, oneshot::error::RecvError>,
+    outcome: WriteOutcome,
     commit_time_micros: i64,
     replies: Vec<oneshot::Sender<Result<Committed, AppendError>>>,
 ) {
@@ -283,17 +427,7 @@ fn deliver(
                 ),
             }
         }
-        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => fail_all(
-            replies,
-            AppendError::NotLeader {
-                leader: forward.leader_id,
-            },
-        ),
-        Ok(Err(other)) => fail_all(replies, AppendError::Unknown(other.to_string())),
-        Err(_) => fail_all(
-            replies,
-            AppendError::Unknown("raft stopped before the batch was decided".into()),
-        ),
+        failed => fail_all(replies, write_error(failed)),
     }
 }
 
@@ -311,5 +445,19 @@ mod tests {
         // A new leader whose clock lags what is already applied.
         let mut clock = CommitClock::default();
         assert_eq!(clock.next(10, 700), 701);
+    }
+
+    #[test]
+    fn large_mutations_split_into_bounded_pieces() {
+        let data = Bytes::from((0..=255u8).cycle().take(1000).collect::<Vec<u8>>());
+        let (parts, last) = split_mutations(&data, 300);
+        assert_eq!(parts.iter().map(Bytes::len).collect::<Vec<_>>(), [300; 3]);
+        assert_eq!(last.len(), 100);
+        let mut joined = parts.concat();
+        joined.extend_from_slice(&last);
+        assert_eq!(joined, data);
+        // An exact multiple ends with a full piece, never an empty one.
+        let (parts, last) = split_mutations(&data.slice(..900), 300);
+        assert_eq!((parts.len(), last.len()), (2, 300));
     }
 }

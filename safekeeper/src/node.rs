@@ -139,6 +139,7 @@ async fn serve(
         state.clone(),
         GroupCommitConfig {
             max_batch_bytes: config.max_batch_bytes,
+            max_entry_bytes: config.max_entry_bytes,
             max_pending_bytes: config.max_pending_bytes,
             max_batches_in_flight: config.max_batches_in_flight,
         },

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::durable_file;
 use crate::error::SafekeeperError;
-use crate::types::{Entry, LogId, Request, Response, StorageError, TypeConfig};
+use crate::types::{Entry, LogId, Request, Response, StorageError, Txn, TypeConfig};
 
 const SNAPSHOT_FILE: &str = "snapshot";
 
@@ -78,19 +78,29 @@ impl WalState {
             Request::Batch(batch) => {
                 self.last_commit_time_micros =
                     self.last_commit_time_micros.max(batch.commit_time_micros);
-                let accepted = batch
-                    .txns
-                    .iter()
-                    .map(|txn| match self.timelines.get_mut(&txn.timeline) {
-                        Some(state) if state.accepts(lsn, txn.generation) => {
-                            state.last_commit_lsn = lsn;
-                            true
-                        }
-                        _ => false,
-                    })
-                    .collect();
+                let accepted = batch.txns.iter().map(|txn| self.commit(lsn, txn)).collect();
                 Response::Batch { accepted }
             }
+            // A piece of a transaction that only counts once its `Joined` entry is applied.
+            Request::Part(_) => Response::None,
+            // A batch of one, whatever the size of the pieces before it.
+            Request::Joined(joined) => {
+                self.last_commit_time_micros =
+                    self.last_commit_time_micros.max(joined.commit_time_micros);
+                let accepted = vec![self.commit(lsn, &joined.txn)];
+                Response::Batch { accepted }
+            }
+        }
+    }
+
+    /// Judges one transaction of the entry at `lsn`, and records it when accepted.
+    fn commit(&mut self, lsn: Lsn, txn: &Txn) -> bool {
+        match self.timelines.get_mut(&txn.timeline) {
+            Some(state) if state.accepts(lsn, txn.generation) => {
+                state.last_commit_lsn = lsn;
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -350,7 +360,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Batch, Txn};
+    use crate::types::{Batch, Joined, Part};
     use bytes::Bytes;
 
     fn batch(timeline: TimelineId, generation: u32) -> Request {
@@ -402,5 +412,63 @@ mod tests {
         assert!(state.accepts(Lsn(5), 2));
         assert!(!state.accepts(Lsn(2), 1));
         assert_eq!(state.generation_at(Lsn(1)), 0);
+    }
+
+    #[test]
+    fn parts_change_nothing_and_joined_is_judged_like_a_batch_of_one() {
+        let tl = TimelineId::generate();
+        let mut wal = WalState::default();
+        wal.apply(1, Request::Register { timeline: tl });
+        let before = wal.clone();
+        let part = |generation| {
+            Request::Part(Part {
+                timeline: tl,
+                generation,
+                bytes: Bytes::from_static(b"piece"),
+            })
+        };
+        let joined = |commit_time_micros, generation, parts: Vec<u64>| {
+            Request::Joined(Joined {
+                commit_time_micros,
+                txn: Txn {
+                    timeline: tl,
+                    generation,
+                    mutations: Bytes::from_static(b"tail"),
+                },
+                parts,
+            })
+        };
+        assert_eq!(wal.apply(2, part(1)), Response::None);
+        assert_eq!(wal.apply(3, part(1)), Response::None);
+        assert_eq!(wal, before);
+
+        assert_eq!(
+            wal.apply(4, joined(50, 1, vec![2, 3])),
+            Response::Batch {
+                accepted: vec![true]
+            }
+        );
+        assert_eq!(wal.timelines[&tl].last_commit_lsn, Lsn(4));
+        assert_eq!(wal.last_commit_time_micros, 50);
+
+        // Fenced once a newer primary registered; the commit time still sets the floor.
+        wal.apply(5, Request::Register { timeline: tl });
+        wal.apply(6, part(1));
+        assert_eq!(
+            wal.apply(7, joined(60, 1, vec![6])),
+            Response::Batch {
+                accepted: vec![false]
+            }
+        );
+        assert_eq!(wal.timelines[&tl].last_commit_lsn, Lsn(4));
+        assert_eq!(wal.last_commit_time_micros, 60);
+        // A timeline never registered refuses it too.
+        let mut other = WalState::default();
+        assert_eq!(
+            other.apply(2, joined(1, 1, vec![1])),
+            Response::Batch {
+                accepted: vec![false]
+            }
+        );
     }
 }

@@ -41,13 +41,46 @@ pub(crate) enum Request {
     },
     /// Transactions group-committed together; they all share this entry's LSN.
     Batch(Batch),
+    /// A piece of a transaction too large for one entry (see [`Joined`]). Applying it changes
+    /// nothing, and by itself it is no part of any timeline's WAL.
+    Part(Part),
+    /// The end of a transaction written in pieces: its LSN is this entry's index and its
+    /// mutations are the `parts` (in order), then `txn.mutations`.
+    Joined(Joined),
 }
+// New variants go at the end: postcard encodes the variant index, and logs already written must
+// still decode.
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Batch {
     /// Chosen by the leader when it formed the batch: wall clock, strictly increasing.
     pub commit_time_micros: i64,
     pub txns: Vec<Txn>,
+}
+
+/// A consecutive piece of the mutations of a transaction larger than `max_entry_bytes`.
+/// The timeline and generation repeat the transaction's, so a reader can tell the parts of
+/// different transactions apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Part {
+    #[serde(with = "timeline_bytes")]
+    pub timeline: TimelineId,
+    pub generation: u32,
+    #[serde(with = "bytes_serde")]
+    pub bytes: Bytes,
+}
+
+/// A transaction whose mutations were written as `Part` entries before this one. It is judged
+/// (accepted or fenced) as a batch of one at this entry's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Joined {
+    /// Chosen by the leader when it proposed this entry, from the same clock as batches.
+    pub commit_time_micros: i64,
+    /// `mutations` holds the last piece only.
+    pub txn: Txn,
+    /// Log indexes of the `Part` entries holding the earlier pieces, ascending, all below this
+    /// entry's index.
+    pub parts: Vec<u64>,
 }
 
 /// One transaction as a primary sent it. Whether it counts is decided when the entry is applied,
@@ -65,12 +98,12 @@ pub(crate) struct Txn {
 /// What applying an entry produced, returned to the proposer by `client_write`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Response {
-    /// Blank and membership entries.
+    /// Blank, membership and `Part` entries.
     None,
     Registered {
         generation: u32,
     },
-    /// One verdict per transaction of the batch, in order.
+    /// One verdict per transaction of the batch, in order (a `Joined` entry is a batch of one).
     Batch {
         accepted: Vec<bool>,
     },
@@ -131,5 +164,64 @@ mod tests {
         let reg = Request::Register { timeline: tl };
         let enc = postcard::to_allocvec(&reg).unwrap();
         assert_eq!(postcard::from_bytes::<Request>(&enc).unwrap(), reg);
+    }
+
+    #[test]
+    fn parts_and_joined_round_trip_through_postcard() {
+        let tl = TimelineId::generate();
+        let part = Request::Part(Part {
+            timeline: tl,
+            generation: 2,
+            bytes: Bytes::from(vec![7u8; 1000]),
+        });
+        let joined = Request::Joined(Joined {
+            commit_time_micros: 43,
+            txn: Txn {
+                timeline: tl,
+                generation: 2,
+                mutations: Bytes::from_static(b"tail"),
+            },
+            parts: vec![5, 6, 9],
+        });
+        for req in [part, joined] {
+            let enc = postcard::to_allocvec(&req).unwrap();
+            assert_eq!(postcard::from_bytes::<Request>(&enc).unwrap(), req);
+        }
+    }
+
+    /// Entries already on disk keep their meaning: the variant index is the first byte.
+    #[test]
+    fn variant_indexes_are_stable() {
+        let tl = TimelineId::from_bytes([0; 16]);
+        let txn = Txn {
+            timeline: tl,
+            generation: 1,
+            mutations: Bytes::new(),
+        };
+        let first_byte = |req: Request| postcard::to_allocvec(&req).unwrap()[0];
+        assert_eq!(first_byte(Request::Register { timeline: tl }), 0);
+        assert_eq!(
+            first_byte(Request::Batch(Batch {
+                commit_time_micros: 0,
+                txns: vec![txn.clone()],
+            })),
+            1
+        );
+        assert_eq!(
+            first_byte(Request::Part(Part {
+                timeline: tl,
+                generation: 1,
+                bytes: Bytes::new(),
+            })),
+            2
+        );
+        assert_eq!(
+            first_byte(Request::Joined(Joined {
+                commit_time_micros: 0,
+                txn,
+                parts: vec![],
+            })),
+            3
+        );
     }
 }

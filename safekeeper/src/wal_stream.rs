@@ -6,9 +6,14 @@
 //! got (`committed_lsn`), and that position advances even when nothing of the timeline was
 //! committed. When caught up it waits on the applied-index watch, sending an empty keepalive
 //! chunk every `keepalive`.
+//!
+//! A transaction written in pieces (`Part` entries, then a `Joined` entry) is one record at the
+//! `Joined` entry's LSN: the parts are read back from the log by index when the `Joined` entry is
+//! reached. `Part` entries by themselves produce nothing.
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use openraft::EntryPayload;
 use strata_core::{Lsn, TimelineId};
 use strata_proto::safekeeper::{WalChunk, WalRecord};
@@ -21,7 +26,7 @@ use tracing::Instrument;
 
 use crate::log_store::{LogReader, LogStoreError};
 use crate::state_machine::SharedState;
-use crate::types::{Entry, Request};
+use crate::types::{Entry, Joined, Request};
 
 /// Limits of one stream.
 #[derive(Debug, Clone, Copy)]
@@ -56,10 +61,12 @@ pub(crate) fn start(
     }
     let (tx, rx) = mpsc::channel(CHUNKS_BUFFERED);
     let stream = WalStream {
-        timeline,
+        source: Source {
+            timeline,
+            log,
+            state,
+        },
         next: start_lsn.0,
-        log,
-        state,
         config,
         cancel,
         tx,
@@ -78,11 +85,9 @@ fn out_of_range(start: u64, first: u64) -> Status {
 }
 
 struct WalStream {
-    timeline: TimelineId,
+    source: Source,
     /// The next log index to look at.
     next: u64,
-    log: LogReader,
-    state: SharedState,
     config: StreamConfig,
     cancel: CancellationToken,
     tx: mpsc::Sender<ChunkResult>,
@@ -90,7 +95,7 @@ struct WalStream {
 
 impl WalStream {
     async fn run(mut self) {
-        let mut applied = self.state.subscribe_applied();
+        let mut applied = self.source.state.subscribe_applied();
         let mut last_sent = Instant::now();
         loop {
             let applied_end = *applied.borrow_and_update();
@@ -127,21 +132,16 @@ impl WalStream {
     async fn send_available(&mut self, applied_end: u64) -> Result<bool, Option<Status>> {
         let start = self.next;
         let end = applied_end.min(start + READ_ENTRIES);
-        let log = self.log.clone();
-        let entries = tokio::task::spawn_blocking(move || log.read_range(start, end, READ_BYTES))
+        let source = self.source.clone();
+        let entries = tokio::task::spawn_blocking(move || source.read(start, end))
             .await
             .map_err(|e| Some(Status::internal(format!("WAL read task: {e}"))))?
-            .map_err(|e| Some(read_status(e, start)))?;
-        match entries.first() {
-            Some(e) if e.log_id.index == start => {}
-            _ => return Err(Some(out_of_range(start, self.log.first_index()))),
-        }
+            .map_err(Some)?;
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut sent = false;
-        for entry in entries {
-            let index = entry.log_id.index;
-            for record in self.accepted_records(entry) {
+        for (index, entry_records) in entries {
+            for record in entry_records {
                 let size = record.mutations.len() + RECORD_OVERHEAD;
                 if !records.is_empty() && bytes + size > self.config.chunk_bytes {
                     // Part of this entry may follow in the next chunk: only what precedes it
@@ -167,30 +167,6 @@ impl WalStream {
         Ok(sent)
     }
 
-    /// The transactions of `entry` that belong to the timeline and were accepted.
-    fn accepted_records(&self, entry: Entry) -> Vec<WalRecord> {
-        let lsn = Lsn(entry.log_id.index);
-        let EntryPayload::Normal(Request::Batch(batch)) = entry.payload else {
-            return Vec::new();
-        };
-        let commit_time_micros = batch.commit_time_micros;
-        self.state.with_timeline(&self.timeline, |state| {
-            let Some(state) = state else {
-                return Vec::new();
-            };
-            batch
-                .txns
-                .into_iter()
-                .filter(|txn| txn.timeline == self.timeline && state.accepts(lsn, txn.generation))
-                .map(|txn| WalRecord {
-                    lsn: lsn.0,
-                    commit_time_micros,
-                    mutations: txn.mutations,
-                })
-                .collect()
-        })
-    }
-
     /// Sends one chunk; false when the stream is over.
     async fn send(&self, records: Vec<WalRecord>, committed_lsn: u64) -> bool {
         let chunk = WalChunk {
@@ -201,6 +177,135 @@ impl WalStream {
             sent = self.tx.send(Ok(chunk)) => sent.is_ok(),
             _ = self.cancel.cancelled() => false,
         }
+    }
+}
+
+/// Where a stream reads from; moved into the blocking read task.
+#[derive(Clone)]
+struct Source {
+    timeline: TimelineId,
+    log: LogReader,
+    state: SharedState,
+}
+
+impl Source {
+    /// The records of the timeline in the entries `[start, end)`, entry by entry (at least the
+    /// first entry; fewer than asked once about `READ_BYTES` of records were read). Blocking.
+    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<WalRecord>)>, Status> {
+        let entries = self
+            .log
+            .read_range(start, end, READ_BYTES)
+            .map_err(|e| read_status(e, start))?;
+        match entries.first() {
+            Some(e) if e.log_id.index == start => {}
+            _ => return Err(out_of_range(start, self.log.first_index())),
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        let mut bytes = 0usize;
+        for entry in entries {
+            // A reassembled transaction can be large: what follows waits for the next read.
+            if bytes >= READ_BYTES {
+                break;
+            }
+            let index = entry.log_id.index;
+            let records = self.accepted_records(entry)?;
+            bytes += records.iter().map(|r| r.mutations.len()).sum::<usize>();
+            out.push((index, records));
+        }
+        Ok(out)
+    }
+
+    /// The transactions of `entry` that belong to the timeline and were accepted.
+    fn accepted_records(&self, entry: Entry) -> Result<Vec<WalRecord>, Status> {
+        let lsn = Lsn(entry.log_id.index);
+        let EntryPayload::Normal(request) = entry.payload else {
+            return Ok(Vec::new());
+        };
+        match request {
+            Request::Batch(batch) => {
+                let commit_time_micros = batch.commit_time_micros;
+                Ok(self.state.with_timeline(&self.timeline, |state| {
+                    let Some(state) = state else {
+                        return Vec::new();
+                    };
+                    batch
+                        .txns
+                        .into_iter()
+                        .filter(|txn| {
+                            txn.timeline == self.timeline && state.accepts(lsn, txn.generation)
+                        })
+                        .map(|txn| WalRecord {
+                            lsn: lsn.0,
+                            commit_time_micros,
+                            mutations: txn.mutations,
+                        })
+                        .collect()
+                }))
+            }
+            Request::Joined(joined)
+                if joined.txn.timeline == self.timeline
+                    && self.state.with_timeline(&self.timeline, |state| {
+                        state.is_some_and(|state| state.accepts(lsn, joined.txn.generation))
+                    }) =>
+            {
+                let commit_time_micros = joined.commit_time_micros;
+                let mutations = self.reassemble(lsn, joined)?;
+                Ok(vec![WalRecord {
+                    lsn: lsn.0,
+                    commit_time_micros,
+                    mutations,
+                }])
+            }
+            Request::Joined(_) | Request::Part(_) | Request::Register { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// The mutations of the transaction whose `Joined` entry is at `lsn`: its parts, read back
+    /// from the log, then its last piece. Never a truncated record: a part that is missing or
+    /// is not this transaction's is an error.
+    fn reassemble(&self, lsn: Lsn, joined: Joined) -> Result<bytes::Bytes, Status> {
+        let txn = joined.txn;
+        let mut pieces = Vec::with_capacity(joined.parts.len());
+        for &index in &joined.parts {
+            let found = if index < lsn.0 {
+                self.log
+                    .read_range(index, index + 1, usize::MAX)
+                    .map_err(|e| read_status(e, index))?
+                    .pop()
+            } else {
+                None
+            };
+            match found {
+                Some(Entry {
+                    log_id,
+                    payload: EntryPayload::Normal(Request::Part(part)),
+                }) if log_id.index == index
+                    && part.timeline == txn.timeline
+                    && part.generation == txn.generation =>
+                {
+                    pieces.push(part.bytes);
+                }
+                None if index < self.log.first_index() => {
+                    return Err(Status::out_of_range(format!(
+                        "entry {index}, a part of the transaction at LSN {lsn}, is no longer \
+                         kept here (the WAL starts at {})",
+                        Lsn(self.log.first_index())
+                    )));
+                }
+                _ => {
+                    return Err(Status::internal(format!(
+                        "entry {index} is not a part of the transaction at LSN {lsn}"
+                    )));
+                }
+            }
+        }
+        let total = pieces.iter().map(|p| p.len()).sum::<usize>() + txn.mutations.len();
+        let mut mutations = BytesMut::with_capacity(total);
+        for piece in pieces {
+            mutations.extend_from_slice(&piece);
+        }
+        mutations.extend_from_slice(&txn.mutations);
+        Ok(mutations.freeze())
     }
 }
 
@@ -221,7 +326,7 @@ mod tests {
     use super::*;
     use crate::log_store::{LogStore, LogStoreConfig};
     use crate::state_machine::StateMachineStore;
-    use crate::types::{Batch, LogId, Txn};
+    use crate::types::{Batch, LogId, Part, Txn};
 
     fn entry(index: u64, payload: EntryPayload<crate::types::TypeConfig>) -> Entry {
         Entry {
@@ -247,12 +352,59 @@ mod tests {
         )
     }
 
-    async fn next_chunk(stream: &mut ReceiverStream<ChunkResult>) -> WalChunk {
+    fn part(index: u64, timeline: TimelineId, generation: u32, bytes: &'static str) -> Entry {
+        entry(
+            index,
+            EntryPayload::Normal(Request::Part(Part {
+                timeline,
+                generation,
+                bytes: Bytes::from_static(bytes.as_bytes()),
+            })),
+        )
+    }
+
+    fn joined(
+        index: u64,
+        timeline: TimelineId,
+        generation: u32,
+        last: &'static str,
+        parts: &[u64],
+    ) -> Entry {
+        entry(
+            index,
+            EntryPayload::Normal(Request::Joined(Joined {
+                commit_time_micros: 1000 + index as i64,
+                txn: Txn {
+                    timeline,
+                    generation,
+                    mutations: Bytes::from_static(last.as_bytes()),
+                },
+                parts: parts.to_vec(),
+            })),
+        )
+    }
+
+    async fn next_result(stream: &mut ReceiverStream<ChunkResult>) -> ChunkResult {
         tokio::time::timeout(Duration::from_secs(10), stream.next())
             .await
             .expect("a chunk in time")
             .expect("stream open")
-            .expect("no error")
+    }
+
+    async fn next_chunk(stream: &mut ReceiverStream<ChunkResult>) -> WalChunk {
+        next_result(stream).await.expect("no error")
+    }
+
+    /// The records of a stream until `committed_lsn` reaches `upto`.
+    async fn records_upto(stream: &mut ReceiverStream<ChunkResult>, upto: u64) -> Vec<WalRecord> {
+        let mut records = Vec::new();
+        loop {
+            let chunk = next_chunk(stream).await;
+            records.extend(chunk.records);
+            if chunk.committed_lsn >= upto {
+                return records;
+            }
+        }
     }
 
     #[tokio::test]
@@ -347,6 +499,96 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), tonic::Code::OutOfRange);
+        drop(log);
+        flusher.finish().await;
+    }
+
+    #[tokio::test]
+    async fn joined_transactions_are_reassembled_from_their_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, flusher) = LogStore::open(dir.path(), LogStoreConfig::default()).unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        let tl = TimelineId::from_bytes([1; 16]);
+        let other = TimelineId::from_bytes([2; 16]);
+        let entries = vec![
+            entry(0, EntryPayload::Blank),
+            entry(1, EntryPayload::Normal(Request::Register { timeline: tl })),
+            entry(
+                2,
+                EntryPayload::Normal(Request::Register { timeline: other }),
+            ),
+            part(3, tl, 1, "hel"),
+            // Other entries may come between the parts of a transaction.
+            batch(4, &[(tl, 1, "small")]),
+            part(5, tl, 1, "lo "),
+            joined(6, tl, 1, "world", &[3, 5]),
+            part(7, other, 1, "x"),
+            joined(8, other, 1, "y", &[7]),
+            // Parts whose `Joined` entry never made it (the leader died in between).
+            part(9, tl, 1, "orphan"),
+            // A generation never issued: refused, parts or not.
+            part(10, tl, 7, "refused"),
+            joined(11, tl, 7, "refused", &[10]),
+            joined(12, tl, 1, "!", &[]),
+        ];
+        log.append(entries.clone()).await.unwrap();
+        sm.apply(entries).await.unwrap();
+
+        let config = StreamConfig {
+            chunk_bytes: 1 << 20,
+            keepalive: Duration::from_millis(50),
+        };
+        let (reader, shared) = (log.reader(), sm.shared());
+        let open = |from: u64| {
+            start(
+                tl,
+                Lsn(from),
+                reader.clone(),
+                shared.clone(),
+                config,
+                CancellationToken::new(),
+            )
+            .unwrap()
+        };
+        let summary = |records: Vec<WalRecord>| {
+            records
+                .into_iter()
+                .map(|r| (r.lsn, r.commit_time_micros, r.mutations))
+                .collect::<Vec<_>>()
+        };
+        let all = vec![
+            (4, 1004, Bytes::from_static(b"small")),
+            (6, 1006, Bytes::from_static(b"hello world")),
+            (12, 1012, Bytes::from_static(b"!")),
+        ];
+        assert_eq!(summary(records_upto(&mut open(0), 12).await), all);
+        // Starting after the parts, or at one of them, reads them back all the same.
+        assert_eq!(summary(records_upto(&mut open(5), 12).await), all[1..]);
+        assert_eq!(summary(records_upto(&mut open(6), 12).await), all[1..]);
+        assert_eq!(summary(records_upto(&mut open(7), 12).await), all[2..]);
+        // From disk too, not only from the entry cache.
+        log.reader().clear_cache();
+        assert_eq!(summary(records_upto(&mut open(0), 12).await), all);
+
+        // A `Joined` entry naming an entry that is not its part fails the stream.
+        let more = vec![
+            joined(13, tl, 1, "bad", &[4]),
+            joined(14, tl, 1, "bad", &[7]),
+            joined(15, tl, 1, "bad", &[16]),
+        ];
+        log.append(more.clone()).await.unwrap();
+        sm.apply(more).await.unwrap();
+        for from in 13..=15 {
+            let err = next_result(&mut open(from)).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Internal, "{from}: {err}");
+        }
+
+        // A purged part is an error, never a truncated record.
+        log.purge(LogId::new(CommittedLeaderId::new(1, 1), 3))
+            .await
+            .unwrap();
+        let err = next_result(&mut open(6)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
         drop(log);
         flusher.finish().await;
     }

@@ -53,6 +53,8 @@ struct Cluster {
     peers: BTreeMap<u64, String>,
     nodes: BTreeMap<u64, RunningNode>,
     router: Arc<Router>,
+    /// Applied to every node's configuration.
+    configure: fn(&mut SafekeeperConfig),
 }
 
 impl Router {
@@ -158,6 +160,10 @@ fn is_retryable(s: &Status) -> bool {
 
 impl Cluster {
     async fn start() -> Result<Cluster> {
+        Cluster::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: fn(&mut SafekeeperConfig)) -> Result<Cluster> {
         init_tracing();
         let root = tempfile::tempdir()?;
         let mut listeners = BTreeMap::new();
@@ -179,6 +185,7 @@ impl Cluster {
             peers,
             nodes: BTreeMap::new(),
             router,
+            configure,
         };
         for (id, listener) in listeners {
             cluster.spawn(id, listener);
@@ -187,7 +194,8 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64, listener: TcpListener) {
-        let config = SafekeeperConfig::new(id, self.dirs[&id].clone(), self.peers.clone());
+        let mut config = SafekeeperConfig::new(id, self.dirs[&id].clone(), self.peers.clone());
+        (self.configure)(&mut config);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(config, listener, cancel.clone()));
         self.nodes.insert(id, RunningNode { cancel, task });
@@ -631,6 +639,111 @@ async fn large_records_replicate_and_stream() -> Result<()> {
         for (i, record) in bigs.iter().enumerate() {
             assert_eq!(record.mutations, big(i as u8));
         }
+    }
+    cluster.stop_all().await
+}
+
+/// A transaction far over `max_entry_bytes` (as a large COPY is) is written as bounded parts and
+/// a joined entry while small appends go on, and streams back as one record at its LSN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactions_over_the_entry_limit_are_split_and_stream_whole() -> Result<()> {
+    const MAX_ENTRY: usize = 64 << 10;
+    let mut cluster = Cluster::start_with(|config| {
+        config.max_entry_bytes = MAX_ENTRY;
+        config.replication_batch_bytes = MAX_ENTRY;
+    })
+    .await?;
+    cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+
+    // Many rows, like a COPY: not a multiple of the entry limit.
+    let big = |tag: &str, rows: usize| {
+        let mutations: Vec<Mutation> = (0..rows)
+            .map(|i| Mutation::Put {
+                key: Bytes::from(format!("{tag}-{i:07}")),
+                value: Bytes::from(format!("row {i} of {tag}, padded {:>64}", i * 7919)),
+            })
+            .collect();
+        encode_mutations(&mutations)
+    };
+    let bigs = [big("bigA", 40_000), big("bigB", 15_000)];
+    assert!(bigs[0].len() > 3 << 20, "{} bytes", bigs[0].len());
+    let mut big_tasks = Vec::new();
+    for mutations in bigs.clone() {
+        let router = cluster.router.clone();
+        big_tasks.push(tokio::spawn(async move {
+            router.append(tl, generation, mutations).await
+        }));
+    }
+    let mut small_tasks = Vec::new();
+    for i in 0..60 {
+        let router = cluster.router.clone();
+        small_tasks.push(tokio::spawn(async move {
+            if i % 20 == 0 {
+                sleep(Duration::from_millis(10 * i as u64)).await;
+            }
+            router.append(tl, generation, txn("s", i)).await
+        }));
+    }
+    // A large transaction of a generation never issued is refused like a small one.
+    let refused = cluster
+        .append(tl, 7, big("stale", 2_000))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let mut big_acks = Vec::new();
+    for task in big_tasks {
+        big_acks.push(task.await??);
+    }
+    let mut small_acks = Vec::new();
+    for task in small_tasks {
+        small_acks.push(task.await??);
+    }
+    let last = big_acks
+        .iter()
+        .chain(&small_acks)
+        .map(|a| a.lsn)
+        .max()
+        .unwrap();
+    // The log holds at least one entry per piece.
+    let leader = cluster.wait_leader().await?;
+    let pieces: usize = bigs.iter().map(|b| b.len().div_ceil(MAX_ENTRY)).sum();
+    assert!(cluster.status(leader).await?.last_log_index >= pieces as u64);
+
+    let check = |node: u64, records: &[WalRecord]| {
+        assert_eq!(records.len(), 62, "node {node}");
+        assert_ordered(records);
+        for (mutations, ack) in bigs.iter().zip(&big_acks) {
+            let at: Vec<&WalRecord> = records.iter().filter(|r| r.lsn == ack.lsn).collect();
+            assert_eq!(at.len(), 1, "node {node}: one record at LSN {}", ack.lsn);
+            assert_eq!(at[0].commit_time_micros, ack.commit_time_micros);
+            assert!(
+                at[0].mutations == *mutations,
+                "node {node}: big record differs"
+            );
+        }
+        for (i, ack) in small_acks.iter().enumerate() {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.lsn == ack.lsn && key_of(r) == format!("s-{i:05}")),
+                "node {node}: small record {i} at {} is missing",
+                ack.lsn
+            );
+        }
+    };
+    for node in 1..=3 {
+        check(node, &cluster.stream(node, tl, last).await?);
+    }
+    // Reassembled from the segment files after a full restart, too.
+    cluster.stop_all().await?;
+    for id in 1..=3 {
+        cluster.restart(id).await?;
+    }
+    cluster.wait_leader().await?;
+    for node in 1..=3 {
+        check(node, &cluster.stream(node, tl, last).await?);
     }
     cluster.stop_all().await
 }
