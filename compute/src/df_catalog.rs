@@ -9,35 +9,47 @@ use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::datasource::TableProvider;
 
 use crate::catalog::{CatalogView, TableDef, DEFAULT_SCHEMA};
+use crate::pg_catalog::{
+    is_pg_catalog_table, CatalogHandle, SystemSchema, INFORMATION_SCHEMA, PG_CATALOG,
+};
 use crate::primary::Primary;
 use crate::table::{StrataTable, KEYED_SUFFIX};
 use crate::txn_slot::TxnSlot;
 
 #[derive(Debug)]
 pub struct StrataCatalogProvider {
-    primary: Arc<Primary>,
-    slot: Arc<TxnSlot>,
+    handle: CatalogHandle,
 }
 
 impl StrataCatalogProvider {
-    pub fn new(primary: Arc<Primary>, slot: Arc<TxnSlot>) -> Self {
-        Self { primary, slot }
+    pub fn new(handle: CatalogHandle) -> Self {
+        Self { handle }
     }
 }
 
 impl CatalogProvider for StrataCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        vec![DEFAULT_SCHEMA.to_string()]
+        vec![
+            PG_CATALOG.to_string(),
+            DEFAULT_SCHEMA.to_string(),
+            INFORMATION_SCHEMA.to_string(),
+        ]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == DEFAULT_SCHEMA).then(|| {
-            Arc::new(StrataSchemaProvider {
-                primary: self.primary.clone(),
-                slot: self.slot.clone(),
+        match name {
+            DEFAULT_SCHEMA => Some(Arc::new(StrataSchemaProvider {
+                primary: self.handle.primary.clone(),
+                slot: self.handle.slot.clone(),
                 schema: name.to_string(),
-            }) as Arc<dyn SchemaProvider>
-        })
+                system: SystemSchema::pg_catalog(self.handle.clone()),
+            })),
+            PG_CATALOG => Some(Arc::new(SystemSchema::pg_catalog(self.handle.clone()))),
+            INFORMATION_SCHEMA => Some(Arc::new(SystemSchema::information_schema(
+                self.handle.clone(),
+            ))),
+            _ => None,
+        }
     }
 }
 
@@ -46,6 +58,8 @@ pub struct StrataSchemaProvider {
     primary: Arc<Primary>,
     slot: Arc<TxnSlot>,
     schema: String,
+    /// Unqualified `pg_class` and friends: PostgreSQL searches `pg_catalog` first.
+    system: SystemSchema,
 }
 
 impl StrataSchemaProvider {
@@ -75,6 +89,9 @@ impl SchemaProvider for StrataSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if is_pg_catalog_table(name) {
+            return self.system.table(name).await;
+        }
         if let Some(base) = name.strip_suffix(KEYED_SUFFIX) {
             return Ok(self.lookup(base)?.map(|def| {
                 Arc::new(StrataTable::keyed(def, self.primary.clone())) as Arc<dyn TableProvider>
@@ -94,6 +111,6 @@ impl SchemaProvider for StrataSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.lookup(name).ok().flatten().is_some()
+        is_pg_catalog_table(name) || self.lookup(name).ok().flatten().is_some()
     }
 }

@@ -144,7 +144,13 @@ fn target(
     alias: Option<&str>,
     view: &CatalogView,
 ) -> SqlResult<Option<(Arc<TableDef>, String)>> {
-    let (schema, table) = table_name(name)?;
+    // A name outside the user's schema (`pg_catalog.pg_class`) is never a fast statement.
+    let Ok((schema, table)) = table_name(name) else {
+        return Ok(None);
+    };
+    if crate::pg_catalog::is_pg_catalog_table(&table) {
+        return Ok(None);
+    }
     Ok(view
         .get(&schema, &table)?
         .map(|def| (def, alias.map(str::to_string).unwrap_or(table))))

@@ -20,6 +20,7 @@ mod last_written;
 mod named_statements;
 mod names;
 mod params;
+mod pg_catalog;
 mod pg_encode;
 mod pg_text;
 mod primary;

@@ -231,6 +231,7 @@ impl StartupHandler for ConnectionHandler {
 
         let (pid, secret) = self.server.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
+        self.session.set_pid(pid);
         let (handle, guard) = self.server.cancels.register(pid, secret);
         client
             .session_extensions()

@@ -85,6 +85,17 @@ impl Settings {
         Ok(s)
     }
 
+    /// `(canonical name, value)` of every setting, for `pg_settings`.
+    pub fn all(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(key, value)| {
+                let name = parameter(key).map_or(key.as_str(), |p| p.0);
+                (name.to_string(), value.clone())
+            })
+            .collect()
+    }
+
     /// `(canonical name, value)` of every parameter reported to clients at startup.
     pub fn reported(&self) -> Vec<(String, String)> {
         PARAMETERS

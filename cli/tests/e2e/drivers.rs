@@ -2,7 +2,7 @@
 //! SQLAlchemy, pgjdbc, node-postgres), each running its suite under `drivers/` as a subprocess,
 //! once against a fresh database in a real PostgreSQL (proving the suite right) and once against
 //! a fresh `strata up`. The suites mark the steps Strata cannot do yet as known gaps that must
-//! fail; a driver that cannot even connect gets a check of the exact error instead.
+//! fail.
 //!
 //! `./scripts/test` installs the drivers and names them in the environment (see
 //! docs/testing.md); without that environment these tests fail and say so.
@@ -173,36 +173,6 @@ fn pgjdbc() -> Command {
     command
 }
 
-fn connect_check(driver: &str) -> Command {
-    let mut command = Command::new(installed("STRATA_DRIVERS_PYTHON"));
-    command
-        .args(["connect_check.py", driver])
-        .current_dir(drivers_dir().join("python"));
-    command
-}
-
-/// For a driver that cannot connect to Strata yet: checks that connecting fails exactly as
-/// recorded, and fails loudly the day it connects (then run its whole suite against Strata).
-fn assert_cannot_connect_yet(
-    driver: &str,
-    suite: &str,
-    check: Command,
-    db: &Database,
-    expected: &str,
-) {
-    let out = run(&format!("{driver} connect check"), check, db);
-    let got = out.trim();
-    assert_ne!(
-        got, "connected",
-        "{driver} connects to Strata now: replace this check by its whole suite \
-         (run(\"{driver}\", pytest(\"{suite}\"), &db)) and mark the steps that still fail"
-    );
-    assert_eq!(
-        got, expected,
-        "{driver} fails to connect to Strata, but not as recorded"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_against_postgres() {
     let suite = pytest("test_psycopg.py");
@@ -252,21 +222,11 @@ async fn sqlalchemy_against_postgres() {
     run("sqlalchemy", suite, &db);
 }
 
-/// SQLAlchemy's PostgreSQL dialect initializes every first connection with
-/// `select pg_catalog.version()` (and parses a PostgreSQL version out of it), then
-/// `select current_schema()` and a psycopg type lookup in `pg_type`; Strata has none of them.
-/// What fails behind that is listed in test_sqlalchemy.py's docstring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlalchemy_against_strata_cannot_connect_yet() {
-    let check = connect_check("sqlalchemy");
+async fn sqlalchemy_against_strata() {
+    let suite = pytest("test_sqlalchemy.py");
     let db = Database::strata().await;
-    assert_cannot_connect_yet(
-        "sqlalchemy",
-        "test_sqlalchemy.py",
-        check,
-        &db,
-        "error 42883: Invalid function 'pg_catalog.version'.",
-    );
+    run("sqlalchemy", suite, &db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -313,3 +313,28 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 10_000);
 }
+
+/// psql's describe commands run their catalog queries unmodified and list what PostgreSQL
+/// would list for the same schema (`\d t` itself is not there yet: see docs/compute.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describe_commands_list_tables_indexes_schemas_and_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL);
+         CREATE TABLE events (at timestamptz, what text);",
+    );
+    let user = psql(up.port, "SELECT current_user").trim().to_string();
+    assert_eq!(
+        psql(up.port, "\\dt"),
+        format!("public|accounts|table|{user}\npublic|events|table|{user}\n")
+    );
+    assert_eq!(
+        psql(up.port, "\\di"),
+        format!("public|accounts_pkey|index|{user}|accounts\n")
+    );
+    assert_eq!(psql(up.port, "\\dn"), format!("public|{user}\n"));
+    assert!(psql(up.port, "\\l").starts_with(&format!("postgres|{user}|UTF8|C|C|")));
+    assert_eq!(psql(up.port, "\\df"), "");
+}

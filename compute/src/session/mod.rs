@@ -22,6 +22,7 @@ use crate::bytea::{ByteaCastRule, ByteaIn};
 use crate::catalog::{catalog_range, DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::df_catalog::StrataCatalogProvider;
 use crate::error::{SqlError, SqlResult};
+use crate::pg_catalog::CatalogHandle;
 use crate::pg_encode::ResultColumn;
 use crate::primary::Primary;
 use crate::settings::Settings;
@@ -78,7 +79,9 @@ pub struct Session {
     primary: Arc<Primary>,
     ctx: SessionContext,
     slot: Arc<TxnSlot>,
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
+    /// The backend process id the client was given, for `pg_backend_pid()`.
+    pid: Arc<std::sync::atomic::AtomicI32>,
     block: Mutex<Option<Block>>,
     /// `SET TRANSACTION` (or BEGIN's) isolation for the next transaction, if not the default.
     next_isolation: Mutex<Option<Isolation>>,
@@ -113,20 +116,37 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
+        let settings = Arc::new(Mutex::new(settings));
+        let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let handle = CatalogHandle {
+            primary: primary.clone(),
+            slot: slot.clone(),
+            settings: settings.clone(),
+            pid: pid.clone(),
+        };
+        for function in crate::pg_catalog::functions(&handle) {
+            ctx.register_udf(function);
+        }
         ctx.register_catalog(
             DEFAULT_DATABASE,
-            Arc::new(StrataCatalogProvider::new(primary.clone(), slot.clone())),
+            Arc::new(StrataCatalogProvider::new(handle)),
         );
         Self {
             primary,
             ctx,
             slot,
-            settings: Mutex::new(settings),
+            settings,
+            pid,
             block: Mutex::new(None),
             next_isolation: Mutex::new(None),
             copy_in: Mutex::new(None),
             shapes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records the backend process id the client was given.
+    pub fn set_pid(&self, pid: i32) {
+        self.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Replaces the session's settings (at startup, from what the client sent).

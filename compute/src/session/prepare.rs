@@ -186,6 +186,7 @@ impl Session {
     pub(super) async fn logical_plan(&self, statement: &Statement) -> SqlResult<LogicalPlan> {
         let mut statement = statement.clone();
         alias_duplicate_expressions(&mut statement);
+        crate::pg_catalog::rewrite_catalog_syntax(&mut statement);
         let state = self.ctx.state();
         Ok(state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))

@@ -1,0 +1,443 @@
+//! PostgreSQL's system information functions (`version()`, `current_schema()`,
+//! `pg_get_indexdef()`, `format_type()`, …) and the helpers the catalog rewrites call for
+//! `::regclass` and `::regtype` casts.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListBuilder, StringArray,
+    StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use super::snapshot::{CatalogHandle, NAMESPACES};
+use super::types::{format_type, type_oid_by_name};
+use crate::catalog::DEFAULT_SCHEMA;
+use crate::error::{sqlstate, SqlError};
+use crate::settings::SERVER_VERSION;
+
+/// What a function computes from its arguments (as arrays of `rows` values).
+type Body = Arc<dyn Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync>;
+
+struct PgFunction {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    handle: CatalogHandle,
+    body: Body,
+}
+
+impl std::fmt::Debug for PgFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgFunction")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl PartialEq for PgFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for PgFunction {}
+
+impl Hash for PgFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PgFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.body)(&self.handle, &arrays, rows)?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn ints(a: &ArrayRef) -> DFResult<Vec<Option<i64>>> {
+    let a = cast(a, &DataType::Int64)?;
+    Ok(a.as_primitive::<Int64Type>().iter().collect())
+}
+
+fn texts(a: &ArrayRef) -> DFResult<Vec<Option<String>>> {
+    let a = cast(a, &DataType::Utf8)?;
+    Ok(a.as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
+fn arg(args: &[ArrayRef], i: usize) -> DFResult<&ArrayRef> {
+    args.get(i)
+        .ok_or_else(|| DataFusionError::Plan(format!("missing argument {}", i + 1)))
+}
+
+fn text_per_row(rows: usize, f: impl Fn(usize) -> Option<String>) -> ArrayRef {
+    Arc::new((0..rows).map(f).collect::<StringArray>())
+}
+
+fn sql_error(e: SqlError) -> DataFusionError {
+    e.into_datafusion()
+}
+
+/// A function of fixed arities.
+fn function(
+    name: &'static str,
+    arities: &[usize],
+    returns: DataType,
+    handle: &CatalogHandle,
+    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let signatures = arities
+        .iter()
+        .map(|n| {
+            if *n == 0 {
+                TypeSignature::Nullary
+            } else {
+                TypeSignature::Any(*n)
+            }
+        })
+        .collect();
+    ScalarUDF::new_from_impl(PgFunction {
+        name,
+        signature: Signature::one_of(signatures, Volatility::Stable),
+        returns,
+        handle: handle.clone(),
+        body: Arc::new(body),
+    })
+}
+
+/// A function of the rows' first argument, as an oid, giving text.
+fn oid_to_text(
+    name: &'static str,
+    arities: &[usize],
+    handle: &CatalogHandle,
+    f: impl Fn(&super::snapshot::Snapshot, i64) -> Option<String> + Send + Sync + 'static,
+) -> ScalarUDF {
+    function(
+        name,
+        arities,
+        DataType::Utf8,
+        handle,
+        move |h, args, rows| {
+            let oids = ints(arg(args, 0)?)?;
+            let snap = h.snapshot();
+            Ok(text_per_row(rows, |i| {
+                oids[i].and_then(|oid| f(&snap, oid))
+            }))
+        },
+    )
+}
+
+fn constant_text(
+    name: &'static str,
+    arities: &[usize],
+    handle: &CatalogHandle,
+    f: impl Fn(&CatalogHandle) -> Option<String> + Send + Sync + 'static,
+) -> ScalarUDF {
+    function(name, arities, DataType::Utf8, handle, move |h, _, rows| {
+        let value = f(h);
+        Ok(text_per_row(rows, |_| value.clone()))
+    })
+}
+
+fn constant_bool(
+    name: &'static str,
+    arities: &[usize],
+    value: bool,
+    h: &CatalogHandle,
+) -> ScalarUDF {
+    function(name, arities, DataType::Boolean, h, move |_, _, rows| {
+        Ok(Arc::new(BooleanArray::from(vec![value; rows])) as ArrayRef)
+    })
+}
+
+/// What `version()` says: a PostgreSQL version first, since clients parse it.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (Strata {}) on {}-unknown-linux-gnu, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Every function, bound to one session's catalog and settings.
+pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
+    let user = |h: &CatalogHandle| Some(h.snapshot().user);
+    let no_text = |_: &CatalogHandle| None::<String>;
+    let list_type = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    vec![
+        constant_text("version", &[0], h, |_| Some(version_string())),
+        constant_text("current_database", &[0], h, |_| {
+            Some(crate::catalog::DEFAULT_DATABASE.into())
+        }),
+        constant_text("current_catalog", &[0], h, |_| {
+            Some(crate::catalog::DEFAULT_DATABASE.into())
+        }),
+        constant_text("current_schema", &[0], h, |_| Some(DEFAULT_SCHEMA.into())),
+        constant_text("current_user", &[0], h, user),
+        constant_text("session_user", &[0], h, user),
+        constant_text("current_role", &[0], h, user),
+        function("current_schemas", &[1], list_type, h, |_, args, rows| {
+            let implicit = cast(arg(args, 0)?, &DataType::Boolean)?;
+            let implicit = implicit.as_boolean();
+            let mut builder = ListBuilder::new(StringBuilder::new());
+            for i in 0..rows {
+                if implicit.is_valid(i) && implicit.value(i) {
+                    builder.values().append_value("pg_catalog");
+                }
+                builder.values().append_value(DEFAULT_SCHEMA);
+                builder.append(true);
+            }
+            Ok(Arc::new(builder.finish()) as ArrayRef)
+        }),
+        function(
+            "current_setting",
+            &[1, 2],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let names = texts(arg(args, 0)?)?;
+                let missing_ok = match args.get(1) {
+                    Some(a) => cast(a, &DataType::Boolean)?.as_boolean().iter().collect(),
+                    None => vec![Some(false); rows],
+                };
+                let settings = h.settings.lock().expect("settings lock").clone();
+                let mut out = Vec::with_capacity(rows);
+                for i in 0..rows {
+                    let Some(name) = &names[i] else {
+                        out.push(None);
+                        continue;
+                    };
+                    match settings.get(name) {
+                        Ok((_, value)) => out.push(Some(value)),
+                        Err(_) if missing_ok[i] == Some(true) => out.push(None),
+                        Err(e) => return Err(sql_error(e)),
+                    }
+                }
+                Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+            },
+        ),
+        function("pg_backend_pid", &[0], DataType::Int32, h, |h, _, rows| {
+            let pid = h.pid.load(Ordering::Relaxed);
+            Ok(Arc::new(Int32Array::from(vec![pid; rows])) as ArrayRef)
+        }),
+        oid_to_text("pg_get_userbyid", &[1], h, |snap, _| {
+            Some(snap.user.clone())
+        }),
+        constant_bool("pg_table_is_visible", &[1], true, h),
+        constant_bool("pg_type_is_visible", &[1], true, h),
+        constant_bool("pg_function_is_visible", &[1], true, h),
+        constant_bool("has_table_privilege", &[2, 3], true, h),
+        constant_bool("has_schema_privilege", &[2, 3], true, h),
+        constant_bool("has_database_privilege", &[2, 3], true, h),
+        constant_bool("has_column_privilege", &[3, 4], true, h),
+        constant_bool("pg_relation_is_publishable", &[1], false, h),
+        function("format_type", &[2], DataType::Utf8, h, |_, args, rows| {
+            let oids = ints(arg(args, 0)?)?;
+            let mods = ints(arg(args, 1)?)?;
+            Ok(text_per_row(rows, |i| {
+                oids[i].map(|oid| {
+                    format_type(oid, mods[i].map(|m| m as i32)).unwrap_or_else(|| "???".into())
+                })
+            }))
+        }),
+        // Default expressions are stored as their text, so the "expression tree" is the text.
+        function(
+            "pg_get_expr",
+            &[2, 3],
+            DataType::Utf8,
+            h,
+            |_, args, rows| {
+                let exprs = texts(arg(args, 0)?)?;
+                Ok(text_per_row(rows, |i| exprs[i].clone()))
+            },
+        ),
+        function(
+            "pg_get_indexdef",
+            &[1, 3],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let oids = ints(arg(args, 0)?)?;
+                let pretty: Vec<Option<bool>> = match args.get(2) {
+                    Some(a) => cast(a, &DataType::Boolean)?.as_boolean().iter().collect(),
+                    None => vec![None; rows],
+                };
+                let snap = h.snapshot();
+                Ok(text_per_row(rows, |i| {
+                    oids[i].and_then(|oid| snap.index_definition(oid, pretty[i] == Some(true)))
+                }))
+            },
+        ),
+        oid_to_text("pg_get_constraintdef", &[1, 2], h, |snap, oid| {
+            snap.constraint_definition(oid)
+        }),
+        constant_text("obj_description", &[1, 2], h, no_text),
+        constant_text("col_description", &[2], h, no_text),
+        constant_text("shobj_description", &[2], h, no_text),
+        constant_text("pg_get_function_result", &[1], h, no_text),
+        constant_text("pg_get_function_arguments", &[1], h, no_text),
+        constant_text("pg_get_function_identity_arguments", &[1], h, no_text),
+        constant_text("pg_get_statisticsobjdef_columns", &[1], h, no_text),
+        function(
+            "pg_encoding_to_char",
+            &[1],
+            DataType::Utf8,
+            h,
+            |_, args, rows| {
+                let codes = ints(arg(args, 0)?)?;
+                Ok(text_per_row(rows, |i| {
+                    codes[i].map(|c| if c == 6 { "UTF8".into() } else { String::new() })
+                }))
+            },
+        ),
+        function("to_regtype", &[1], DataType::Int64, h, |_, args, _| {
+            let names = texts(arg(args, 0)?)?;
+            Ok(Arc::new(
+                names
+                    .iter()
+                    .map(|n| n.as_deref().and_then(type_oid_by_name))
+                    .collect::<Int64Array>(),
+            ) as ArrayRef)
+        }),
+        function("to_regclass", &[1], DataType::Int64, h, |h, args, _| {
+            let names = texts(arg(args, 0)?)?;
+            let snap = h.snapshot();
+            Ok(Arc::new(
+                names
+                    .iter()
+                    .map(|n| n.as_deref().and_then(|n| snap.relation_oid(n)))
+                    .collect::<Int64Array>(),
+            ) as ArrayRef)
+        }),
+        function("to_regnamespace", &[1], DataType::Int64, h, |_, args, _| {
+            let names = texts(arg(args, 0)?)?;
+            Ok(Arc::new(
+                names
+                    .iter()
+                    .map(|n| {
+                        n.as_deref()
+                            .and_then(|n| NAMESPACES.iter().find(|(_, name)| *name == n))
+                            .map(|(oid, _)| *oid)
+                    })
+                    .collect::<Int64Array>(),
+            ) as ArrayRef)
+        }),
+        function("array_upper", &[2], DataType::Int32, h, |_, args, _| {
+            let list = arg(args, 0)?;
+            let dims = ints(arg(args, 1)?)?;
+            let Some(list) = list.as_list_opt::<i32>() else {
+                return Ok(Arc::new(Int32Array::from(vec![None; dims.len()])) as ArrayRef);
+            };
+            Ok(Arc::new(
+                (0..list.len())
+                    .map(|i| {
+                        let len = if list.is_valid(i) {
+                            list.value(i).len()
+                        } else {
+                            0
+                        };
+                        (dims[i] == Some(1) && len > 0).then_some(len as i32)
+                    })
+                    .collect::<Int32Array>(),
+            ) as ArrayRef)
+        }),
+        // `x::regclass` of a name: the relation's oid, or 42P01 as in PostgreSQL.
+        function(REGCLASS_OID, &[1], DataType::Int64, h, |h, args, _| {
+            let names = texts(arg(args, 0)?)?;
+            let snap = h.snapshot();
+            let oids = names
+                .iter()
+                .map(|n| match n {
+                    None => Ok(None),
+                    Some(n) => match n.parse::<i64>() {
+                        Ok(oid) => Ok(Some(oid)),
+                        Err(_) => snap
+                            .relation_oid(n)
+                            .map(Some)
+                            .ok_or_else(|| sql_error(SqlError::undefined_table(n))),
+                    },
+                })
+                .collect::<DFResult<Int64Array>>()?;
+            Ok(Arc::new(oids) as ArrayRef)
+        }),
+        // `oid::regclass` printed: the relation's name, or the number if there is none.
+        oid_to_text(REGCLASS_NAME, &[1], h, |snap, oid| {
+            Some(snap.relation_name(oid).unwrap_or_else(|| oid.to_string()))
+        }),
+        function(REGTYPE_OID, &[1], DataType::Int64, h, |_, args, _| {
+            let names = texts(arg(args, 0)?)?;
+            let oids = names
+                .iter()
+                .map(|n| match n {
+                    None => Ok(None),
+                    Some(n) => type_oid_by_name(n).map(Some).ok_or_else(|| {
+                        sql_error(SqlError::new(
+                            sqlstate::UNDEFINED_OBJECT,
+                            format!("type \"{n}\" does not exist"),
+                        ))
+                    }),
+                })
+                .collect::<DFResult<Int64Array>>()?;
+            Ok(Arc::new(oids) as ArrayRef)
+        }),
+        oid_to_text(REGTYPE_NAME, &[1], h, |_, oid| {
+            Some(format_type(oid, None).unwrap_or_else(|| oid.to_string()))
+        }),
+        oid_to_text(REGNAMESPACE_NAME, &[1], h, |_, oid| {
+            Some(
+                NAMESPACES
+                    .iter()
+                    .find(|(o, _)| *o == oid)
+                    .map_or_else(|| oid.to_string(), |(_, n)| n.to_string()),
+            )
+        }),
+    ]
+    .into_iter()
+    .chain(std::iter::once(function(
+        "pg_my_temp_schema",
+        &[0],
+        DataType::Int64,
+        h,
+        |_, _, rows| Ok(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef),
+    )))
+    .chain(std::iter::once(function(
+        "pg_is_other_temp_schema",
+        &[1],
+        DataType::Boolean,
+        h,
+        |_, _, rows| Ok(Arc::new(BooleanArray::from(vec![false; rows])) as ArrayRef),
+    )))
+    .collect()
+}
+
+pub const REGCLASS_OID: &str = "strata_regclass_oid";
+pub const REGCLASS_NAME: &str = "strata_regclass_name";
+pub const REGTYPE_OID: &str = "strata_regtype_oid";
+pub const REGTYPE_NAME: &str = "strata_regtype_name";
+pub const REGNAMESPACE_NAME: &str = "strata_regnamespace_name";

@@ -1,0 +1,221 @@
+//! What the system catalogs show, taken once per query from the session's catalog view.
+
+use std::sync::{Arc, Mutex};
+
+use crate::catalog::{CatalogView, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::primary::Primary;
+use crate::settings::Settings;
+use crate::txn_slot::TxnSlot;
+
+pub const PG_CATALOG_NAMESPACE: i64 = 11;
+pub const PUBLIC_NAMESPACE: i64 = 2200;
+pub const INFORMATION_SCHEMA_NAMESPACE: i64 = 13183;
+/// The one role: the bootstrap superuser's oid, named after the connected user.
+pub const OWNER_ROLE: i64 = 10;
+pub const DATABASE_OID: i64 = 5;
+pub const HEAP_AM: i64 = 2;
+pub const BTREE_AM: i64 = 403;
+/// A table's oid is its table id (from 16384 up); its primary-key index and constraint get
+/// oids in ranges of their own, so that every oid names one object.
+const INDEX_OID_BASE: i64 = 1 << 30;
+const CONSTRAINT_OID_BASE: i64 = 2 << 30;
+
+pub fn table_oid(def: &TableDef) -> i64 {
+    def.id as i64
+}
+
+pub fn pk_index_oid(def: &TableDef) -> i64 {
+    INDEX_OID_BASE + def.id as i64
+}
+
+pub fn pk_constraint_oid(def: &TableDef) -> i64 {
+    CONSTRAINT_OID_BASE + def.id as i64
+}
+
+pub fn namespace_oid(schema: &str) -> i64 {
+    match schema {
+        "pg_catalog" => PG_CATALOG_NAMESPACE,
+        "information_schema" => INFORMATION_SCHEMA_NAMESPACE,
+        _ => PUBLIC_NAMESPACE,
+    }
+}
+
+/// The namespaces: (oid, name).
+pub const NAMESPACES: &[(i64, &str)] = &[
+    (PG_CATALOG_NAMESPACE, "pg_catalog"),
+    (PUBLIC_NAMESPACE, DEFAULT_SCHEMA),
+    (INFORMATION_SCHEMA_NAMESPACE, "information_schema"),
+];
+
+/// Oids of the system catalogs that clients name in `'pg_class'::regclass` (PostgreSQL's own).
+const SYSTEM_RELATIONS: &[(&str, i64)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_database", 1262),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_namespace", 2615),
+];
+
+/// How catalog tables and functions reach the session's catalog and settings.
+#[derive(Debug, Clone)]
+pub struct CatalogHandle {
+    pub primary: Arc<Primary>,
+    pub slot: Arc<TxnSlot>,
+    pub settings: Arc<Mutex<Settings>>,
+    /// The backend process id the client was given (`pg_backend_pid()`).
+    pub pid: Arc<std::sync::atomic::AtomicI32>,
+}
+
+/// The user tables the session sees, and its settings.
+pub struct Snapshot {
+    pub tables: Vec<Arc<TableDef>>,
+    pub settings: Vec<(String, String)>,
+    pub user: String,
+}
+
+impl CatalogHandle {
+    pub fn snapshot(&self) -> Snapshot {
+        let tables = self.slot.with_optional(|txn| {
+            let view = CatalogView {
+                committed: &self.primary.catalog,
+                txn,
+            };
+            view.table_names(DEFAULT_SCHEMA)
+                .iter()
+                .filter_map(|name| view.get(DEFAULT_SCHEMA, name).ok().flatten())
+                .collect::<Vec<_>>()
+        });
+        let settings = self.settings.lock().expect("settings lock");
+        let user = settings
+            .get("session_authorization")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|_| "postgres".into());
+        Snapshot {
+            tables,
+            settings: settings.all(),
+            user,
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn database(&self) -> &'static str {
+        DEFAULT_DATABASE
+    }
+
+    pub fn table_by_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {
+        self.tables.iter().find(|t| table_oid(t) == oid)
+    }
+
+    pub fn table_by_index_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {
+        self.tables
+            .iter()
+            .find(|t| !t.primary_key.is_empty() && pk_index_oid(t) == oid)
+    }
+
+    pub fn table_by_constraint_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {
+        self.tables
+            .iter()
+            .find(|t| !t.primary_key.is_empty() && pk_constraint_oid(t) == oid)
+    }
+
+    /// The name of a relation (table or index) by oid, as `oid::regclass` prints it.
+    pub fn relation_name(&self, oid: i64) -> Option<String> {
+        if let Some((name, _)) = SYSTEM_RELATIONS.iter().find(|(_, o)| *o == oid) {
+            return Some(name.to_string());
+        }
+        if let Some(t) = self.table_by_oid(oid) {
+            return Some(t.name.clone());
+        }
+        self.table_by_index_oid(oid).map(|t| t.primary_key_name())
+    }
+
+    /// The oid of a relation named as SQL names it (`t`, `public.t`, `"T"`, an index name,
+    /// `pg_class`).
+    pub fn relation_oid(&self, name: &str) -> Option<i64> {
+        let name = name.trim();
+        let system = name.strip_prefix("pg_catalog.").unwrap_or(name);
+        if let Some((_, oid)) = SYSTEM_RELATIONS.iter().find(|(n, _)| *n == system) {
+            return Some(*oid);
+        }
+        let unqualified = name.strip_prefix("public.").unwrap_or(name);
+        let name = match unqualified
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+        {
+            Some(quoted) => quoted.to_string(),
+            None => unqualified.to_lowercase(),
+        };
+        self.tables.iter().find_map(|t| {
+            if t.name == name {
+                Some(table_oid(t))
+            } else if !t.primary_key.is_empty() && t.primary_key_name() == name {
+                Some(pk_index_oid(t))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Primary-key column names of a table, in key order.
+    pub fn key_columns(def: &TableDef) -> Vec<String> {
+        def.primary_key_indexes()
+            .into_iter()
+            .map(|i| def.columns[i].name.clone())
+            .collect()
+    }
+
+    /// `pg_get_indexdef` of a primary-key index; `pretty` leaves out the schema of a table on
+    /// the search path, as PostgreSQL's pretty form does.
+    pub fn index_definition(&self, oid: i64, pretty: bool) -> Option<String> {
+        let t = self.table_by_index_oid(oid)?;
+        let table = if pretty {
+            quote_ident(&t.name)
+        } else {
+            format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+        };
+        Some(format!(
+            "CREATE UNIQUE INDEX {} ON {table} USING btree ({})",
+            quote_ident(&t.primary_key_name()),
+            Self::key_columns(t)
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    /// `pg_get_constraintdef` of a primary-key constraint.
+    pub fn constraint_definition(&self, oid: i64) -> Option<String> {
+        let t = self.table_by_constraint_oid(oid)?;
+        Some(format!(
+            "PRIMARY KEY ({})",
+            Self::key_columns(t)
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// An identifier as PostgreSQL quotes it in generated SQL: only when it must be.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
