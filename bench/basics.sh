@@ -8,30 +8,7 @@
 # Usage: bench/basics.sh            (builds `strata` in release mode first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORK="$(mktemp -d /tmp/strata-bench.XXXXXX)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -p strata >&2
-STRATA="$CARGO_TARGET_DIR/release/strata"
-PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$WORK"; as_pg=(runuser -u postgres --); fi
-PG_PORT="$(free_port)"
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1" start >/dev/null
-
-ST_PORT="$(free_port)"
-"$STRATA" up --data-dir "$WORK/strata" --port "$ST_PORT" >"$WORK/strata.log" 2>&1 &
-STRATA_PID=$!
-cleanup() {
-  kill "$STRATA_PID" 2>/dev/null || true
-  wait "$STRATA_PID" 2>/dev/null || true
-  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for _ in $(seq 1 300); do psql -X -q "postgres://postgres@127.0.0.1:$ST_PORT/postgres" -c 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+source bench/side_by_side.sh
 
 # Seconds a SQL script takes, as psql's \timing reports it, summed.
 timed() {
@@ -75,7 +52,7 @@ run() {
 echo
 echo '| system     | 100k rows, 1 stmt | 1,000 single-row stmts | commit p50 | commit p99 | count(*) of 1M rows |'
 echo '|------------|-------------------|------------------------|------------|------------|---------------------|'
-run strata "postgres://postgres@127.0.0.1:$ST_PORT/postgres"
-run postgres "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+run strata "$ST_URL"
+run postgres "$PG_URL"
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(psql -X -At "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c 'show server_version' | cut -d' ' -f1) vs strata $("$STRATA" --version | awk '{print $2}')"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(psql -X -At "$PG_URL" -c 'show server_version' | cut -d' ' -f1) vs strata $("$STRATA" --version | awk '{print $2}')"
