@@ -133,7 +133,8 @@ fn on_changed(txn: &Transaction) -> DmlError {
     }
 }
 
-fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlError {
+/// PostgreSQL's error for a row whose primary key is taken.
+pub(crate) fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlError {
     SqlError::new(
         sqlstate::UNIQUE_VIOLATION,
         format!(

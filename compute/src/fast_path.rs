@@ -731,16 +731,7 @@ pub async fn execute(
                     LockOutcome::ChangedSinceSnapshot => primary.txns.last_commit_lsn(),
                 };
                 if read_row(primary, txn, &key, lsn).await?.is_some() {
-                    return Err(SqlError::new(
-                        sqlstate::UNIQUE_VIOLATION,
-                        format!(
-                            "duplicate key value violates unique constraint \"{}\"",
-                            def.primary_key_name()
-                        ),
-                    )
-                    .with_detail(format!("Key {} already exists.", encoder.describe_key(0)))
-                    .with_table(&def.schema, &def.name)
-                    .with_constraint(def.primary_key_name()));
+                    return Err(crate::dml::duplicate(def, &encoder, 0));
                 }
             }
             txn.put(key, encoder.value(0));

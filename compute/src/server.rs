@@ -119,6 +119,53 @@ pub struct ConnectionHandler {
 }
 
 impl ConnectionHandler {
+    /// The response to a statement's output, in either protocol: rows in the formats the client
+    /// asked for (by column), a command tag after its notice and parameter status, or a COPY.
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        output: Output,
+        format: impl Fn(usize) -> FieldFormat,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(match output {
+            Output::Rows {
+                columns,
+                stream,
+                tag,
+            } => {
+                let formats = (0..columns.len()).map(format).collect();
+                Response::Query(query_response(
+                    &columns,
+                    stream,
+                    formats,
+                    tag,
+                    self.session.clone(),
+                ))
+            }
+            Output::Command {
+                tag,
+                notice,
+                parameter_status,
+            } => {
+                send_side_messages(client, notice, parameter_status).await?;
+                Response::Execution(Tag::new(&tag))
+            }
+            Output::CopyIn { columns } => {
+                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+            }
+            Output::CopyOut {
+                columns,
+                stream,
+                options,
+            } => Response::CopyOut(copy_out_response(columns, stream, options)),
+        })
+    }
+
     /// `DEALLOCATE name|ALL`: frees the names and drops the statements from the store.
     fn deallocate<C>(&self, client: &C, what: &Deallocate) -> SqlResult<Output>
     where
@@ -465,29 +512,7 @@ impl SimpleQueryHandler for ConnectionHandler {
         let fast = guard(async { Ok(self.session.run_fast_simple(query).await) }).await;
         if let Some(result) = fast.transpose().map(|r| r.and_then(|inner| inner)) {
             return Ok(vec![match result {
-                Ok(Output::Rows {
-                    columns,
-                    stream,
-                    tag,
-                }) => {
-                    let formats = vec![FieldFormat::Text; columns.len()];
-                    Response::Query(query_response(
-                        &columns,
-                        stream,
-                        formats,
-                        tag,
-                        self.session.clone(),
-                    ))
-                }
-                Ok(Output::Command {
-                    tag,
-                    notice,
-                    parameter_status,
-                }) => {
-                    send_side_messages(client, notice, parameter_status).await?;
-                    Response::Execution(Tag::new(&tag))
-                }
-                Ok(_) => return Err(SqlError::internal("a fast statement produced a COPY").into()),
+                Ok(output) => self.respond(client, output, |_| FieldFormat::Text).await?,
                 Err(e) => Response::Error(Box::new(e.to_error_info())),
             }]);
         }
@@ -512,65 +537,34 @@ impl SimpleQueryHandler for ConnectionHandler {
             })
             .await;
             match result {
+                // Later statements of the same query must not run before this one's rows are
+                // read, so a multi-statement query reads each result in full.
                 Ok(Output::Rows {
                     columns,
                     stream,
                     tag,
-                }) => {
+                }) if several => {
                     let formats = vec![FieldFormat::Text; columns.len()];
-                    if several {
-                        // Later statements of the same query must not run before this one's rows
-                        // are read, so a multi-statement query reads each result in full.
-                        let rows: Vec<PgWireResult<DataRow>> =
-                            row_stream(stream, formats.clone(), self.session.clone())
-                                .collect()
-                                .await;
-                        if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
-                            let info = match e {
-                                PgWireError::UserError(info) => (**info).clone_info(),
-                                other => SqlError::internal(other.to_string()).to_error_info(),
-                            };
-                            responses.push(Response::Error(Box::new(info)));
-                            failed = true;
-                            break;
-                        }
-                        let fields = Arc::new(field_infos(&columns, &formats));
-                        let mut response = QueryResponse::new(fields, stream::iter(rows));
-                        response.set_command_tag(tag);
-                        responses.push(Response::Query(response));
-                    } else {
-                        responses.push(Response::Query(query_response(
-                            &columns,
-                            stream,
-                            formats,
-                            tag,
-                            self.session.clone(),
-                        )));
+                    let rows: Vec<PgWireResult<DataRow>> =
+                        row_stream(stream, formats.clone(), self.session.clone())
+                            .collect()
+                            .await;
+                    if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
+                        let info = match e {
+                            PgWireError::UserError(info) => (**info).clone_info(),
+                            other => SqlError::internal(other.to_string()).to_error_info(),
+                        };
+                        responses.push(Response::Error(Box::new(info)));
+                        failed = true;
+                        break;
                     }
+                    let fields = Arc::new(field_infos(&columns, &formats));
+                    let mut response = QueryResponse::new(fields, stream::iter(rows));
+                    response.set_command_tag(tag);
+                    responses.push(Response::Query(response));
                 }
-                Ok(Output::Command {
-                    tag,
-                    notice,
-                    parameter_status,
-                }) => {
-                    send_side_messages(client, notice, parameter_status).await?;
-                    responses.push(Response::Execution(Tag::new(&tag)));
-                }
-                Ok(Output::CopyIn { columns }) => {
-                    responses.push(Response::CopyIn(CopyResponse::new(
-                        0,
-                        columns,
-                        stream::empty(),
-                    )));
-                }
-                Ok(Output::CopyOut {
-                    columns,
-                    stream,
-                    options,
-                }) => {
-                    responses.push(Response::CopyOut(copy_out_response(
-                        columns, stream, options,
-                    )));
+                Ok(output) => {
+                    responses.push(self.respond(client, output, |_| FieldFormat::Text).await?)
                 }
                 Err(e) => {
                     responses.push(Response::Error(Box::new(e.to_error_info())));
@@ -841,43 +835,10 @@ impl ExtendedQueryHandler for ConnectionHandler {
             Some(what) => self.deallocate(client, &what),
             None => guard(self.session.execute(prepared, params)).await,
         };
-        match output? {
-            Output::Rows {
-                columns,
-                stream,
-                tag,
-            } => {
-                let formats: Vec<FieldFormat> = (0..columns.len())
-                    .map(|i| portal.result_column_format.format_for(i))
-                    .collect();
-                Ok(Response::Query(query_response(
-                    &columns,
-                    stream,
-                    formats,
-                    tag,
-                    self.session.clone(),
-                )))
-            }
-            Output::Command {
-                tag,
-                notice,
-                parameter_status,
-            } => {
-                send_side_messages(client, notice, parameter_status).await?;
-                Ok(Response::Execution(Tag::new(&tag)))
-            }
-            Output::CopyIn { columns } => Ok(Response::CopyIn(CopyResponse::new(
-                0,
-                columns,
-                stream::empty(),
-            ))),
-            Output::CopyOut {
-                columns,
-                stream,
-                options,
-            } => Ok(Response::CopyOut(copy_out_response(
-                columns, stream, options,
-            ))),
-        }
+        let output = output?;
+        self.respond(client, output, |i| {
+            portal.result_column_format.format_for(i)
+        })
+        .await
     }
 }

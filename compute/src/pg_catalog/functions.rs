@@ -417,23 +417,15 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                     .map_or_else(|| oid.to_string(), |(_, n)| n.to_string()),
             )
         }),
+        function(
+            "pg_my_temp_schema",
+            &[0],
+            DataType::Int64,
+            h,
+            |_, _, rows| Ok(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef),
+        ),
+        constant_bool("pg_is_other_temp_schema", &[1], false, h),
     ]
-    .into_iter()
-    .chain(std::iter::once(function(
-        "pg_my_temp_schema",
-        &[0],
-        DataType::Int64,
-        h,
-        |_, _, rows| Ok(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef),
-    )))
-    .chain(std::iter::once(function(
-        "pg_is_other_temp_schema",
-        &[1],
-        DataType::Boolean,
-        h,
-        |_, _, rows| Ok(Arc::new(BooleanArray::from(vec![false; rows])) as ArrayRef),
-    )))
-    .collect()
 }
 
 pub const REGCLASS_OID: &str = "strata_regclass_oid";

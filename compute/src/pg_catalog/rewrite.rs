@@ -129,13 +129,17 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
 }
 
 fn parse_expr(sql: &str) -> Option<Expr> {
+    parser(sql)?.parse_expr().ok()
+}
+
+fn parse_type(sql: &str) -> Option<DataType> {
+    parser(sql)?.parse_data_type().ok()
+}
+
+fn parser(sql: &str) -> Option<datafusion::sql::sqlparser::parser::Parser<'static>> {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .ok()?
-        .parse_expr()
-        .ok()
+    Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()
 }
 
 fn is_literal(expr: &Expr) -> bool {
@@ -292,16 +296,6 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         "oidvector" => with_type("bigint[]"),
         _ => None,
     }
-}
-
-fn parse_type(sql: &str) -> Option<DataType> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .ok()?
-        .parse_data_type()
-        .ok()
 }
 
 #[cfg(test)]

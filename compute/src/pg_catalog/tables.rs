@@ -15,7 +15,8 @@ use super::snapshot::{
     namespace_oid, pk_constraint_oid, pk_index_oid, table_oid, Snapshot, BTREE_AM, DATABASE_OID,
     HEAP_AM, NAMESPACES, OWNER_ROLE, PG_CATALOG_NAMESPACE,
 };
-use super::types::BUILTIN_TYPES;
+use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
+use crate::catalog::{ColumnDef, TableDef};
 
 /// Column types of catalog tables. Oids are int8 in Strata (PostgreSQL's unsigned 4 bytes).
 #[derive(Clone, Copy)]
@@ -32,6 +33,16 @@ pub enum Ty {
 }
 
 impl Ty {
+    /// What a row that does not name a column of this type holds there.
+    fn default_value(self) -> V {
+        match self {
+            Ty::Bool => V::B(false),
+            Ty::I16 | Ty::I32 | Ty::Oid => V::I(0),
+            Ty::F32 => V::F(0.0),
+            Ty::Text | Ty::I16s | Ty::Oids | Ty::Texts => V::Null,
+        }
+    }
+
     fn data_type(self) -> DataType {
         let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
         match self {
@@ -97,371 +108,179 @@ type Columns = &'static [(&'static str, Ty)];
 
 use Ty::*;
 
+#[rustfmt::skip]
 const PG_NAMESPACE: Columns = &[
-    ("oid", Oid),
-    ("nspname", Text),
-    ("nspowner", Oid),
-    ("nspacl", Texts),
+    ("oid", Oid), ("nspname", Text), ("nspowner", Oid), ("nspacl", Texts),
 ];
+#[rustfmt::skip]
 const PG_CLASS: Columns = &[
-    ("oid", Oid),
-    ("relname", Text),
-    ("relnamespace", Oid),
-    ("reltype", Oid),
-    ("reloftype", Oid),
-    ("relowner", Oid),
-    ("relam", Oid),
-    ("relfilenode", Oid),
-    ("reltablespace", Oid),
-    ("relpages", I32),
-    ("reltuples", F32),
-    ("relallvisible", I32),
-    ("reltoastrelid", Oid),
-    ("relhasindex", Bool),
-    ("relisshared", Bool),
-    ("relpersistence", Text),
-    ("relkind", Text),
-    ("relnatts", I16),
-    ("relchecks", I16),
-    ("relhasrules", Bool),
-    ("relhastriggers", Bool),
-    ("relhassubclass", Bool),
-    ("relrowsecurity", Bool),
-    ("relforcerowsecurity", Bool),
-    ("relispopulated", Bool),
-    ("relreplident", Text),
-    ("relispartition", Bool),
-    ("relrewrite", Oid),
-    ("relacl", Texts),
-    ("reloptions", Texts),
-    ("relpartbound", Text),
+    ("oid", Oid), ("relname", Text), ("relnamespace", Oid), ("reltype", Oid), ("reloftype", Oid),
+    ("relowner", Oid), ("relam", Oid), ("relfilenode", Oid), ("reltablespace", Oid),
+    ("relpages", I32), ("reltuples", F32), ("relallvisible", I32), ("reltoastrelid", Oid),
+    ("relhasindex", Bool), ("relisshared", Bool), ("relpersistence", Text), ("relkind", Text),
+    ("relnatts", I16), ("relchecks", I16), ("relhasrules", Bool), ("relhastriggers", Bool),
+    ("relhassubclass", Bool), ("relrowsecurity", Bool), ("relforcerowsecurity", Bool),
+    ("relispopulated", Bool), ("relreplident", Text), ("relispartition", Bool),
+    ("relrewrite", Oid), ("relacl", Texts), ("reloptions", Texts), ("relpartbound", Text),
 ];
+#[rustfmt::skip]
 const PG_ATTRIBUTE: Columns = &[
-    ("attrelid", Oid),
-    ("attname", Text),
-    ("atttypid", Oid),
-    ("attstattarget", I32),
-    ("attlen", I16),
-    ("attnum", I16),
-    ("attndims", I32),
-    ("attcacheoff", I32),
-    ("atttypmod", I32),
-    ("attbyval", Bool),
-    ("attalign", Text),
-    ("attstorage", Text),
-    ("attcompression", Text),
-    ("attnotnull", Bool),
-    ("atthasdef", Bool),
-    ("atthasmissing", Bool),
-    ("attidentity", Text),
-    ("attgenerated", Text),
-    ("attisdropped", Bool),
-    ("attislocal", Bool),
-    ("attinhcount", I32),
-    ("attcollation", Oid),
-    ("attacl", Texts),
-    ("attoptions", Texts),
+    ("attrelid", Oid), ("attname", Text), ("atttypid", Oid), ("attstattarget", I32),
+    ("attlen", I16), ("attnum", I16), ("attndims", I32), ("attcacheoff", I32), ("atttypmod", I32),
+    ("attbyval", Bool), ("attalign", Text), ("attstorage", Text), ("attcompression", Text),
+    ("attnotnull", Bool), ("atthasdef", Bool), ("atthasmissing", Bool), ("attidentity", Text),
+    ("attgenerated", Text), ("attisdropped", Bool), ("attislocal", Bool), ("attinhcount", I32),
+    ("attcollation", Oid), ("attacl", Texts), ("attoptions", Texts),
 ];
+#[rustfmt::skip]
 const PG_TYPE: Columns = &[
-    ("oid", Oid),
-    ("typname", Text),
-    ("typnamespace", Oid),
-    ("typowner", Oid),
-    ("typlen", I16),
-    ("typbyval", Bool),
-    ("typtype", Text),
-    ("typcategory", Text),
-    ("typispreferred", Bool),
-    ("typisdefined", Bool),
-    ("typdelim", Text),
-    ("typrelid", Oid),
-    ("typsubscript", Text),
-    ("typelem", Oid),
-    ("typarray", Oid),
-    ("typinput", Text),
-    ("typoutput", Text),
-    ("typreceive", Text),
-    ("typsend", Text),
-    ("typmodin", Text),
-    ("typmodout", Text),
-    ("typalign", Text),
-    ("typstorage", Text),
-    ("typnotnull", Bool),
-    ("typbasetype", Oid),
-    ("typtypmod", I32),
-    ("typndims", I32),
-    ("typcollation", Oid),
-    ("typdefault", Text),
+    ("oid", Oid), ("typname", Text), ("typnamespace", Oid), ("typowner", Oid), ("typlen", I16),
+    ("typbyval", Bool), ("typtype", Text), ("typcategory", Text), ("typispreferred", Bool),
+    ("typisdefined", Bool), ("typdelim", Text), ("typrelid", Oid), ("typsubscript", Text),
+    ("typelem", Oid), ("typarray", Oid), ("typinput", Text), ("typoutput", Text),
+    ("typreceive", Text), ("typsend", Text), ("typmodin", Text), ("typmodout", Text),
+    ("typalign", Text), ("typstorage", Text), ("typnotnull", Bool), ("typbasetype", Oid),
+    ("typtypmod", I32), ("typndims", I32), ("typcollation", Oid), ("typdefault", Text),
     ("typacl", Texts),
 ];
+#[rustfmt::skip]
 const PG_INDEX: Columns = &[
-    ("indexrelid", Oid),
-    ("indrelid", Oid),
-    ("indnatts", I16),
-    ("indnkeyatts", I16),
-    ("indisunique", Bool),
-    ("indnullsnotdistinct", Bool),
-    ("indisprimary", Bool),
-    ("indisexclusion", Bool),
-    ("indimmediate", Bool),
-    ("indisclustered", Bool),
-    ("indisvalid", Bool),
-    ("indcheckxmin", Bool),
-    ("indisready", Bool),
-    ("indislive", Bool),
-    ("indisreplident", Bool),
-    ("indkey", I16s),
-    ("indcollation", Oids),
-    ("indclass", Oids),
-    ("indoption", I16s),
-    ("indexprs", Text),
-    ("indpred", Text),
+    ("indexrelid", Oid), ("indrelid", Oid), ("indnatts", I16), ("indnkeyatts", I16),
+    ("indisunique", Bool), ("indnullsnotdistinct", Bool), ("indisprimary", Bool),
+    ("indisexclusion", Bool), ("indimmediate", Bool), ("indisclustered", Bool),
+    ("indisvalid", Bool), ("indcheckxmin", Bool), ("indisready", Bool), ("indislive", Bool),
+    ("indisreplident", Bool), ("indkey", I16s), ("indcollation", Oids), ("indclass", Oids),
+    ("indoption", I16s), ("indexprs", Text), ("indpred", Text),
 ];
+#[rustfmt::skip]
 const PG_CONSTRAINT: Columns = &[
-    ("oid", Oid),
-    ("conname", Text),
-    ("connamespace", Oid),
-    ("contype", Text),
-    ("condeferrable", Bool),
-    ("condeferred", Bool),
-    ("convalidated", Bool),
-    ("conrelid", Oid),
-    ("contypid", Oid),
-    ("conindid", Oid),
-    ("conparentid", Oid),
-    ("confrelid", Oid),
-    ("confupdtype", Text),
-    ("confdeltype", Text),
-    ("confmatchtype", Text),
-    ("conislocal", Bool),
-    ("coninhcount", I32),
-    ("connoinherit", Bool),
-    ("conkey", I16s),
-    ("confkey", I16s),
+    ("oid", Oid), ("conname", Text), ("connamespace", Oid), ("contype", Text),
+    ("condeferrable", Bool), ("condeferred", Bool), ("convalidated", Bool), ("conrelid", Oid),
+    ("contypid", Oid), ("conindid", Oid), ("conparentid", Oid), ("confrelid", Oid),
+    ("confupdtype", Text), ("confdeltype", Text), ("confmatchtype", Text), ("conislocal", Bool),
+    ("coninhcount", I32), ("connoinherit", Bool), ("conkey", I16s), ("confkey", I16s),
     ("conbin", Text),
 ];
+#[rustfmt::skip]
 const PG_DATABASE: Columns = &[
-    ("oid", Oid),
-    ("datname", Text),
-    ("datdba", Oid),
-    ("encoding", I32),
-    ("datlocprovider", Text),
-    ("datistemplate", Bool),
-    ("datallowconn", Bool),
-    ("datconnlimit", I32),
-    ("dattablespace", Oid),
-    ("datcollate", Text),
-    ("datctype", Text),
-    ("daticulocale", Text),
-    ("datcollversion", Text),
+    ("oid", Oid), ("datname", Text), ("datdba", Oid), ("encoding", I32), ("datlocprovider", Text),
+    ("datistemplate", Bool), ("datallowconn", Bool), ("datconnlimit", I32), ("dattablespace", Oid),
+    ("datcollate", Text), ("datctype", Text), ("daticulocale", Text), ("datcollversion", Text),
     ("datacl", Texts),
 ];
+#[rustfmt::skip]
 const PG_ROLES: Columns = &[
-    ("oid", Oid),
-    ("rolname", Text),
-    ("rolsuper", Bool),
-    ("rolinherit", Bool),
-    ("rolcreaterole", Bool),
-    ("rolcreatedb", Bool),
-    ("rolcanlogin", Bool),
-    ("rolreplication", Bool),
-    ("rolconnlimit", I32),
-    ("rolpassword", Text),
-    ("rolvaliduntil", Text),
-    ("rolbypassrls", Bool),
-    ("rolconfig", Texts),
+    ("oid", Oid), ("rolname", Text), ("rolsuper", Bool), ("rolinherit", Bool),
+    ("rolcreaterole", Bool), ("rolcreatedb", Bool), ("rolcanlogin", Bool),
+    ("rolreplication", Bool), ("rolconnlimit", I32), ("rolpassword", Text),
+    ("rolvaliduntil", Text), ("rolbypassrls", Bool), ("rolconfig", Texts),
 ];
+#[rustfmt::skip]
 const PG_USER: Columns = &[
-    ("usename", Text),
-    ("usesysid", Oid),
-    ("usecreatedb", Bool),
-    ("usesuper", Bool),
-    ("userepl", Bool),
-    ("usebypassrls", Bool),
-    ("passwd", Text),
-    ("valuntil", Text),
+    ("usename", Text), ("usesysid", Oid), ("usecreatedb", Bool), ("usesuper", Bool),
+    ("userepl", Bool), ("usebypassrls", Bool), ("passwd", Text), ("valuntil", Text),
     ("useconfig", Texts),
 ];
+#[rustfmt::skip]
 const PG_AM: Columns = &[
-    ("oid", Oid),
-    ("amname", Text),
-    ("amhandler", Text),
-    ("amtype", Text),
+    ("oid", Oid), ("amname", Text), ("amhandler", Text), ("amtype", Text),
 ];
+#[rustfmt::skip]
 const PG_ATTRDEF: Columns = &[
-    ("oid", Oid),
-    ("adrelid", Oid),
-    ("adnum", I16),
-    ("adbin", Text),
+    ("oid", Oid), ("adrelid", Oid), ("adnum", I16), ("adbin", Text),
 ];
+#[rustfmt::skip]
 const PG_COLLATION: Columns = &[
-    ("oid", Oid),
-    ("collname", Text),
-    ("collnamespace", Oid),
-    ("collowner", Oid),
-    ("collprovider", Text),
-    ("collisdeterministic", Bool),
-    ("collencoding", I32),
-    ("collcollate", Text),
-    ("collctype", Text),
+    ("oid", Oid), ("collname", Text), ("collnamespace", Oid), ("collowner", Oid),
+    ("collprovider", Text), ("collisdeterministic", Bool), ("collencoding", I32),
+    ("collcollate", Text), ("collctype", Text),
 ];
+#[rustfmt::skip]
 const PG_DESCRIPTION: Columns = &[
-    ("objoid", Oid),
-    ("classoid", Oid),
-    ("objsubid", I32),
-    ("description", Text),
+    ("objoid", Oid), ("classoid", Oid), ("objsubid", I32), ("description", Text),
 ];
+#[rustfmt::skip]
 const PG_SETTINGS: Columns = &[
-    ("name", Text),
-    ("setting", Text),
-    ("unit", Text),
-    ("category", Text),
-    ("short_desc", Text),
-    ("extra_desc", Text),
-    ("context", Text),
-    ("vartype", Text),
-    ("source", Text),
-    ("min_val", Text),
-    ("max_val", Text),
-    ("enumvals", Texts),
-    ("boot_val", Text),
-    ("reset_val", Text),
-    ("sourcefile", Text),
-    ("sourceline", I32),
-    ("pending_restart", Bool),
+    ("name", Text), ("setting", Text), ("unit", Text), ("category", Text), ("short_desc", Text),
+    ("extra_desc", Text), ("context", Text), ("vartype", Text), ("source", Text),
+    ("min_val", Text), ("max_val", Text), ("enumvals", Texts), ("boot_val", Text),
+    ("reset_val", Text), ("sourcefile", Text), ("sourceline", I32), ("pending_restart", Bool),
 ];
+#[rustfmt::skip]
 const PG_PROC: Columns = &[
-    ("oid", Oid),
-    ("proname", Text),
-    ("pronamespace", Oid),
-    ("proowner", Oid),
-    ("prolang", Oid),
-    ("prokind", Text),
-    ("proretset", Bool),
-    ("pronargs", I16),
-    ("prorettype", Oid),
-    ("proargtypes", Oids),
-    ("proargnames", Texts),
-    ("prosrc", Text),
+    ("oid", Oid), ("proname", Text), ("pronamespace", Oid), ("proowner", Oid), ("prolang", Oid),
+    ("prokind", Text), ("proretset", Bool), ("pronargs", I16), ("prorettype", Oid),
+    ("proargtypes", Oids), ("proargnames", Texts), ("prosrc", Text),
 ];
+#[rustfmt::skip]
 const PG_TABLESPACE: Columns = &[
-    ("oid", Oid),
-    ("spcname", Text),
-    ("spcowner", Oid),
-    ("spcacl", Texts),
-    ("spcoptions", Texts),
+    ("oid", Oid), ("spcname", Text), ("spcowner", Oid), ("spcacl", Texts), ("spcoptions", Texts),
 ];
+#[rustfmt::skip]
 const PG_INHERITS: Columns = &[
-    ("inhrelid", Oid),
-    ("inhparent", Oid),
-    ("inhseqno", I32),
-    ("inhdetachpending", Bool),
+    ("inhrelid", Oid), ("inhparent", Oid), ("inhseqno", I32), ("inhdetachpending", Bool),
 ];
+#[rustfmt::skip]
 const PG_POLICY: Columns = &[
-    ("oid", Oid),
-    ("polname", Text),
-    ("polrelid", Oid),
-    ("polcmd", Text),
-    ("polpermissive", Bool),
-    ("polroles", Oids),
-    ("polqual", Text),
-    ("polwithcheck", Text),
+    ("oid", Oid), ("polname", Text), ("polrelid", Oid), ("polcmd", Text), ("polpermissive", Bool),
+    ("polroles", Oids), ("polqual", Text), ("polwithcheck", Text),
 ];
+#[rustfmt::skip]
 const PG_STATISTIC_EXT: Columns = &[
-    ("oid", Oid),
-    ("stxrelid", Oid),
-    ("stxname", Text),
-    ("stxnamespace", Oid),
-    ("stxowner", Oid),
-    ("stxstattarget", I32),
-    ("stxkeys", I16s),
-    ("stxkind", Texts),
+    ("oid", Oid), ("stxrelid", Oid), ("stxname", Text), ("stxnamespace", Oid), ("stxowner", Oid),
+    ("stxstattarget", I32), ("stxkeys", I16s), ("stxkind", Texts),
 ];
+#[rustfmt::skip]
 const PG_PUBLICATION: Columns = &[
-    ("oid", Oid),
-    ("pubname", Text),
-    ("pubowner", Oid),
-    ("puballtables", Bool),
-    ("pubinsert", Bool),
-    ("pubupdate", Bool),
-    ("pubdelete", Bool),
-    ("pubtruncate", Bool),
+    ("oid", Oid), ("pubname", Text), ("pubowner", Oid), ("puballtables", Bool),
+    ("pubinsert", Bool), ("pubupdate", Bool), ("pubdelete", Bool), ("pubtruncate", Bool),
     ("pubviaroot", Bool),
 ];
+#[rustfmt::skip]
 const PG_PUBLICATION_REL: Columns = &[
-    ("oid", Oid),
-    ("prpubid", Oid),
-    ("prrelid", Oid),
-    ("prqual", Text),
-    ("prattrs", I16s),
+    ("oid", Oid), ("prpubid", Oid), ("prrelid", Oid), ("prqual", Text), ("prattrs", I16s),
 ];
-const PG_PUBLICATION_NAMESPACE: Columns = &[("oid", Oid), ("pnpubid", Oid), ("pnnspid", Oid)];
+#[rustfmt::skip]
+const PG_PUBLICATION_NAMESPACE: Columns = &[
+    ("oid", Oid), ("pnpubid", Oid), ("pnnspid", Oid),
+];
+#[rustfmt::skip]
 const PG_TRIGGER: Columns = &[
-    ("oid", Oid),
-    ("tgrelid", Oid),
-    ("tgparentid", Oid),
-    ("tgname", Text),
-    ("tgfoid", Oid),
-    ("tgtype", I16),
-    ("tgenabled", Text),
-    ("tgisinternal", Bool),
-    ("tgconstraint", Oid),
+    ("oid", Oid), ("tgrelid", Oid), ("tgparentid", Oid), ("tgname", Text), ("tgfoid", Oid),
+    ("tgtype", I16), ("tgenabled", Text), ("tgisinternal", Bool), ("tgconstraint", Oid),
 ];
+#[rustfmt::skip]
 const PG_EXTENSION: Columns = &[
-    ("oid", Oid),
-    ("extname", Text),
-    ("extowner", Oid),
-    ("extnamespace", Oid),
-    ("extrelocatable", Bool),
-    ("extversion", Text),
+    ("oid", Oid), ("extname", Text), ("extowner", Oid), ("extnamespace", Oid),
+    ("extrelocatable", Bool), ("extversion", Text),
 ];
+#[rustfmt::skip]
 const PG_ENUM: Columns = &[
-    ("oid", Oid),
-    ("enumtypid", Oid),
-    ("enumsortorder", F32),
-    ("enumlabel", Text),
+    ("oid", Oid), ("enumtypid", Oid), ("enumsortorder", F32), ("enumlabel", Text),
 ];
+#[rustfmt::skip]
 const PG_SEQUENCE: Columns = &[
-    ("seqrelid", Oid),
-    ("seqtypid", Oid),
-    ("seqstart", Oid),
-    ("seqincrement", Oid),
-    ("seqmax", Oid),
-    ("seqmin", Oid),
-    ("seqcache", Oid),
-    ("seqcycle", Bool),
+    ("seqrelid", Oid), ("seqtypid", Oid), ("seqstart", Oid), ("seqincrement", Oid),
+    ("seqmax", Oid), ("seqmin", Oid), ("seqcache", Oid), ("seqcycle", Bool),
 ];
+#[rustfmt::skip]
 const PG_DEPEND: Columns = &[
-    ("classid", Oid),
-    ("objid", Oid),
-    ("objsubid", I32),
-    ("refclassid", Oid),
-    ("refobjid", Oid),
-    ("refobjsubid", I32),
-    ("deptype", Text),
+    ("classid", Oid), ("objid", Oid), ("objsubid", I32), ("refclassid", Oid), ("refobjid", Oid),
+    ("refobjsubid", I32), ("deptype", Text),
 ];
+#[rustfmt::skip]
 const PG_TABLES: Columns = &[
-    ("schemaname", Text),
-    ("tablename", Text),
-    ("tableowner", Text),
-    ("tablespace", Text),
-    ("hasindexes", Bool),
-    ("hasrules", Bool),
-    ("hastriggers", Bool),
-    ("rowsecurity", Bool),
+    ("schemaname", Text), ("tablename", Text), ("tableowner", Text), ("tablespace", Text),
+    ("hasindexes", Bool), ("hasrules", Bool), ("hastriggers", Bool), ("rowsecurity", Bool),
 ];
+#[rustfmt::skip]
 const PG_INDEXES: Columns = &[
-    ("schemaname", Text),
-    ("tablename", Text),
-    ("indexname", Text),
-    ("tablespace", Text),
+    ("schemaname", Text), ("tablename", Text), ("indexname", Text), ("tablespace", Text),
     ("indexdef", Text),
 ];
+#[rustfmt::skip]
 const PG_VIEWS: Columns = &[
-    ("schemaname", Text),
-    ("viewname", Text),
-    ("viewowner", Text),
-    ("definition", Text),
+    ("schemaname", Text), ("viewname", Text), ("viewowner", Text), ("definition", Text),
 ];
 
 /// Every `pg_catalog` table, by name.
@@ -511,279 +330,148 @@ pub fn schema_of(columns: Columns) -> SchemaRef {
     ))
 }
 
-/// A catalog table's contents as one batch.
-pub fn batch(columns: Columns, rows: Vec<Vec<V>>) -> DFResult<RecordBatch> {
-    let schema = schema_of(columns);
+/// One catalog row, by column name. A column the row does not name holds its type's default:
+/// false, 0, or NULL for text and arrays (what PostgreSQL has there for objects without the
+/// feature the column describes).
+pub type Row = Vec<(&'static str, V)>;
+
+/// A catalog table's contents as one batch; a row naming a column the table lacks is a bug
+/// caught here rather than a silently missing value.
+pub fn batch(columns: Columns, rows: Vec<Row>) -> DFResult<RecordBatch> {
+    for row in &rows {
+        if let Some((name, _)) = row
+            .iter()
+            .find(|(n, _)| !columns.iter().any(|(c, _)| c == n))
+        {
+            return datafusion::common::internal_err!("catalog row names no column {name}");
+        }
+    }
     let arrays = columns
         .iter()
-        .enumerate()
-        .map(|(i, (_, ty))| -> DFResult<ArrayRef> {
+        .map(|(name, ty)| -> DFResult<ArrayRef> {
             if rows.is_empty() {
                 return Ok(new_empty_array(&ty.data_type()));
             }
             let values = rows
                 .iter()
-                .map(|row| row.get(i).unwrap_or(&V::Null).scalar(*ty))
+                .map(|row| match row.iter().find(|(n, _)| n == name) {
+                    Some((_, v)) => v.scalar(*ty),
+                    None => ty.default_value().scalar(*ty),
+                })
                 .collect::<DFResult<Vec<_>>>()?;
             ScalarValue::iter_to_array(values)
         })
         .collect::<DFResult<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema, arrays)?)
+    Ok(RecordBatch::try_new(schema_of(columns), arrays)?)
 }
 
-/// The rows of `pg_catalog.<name>` (columns in the order of its definition; trailing columns
-/// left out of a row are NULL).
-pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<V>> {
+/// The rows of `pg_catalog.<name>`.
+#[rustfmt::skip]
+pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     let owner = V::I(OWNER_ROLE);
+    let keyed = || snap.tables.iter().filter(|t| !t.primary_key.is_empty());
     match name {
         "pg_namespace" => NAMESPACES
             .iter()
-            .map(|(oid, name)| vec![V::I(*oid), s(*name), owner.clone()])
+            .map(|(oid, name)| vec![("oid", V::I(*oid)), ("nspname", s(*name)), ("nspowner", owner.clone())])
             .collect(),
-        "pg_class" => pg_class(snap),
-        "pg_attribute" => pg_attribute(snap),
-        "pg_type" => BUILTIN_TYPES
-            .iter()
+        "pg_class" => snap.tables.iter().flat_map(|t| pg_class(t)).collect(),
+        "pg_attribute" => snap.tables.iter().flat_map(|t| pg_attribute(t)).collect(),
+        "pg_type" => BUILTIN_TYPES.iter().map(pg_type).collect(),
+        "pg_index" => keyed()
             .map(|t| {
-                let byval = matches!(t.len, 1 | 2 | 4 | 8);
+                let n = V::I(t.primary_key.len() as i64);
                 vec![
-                    V::I(t.oid),
-                    s(t.name),
-                    V::I(PG_CATALOG_NAMESPACE),
-                    owner.clone(),
-                    V::I(t.len.into()),
-                    V::B(byval),
-                    s("b"),
-                    s(t.category),
-                    V::B(false),
-                    V::B(true),
-                    s(","),
-                    V::I(0),
-                    s(if t.category == "A" {
-                        "array_subscript_handler"
-                    } else {
-                        "-"
-                    }),
-                    V::I(t.element),
-                    V::I(t.array),
-                    s(format!("{}in", t.name)),
-                    s(format!("{}out", t.name)),
-                    s(format!("{}recv", t.name)),
-                    s(format!("{}send", t.name)),
-                    s("-"),
-                    s("-"),
-                    s(if t.len == 8 {
-                        "d"
-                    } else if t.len == 2 {
-                        "s"
-                    } else if t.len == 1 {
-                        "c"
-                    } else {
-                        "i"
-                    }),
-                    s(if t.len > 0 { "p" } else { "x" }),
-                    V::B(false),
-                    V::I(0),
-                    V::I(-1),
-                    V::I(0),
-                    V::I(if matches!(t.category, "S") { 100 } else { 0 }),
+                    ("indexrelid", V::I(pk_index_oid(t))), ("indrelid", V::I(table_oid(t))),
+                    ("indnatts", n.clone()), ("indnkeyatts", n), ("indisunique", V::B(true)),
+                    ("indisprimary", V::B(true)), ("indimmediate", V::B(true)),
+                    ("indisvalid", V::B(true)), ("indisready", V::B(true)),
+                    ("indislive", V::B(true)), ("indkey", key_attnums(t)),
                 ]
             })
             .collect(),
-        "pg_index" => snap
-            .tables
-            .iter()
-            .filter(|t| !t.primary_key.is_empty())
+        "pg_indexes" => keyed()
             .map(|t| {
-                let keys: Vec<V> = t
-                    .primary_key_indexes()
-                    .iter()
-                    .map(|i| V::I(*i as i64 + 1))
-                    .collect();
-                let n = keys.len() as i64;
+                let definition = snap.index_definition(pk_index_oid(t), false);
                 vec![
-                    V::I(pk_index_oid(t)),
-                    V::I(table_oid(t)),
-                    V::I(n),
-                    V::I(n),
-                    V::B(true),
-                    V::B(false),
-                    V::B(true),
-                    V::B(false),
-                    V::B(true),
-                    V::B(false),
-                    V::B(true),
-                    V::B(false),
-                    V::B(true),
-                    V::B(true),
-                    V::B(false),
-                    V::L(keys),
+                    ("schemaname", s(&t.schema)), ("tablename", s(&t.name)),
+                    ("indexname", s(t.primary_key_name())),
+                    ("indexdef", definition.map_or(V::Null, V::S)),
                 ]
             })
             .collect(),
-        "pg_indexes" => snap
-            .tables
-            .iter()
-            .filter(|t| !t.primary_key.is_empty())
+        "pg_constraint" => keyed()
             .map(|t| {
                 vec![
-                    s(&t.schema),
-                    s(&t.name),
-                    s(t.primary_key_name()),
-                    V::Null,
-                    snap.index_definition(pk_index_oid(t), false)
-                        .map_or(V::Null, V::S),
-                ]
-            })
-            .collect(),
-        "pg_constraint" => snap
-            .tables
-            .iter()
-            .filter(|t| !t.primary_key.is_empty())
-            .map(|t| {
-                let keys = t
-                    .primary_key_indexes()
-                    .iter()
-                    .map(|i| V::I(*i as i64 + 1))
-                    .collect();
-                vec![
-                    V::I(pk_constraint_oid(t)),
-                    s(t.primary_key_name()),
-                    V::I(namespace_oid(&t.schema)),
-                    s("p"),
-                    V::B(false),
-                    V::B(false),
-                    V::B(true),
-                    V::I(table_oid(t)),
-                    V::I(0),
-                    V::I(pk_index_oid(t)),
-                    V::I(0),
-                    V::I(0),
-                    s(" "),
-                    s(" "),
-                    s(" "),
-                    V::B(true),
-                    V::I(0),
-                    V::B(true),
-                    V::L(keys),
+                    ("oid", V::I(pk_constraint_oid(t))), ("conname", s(t.primary_key_name())),
+                    ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("p")),
+                    ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
+                    ("conindid", V::I(pk_index_oid(t))), ("confupdtype", s(" ")),
+                    ("confdeltype", s(" ")), ("confmatchtype", s(" ")),
+                    ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
+                    ("conkey", key_attnums(t)),
                 ]
             })
             .collect(),
         "pg_database" => vec![vec![
-            V::I(DATABASE_OID),
-            s(snap.database()),
-            owner.clone(),
-            V::I(6),
-            s("c"),
-            V::B(false),
-            V::B(true),
-            V::I(-1),
-            V::I(1663),
-            s("C"),
-            s("C"),
+            ("oid", V::I(DATABASE_OID)), ("datname", s(snap.database())), ("datdba", owner),
+            ("encoding", V::I(6)), ("datlocprovider", s("c")), ("datallowconn", V::B(true)),
+            ("datconnlimit", V::I(-1)), ("dattablespace", V::I(1663)), ("datcollate", s("C")),
+            ("datctype", s("C")),
         ]],
         "pg_roles" => vec![vec![
-            owner.clone(),
-            s(&snap.user),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            V::I(-1),
-            s("********"),
-            V::Null,
-            V::B(true),
+            ("oid", owner), ("rolname", s(&snap.user)), ("rolsuper", V::B(true)),
+            ("rolinherit", V::B(true)), ("rolcreaterole", V::B(true)),
+            ("rolcreatedb", V::B(true)), ("rolcanlogin", V::B(true)),
+            ("rolreplication", V::B(true)), ("rolconnlimit", V::I(-1)),
+            ("rolpassword", s("********")), ("rolbypassrls", V::B(true)),
         ]],
         "pg_user" => vec![vec![
-            s(&snap.user),
-            owner.clone(),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            V::B(true),
-            s("********"),
+            ("usename", s(&snap.user)), ("usesysid", owner), ("usecreatedb", V::B(true)),
+            ("usesuper", V::B(true)), ("userepl", V::B(true)), ("usebypassrls", V::B(true)),
+            ("passwd", s("********")),
         ]],
-        "pg_am" => vec![
-            vec![V::I(HEAP_AM), s("heap"), s("heap_tableam_handler"), s("t")],
-            vec![V::I(BTREE_AM), s("btree"), s("bthandler"), s("i")],
-        ],
-        "pg_collation" => vec![
-            vec![
-                V::I(100),
-                s("default"),
-                V::I(PG_CATALOG_NAMESPACE),
-                owner.clone(),
-                s("d"),
-                V::B(true),
-                V::I(-1),
-            ],
-            vec![
-                V::I(950),
-                s("C"),
-                V::I(PG_CATALOG_NAMESPACE),
-                owner.clone(),
-                s("c"),
-                V::B(true),
-                V::I(-1),
-                s("C"),
-                s("C"),
-            ],
-            vec![
-                V::I(951),
-                s("POSIX"),
-                V::I(PG_CATALOG_NAMESPACE),
-                owner.clone(),
-                s("c"),
-                V::B(true),
-                V::I(-1),
-                s("POSIX"),
-                s("POSIX"),
-            ],
-        ],
+        "pg_am" => [(HEAP_AM, "heap", "heap_tableam_handler", "t"), (BTREE_AM, "btree", "bthandler", "i")]
+            .into_iter()
+            .map(|(oid, name, handler, kind)| {
+                vec![("oid", V::I(oid)), ("amname", s(name)), ("amhandler", s(handler)), ("amtype", s(kind))]
+            })
+            .collect(),
+        "pg_collation" => [(100, "default", "d", None), (950, "C", "c", Some("C")), (951, "POSIX", "c", Some("POSIX"))]
+            .into_iter()
+            .map(|(oid, name, provider, locale)| {
+                let locale = locale.map_or(V::Null, s);
+                vec![
+                    ("oid", V::I(oid)), ("collname", s(name)),
+                    ("collnamespace", V::I(PG_CATALOG_NAMESPACE)), ("collowner", owner.clone()),
+                    ("collprovider", s(provider)), ("collisdeterministic", V::B(true)),
+                    ("collencoding", V::I(-1)), ("collcollate", locale.clone()),
+                    ("collctype", locale),
+                ]
+            })
+            .collect(),
         "pg_settings" => snap
             .settings
             .iter()
             .map(|(name, value)| {
                 vec![
-                    s(name),
-                    s(value),
-                    V::Null,
-                    s("Strata"),
-                    V::Null,
-                    V::Null,
-                    s("user"),
-                    s("string"),
-                    s("default"),
-                    V::Null,
-                    V::Null,
-                    V::Null,
-                    s(value),
-                    s(value),
-                    V::Null,
-                    V::Null,
-                    V::B(false),
+                    ("name", s(name)), ("setting", s(value)), ("category", s("Strata")),
+                    ("context", s("user")), ("vartype", s("string")), ("source", s("default")),
+                    ("boot_val", s(value)), ("reset_val", s(value)),
                 ]
             })
             .collect(),
-        "pg_tablespace" => vec![
-            vec![V::I(1663), s("pg_default"), owner.clone()],
-            vec![V::I(1664), s("pg_global"), owner.clone()],
-        ],
+        "pg_tablespace" => [(1663, "pg_default"), (1664, "pg_global")]
+            .into_iter()
+            .map(|(oid, name)| vec![("oid", V::I(oid)), ("spcname", s(name)), ("spcowner", owner.clone())])
+            .collect(),
         "pg_tables" => snap
             .tables
             .iter()
             .map(|t| {
                 vec![
-                    s(&t.schema),
-                    s(&t.name),
-                    s(&snap.user),
-                    V::Null,
-                    V::B(!t.primary_key.is_empty()),
-                    V::B(false),
-                    V::B(false),
-                    V::B(false),
+                    ("schemaname", s(&t.schema)), ("tablename", s(&t.name)),
+                    ("tableowner", s(&snap.user)), ("hasindexes", V::B(!t.primary_key.is_empty())),
                 ]
             })
             .collect(),
@@ -791,126 +479,101 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<V>> {
     }
 }
 
-fn pg_class(snap: &Snapshot) -> Vec<Vec<V>> {
-    let mut rows = Vec::new();
-    for t in &snap.tables {
-        let has_pk = !t.primary_key.is_empty();
-        let oid = table_oid(t);
-        rows.push(vec![
-            V::I(oid),
-            s(&t.name),
-            V::I(namespace_oid(&t.schema)),
-            V::I(0),
-            V::I(0),
-            V::I(OWNER_ROLE),
-            V::I(HEAP_AM),
-            V::I(oid),
-            V::I(0),
-            V::I(0),
-            V::F(-1.0),
-            V::I(0),
-            V::I(0),
-            V::B(has_pk),
-            V::B(false),
-            s("p"),
-            s("r"),
-            V::I(t.columns.len() as i64),
-            V::I(0),
-            V::B(false),
-            V::B(false),
-            V::B(false),
-            V::B(false),
-            V::B(false),
-            V::B(true),
-            s("d"),
-            V::B(false),
-            V::I(0),
-        ]);
-        if has_pk {
-            let index = pk_index_oid(t);
-            rows.push(vec![
-                V::I(index),
-                s(t.primary_key_name()),
-                V::I(namespace_oid(&t.schema)),
-                V::I(0),
-                V::I(0),
-                V::I(OWNER_ROLE),
-                V::I(BTREE_AM),
-                V::I(index),
-                V::I(0),
-                V::I(0),
-                V::F(0.0),
-                V::I(0),
-                V::I(0),
-                V::B(false),
-                V::B(false),
-                s("p"),
-                s("i"),
-                V::I(t.primary_key.len() as i64),
-                V::I(0),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(true),
-                s("n"),
-                V::B(false),
-                V::I(0),
-            ]);
-        }
+/// Attribute numbers (1-based) of a table's primary-key columns, in key order.
+fn key_attnums(t: &TableDef) -> V {
+    V::L(
+        t.primary_key_indexes()
+            .iter()
+            .map(|i| V::I(*i as i64 + 1))
+            .collect(),
+    )
+}
+
+/// A table's `pg_class` row, and its primary-key index's.
+#[rustfmt::skip]
+fn pg_class(t: &TableDef) -> Vec<Row> {
+    let relation = |oid: i64, name: String, am: i64, kind: &str, natts: usize, tuples: f32| {
+        vec![
+            ("oid", V::I(oid)), ("relname", s(name)), ("relnamespace", V::I(namespace_oid(&t.schema))),
+            ("relowner", V::I(OWNER_ROLE)), ("relam", V::I(am)), ("relfilenode", V::I(oid)),
+            ("reltuples", V::F(tuples)), ("relpersistence", s("p")), ("relkind", s(kind)),
+            ("relnatts", V::I(natts as i64)), ("relispopulated", V::B(true)),
+        ]
+    };
+    let mut table = relation(table_oid(t), t.name.clone(), HEAP_AM, "r", t.columns.len(), -1.0);
+    table.extend([("relhasindex", V::B(!t.primary_key.is_empty())), ("relreplident", s("d"))]);
+    let mut rows = vec![table];
+    if !t.primary_key.is_empty() {
+        let mut index =
+            relation(pk_index_oid(t), t.primary_key_name(), BTREE_AM, "i", t.primary_key.len(), 0.0);
+        index.push(("relreplident", s("n")));
+        rows.push(index);
     }
     rows
 }
 
-fn pg_attribute(snap: &Snapshot) -> Vec<Vec<V>> {
-    let mut rows = Vec::new();
-    let attribute = |relid: i64, num: usize, col: &crate::catalog::ColumnDef| {
-        let ty = col.ty.pg_type();
-        let len = super::types::builtin_type(i64::from(ty.oid())).map_or(-1, |t| t.len);
+/// A table's `pg_attribute` rows, and its primary-key index's.
+#[rustfmt::skip]
+fn pg_attribute(t: &TableDef) -> Vec<Row> {
+    let attribute = |relid: i64, num: usize, col: &ColumnDef| {
+        let ty = i64::from(col.ty.pg_type().oid());
+        let len = builtin_type(ty).map_or(-1, |t| t.len);
+        let collatable = builtin_type(ty).is_some_and(|t| t.category == "S");
         vec![
-            V::I(relid),
-            s(&col.name),
-            V::I(i64::from(ty.oid())),
-            V::I(-1),
-            V::I(len.into()),
-            V::I(num as i64),
-            V::I(0),
-            V::I(-1),
-            V::I(col.ty.typmod().into()),
-            V::B(matches!(len, 1 | 2 | 4 | 8)),
-            s(match len {
-                8 => "d",
-                2 => "s",
-                1 => "c",
-                _ => "i",
-            }),
-            s(if len > 0 { "p" } else { "x" }),
-            s(""),
-            V::B(!col.nullable),
-            V::B(false),
-            V::B(false),
-            s(""),
-            s(""),
-            V::B(false),
-            V::B(true),
-            V::I(0),
-            V::I(if len > 0 || matches!(ty.oid(), 17) {
-                0
-            } else {
-                100
-            }),
+            ("attrelid", V::I(relid)), ("attname", s(&col.name)), ("atttypid", V::I(ty)),
+            ("attstattarget", V::I(-1)), ("attlen", V::I(len.into())), ("attnum", V::I(num as i64)),
+            ("attcacheoff", V::I(-1)), ("atttypmod", V::I(col.ty.typmod().into())),
+            ("attbyval", V::B(by_value(len))), ("attalign", s(alignment(len))),
+            ("attstorage", s(storage(len))), ("attcompression", s("")),
+            ("attnotnull", V::B(!col.nullable)), ("attidentity", s("")),
+            ("attgenerated", s("")), ("attislocal", V::B(true)),
+            ("attcollation", V::I(if collatable { 100 } else { 0 })),
         ]
     };
-    for t in &snap.tables {
-        for (i, col) in t.columns.iter().enumerate() {
-            rows.push(attribute(table_oid(t), i + 1, col));
-        }
-        if !t.primary_key.is_empty() {
-            for (n, i) in t.primary_key_indexes().into_iter().enumerate() {
-                rows.push(attribute(pk_index_oid(t), n + 1, &t.columns[i]));
-            }
-        }
+    let mut rows: Vec<Row> =
+        t.columns.iter().enumerate().map(|(i, c)| attribute(table_oid(t), i + 1, c)).collect();
+    for (n, i) in t.primary_key_indexes().into_iter().enumerate() {
+        rows.push(attribute(pk_index_oid(t), n + 1, &t.columns[i]));
     }
     rows
+}
+
+#[rustfmt::skip]
+fn pg_type(t: &BuiltinType) -> Row {
+    let array = t.category == "A";
+    vec![
+        ("oid", V::I(t.oid)), ("typname", s(t.name)), ("typnamespace", V::I(PG_CATALOG_NAMESPACE)),
+        ("typowner", V::I(OWNER_ROLE)), ("typlen", V::I(t.len.into())),
+        ("typbyval", V::B(by_value(t.len))), ("typtype", s("b")), ("typcategory", s(t.category)),
+        ("typisdefined", V::B(true)), ("typdelim", s(",")),
+        ("typsubscript", s(if array { "array_subscript_handler" } else { "-" })),
+        ("typelem", V::I(t.element)), ("typarray", V::I(t.array)),
+        ("typinput", s(format!("{}in", t.name))), ("typoutput", s(format!("{}out", t.name))),
+        ("typreceive", s(format!("{}recv", t.name))), ("typsend", s(format!("{}send", t.name))),
+        ("typmodin", s("-")), ("typmodout", s("-")), ("typalign", s(alignment(t.len))),
+        ("typstorage", s(storage(t.len))), ("typtypmod", V::I(-1)),
+        ("typcollation", V::I(if t.category == "S" { 100 } else { 0 })),
+    ]
+}
+
+/// Whether values of a type of this length are passed by value.
+fn by_value(len: i16) -> bool {
+    matches!(len, 1 | 2 | 4 | 8)
+}
+
+fn alignment(len: i16) -> &'static str {
+    match len {
+        8 => "d",
+        2 => "s",
+        1 => "c",
+        _ => "i",
+    }
+}
+
+fn storage(len: i16) -> &'static str {
+    if len > 0 {
+        "p"
+    } else {
+        "x"
+    }
 }

@@ -109,9 +109,8 @@ impl Session {
             );
         }
         let (isolation, read_only) = modes(m);
-        let isolation = isolation
-            .or(self.next_isolation.lock().expect("isolation lock").take())
-            .unwrap_or(self.default_isolation());
+        let next = self.take_next_isolation();
+        let isolation = isolation.unwrap_or(next);
         let read_only = read_only.unwrap_or(false);
         self.slot.put(self.primary.txns.begin(isolation, read_only));
         *block = Some(Block::default());
@@ -259,12 +258,7 @@ impl Session {
         if controls || block.is_some() {
             return false;
         }
-        let isolation = self
-            .next_isolation
-            .lock()
-            .expect("isolation lock")
-            .take()
-            .unwrap_or(self.default_isolation());
+        let isolation = self.take_next_isolation();
         self.slot.put(self.primary.txns.begin(isolation, false));
         *block = Some(Block {
             implicit: true,

@@ -171,6 +171,16 @@ impl Session {
         self.block.lock().expect("block lock").is_some()
     }
 
+    /// The isolation of the transaction about to begin: `SET TRANSACTION`'s (used up), or the
+    /// session default.
+    fn take_next_isolation(&self) -> Isolation {
+        self.next_isolation
+            .lock()
+            .expect("isolation lock")
+            .take()
+            .unwrap_or(self.default_isolation())
+    }
+
     fn default_isolation(&self) -> Isolation {
         let configured = self
             .show("default_transaction_isolation")
@@ -244,12 +254,7 @@ impl Session {
             Kind::Fast(plan) => !plan.is_read_only(),
             _ => true,
         };
-        let isolation = self
-            .next_isolation
-            .lock()
-            .expect("isolation lock")
-            .take()
-            .unwrap_or(self.default_isolation());
+        let isolation = self.take_next_isolation();
         self.slot.put(self.primary.txns.begin(isolation, !writes));
         let result = self.run(prepared, params).await;
         let txn = self.slot.take();
