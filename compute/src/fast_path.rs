@@ -467,6 +467,13 @@ fn recognize_insert(
     if row.len() != columns.len() {
         return Ok(None);
     }
+    // Defaults and identity columns are applied by the planned path.
+    if def.columns.iter().enumerate().any(|(i, c)| {
+        (c.default.is_some() && !columns.contains(&i))
+            || (c.identity.is_some() && columns.contains(&i))
+    }) {
+        return Ok(None);
+    }
     let Some(values) = row
         .iter()
         .map(|e| value(&def, &alias, e, false))

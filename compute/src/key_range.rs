@@ -363,24 +363,9 @@ mod tests {
             schema: DEFAULT_SCHEMA.into(),
             name: "t".into(),
             columns: vec![
-                ColumnDef {
-                    id: 1,
-                    name: "a".into(),
-                    ty: SqlType::Int4,
-                    nullable: false,
-                },
-                ColumnDef {
-                    id: 2,
-                    name: "b".into(),
-                    ty: SqlType::Text,
-                    nullable: false,
-                },
-                ColumnDef {
-                    id: 3,
-                    name: "c".into(),
-                    ty: SqlType::Int8,
-                    nullable: true,
-                },
+                ColumnDef::new(1, "a", SqlType::Int4, false),
+                ColumnDef::new(2, "b", SqlType::Text, false),
+                ColumnDef::new(3, "c", SqlType::Int8, true),
             ],
             primary_key: pk,
             next_column_id: 4,

@@ -15,6 +15,7 @@ mod df_catalog;
 mod dml;
 mod error;
 mod fast_path;
+mod insert_defaults;
 mod key_range;
 mod last_written;
 mod named_statements;
@@ -26,6 +27,7 @@ mod pg_text;
 mod primary;
 mod row_codec;
 mod scan;
+mod sequence;
 mod server;
 mod session;
 mod settings;
@@ -47,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ComputeError, SqlError};
 pub use storage::StorageError;
 
-use catalog::{decode_table_def, table_defs_range, Catalog};
+use catalog::{catalog_range, Catalog};
 use futures::StreamExt;
 use primary::Primary;
 use storage::{PageserverClient, SafekeeperClient};
@@ -92,22 +94,27 @@ pub async fn run(
     };
     tracing::info!(timeline = %config.timeline, generation, %commit_lsn, "registered as primary");
 
-    let (start, end) = table_defs_range();
-    let mut defs = Vec::new();
+    let (start, end) = catalog_range();
+    let mut entries = Vec::new();
     let mut scan = pageserver
         .scan(start, Some(end), commit_lsn, commit_lsn, None)
         .await
         .map_err(|e| ComputeError::Catalog(e.into()))?;
     while let Some(chunk) = scan.next().await {
         let chunk = chunk.map_err(|e| ComputeError::Catalog(e.into()))?;
-        for value in &chunk.values {
-            defs.push(decode_table_def(value).map_err(ComputeError::Catalog)?);
-        }
+        entries.extend(
+            chunk
+                .keys
+                .into_iter()
+                .zip(chunk.values.into_iter().map(Some)),
+        );
     }
-    tracing::info!(tables = defs.len(), "catalog loaded");
+    let catalog = Catalog::load(&entries).map_err(ComputeError::Catalog)?;
+    tracing::info!(entries = entries.len(), "catalog loaded");
 
     let primary = Arc::new(Primary {
-        catalog: Catalog::new(defs),
+        catalog,
+        sequences: sequence::Sequences::default(),
         txns: TxnManager::new(safekeepers, generation, commit_lsn),
         pageserver,
     });

@@ -39,3 +39,19 @@ pub fn table_name(name: &ObjectName) -> SqlResult<(String, String)> {
         ))),
     }
 }
+
+/// `(schema, name)` of a relation named in a string, as `nextval('s')` and `'t'::regclass`
+/// name one: `s`, `public.s`, `"S"`.
+pub fn relation_name_in_text(text: &str) -> SqlResult<(String, String)> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let name = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_object_name(false))
+        .map_err(|_| {
+            SqlError::new(
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!("invalid name syntax: \"{text}\""),
+            )
+        })?;
+    table_name(&name)
+}

@@ -4,11 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
+use crate::sequence::Sequences;
 use crate::storage::PageserverClient;
 use crate::txn::TxnManager;
 
 pub struct Primary {
     pub catalog: Catalog,
+    pub sequences: Sequences,
     pub txns: Arc<TxnManager>,
     pub pageserver: PageserverClient,
 }

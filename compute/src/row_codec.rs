@@ -570,12 +570,7 @@ mod tests {
     use datafusion::arrow::datatypes::Int32Type;
 
     fn table() -> TableDef {
-        let col = |id: u32, name: &str, ty, nullable| ColumnDef {
-            id,
-            name: name.into(),
-            ty,
-            nullable,
-        };
+        let col = |id: u32, name: &str, ty, nullable| ColumnDef::new(id, name, ty, nullable);
         TableDef {
             id: 20000,
             database: DEFAULT_DATABASE.into(),

@@ -7,6 +7,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
 use crate::column_names::figure_name;
 use crate::names::normalize;
@@ -145,9 +147,140 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         previous = Some(i);
     }
     Parser::new(&dialect)
-        .with_tokens_with_locations(tokens)
+        .with_tokens_with_locations(order_sequence_options(tokens))
         .parse_statements()
         .map_err(|e| e.to_string())
+}
+
+/// PostgreSQL takes sequence options in any order (pg_dump writes `START WITH` before
+/// `INCREMENT BY`); sqlparser only in one. This puts the option clauses of each `CREATE
+/// SEQUENCE` and of each `GENERATED … AS IDENTITY (…)` in that order.
+fn order_sequence_options(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len());
+    for statement in tokens.split_inclusive(|t| t.token == Token::SemiColon) {
+        let words: Vec<&TokenWithSpan> = statement
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+            .collect();
+        match create_sequence_options_start(&words) {
+            Some(n) => {
+                out.extend(words[..n].iter().flat_map(|t| [(*t).clone(), space()]));
+                let end = words.len()
+                    - usize::from(words.last().is_some_and(|t| t.token == Token::SemiColon));
+                out.extend(sorted_sequence_clauses(&words[n..end]));
+                out.extend(words[end..].iter().map(|t| (*t).clone()));
+            }
+            None => out.extend(order_identity_options(statement)),
+        }
+    }
+    out
+}
+
+fn space() -> TokenWithSpan {
+    TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space))
+}
+
+fn keyword_of(t: &TokenWithSpan) -> Option<Keyword> {
+    match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    }
+}
+
+/// In `CREATE [TEMP] SEQUENCE [IF NOT EXISTS] name options…` (without whitespace tokens),
+/// where the options start.
+fn create_sequence_options_start(words: &[&TokenWithSpan]) -> Option<usize> {
+    let kw = |n: usize| words.get(n).and_then(|t| keyword_of(t));
+    if kw(0) != Some(Keyword::CREATE) {
+        return None;
+    }
+    let mut n = 1;
+    if matches!(kw(n), Some(Keyword::TEMP | Keyword::TEMPORARY)) {
+        n += 1;
+    }
+    if kw(n) != Some(Keyword::SEQUENCE) {
+        return None;
+    }
+    n += 1;
+    if kw(n) == Some(Keyword::IF) {
+        n += 3;
+    }
+    // The (possibly qualified) name: words joined by periods.
+    n += 1;
+    while words.get(n).is_some_and(|t| t.token == Token::Period) {
+        n += 2;
+    }
+    (n <= words.len()).then_some(n)
+}
+
+/// `IDENTITY ( options )` with the options in sqlparser's order.
+fn order_identity_options(statement: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(statement.len());
+    let mut i = 0;
+    while i < statement.len() {
+        out.push(statement[i].clone());
+        if keyword_of(&statement[i]) == Some(Keyword::IDENTITY) {
+            let open = (i + 1..statement.len())
+                .find(|&j| !matches!(statement[j].token, Token::Whitespace(_)))
+                .filter(|&j| statement[j].token == Token::LParen);
+            let close = open.and_then(|o| {
+                (o + 1..statement.len()).find(|&j| statement[j].token == Token::RParen)
+            });
+            if let (Some(open), Some(close)) = (open, close) {
+                out.extend_from_slice(&statement[i + 1..=open]);
+                let inner: Vec<&TokenWithSpan> = statement[open + 1..close]
+                    .iter()
+                    .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+                    .collect();
+                out.extend(sorted_sequence_clauses(&inner));
+                out.push(statement[close].clone());
+                i = close + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Sequence option clauses (`START WITH 5`, `NO MINVALUE`, `OWNED BY t.c`, …) sorted into
+/// sqlparser's order, separated by spaces.
+fn sorted_sequence_clauses(words: &[&TokenWithSpan]) -> Vec<TokenWithSpan> {
+    // `NO x` sorts as `x`.
+    let rank = |k: Keyword| match k {
+        Keyword::AS => Some(0),
+        Keyword::INCREMENT => Some(1),
+        Keyword::MINVALUE => Some(2),
+        Keyword::MAXVALUE => Some(3),
+        Keyword::START => Some(4),
+        Keyword::CACHE => Some(5),
+        Keyword::CYCLE => Some(6),
+        Keyword::OWNED => Some(7),
+        _ => None,
+    };
+    let mut clauses: Vec<(u8, Vec<TokenWithSpan>)> = Vec::new();
+    for (j, t) in words.iter().enumerate() {
+        let after_no = j > 0 && keyword_of(words[j - 1]) == Some(Keyword::NO);
+        let starts = match keyword_of(t) {
+            Some(Keyword::NO) => words
+                .get(j + 1)
+                .and_then(|next| keyword_of(next))
+                .and_then(rank),
+            Some(k) if !after_no => rank(k),
+            _ => None,
+        };
+        match (starts, clauses.last_mut()) {
+            (Some(r), _) => clauses.push((r, vec![(*t).clone()])),
+            (None, Some((_, clause))) => clause.push((*t).clone()),
+            (None, None) => clauses.push((8, vec![(*t).clone()])),
+        }
+    }
+    clauses.sort_by_key(|(r, _)| *r);
+    clauses
+        .into_iter()
+        .flat_map(|(_, c)| c)
+        .flat_map(|t| [t, space()])
+        .collect()
 }
 
 #[cfg(test)]
@@ -166,6 +299,30 @@ mod tests {
         let s = parse_sql("vacuum analyze pgbench_branches; VACUUM (VERBOSE) t; SELECT 1").unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].to_string(), "VACUUM");
+    }
+
+    #[test]
+    fn sequence_options_parse_in_any_order() {
+        let s = parse_sql(
+            "CREATE SEQUENCE public.s AS integer START WITH 5 INCREMENT BY -1 NO MINVALUE \
+             MAXVALUE 9 CACHE 1; CREATE SEQUENCE t START 1 NO CYCLE INCREMENT 2 OWNED BY NONE",
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].to_string(),
+            "CREATE SEQUENCE public.s AS INTEGER INCREMENT BY -1 NO MINVALUE MAXVALUE 9 START WITH 5 CACHE 1"
+        );
+        assert_eq!(
+            s[1].to_string(),
+            "CREATE SEQUENCE t INCREMENT 2 START 1 NO CYCLE OWNED BY NONE"
+        );
+        let s = parse_sql(
+            "CREATE TABLE t (id int GENERATED BY DEFAULT AS IDENTITY (START WITH 100 INCREMENT BY 10), v text)",
+        )
+        .unwrap();
+        assert!(s[0]
+            .to_string()
+            .contains("IDENTITY ( INCREMENT BY 10 START WITH 100 )"));
     }
 }
 

@@ -3,7 +3,7 @@
 Runs against PostgreSQL and against Strata (cli/tests/e2e/drivers.rs). On Strata the dialect
 connects (version(), current_schema(), psycopg's pg_type lookup, has_table over pg_class and
 pg_namespace all answer) and the ORM steps pass; the steps marked `strata_gap` say what does
-not work yet: the inspector's column reflection and database-generated (SERIAL) keys.
+not work yet: the inspector's column reflection.
 """
 
 from datetime import date, datetime
@@ -162,11 +162,6 @@ def test_syntax_error(engine):
         assert session.execute(text("SELECT 2")).scalar() == 2
 
 
-@strata_gap(
-    "no SERIAL (nor sequences): CREATE TABLE notes (id SERIAL NOT NULL, …) is answered "
-    "42704 'type \"serial\" does not exist'",
-    raises=ProgrammingError,
-)
 def test_database_generated_primary_key(engine):
     GeneratedBase.metadata.create_all(engine)
     with Session(engine) as session:

@@ -78,12 +78,12 @@ impl ScalarUDFImpl for PgFunction {
     }
 }
 
-fn ints(a: &ArrayRef) -> DFResult<Vec<Option<i64>>> {
+pub(crate) fn ints(a: &ArrayRef) -> DFResult<Vec<Option<i64>>> {
     let a = cast(a, &DataType::Int64)?;
     Ok(a.as_primitive::<Int64Type>().iter().collect())
 }
 
-fn texts(a: &ArrayRef) -> DFResult<Vec<Option<String>>> {
+pub(crate) fn texts(a: &ArrayRef) -> DFResult<Vec<Option<String>>> {
     let a = cast(a, &DataType::Utf8)?;
     Ok(a.as_string::<i32>()
         .iter()
@@ -91,7 +91,7 @@ fn texts(a: &ArrayRef) -> DFResult<Vec<Option<String>>> {
         .collect())
 }
 
-fn arg(args: &[ArrayRef], i: usize) -> DFResult<&ArrayRef> {
+pub(crate) fn arg(args: &[ArrayRef], i: usize) -> DFResult<&ArrayRef> {
     args.get(i)
         .ok_or_else(|| DataFusionError::Plan(format!("missing argument {}", i + 1)))
 }
@@ -100,12 +100,34 @@ fn text_per_row(rows: usize, f: impl Fn(usize) -> Option<String>) -> ArrayRef {
     Arc::new((0..rows).map(f).collect::<StringArray>())
 }
 
-fn sql_error(e: SqlError) -> DataFusionError {
+pub(crate) fn sql_error(e: SqlError) -> DataFusionError {
     e.into_datafusion()
 }
 
-/// A function of fixed arities.
+/// A function of fixed arities whose result depends only on its arguments and the catalog.
 fn function(
+    name: &'static str,
+    arities: &[usize],
+    returns: DataType,
+    handle: &CatalogHandle,
+    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    function_with(Volatility::Stable, name, arities, returns, handle, body)
+}
+
+/// A function of fixed arities with effects (`nextval`): evaluated on every call, never folded.
+pub(crate) fn volatile_function(
+    name: &'static str,
+    arities: &[usize],
+    returns: DataType,
+    handle: &CatalogHandle,
+    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    function_with(Volatility::Volatile, name, arities, returns, handle, body)
+}
+
+fn function_with(
+    volatility: Volatility,
     name: &'static str,
     arities: &[usize],
     returns: DataType,
@@ -124,7 +146,7 @@ fn function(
         .collect();
     ScalarUDF::new_from_impl(PgFunction {
         name,
-        signature: Signature::one_of(signatures, Volatility::Stable),
+        signature: Signature::one_of(signatures, volatility),
         returns,
         handle: handle.clone(),
         body: Arc::new(body),

@@ -115,6 +115,31 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     .map(move |(i, c)| column(db, t, i + 1, c))
             })
             .collect(),
+        "sequences" => snap
+            .sequences
+            .iter()
+            .map(|q| {
+                let bits = match q.ty {
+                    crate::types::SqlType::Int2 => 16,
+                    crate::types::SqlType::Int4 => 32,
+                    _ => 64,
+                };
+                vec![
+                    ("sequence_catalog", s(db)),
+                    ("sequence_schema", s(&q.schema)),
+                    ("sequence_name", s(&q.name)),
+                    ("data_type", s(q.ty.display_name())),
+                    ("numeric_precision", V::I(bits)),
+                    ("numeric_precision_radix", V::I(2)),
+                    ("numeric_scale", V::I(0)),
+                    ("start_value", s(q.start.to_string())),
+                    ("minimum_value", s(q.min.to_string())),
+                    ("maximum_value", s(q.max.to_string())),
+                    ("increment", s(q.increment.to_string())),
+                    ("cycle_option", s(if q.cycle { "YES" } else { "NO" })),
+                ]
+            })
+            .collect(),
         "schemata" => NAMESPACES
             .iter()
             .map(|(_, name)| {
@@ -216,7 +241,25 @@ fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
         ("udt_catalog", s(db)),
         ("udt_schema", s("pg_catalog")),
         ("udt_name", s(udt)),
-        ("is_identity", s("NO")),
+        (
+            "column_default",
+            match (&c.default, c.identity) {
+                (Some(d), None) => s(d),
+                _ => V::Null,
+            },
+        ),
+        (
+            "is_identity",
+            s(if c.identity.is_some() { "YES" } else { "NO" }),
+        ),
+        (
+            "identity_generation",
+            match c.identity {
+                Some(crate::catalog::Identity::Always) => s("ALWAYS"),
+                Some(crate::catalog::Identity::ByDefault) => s("BY DEFAULT"),
+                None => V::Null,
+            },
+        ),
         ("is_generated", s("NEVER")),
         ("is_updatable", s("YES")),
     ]

@@ -6,7 +6,7 @@
 //! PostgreSQL where it fixes them (namespaces, types, the bootstrap role); a table's oid is its
 //! table id, and its primary-key index and constraint have oids of their own (see `snapshot`).
 
-mod functions;
+pub(crate) mod functions;
 mod information_schema;
 mod rewrite;
 mod snapshot;
@@ -22,7 +22,7 @@ use datafusion::datasource::{MemTable, TableProvider};
 
 pub use functions::all as functions;
 pub use rewrite::rewrite_catalog_syntax;
-pub use snapshot::CatalogHandle;
+pub use snapshot::{quote_ident, CatalogHandle};
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{CatalogView, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::catalog::{CatalogView, SequenceDef, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::primary::Primary;
 use crate::settings::Settings;
 use crate::txn_slot::TxnSlot;
@@ -19,6 +19,8 @@ pub const BTREE_AM: i64 = 403;
 /// oids in ranges of their own, so that every oid names one object.
 const INDEX_OID_BASE: i64 = 1 << 30;
 const CONSTRAINT_OID_BASE: i64 = 2 << 30;
+/// Column defaults (`pg_attrdef`): one per (table, column).
+const ATTRDEF_OID_BASE: i64 = 3 << 30;
 
 pub fn table_oid(def: &TableDef) -> i64 {
     def.id as i64
@@ -30,6 +32,15 @@ pub fn pk_index_oid(def: &TableDef) -> i64 {
 
 pub fn pk_constraint_oid(def: &TableDef) -> i64 {
     CONSTRAINT_OID_BASE + def.id as i64
+}
+
+/// A sequence's oid is its id (sequences and tables share the id counter).
+pub fn sequence_oid(def: &SequenceDef) -> i64 {
+    def.id as i64
+}
+
+pub fn attrdef_oid(def: &TableDef, column_id: u32) -> i64 {
+    ATTRDEF_OID_BASE + ((def.id as i64) << 12) + i64::from(column_id)
 }
 
 pub fn namespace_oid(schema: &str) -> i64 {
@@ -69,26 +80,31 @@ pub struct CatalogHandle {
     pub settings: Arc<Mutex<Settings>>,
     /// The backend process id the client was given (`pg_backend_pid()`).
     pub pid: Arc<std::sync::atomic::AtomicI32>,
+    /// The sequence values this session took (`currval`, `lastval`).
+    pub sequence_values: Arc<Mutex<crate::sequence::functions::SessionSequences>>,
 }
 
 /// The user tables the session sees, and its settings.
 pub struct Snapshot {
     pub tables: Vec<Arc<TableDef>>,
+    pub sequences: Vec<Arc<SequenceDef>>,
     pub settings: Vec<(String, String)>,
     pub user: String,
 }
 
 impl CatalogHandle {
     pub fn snapshot(&self) -> Snapshot {
-        let tables = self.slot.with_optional(|txn| {
+        let (tables, sequences) = self.slot.with_optional(|txn| {
             let view = CatalogView {
                 committed: &self.primary.catalog,
                 txn,
             };
-            view.table_names(DEFAULT_SCHEMA)
+            let tables = view
+                .table_names(DEFAULT_SCHEMA)
                 .iter()
                 .filter_map(|name| view.get(DEFAULT_SCHEMA, name).ok().flatten())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (tables, view.sequences(DEFAULT_SCHEMA))
         });
         let settings = self.settings.lock().expect("settings lock");
         let user = settings
@@ -97,6 +113,7 @@ impl CatalogHandle {
             .unwrap_or_else(|_| "postgres".into());
         Snapshot {
             tables,
+            sequences,
             settings: settings.all(),
             user,
         }
@@ -132,6 +149,9 @@ impl Snapshot {
         if let Some(t) = self.table_by_oid(oid) {
             return Some(t.name.clone());
         }
+        if let Some(q) = self.sequences.iter().find(|q| sequence_oid(q) == oid) {
+            return Some(q.name.clone());
+        }
         self.table_by_index_oid(oid).map(|t| t.primary_key_name())
     }
 
@@ -151,6 +171,9 @@ impl Snapshot {
             Some(quoted) => quoted.to_string(),
             None => unqualified.to_lowercase(),
         };
+        if let Some(q) = self.sequences.iter().find(|q| q.name == name) {
+            return Some(sequence_oid(q));
+        }
         self.tables.iter().find_map(|t| {
             if t.name == name {
                 Some(table_oid(t))

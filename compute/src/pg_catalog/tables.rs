@@ -12,11 +12,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
-    namespace_oid, pk_constraint_oid, pk_index_oid, table_oid, Snapshot, BTREE_AM, DATABASE_OID,
-    HEAP_AM, NAMESPACES, OWNER_ROLE, PG_CATALOG_NAMESPACE,
+    attrdef_oid, namespace_oid, pk_constraint_oid, pk_index_oid, sequence_oid, table_oid, Snapshot,
+    BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE, PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
-use crate::catalog::{ColumnDef, TableDef};
+use crate::catalog::{ColumnDef, SequenceDef, TableDef};
 
 /// Column types of catalog tables. Oids are int8 in Strata (PostgreSQL's unsigned 4 bytes).
 #[derive(Clone, Copy)]
@@ -375,7 +375,50 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .iter()
             .map(|(oid, name)| vec![("oid", V::I(*oid)), ("nspname", s(*name)), ("nspowner", owner.clone())])
             .collect(),
-        "pg_class" => snap.tables.iter().flat_map(|t| pg_class(t)).collect(),
+        "pg_class" => snap
+            .tables
+            .iter()
+            .flat_map(|t| pg_class(t))
+            .chain(snap.sequences.iter().map(|q| sequence_class(q)))
+            .collect(),
+        "pg_attrdef" => snap
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.columns.iter().enumerate().filter(|(_, c)| c.identity.is_none()).filter_map(|(i, c)| {
+                    c.default.as_ref().map(|d| vec![
+                        ("oid", V::I(attrdef_oid(t, c.id))), ("adrelid", V::I(table_oid(t))),
+                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(d)),
+                    ])
+                })
+            })
+            .collect(),
+        "pg_sequence" => snap
+            .sequences
+            .iter()
+            .map(|q| vec![
+                ("seqrelid", V::I(sequence_oid(q))), ("seqtypid", V::I(q.ty.pg_type().oid().into())),
+                ("seqstart", V::I(q.start)), ("seqincrement", V::I(q.increment)),
+                ("seqmax", V::I(q.max)), ("seqmin", V::I(q.min)), ("seqcache", V::I(q.cache)),
+                ("seqcycle", V::B(q.cycle)),
+            ])
+            .collect(),
+        // Sequences owned by a column: `a`uto for serial, `i`nternal for identity.
+        "pg_depend" => snap
+            .sequences
+            .iter()
+            .filter_map(|q| {
+                let (table, column) = q.owned_by?;
+                let t = snap.table_by_oid(table as i64)?;
+                let (num, col) = t.columns.iter().enumerate().find(|(_, c)| c.id == column)?;
+                Some(vec![
+                    ("classid", V::I(1259)), ("objid", V::I(sequence_oid(q))), ("objsubid", V::I(0)),
+                    ("refclassid", V::I(1259)), ("refobjid", V::I(table as i64)),
+                    ("refobjsubid", V::I(num as i64 + 1)),
+                    ("deptype", s(if col.identity.is_some() { "i" } else { "a" })),
+                ])
+            })
+            .collect(),
         "pg_attribute" => snap.tables.iter().flat_map(|t| pg_attribute(t)).collect(),
         "pg_type" => BUILTIN_TYPES.iter().map(pg_type).collect(),
         "pg_index" => keyed()
@@ -512,6 +555,17 @@ fn pg_class(t: &TableDef) -> Vec<Row> {
     rows
 }
 
+/// A sequence's `pg_class` row.
+#[rustfmt::skip]
+fn sequence_class(q: &SequenceDef) -> Row {
+    vec![
+        ("oid", V::I(sequence_oid(q))), ("relname", s(&q.name)),
+        ("relnamespace", V::I(namespace_oid(&q.schema))), ("relowner", V::I(OWNER_ROLE)),
+        ("relfilenode", V::I(sequence_oid(q))), ("relpersistence", s("p")), ("relkind", s("S")),
+        ("relnatts", V::I(3)), ("relispopulated", V::B(true)), ("relreplident", s("n")),
+    ]
+}
+
 /// A table's `pg_attribute` rows, and its primary-key index's.
 #[rustfmt::skip]
 fn pg_attribute(t: &TableDef) -> Vec<Row> {
@@ -525,7 +579,9 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
             ("attcacheoff", V::I(-1)), ("atttypmod", V::I(col.ty.typmod().into())),
             ("attbyval", V::B(by_value(len))), ("attalign", s(alignment(len))),
             ("attstorage", s(storage(len))), ("attcompression", s("")),
-            ("attnotnull", V::B(!col.nullable)), ("attidentity", s("")),
+            ("attnotnull", V::B(!col.nullable)),
+            ("atthasdef", V::B(col.default.is_some() && col.identity.is_none())),
+            ("attidentity", s(col.identity.map_or("", |i| i.code()))),
             ("attgenerated", s("")), ("attislocal", V::B(true)),
             ("attcollation", V::I(if collatable { 100 } else { 0 })),
         ]

@@ -123,8 +123,12 @@ impl Session {
             slot: slot.clone(),
             settings: settings.clone(),
             pid: pid.clone(),
+            sequence_values: Default::default(),
         };
-        for function in crate::pg_catalog::functions(&handle) {
+        for function in crate::pg_catalog::functions(&handle)
+            .into_iter()
+            .chain(crate::sequence::functions::all(&handle))
+        {
             ctx.register_udf(function);
         }
         ctx.register_catalog(
@@ -326,12 +330,20 @@ impl Session {
         let (start, end) = catalog_range();
         let ddl = txn.writes_in(&start, &end);
         let catalog = &self.primary.catalog;
+        let sequences = &self.primary.sequences;
         let mut applied = Ok(());
         self.primary
             .txns
             .commit(txn, || {
                 if !ddl.is_empty() {
                     applied = catalog.apply(&ddl);
+                    for (key, _) in &ddl {
+                        if let Some(id) = crate::catalog::id_of_def_key(key, b'S')
+                            .or_else(|| crate::catalog::id_of_def_key(key, b'V'))
+                        {
+                            sequences.forget(id);
+                        }
+                    }
                 }
             })
             .await?;

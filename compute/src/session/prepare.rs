@@ -107,6 +107,20 @@ impl Session {
                     },
                     Some(other) => return Err(SqlError::unsupported(other)),
                 };
+                if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &bare.table {
+                    let (schema, table) = table_name(name)?;
+                    let def = self.slot.with_optional(|txn| {
+                        CatalogView {
+                            committed: &self.primary.catalog,
+                            txn,
+                        }
+                        .get(&schema, &table)
+                    })?;
+                    match def {
+                        Some(def) => crate::insert_defaults::fill_defaults(&mut bare, &def)?,
+                        None => return Err(SqlError::undefined_table(&table)),
+                    }
+                }
                 let plan = self.logical_plan(&Statement::Insert(bare)).await?;
                 prepared.param_types = param_types(&plan)?;
                 if let Some(items) = &returning {

@@ -196,6 +196,54 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::CreateSequence {
+                temporary,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by,
+            } => {
+                if *temporary {
+                    return Err(SqlError::unsupported("CREATE TEMPORARY SEQUENCE"));
+                }
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::sequence::create_sequence(
+                            &self.primary,
+                            txn,
+                            name,
+                            *if_not_exists,
+                            data_type.as_ref(),
+                            sequence_options,
+                            owned_by.as_ref(),
+                        )
+                        .await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Sequence,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::sequence::drop_sequences(
+                            &self.primary,
+                            txn,
+                            names,
+                            *if_exists,
+                            *cascade,
+                        )
+                        .await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::Truncate(t) => {
                 let names: Vec<_> = t.table_names.iter().map(|t| t.name.clone()).collect();
                 let outcome = self

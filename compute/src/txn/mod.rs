@@ -129,6 +129,10 @@ impl Transaction {
         self.refresh_snapshot();
     }
 
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn set_read_only(&mut self, read_only: bool) {
         if read_only && self.registered.is_some() {
             if let Some(s) = self.registered.take() {

@@ -1,16 +1,19 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
+pub mod sequence;
+
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, Expr as SqlExpr, ObjectName, TableConstraint,
+    ColumnOption, CreateTable, DataType as SqlDataType, Expr as SqlExpr, GeneratedAs, ObjectName,
+    TableConstraint,
 };
 
 use crate::catalog::CatalogView;
 use crate::catalog::{
     decode_next_table_id, encode_table_def, next_table_id_key, table_def_key, table_name_key,
-    ColumnDef, TableDef, DEFAULT_DATABASE,
+    ColumnDef, Identity, TableDef, DEFAULT_DATABASE,
 };
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
@@ -40,7 +43,7 @@ pub async fn create_table(
         committed: &primary.catalog,
         txn: Some(txn),
     };
-    if view.get(&schema, &name)?.is_some() {
+    if view.relation_exists(&schema, &name)? {
         if stmt.if_not_exists {
             return Ok(DdlOutcome {
                 tag: "CREATE TABLE",
@@ -56,6 +59,9 @@ pub async fn create_table(
     let mut columns = Vec::with_capacity(stmt.columns.len());
     let mut names = HashSet::new();
     let mut primary_key: Option<Vec<String>> = None;
+    // Columns whose values come from a sequence of their own: (column position, sequence type,
+    // sequence options).
+    let mut owned_sequences = Vec::new();
     for (i, col) in stmt.columns.iter().enumerate() {
         let col_name = normalize(&col.name);
         if !names.insert(col_name.clone()) {
@@ -64,8 +70,11 @@ pub async fn create_table(
                 format!("column \"{col_name}\" specified more than once"),
             ));
         }
-        let ty = SqlType::from_sql(&col.data_type)?;
-        let mut nullable = true;
+        let (ty, serial) = column_type(&col.data_type)?;
+        let mut nullable = serial.is_none();
+        let mut default = None;
+        let mut identity = None;
+        let mut sequence_options = Vec::new();
         for option in &col.options {
             match &option.option {
                 ColumnOption::Null => {}
@@ -73,14 +82,47 @@ pub async fn create_table(
                 ColumnOption::PrimaryKey(_) => {
                     set_primary_key(&mut primary_key, vec![col_name.clone()], &name)?
                 }
+                ColumnOption::Default(expr) => default = Some(default_text(expr)),
+                ColumnOption::Generated {
+                    generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
+                    sequence_options: options,
+                    generation_expr: None,
+                    ..
+                } => {
+                    identity = Some(match generated {
+                        GeneratedAs::Always => Identity::Always,
+                        _ => Identity::ByDefault,
+                    });
+                    sequence_options = options.clone().unwrap_or_default();
+                    nullable = false;
+                }
+                ColumnOption::Generated { .. } => {
+                    return Err(SqlError::unsupported("generated columns"))
+                }
                 other => return Err(SqlError::unsupported(format!("column option {other}"))),
             }
+        }
+        if serial.is_some() || identity.is_some() {
+            if default.is_some() {
+                return Err(SqlError::syntax(format!(
+                    "multiple default values specified for column \"{col_name}\" of table \"{name}\""
+                )));
+            }
+            if identity.is_some() && !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
+                return Err(SqlError::new(
+                    sqlstate::DATATYPE_MISMATCH,
+                    "identity column type must be smallint, integer, or bigint",
+                ));
+            }
+            owned_sequences.push((i, ty, sequence_options));
         }
         columns.push(ColumnDef {
             id: i as u32 + 1,
             name: col_name,
             ty,
             nullable,
+            default,
+            identity,
         });
     }
     for constraint in &stmt.constraints {
@@ -120,6 +162,26 @@ pub async fn create_table(
     }
 
     let id = allocate_table_id(primary, txn).await?;
+    for (i, ty, options) in owned_sequences {
+        let view = CatalogView {
+            committed: &primary.catalog,
+            txn: Some(txn),
+        };
+        let seq_name = sequence::owned_sequence_name(&view, &schema, &name, &columns[i].name)?;
+        let seq = sequence::add_sequence(
+            primary,
+            txn,
+            sequence::NewSequence {
+                schema: schema.clone(),
+                name: seq_name,
+                ty,
+                options,
+                owned_by: Some((id, columns[i].id)),
+            },
+        )
+        .await?;
+        columns[i].default = Some(sequence::nextval_default(&seq.name));
+    }
     let def = TableDef {
         id,
         database: DEFAULT_DATABASE.to_string(),
@@ -140,7 +202,7 @@ pub async fn create_table(
 
 /// A new table id: the counter is locked until the transaction ends, so the latest committed
 /// value (or this transaction's own, if it allocated before) is the one to bump.
-async fn allocate_table_id(primary: &Primary, txn: &mut Transaction) -> SqlResult<u64> {
+pub(crate) async fn allocate_table_id(primary: &Primary, txn: &mut Transaction) -> SqlResult<u64> {
     let counter_key = next_table_id_key();
     txn.lock(&counter_key).await?;
     let id = match txn.write(&counter_key) {
@@ -271,6 +333,46 @@ pub async fn add_primary_key(
     })
 }
 
+/// A default as stored and shown: `nextval('s')` is written `nextval('s'::regclass)`, as
+/// PostgreSQL prints it, so that the sequence's dependents are found by that one spelling.
+fn default_text(expr: &SqlExpr) -> String {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    if let SqlExpr::Function(f) = expr {
+        if f.name.to_string().eq_ignore_ascii_case("nextval") {
+            if let FunctionArguments::List(list) = &f.args {
+                if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v)))] =
+                    list.args.as_slice()
+                {
+                    if let Value::SingleQuotedString(name) = &v.value {
+                        if let Ok((_, name)) = crate::names::relation_name_in_text(name) {
+                            return sequence::nextval_default(&name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    expr.to_string()
+}
+
+/// A column's type, and for `serial`, `bigserial` and `smallserial` the sequence type behind it.
+fn column_type(t: &SqlDataType) -> SqlResult<(SqlType, Option<SqlType>)> {
+    if let SqlDataType::Custom(name, args) = t {
+        if args.is_empty() {
+            let serial = match name.to_string().to_ascii_lowercase().as_str() {
+                "serial" | "serial4" => Some(SqlType::Int4),
+                "bigserial" | "serial8" => Some(SqlType::Int8),
+                "smallserial" | "serial2" => Some(SqlType::Int2),
+                _ => None,
+            };
+            if let Some(ty) = serial {
+                return Ok((ty, Some(ty)));
+            }
+        }
+    }
+    Ok((SqlType::from_sql(t)?, None))
+}
+
 fn set_primary_key(
     slot: &mut Option<Vec<String>>,
     cols: Vec<String>,
@@ -322,11 +424,26 @@ pub async fn drop_tables(
         };
         match view.get(&schema, &table)? {
             Some(def) => {
+                let owned: Vec<_> = view
+                    .sequences(&schema)
+                    .into_iter()
+                    .filter(|s| s.owned_by.is_some_and(|(t, _)| t == def.id))
+                    .collect();
                 let def_key = table_def_key(def.id);
                 txn.lock(&def_key).await?;
                 txn.delete(def_key);
                 txn.delete(name_key);
+                for seq in owned {
+                    sequence::remove_sequence(txn, &seq).await?;
+                }
                 tracing::info!(table = %def.name, id = def.id, "dropped table");
+            }
+            None if view.get_sequence(&schema, &table)?.is_some() => {
+                return Err(SqlError::new(
+                    sqlstate::WRONG_OBJECT_TYPE,
+                    format!("\"{table}\" is not a table"),
+                )
+                .with_hint("Use DROP SEQUENCE to remove a sequence."))
             }
             None if if_exists => {
                 notices.push(format!("table \"{table}\" does not exist, skipping"))

@@ -1,0 +1,323 @@
+//! Column defaults in INSERT, as PostgreSQL applies them: a column the statement does not name
+//! gets its `DEFAULT` expression, and so does the `DEFAULT` keyword in a VALUES row.
+//!
+//! This is done on the statement's syntax before DataFusion plans it, so a default is just SQL
+//! in the statement (`nextval('t_id_seq'::regclass)`, `now()`, `'x'`), planned and evaluated
+//! per row like any other expression.
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, Insert, ObjectName, ObjectNamePart, Parens, Query, SelectFlavor, SelectItem,
+    SetExpr, TableAlias, TableFactor, TableWithJoins, Value, Values,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::catalog::{ColumnDef, Identity, TableDef};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::normalize;
+
+/// Rewrites `insert` (into the table `def`) so that it names every column that has a default,
+/// with the default's expression where the statement gave none or said `DEFAULT`.
+pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
+    let values_width = match insert.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(values)) => Some(values_width(values)?),
+        _ => None,
+    };
+    // The columns the statement gives values for, by position in the table.
+    let named: Vec<usize> = if insert.columns.is_empty() {
+        match (insert.source.is_some(), values_width) {
+            (false, _) => Vec::new(),
+            (true, Some(width)) => (0..width.min(def.columns.len())).collect(),
+            // `INSERT INTO t SELECT …` names every column.
+            (true, None) => (0..def.columns.len()).collect(),
+        }
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| column_position(def, c))
+            .collect::<SqlResult<_>>()?
+    };
+    let missing: Vec<usize> = (0..def.columns.len())
+        .filter(|i| !named.contains(i) && def.columns[*i].default.is_some())
+        .collect();
+    let defaults_in_values = values_width.is_some() && has_default_keyword(insert);
+    if missing.is_empty() && !defaults_in_values && insert.source.is_some() {
+        return check_always_identity_columns(def, &named);
+    }
+
+    let mut columns: Vec<usize> = named.clone();
+    columns.extend(&missing);
+    insert.columns = columns
+        .iter()
+        .map(|&i| {
+            ObjectName(vec![ObjectNamePart::Identifier(quoted(
+                &def.columns[i].name,
+            ))])
+        })
+        .collect();
+    match insert.source.as_deref_mut() {
+        // `DEFAULT VALUES`: one row of defaults, or of NULL in the first column.
+        None => {
+            if insert.columns.is_empty() {
+                if let Some(first) = def.columns.first() {
+                    insert.columns = vec![ObjectName(vec![ObjectNamePart::Identifier(quoted(
+                        &first.name,
+                    ))])];
+                }
+                insert.source = Some(Box::new(values_query(vec![vec![null()]])));
+            } else {
+                let row = missing
+                    .iter()
+                    .map(|&i| default_expr(&def.columns[i]))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                insert.source = Some(Box::new(values_query(vec![row])));
+            }
+        }
+        Some(query) => match query.body.as_mut() {
+            SetExpr::Values(values) => {
+                for row in &mut values.rows {
+                    for (value, &col) in row.content.iter_mut().zip(&named) {
+                        if is_default_keyword(value) {
+                            *value = default_expr(&def.columns[col])?;
+                        } else if def.columns[col].identity == Some(Identity::Always) {
+                            return Err(generated_always(&def.columns[col]));
+                        }
+                    }
+                    for &col in &missing {
+                        row.content.push(default_expr(&def.columns[col])?);
+                    }
+                }
+            }
+            _ => {
+                check_always_identity_columns(def, &named)?;
+                if !missing.is_empty() {
+                    let defaults = missing
+                        .iter()
+                        .map(|&i| default_expr(&def.columns[i]))
+                        .collect::<SqlResult<Vec<_>>>()?;
+                    let source = std::mem::replace(query, values_query(Vec::new()));
+                    *query = with_defaults(source, defaults);
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+fn values_width(values: &Values) -> SqlResult<usize> {
+    let width = values.rows.first().map_or(0, |r| r.content.len());
+    if values.rows.iter().any(|r| r.content.len() != width) {
+        return Err(SqlError::syntax("VALUES lists must all be the same length"));
+    }
+    Ok(width)
+}
+
+fn column_position(def: &TableDef, name: &ObjectName) -> SqlResult<usize> {
+    let ident = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .ok_or_else(|| SqlError::syntax(format!("invalid column name {name}")))?;
+    let col = normalize(ident);
+    def.columns
+        .iter()
+        .position(|c| c.name == col)
+        .ok_or_else(|| {
+            SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{col}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
+            )
+        })
+}
+
+fn has_default_keyword(insert: &Insert) -> bool {
+    match insert.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(values)) => values
+            .rows
+            .iter()
+            .flat_map(|r| &r.content)
+            .any(is_default_keyword),
+        _ => false,
+    }
+}
+
+/// The `DEFAULT` keyword in a VALUES row (sqlparser reads it as an unquoted identifier).
+fn is_default_keyword(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(Ident { value, quote_style: None, .. })
+        if value.eq_ignore_ascii_case("default"))
+}
+
+fn check_always_identity_columns(def: &TableDef, named: &[usize]) -> SqlResult<()> {
+    match named
+        .iter()
+        .map(|&i| &def.columns[i])
+        .find(|c| c.identity == Some(Identity::Always))
+    {
+        Some(col) => Err(generated_always(col)),
+        None => Ok(()),
+    }
+}
+
+fn generated_always(col: &ColumnDef) -> SqlError {
+    SqlError::new(
+        sqlstate::GENERATED_ALWAYS,
+        format!(
+            "cannot insert a non-DEFAULT value into column \"{}\"",
+            col.name
+        ),
+    )
+    .with_detail(format!(
+        "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+        col.name
+    ))
+    .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
+}
+
+/// A column's default as an expression: NULL when it has none.
+fn default_expr(col: &ColumnDef) -> SqlResult<Expr> {
+    match &col.default {
+        None => Ok(null()),
+        Some(sql) => Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| {
+                SqlError::new(
+                    sqlstate::DATA_CORRUPTED,
+                    format!("invalid default of column \"{}\": {e}", col.name),
+                )
+            }),
+    }
+}
+
+fn null() -> Expr {
+    Expr::value(Value::Null)
+}
+
+fn quoted(name: &str) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+fn values_query(rows: Vec<Vec<Expr>>) -> Query {
+    query(SetExpr::Values(Values {
+        explicit_row: false,
+        value_keyword: false,
+        rows: rows.into_iter().map(Parens::with_empty_span).collect(),
+    }))
+}
+
+fn query(body: SetExpr) -> Query {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql("SELECT 1")
+        .and_then(|mut p| p.parse_query())
+        .map(|mut q| {
+            *q.body = body;
+            *q
+        })
+        .expect("a constant query parses")
+}
+
+/// `SELECT *, <defaults> FROM (<source>) AS source`.
+fn with_defaults(source: Query, defaults: Vec<Expr>) -> Query {
+    let mut projection = vec![SelectItem::Wildcard(Default::default())];
+    projection.extend(defaults.into_iter().map(SelectItem::UnnamedExpr));
+    let from = TableWithJoins {
+        relation: TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(source),
+            alias: Some(TableAlias {
+                explicit: true,
+                name: Ident::new("source"),
+                columns: Vec::new(),
+                at: None,
+            }),
+            sample: None,
+        },
+        joins: Vec::new(),
+    };
+    let mut select = match Parser::new(&PostgreSqlDialect {})
+        .try_with_sql("SELECT 1")
+        .and_then(|mut p| p.parse_query())
+        .expect("a constant query parses")
+        .body
+        .as_ref()
+    {
+        SetExpr::Select(s) => s.as_ref().clone(),
+        _ => unreachable!("SELECT parses as a select"),
+    };
+    select.projection = projection;
+    select.from = vec![from];
+    select.flavor = SelectFlavor::Standard;
+    query(SetExpr::Select(Box::new(select)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::SqlType;
+    use datafusion::sql::sqlparser::ast::Statement;
+
+    fn table() -> TableDef {
+        let col = |id: u32, name: &str, default: Option<&str>, identity| ColumnDef {
+            id,
+            name: name.into(),
+            ty: SqlType::Int4,
+            nullable: true,
+            default: default.map(str::to_string),
+            identity,
+        };
+        TableDef {
+            id: 1,
+            database: "postgres".into(),
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![
+                col(1, "id", Some("nextval('t_id_seq'::regclass)"), None),
+                col(2, "a", None, None),
+                col(3, "b", Some("42"), None),
+            ],
+            primary_key: vec![1],
+            next_column_id: 4,
+        }
+    }
+
+    fn rewritten(sql: &str) -> SqlResult<String> {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let Statement::Insert(insert) = &mut stmt else {
+            panic!("not an insert")
+        };
+        fill_defaults(insert, &table())?;
+        Ok(stmt.to_string())
+    }
+
+    #[test]
+    fn missing_columns_and_the_default_keyword_get_defaults() {
+        assert_eq!(
+            rewritten("INSERT INTO t (a) VALUES (1), (2)").unwrap(),
+            "INSERT INTO t (\"a\", \"id\", \"b\") VALUES (1, nextval('t_id_seq'::REGCLASS), 42), (2, nextval('t_id_seq'::REGCLASS), 42)"
+        );
+        assert_eq!(
+            rewritten("INSERT INTO t VALUES (DEFAULT, 1, default)").unwrap(),
+            "INSERT INTO t (\"id\", \"a\", \"b\") VALUES (nextval('t_id_seq'::REGCLASS), 1, 42)"
+        );
+        assert_eq!(
+            rewritten("INSERT INTO t DEFAULT VALUES").unwrap(),
+            "INSERT INTO t (\"id\", \"b\") VALUES (nextval('t_id_seq'::REGCLASS), 42)"
+        );
+        assert_eq!(
+            rewritten("INSERT INTO t (a) SELECT x FROM s").unwrap(),
+            "INSERT INTO t (\"a\", \"id\", \"b\") SELECT *, nextval('t_id_seq'::REGCLASS), 42 FROM (SELECT x FROM s) AS source"
+        );
+        assert!(rewritten("INSERT INTO t (a) VALUES (1), (2, 3)").is_err());
+        assert_eq!(
+            rewritten("INSERT INTO t VALUES (1, 2, 3)").unwrap(),
+            "INSERT INTO t VALUES (1, 2, 3)",
+            "nothing to fill"
+        );
+    }
+}
