@@ -113,6 +113,9 @@ pub struct TableDef {
     /// Column ids of the primary key, in key order. Empty: rows are keyed by a hidden row id.
     pub primary_key: Vec<u32>,
     pub next_column_id: u32,
+    /// CHECK constraints, in the order they were declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::checks::CheckDef>,
 }
 
 impl TableDef {
@@ -509,6 +512,7 @@ mod tests {
             }],
             primary_key: vec![1],
             next_column_id: 2,
+            checks: Vec::new(),
         };
         assert_eq!(decode_table_def(&encode_table_def(&def)).unwrap(), def);
         let (start, end) = catalog_range();

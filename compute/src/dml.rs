@@ -214,6 +214,9 @@ pub async fn insert_batches(
     params: &[ScalarValue],
 ) -> DmlResult<DmlOutcome> {
     let def = def.clone();
+    for batch in &batches {
+        crate::checks::check_rows(d.ctx, &def, batch.columns())?;
+    }
     let has_pk = !def.primary_key.is_empty();
     let primary = d.primary;
     let written = d
@@ -625,6 +628,9 @@ pub async fn update_or_delete(
                 } else {
                     None
                 };
+                if let Some(columns) = &new_rows {
+                    crate::checks::check_rows(d.ctx, &def, columns)?;
+                }
                 let encoder = match &new_rows {
                     Some(columns) => Some(RowEncoder::try_new(&def, columns)?),
                     None => None,

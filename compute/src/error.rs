@@ -53,6 +53,7 @@ pub mod sqlstate {
     pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const DUPLICATE_OBJECT: &str = "42710";
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";

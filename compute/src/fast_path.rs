@@ -386,6 +386,10 @@ fn recognize_update(
     else {
         return Ok(None);
     };
+    // CHECK constraints are evaluated by the planned path.
+    if !def.checks.is_empty() {
+        return Ok(None);
+    }
     let pk = def.primary_key_indexes();
     let mut assignments = Vec::new();
     for Assignment { target, value: v } in &u.assignments {
@@ -451,6 +455,9 @@ fn recognize_insert(
     let Some((def, alias)) = target(name, None, view)? else {
         return Ok(None);
     };
+    if !def.checks.is_empty() {
+        return Ok(None);
+    }
     let columns: Vec<usize> = if insert.columns.is_empty() {
         (0..def.columns.len()).collect()
     } else {

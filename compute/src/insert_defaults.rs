@@ -281,6 +281,7 @@ mod tests {
             ],
             primary_key: vec![1],
             next_column_id: 4,
+            checks: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod bytea;
 mod catalog;
+mod checks;
 mod column_names;
 mod copy;
 mod ddl;

@@ -280,5 +280,8 @@ async fn serial_values_are_not_reused_after_a_crash() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "40|40|40");
     let after: i64 = lines[1].trim().parse().unwrap();
-    assert!(after > 40, "the sequence restarted below its used values: {after}");
+    assert!(
+        after > 40,
+        "the sequence restarted below its used values: {after}"
+    );
 }

@@ -15,6 +15,7 @@ use crate::catalog::{
     decode_next_table_id, encode_table_def, next_table_id_key, table_def_key, table_name_key,
     ColumnDef, Identity, TableDef, DEFAULT_DATABASE,
 };
+use crate::checks::CheckDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
@@ -62,6 +63,8 @@ pub async fn create_table(
     // Columns whose values come from a sequence of their own: (column position, sequence type,
     // sequence options).
     let mut owned_sequences = Vec::new();
+    // CHECK constraints: (explicit name, expression, the column it was declared on).
+    let mut checks: Vec<(Option<String>, SqlExpr, Option<String>)> = Vec::new();
     for (i, col) in stmt.columns.iter().enumerate() {
         let col_name = normalize(&col.name);
         if !names.insert(col_name.clone()) {
@@ -99,6 +102,11 @@ pub async fn create_table(
                 ColumnOption::Generated { .. } => {
                     return Err(SqlError::unsupported("generated columns"))
                 }
+                ColumnOption::Check(check) => checks.push((
+                    check.name.as_ref().or(option.name.as_ref()).map(normalize),
+                    check.expr.as_ref().clone(),
+                    Some(col_name.clone()),
+                )),
                 other => return Err(SqlError::unsupported(format!("column option {other}"))),
             }
         }
@@ -140,9 +148,15 @@ pub async fn create_table(
                     .collect::<SqlResult<Vec<_>>>()?;
                 set_primary_key(&mut primary_key, cols, &name)?;
             }
+            TableConstraint::Check(check) => checks.push((
+                check.name.as_ref().map(normalize),
+                check.expr.as_ref().clone(),
+                None,
+            )),
             other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
         }
     }
+    let checks = name_checks(&name, &columns, checks)?;
     let mut pk_ids = Vec::new();
     for col_name in primary_key.unwrap_or_default() {
         let Some(col) = columns.iter_mut().find(|c| c.name == col_name) else {
@@ -190,6 +204,7 @@ pub async fn create_table(
         name: name.clone(),
         columns,
         primary_key: pk_ids,
+        checks,
     };
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     txn.put(table_def_key(id), encode_table_def(&def));
@@ -331,6 +346,48 @@ pub async fn add_primary_key(
         tag: "ALTER TABLE",
         notice: None,
     })
+}
+
+/// Names the table's checks: explicit names must differ, unnamed ones get PostgreSQL's names.
+fn name_checks(
+    table: &str,
+    columns: &[ColumnDef],
+    declared: Vec<(Option<String>, SqlExpr, Option<String>)>,
+) -> SqlResult<Vec<CheckDef>> {
+    let all_columns: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let mut named: Vec<CheckDef> = Vec::new();
+    for (name, expr, _) in declared.iter().filter(|(n, _, _)| n.is_some()) {
+        let name = name.clone().expect("filtered to named checks");
+        if named.iter().any(|c| c.name == name) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_OBJECT,
+                format!("constraint \"{name}\" for relation \"{table}\" already exists"),
+            ));
+        }
+        named.push(CheckDef {
+            name,
+            expr: expr.to_string(),
+        });
+    }
+    let mut checks = Vec::new();
+    for (name, expr, column) in declared {
+        let name = match name {
+            Some(n) => n,
+            None => {
+                let scope = match column {
+                    Some(c) => vec![c],
+                    None => all_columns.clone(),
+                };
+                let taken: Vec<CheckDef> = named.iter().chain(&checks).cloned().collect();
+                crate::checks::default_check_name(table, &expr, &scope, &taken)
+            }
+        };
+        checks.push(CheckDef {
+            name,
+            expr: expr.to_string(),
+        });
+    }
+    Ok(checks)
 }
 
 /// A default as stored and shown: `nextval('s')` is written `nextval('s'::regclass)`, as

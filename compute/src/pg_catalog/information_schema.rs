@@ -150,8 +150,26 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ]
             })
             .collect(),
-        "table_constraints" => keyed()
-            .map(|t| {
+        "table_constraints" => snap
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.checks.iter().map(move |c| {
+                    vec![
+                        ("constraint_catalog", s(db)),
+                        ("constraint_schema", s(&t.schema)),
+                        ("constraint_name", s(&c.name)),
+                        ("table_catalog", s(db)),
+                        ("table_schema", s(&t.schema)),
+                        ("table_name", s(&t.name)),
+                        ("constraint_type", s("CHECK")),
+                        ("is_deferrable", s("NO")),
+                        ("initially_deferred", s("NO")),
+                        ("enforced", s("YES")),
+                    ]
+                })
+            })
+            .chain(keyed().map(|t| {
                 vec![
                     ("constraint_catalog", s(db)),
                     ("constraint_schema", s(&t.schema)),
@@ -164,7 +182,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("initially_deferred", s("NO")),
                     ("enforced", s("YES")),
                 ]
-            })
+            }))
             .collect(),
         "key_column_usage" => keyed()
             .flat_map(|t| {

@@ -21,6 +21,8 @@ const INDEX_OID_BASE: i64 = 1 << 30;
 const CONSTRAINT_OID_BASE: i64 = 2 << 30;
 /// Column defaults (`pg_attrdef`): one per (table, column).
 const ATTRDEF_OID_BASE: i64 = 3 << 30;
+/// CHECK constraints: one per (table, position among its checks).
+const CHECK_OID_BASE: i64 = 4 << 30;
 
 pub fn table_oid(def: &TableDef) -> i64 {
     def.id as i64
@@ -41,6 +43,10 @@ pub fn sequence_oid(def: &SequenceDef) -> i64 {
 
 pub fn attrdef_oid(def: &TableDef, column_id: u32) -> i64 {
     ATTRDEF_OID_BASE + ((def.id as i64) << 12) + i64::from(column_id)
+}
+
+pub fn check_oid(def: &TableDef, position: usize) -> i64 {
+    CHECK_OID_BASE + ((def.id as i64) << 12) + position as i64
 }
 
 pub fn namespace_oid(schema: &str) -> i64 {
@@ -215,6 +221,13 @@ impl Snapshot {
 
     /// `pg_get_constraintdef` of a primary-key constraint.
     pub fn constraint_definition(&self, oid: i64) -> Option<String> {
+        for t in &self.tables {
+            for (i, check) in t.checks.iter().enumerate() {
+                if check_oid(t, i) == oid {
+                    return Some(format!("CHECK (({}))", check.expr));
+                }
+            }
+        }
         let t = self.table_by_constraint_oid(oid)?;
         Some(format!(
             "PRIMARY KEY ({})",

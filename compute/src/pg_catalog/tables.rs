@@ -12,8 +12,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
-    attrdef_oid, namespace_oid, pk_constraint_oid, pk_index_oid, sequence_oid, table_oid, Snapshot,
-    BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE, PG_CATALOG_NAMESPACE,
+    attrdef_oid, check_oid, namespace_oid, pk_constraint_oid, pk_index_oid, sequence_oid,
+    table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
+    PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
 use crate::catalog::{ColumnDef, SequenceDef, TableDef};
@@ -443,8 +444,19 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ]
             })
             .collect(),
-        "pg_constraint" => keyed()
-            .map(|t| {
+        "pg_constraint" => snap
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.checks.iter().enumerate().map(move |(i, c)| vec![
+                    ("oid", V::I(check_oid(t, i))), ("conname", s(&c.name)),
+                    ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("c")),
+                    ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
+                    ("confupdtype", s(" ")), ("confdeltype", s(" ")), ("confmatchtype", s(" ")),
+                    ("conislocal", V::B(true)), ("conbin", s(&c.expr)),
+                ])
+            })
+            .chain(keyed().map(|t| {
                 vec![
                     ("oid", V::I(pk_constraint_oid(t))), ("conname", s(t.primary_key_name())),
                     ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("p")),
@@ -454,7 +466,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
                     ("conkey", key_attnums(t)),
                 ]
-            })
+            }))
             .collect(),
         "pg_database" => vec![vec![
             ("oid", V::I(DATABASE_OID)), ("datname", s(snap.database())), ("datdba", owner),

@@ -181,6 +181,17 @@ impl Session {
                 let outcome = self
                     .with_txn(async |txn| ddl::create_table(&self.primary, txn, ct).await)
                     .await?;
+                let (schema, table) = crate::names::table_name(&ct.name)?;
+                let created = self.slot.with_optional(|txn| {
+                    crate::catalog::CatalogView {
+                        committed: &self.primary.catalog,
+                        txn,
+                    }
+                    .get(&schema, &table)
+                })?;
+                if let Some(def) = created {
+                    crate::checks::validate(&self.ctx, &def)?;
+                }
                 Ok(ddl_output(outcome))
             }
             Statement::Drop {

@@ -1,0 +1,127 @@
+//! CHECK constraints: named boolean expressions every inserted or updated row must not make
+//! false (NULL passes, as in PostgreSQL).
+//!
+//! The expression is kept as SQL text in the table definition and evaluated with DataFusion over
+//! the rows about to be written.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableDef;
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::normalize;
+use crate::pg_encode::text_values;
+
+/// A CHECK constraint of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    /// The expression as SQL text.
+    pub expr: String,
+}
+
+/// The name PostgreSQL gives an unnamed check: `<table>_<column>_check` when it reads one
+/// column, `<table>_check` otherwise, with a number appended when that is taken.
+pub fn default_check_name(
+    table: &str,
+    expr: &Expr,
+    column_names: &[String],
+    taken: &[CheckDef],
+) -> String {
+    let mut referenced = Vec::new();
+    let _ = visit_expressions(expr, |e| {
+        let ident = match e {
+            Expr::Identifier(i) => Some(i),
+            Expr::CompoundIdentifier(parts) => parts.last(),
+            _ => None,
+        };
+        if let Some(name) = ident.map(normalize) {
+            if column_names.contains(&name) && !referenced.contains(&name) {
+                referenced.push(name);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let base = match referenced.as_slice() {
+        [column] => format!("{table}_{column}_check"),
+        _ => format!("{table}_check"),
+    };
+    let taken: HashSet<&str> = taken.iter().map(|c| c.name.as_str()).collect();
+    if !taken.contains(base.as_str()) {
+        return base;
+    }
+    (1..)
+        .map(|n| format!("{base}{n}"))
+        .find(|name| !taken.contains(name.as_str()))
+        .expect("some numbered name is free")
+}
+
+/// Plans every check of a new table, so that a check naming an unknown column or of the wrong
+/// type fails `CREATE TABLE` rather than the first INSERT.
+pub fn validate(ctx: &SessionContext, def: &TableDef) -> SqlResult<()> {
+    let schema = def.arrow_schema();
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let state = ctx.state();
+    for check in &def.checks {
+        let expr = state.create_logical_expr(&check.expr, &df_schema)?;
+        let ty = datafusion::logical_expr::ExprSchemable::get_type(&expr, &df_schema)?;
+        if !matches!(ty, DataType::Boolean | DataType::Null) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("argument of CHECK must be type boolean, not type {ty}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails with 23514 if any row of `columns` (the table's columns, in order) makes a check false.
+pub fn check_rows(ctx: &SessionContext, def: &TableDef, columns: &[ArrayRef]) -> SqlResult<()> {
+    if def.checks.is_empty() || columns.first().is_none_or(|c| c.is_empty()) {
+        return Ok(());
+    }
+    let schema = def.arrow_schema();
+    let batch = RecordBatch::try_new(schema.clone(), columns.to_vec())?;
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let state = ctx.state();
+    for check in &def.checks {
+        let expr = state.create_logical_expr(&check.expr, &df_schema)?;
+        let physical = state.create_physical_expr(expr, &df_schema)?;
+        let result = physical.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let result = cast(&result, &DataType::Boolean)?;
+        let result = result.as_boolean();
+        if let Some(row) = (0..result.len()).find(|&i| result.is_valid(i) && !result.value(i)) {
+            return Err(violation(def, check, &batch, row));
+        }
+    }
+    Ok(())
+}
+
+fn violation(def: &TableDef, check: &CheckDef, batch: &RecordBatch, row: usize) -> SqlError {
+    let values = text_values(&batch.slice(row, 1))
+        .ok()
+        .and_then(|rows| rows.into_iter().next())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| "null".into()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SqlError::new(
+        sqlstate::CHECK_VIOLATION,
+        format!(
+            "new row for relation \"{}\" violates check constraint \"{}\"",
+            def.name, check.name
+        ),
+    )
+    .with_detail(format!("Failing row contains ({values})."))
+    .with_table(&def.schema, &def.name)
+    .with_constraint(&check.name)
+}
