@@ -116,6 +116,9 @@ pub struct TableDef {
     /// CHECK constraints, in the order they were declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::checks::CheckDef>,
+    /// FOREIGN KEY constraints, in the order they were declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<crate::foreign_keys::ForeignKeyDef>,
 }
 
 impl TableDef {
@@ -420,6 +423,25 @@ impl CatalogView<'_> {
         }
     }
 
+    /// A table by id, with this transaction's own changes.
+    pub fn table_by_id(&self, id: u64) -> SqlResult<Option<Arc<TableDef>>> {
+        if let Some(txn) = self.txn {
+            match txn.write(&table_def_key(id)) {
+                Some(Some(def)) => return Ok(Some(Arc::new(decode_table_def(def)?))),
+                Some(None) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(self
+            .committed
+            .tables
+            .read()
+            .expect("catalog lock")
+            .by_id
+            .get(&id)
+            .cloned())
+    }
+
     /// Whether a table or sequence has this name (relations share one namespace).
     pub fn relation_exists(&self, schema: &str, name: &str) -> SqlResult<bool> {
         Ok(match self.own_name(schema, name)? {
@@ -513,6 +535,7 @@ mod tests {
             primary_key: vec![1],
             next_column_id: 2,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         };
         assert_eq!(decode_table_def(&encode_table_def(&def)).unwrap(), def);
         let (start, end) = catalog_range();

@@ -149,7 +149,7 @@ pub(crate) fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlErro
 
 /// Which of `keys` exist, as `txn` sees them: its own writes first, then committed data (read
 /// at `lsn`).
-async fn existing(
+pub(crate) async fn existing(
     primary: &Primary,
     txn: &Transaction,
     keys: &[Bytes],
@@ -279,11 +279,15 @@ pub async fn insert_batches(
                         txn.put(key, enc.value(row));
                     }
                 }
-                if keep.iter().all(|k| *k) {
-                    written.push(batch.clone());
+                let batch = if keep.iter().all(|k| *k) {
+                    batch.clone()
                 } else {
-                    written.push(filter_record_batch(batch, &BooleanArray::from(keep))?);
-                }
+                    filter_record_batch(batch, &BooleanArray::from(keep))?
+                };
+                // After the rows are in the transaction, so a row may reference another row of
+                // the same statement.
+                crate::foreign_keys::check_references(primary, txn, &def, batch.columns()).await?;
+                written.push(batch);
             }
             Ok(written)
         })
@@ -610,6 +614,7 @@ pub async fn update_or_delete(
     let n = def.columns.len();
     let is_update = !finder.assigned.is_empty();
     let primary = d.primary;
+    check_not_referenced(d, &def, &finder.assigned, &batches).await?;
     let (count, returning) = d
         .write(async |txn| {
             let mut count = 0u64;
@@ -671,6 +676,16 @@ pub async fn update_or_delete(
                     }
                     count += 1;
                 }
+                if let Some(columns) = &new_rows {
+                    if !def.foreign_keys.is_empty() {
+                        let kept = filter_record_batch(
+                            &RecordBatch::try_new(def.arrow_schema(), columns.clone())?,
+                            &BooleanArray::from(keep.clone()),
+                        )?;
+                        crate::foreign_keys::check_references(primary, txn, &def, kept.columns())
+                            .await?;
+                    }
+                }
                 if finder.returning > 0 {
                     let start = 1 + n + finder.assigned.len();
                     let columns: Vec<ArrayRef> =
@@ -690,6 +705,77 @@ pub async fn update_or_delete(
         count,
         returning: (finder.returning > 0).then_some(returning),
     })
+}
+
+/// Before rows of `def` are deleted or get a new primary key (`assigned` columns are updated;
+/// none: DELETE): fails with 23503 if a row of a referencing table still references one of them.
+async fn check_not_referenced(
+    d: &DmlContext<'_>,
+    def: &Arc<TableDef>,
+    assigned: &[usize],
+    batches: &[RecordBatch],
+) -> DmlResult<()> {
+    let pk = def.primary_key_indexes();
+    let is_update = !assigned.is_empty();
+    if is_update && !assigned.iter().any(|c| pk.contains(c)) {
+        return Ok(());
+    }
+    let referencing = d.slot.with_optional(|txn| {
+        crate::foreign_keys::referencing(
+            &CatalogView {
+                committed: &d.primary.catalog,
+                txn,
+            },
+            def,
+        )
+    });
+    if referencing.is_empty() {
+        return Ok(());
+    }
+    let n = def.columns.len();
+    let mut removed: HashMap<Bytes, String> = HashMap::new();
+    for batch in batches {
+        let keys = batch.column(0).as_binary::<i32>();
+        let old = RowEncoder::try_new(def, &batch.columns()[1..=n])?;
+        let new_columns = if is_update {
+            Some(new_row_values(batch, def, assigned)?)
+        } else {
+            None
+        };
+        let new = match &new_columns {
+            Some(columns) => Some(RowEncoder::try_new(def, columns)?),
+            None => None,
+        };
+        for row in 0..batch.num_rows() {
+            let key = Bytes::copy_from_slice(keys.value(row));
+            if new.as_ref().is_some_and(|enc| enc.key(row, || 0) == key) {
+                continue;
+            }
+            removed.insert(key, old.describe_key(row));
+        }
+    }
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let keys: HashSet<Bytes> = removed.keys().cloned().collect();
+    for (child, fk) in referencing {
+        let sql = crate::foreign_keys::referencing_rows_query(&child, &fk);
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            .map_err(|e| SqlError::internal(e.to_string()))?
+            .remove(0);
+        let plan = d
+            .ctx
+            .state()
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                statement,
+            )))
+            .await?;
+        let rows = d.run(&plan).await?;
+        crate::foreign_keys::check_not_referenced(def, &child, &fk, &rows, &keys, |k| {
+            removed.get(k).cloned().unwrap_or_default()
+        })?;
+    }
+    Ok(())
 }
 
 /// The table's columns after an UPDATE: old values, with assigned ones replaced by the new

@@ -54,6 +54,7 @@ pub mod sqlstate {
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const INVALID_FOREIGN_KEY: &str = "42830";
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";

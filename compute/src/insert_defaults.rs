@@ -282,6 +282,7 @@ mod tests {
             primary_key: vec![1],
             next_column_id: 4,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -370,6 +370,7 @@ mod tests {
             primary_key: pk,
             next_column_id: 4,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ mod df_catalog;
 mod dml;
 mod error;
 mod fast_path;
+mod foreign_keys;
 mod insert_defaults;
 mod key_range;
 mod last_written;

@@ -594,6 +594,7 @@ mod tests {
             primary_key: vec![1],
             next_column_id: 5,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, DataType as SqlDataType, Expr as SqlExpr, GeneratedAs, ObjectName,
-    TableConstraint,
+    ColumnOption, CreateTable, DataType as SqlDataType, Expr as SqlExpr, ForeignKeyConstraint,
+    GeneratedAs, ObjectName, TableConstraint,
 };
 
 use crate::catalog::CatalogView;
@@ -17,6 +17,7 @@ use crate::catalog::{
 };
 use crate::checks::CheckDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::foreign_keys::ForeignKeyDef;
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
 use crate::txn::Transaction;
@@ -65,6 +66,8 @@ pub async fn create_table(
     let mut owned_sequences = Vec::new();
     // CHECK constraints: (explicit name, expression, the column it was declared on).
     let mut checks: Vec<(Option<String>, SqlExpr, Option<String>)> = Vec::new();
+    // FOREIGN KEY constraints: (the constraint, the column it was declared on).
+    let mut foreign_keys: Vec<(ForeignKeyConstraint, Option<String>)> = Vec::new();
     for (i, col) in stmt.columns.iter().enumerate() {
         let col_name = normalize(&col.name);
         if !names.insert(col_name.clone()) {
@@ -101,6 +104,13 @@ pub async fn create_table(
                 }
                 ColumnOption::Generated { .. } => {
                     return Err(SqlError::unsupported("generated columns"))
+                }
+                ColumnOption::ForeignKey(fk) => {
+                    let mut fk = fk.clone();
+                    if fk.name.is_none() {
+                        fk.name = option.name.clone();
+                    }
+                    foreign_keys.push((fk, Some(col_name.clone())))
                 }
                 ColumnOption::Check(check) => checks.push((
                     check.name.as_ref().or(option.name.as_ref()).map(normalize),
@@ -148,6 +158,7 @@ pub async fn create_table(
                     .collect::<SqlResult<Vec<_>>>()?;
                 set_primary_key(&mut primary_key, cols, &name)?;
             }
+            TableConstraint::ForeignKey(fk) => foreign_keys.push((fk.clone(), None)),
             TableConstraint::Check(check) => checks.push((
                 check.name.as_ref().map(normalize),
                 check.expr.as_ref().clone(),
@@ -196,7 +207,7 @@ pub async fn create_table(
         .await?;
         columns[i].default = Some(sequence::nextval_default(&seq.name));
     }
-    let def = TableDef {
+    let mut def = TableDef {
         id,
         database: DEFAULT_DATABASE.to_string(),
         next_column_id: columns.len() as u32 + 1,
@@ -205,7 +216,16 @@ pub async fn create_table(
         columns,
         primary_key: pk_ids,
         checks,
+        foreign_keys: Vec::new(),
     };
+    for (fk, column) in foreign_keys {
+        let view = CatalogView {
+            committed: &primary.catalog,
+            txn: Some(txn),
+        };
+        let resolved = resolve_foreign_key(&view, &def, &fk, column)?;
+        def.foreign_keys.push(resolved);
+    }
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     txn.put(table_def_key(id), encode_table_def(&def));
     tracing::info!(table = %name, id, "created table");
@@ -252,7 +272,47 @@ async fn rewrite_under_new_id(
     txn.lock(&name_key).await?;
     txn.lock(&old_def_key).await?;
     let id = allocate_table_id(primary, txn).await?;
-    let new = TableDef { id, ..new };
+    let mut new = TableDef { id, ..new };
+    // What names the table by id follows it: its own foreign keys to itself, other tables'
+    // foreign keys to it, and the sequences its columns own.
+    for fk in new.foreign_keys.iter_mut().filter(|fk| fk.parent == def.id) {
+        fk.parent = id;
+    }
+    let view = CatalogView {
+        committed: &primary.catalog,
+        txn: Some(txn),
+    };
+    let children: Vec<_> = crate::foreign_keys::referencing(&view, def)
+        .into_iter()
+        .filter(|(child, _)| child.id != def.id)
+        .map(|(child, _)| child)
+        .collect();
+    let owned: Vec<_> = view
+        .sequences(&def.schema)
+        .into_iter()
+        .filter(|q| q.owned_by.is_some_and(|(t, _)| t == def.id))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for child in children.into_iter().filter(|c| seen.insert(c.id)) {
+        let mut changed = child.as_ref().clone();
+        for fk in changed
+            .foreign_keys
+            .iter_mut()
+            .filter(|fk| fk.parent == def.id)
+        {
+            fk.parent = id;
+        }
+        let key = table_def_key(child.id);
+        txn.lock(&key).await?;
+        txn.put(key, encode_table_def(&changed));
+    }
+    for seq in owned {
+        let mut changed = seq.as_ref().clone();
+        changed.owned_by = changed.owned_by.map(|(_, column)| (id, column));
+        let key = crate::catalog::sequence_def_key(seq.id);
+        txn.lock(&key).await?;
+        txn.put(key, crate::catalog::encode_sequence_def(&changed));
+    }
     txn.delete(old_def_key);
     txn.put(table_def_key(id), encode_table_def(&new));
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
@@ -274,6 +334,27 @@ pub async fn truncate(
         let Some(def) = view.get(&schema, &table)? else {
             return Err(SqlError::undefined_table(&table));
         };
+        let truncated: Vec<String> = names
+            .iter()
+            .filter_map(|n| table_name(n).ok().map(|(_, t)| t))
+            .collect();
+        if let Some((child, _)) = crate::foreign_keys::referencing(&view, &def)
+            .into_iter()
+            .find(|(child, _)| !truncated.contains(&child.name))
+        {
+            return Err(SqlError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "cannot truncate a table referenced in a foreign key constraint",
+            )
+            .with_detail(format!(
+                "Table \"{}\" references \"{}\".",
+                child.name, def.name
+            ))
+            .with_hint(format!(
+                "Truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE.",
+                child.name
+            )));
+        }
         rewrite_under_new_id(primary, txn, &def, def.as_ref().clone()).await?;
     }
     Ok(DdlOutcome {
@@ -346,6 +427,144 @@ pub async fn add_primary_key(
         tag: "ALTER TABLE",
         notice: None,
     })
+}
+
+/// A FOREIGN KEY of the table `def` being created, checked against the table it references
+/// (which may be `def` itself): its columns must be that table's primary key.
+fn resolve_foreign_key(
+    view: &CatalogView,
+    def: &TableDef,
+    fk: &ForeignKeyConstraint,
+    declared_on: Option<String>,
+) -> SqlResult<ForeignKeyDef> {
+    use datafusion::sql::sqlparser::ast::{DeferrableInitial, ReferentialAction};
+    for action in [fk.on_delete, fk.on_update].into_iter().flatten() {
+        if !matches!(
+            action,
+            ReferentialAction::NoAction | ReferentialAction::Restrict
+        ) {
+            return Err(SqlError::unsupported(format!(
+                "foreign key action {action}"
+            )));
+        }
+    }
+    if fk
+        .characteristics
+        .as_ref()
+        .is_some_and(|c| c.initially == Some(DeferrableInitial::Deferred))
+    {
+        return Err(SqlError::unsupported("INITIALLY DEFERRED foreign keys"));
+    }
+    let (parent_schema, parent_name) = table_name(&fk.foreign_table)?;
+    let parent = if parent_schema == def.schema && parent_name == def.name {
+        std::sync::Arc::new(def.clone())
+    } else {
+        view.get(&parent_schema, &parent_name)?
+            .ok_or_else(|| SqlError::undefined_table(&parent_name))?
+    };
+    let child_columns: Vec<String> = match declared_on {
+        Some(c) => vec![c],
+        None => fk.columns.iter().map(normalize).collect(),
+    };
+    let key = parent.primary_key_indexes();
+    let no_key = || {
+        SqlError::new(
+            sqlstate::INVALID_FOREIGN_KEY,
+            format!(
+                "there is no unique constraint matching given keys for referenced table \"{}\"",
+                parent.name
+            ),
+        )
+    };
+    if key.is_empty() {
+        return Err(no_key());
+    }
+    let referred: Vec<String> = if fk.referred_columns.is_empty() {
+        key.iter()
+            .map(|&i| parent.columns[i].name.clone())
+            .collect()
+    } else {
+        fk.referred_columns.iter().map(normalize).collect()
+    };
+    if referred.len() != child_columns.len() {
+        return Err(SqlError::new(
+            sqlstate::INVALID_FOREIGN_KEY,
+            "number of referencing and referenced columns for foreign key disagree",
+        ));
+    }
+    let undefined = |name: &str| {
+        SqlError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column \"{name}\" referenced in foreign key constraint does not exist"),
+        )
+    };
+    for r in &referred {
+        if !parent.columns.iter().any(|c| &c.name == r) {
+            return Err(undefined(r));
+        }
+    }
+    // The referencing columns in the order of the parent's key columns.
+    let mut columns = Vec::with_capacity(key.len());
+    for &k in &key {
+        let parent_col = &parent.columns[k];
+        let at = referred
+            .iter()
+            .position(|r| r == &parent_col.name)
+            .ok_or_else(no_key)?;
+        let child_col = def
+            .columns
+            .iter()
+            .find(|c| c.name == child_columns[at])
+            .ok_or_else(|| undefined(&child_columns[at]))?;
+        if !compatible(child_col.ty, parent_col.ty) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "foreign key constraint cannot be implemented: key columns \"{}\" and \"{}\" are of incompatible types: {} and {}",
+                    child_col.name,
+                    parent_col.name,
+                    child_col.ty.display_name(),
+                    parent_col.ty.display_name()
+                ),
+            ));
+        }
+        columns.push(child_col.id);
+    }
+    let name = match &fk.name {
+        Some(n) => normalize(n),
+        None => {
+            let base = format!("{}_{}_fkey", def.name, child_columns.join("_"));
+            let taken = |n: &str| {
+                def.foreign_keys.iter().any(|f| f.name == n)
+                    || def.checks.iter().any(|c| c.name == n)
+            };
+            if taken(&base) {
+                (1..)
+                    .map(|n| format!("{base}{n}"))
+                    .find(|n| !taken(n))
+                    .expect("some numbered name is free")
+            } else {
+                base
+            }
+        }
+    };
+    Ok(ForeignKeyDef {
+        name,
+        columns,
+        parent: parent.id,
+    })
+}
+
+/// Whether values of `a` can reference values of `b` (PostgreSQL needs an equality operator).
+fn compatible(a: SqlType, b: SqlType) -> bool {
+    use SqlType::*;
+    let family = |t: SqlType| match t {
+        Int2 | Int4 | Int8 | Numeric { .. } | Float4 | Float8 => 0,
+        Text | Varchar { .. } | Char { .. } => 1,
+        Timestamp | Timestamptz | Date => 2,
+        _ => 3,
+    };
+    family(a) == family(b) && (family(a) != 3 || a == b)
 }
 
 /// Names the table's checks: explicit names must differ, unnamed ones get PostgreSQL's names.
@@ -469,6 +688,7 @@ pub async fn drop_tables(
     txn: &mut Transaction,
     names: &[ObjectName],
     if_exists: bool,
+    cascade: bool,
 ) -> SqlResult<DdlOutcome> {
     let mut notices = Vec::new();
     for name in names {
@@ -481,6 +701,42 @@ pub async fn drop_tables(
         };
         match view.get(&schema, &table)? {
             Some(def) => {
+                let dropping: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| table_name(n).ok().map(|(_, t)| t))
+                    .collect();
+                let referencing: Vec<_> = crate::foreign_keys::referencing(&view, &def)
+                    .into_iter()
+                    .filter(|(child, _)| child.id != def.id && !dropping.contains(&child.name))
+                    .collect();
+                if let Some((child, fk)) = referencing.first() {
+                    if !cascade {
+                        return Err(SqlError::new(
+                            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                            format!(
+                                "cannot drop table {} because other objects depend on it",
+                                def.name
+                            ),
+                        )
+                        .with_detail(format!(
+                            "constraint {} on table {} depends on table {}",
+                            fk.name, child.name, def.name
+                        ))
+                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                    }
+                }
+                // CASCADE drops the referencing constraints.
+                for (child, fk) in referencing {
+                    let mut changed = child.as_ref().clone();
+                    changed.foreign_keys.retain(|f| f.name != fk.name);
+                    let key = table_def_key(child.id);
+                    txn.lock(&key).await?;
+                    txn.put(key, encode_table_def(&changed));
+                }
+                let view = CatalogView {
+                    committed: &primary.catalog,
+                    txn: Some(txn),
+                };
                 let owned: Vec<_> = view
                     .sequences(&schema)
                     .into_iter()

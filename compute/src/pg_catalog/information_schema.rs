@@ -169,6 +169,22 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ]
                 })
             })
+            .chain(snap.tables.iter().flat_map(|t| {
+                t.foreign_keys.iter().map(move |fk| {
+                    vec![
+                        ("constraint_catalog", s(db)),
+                        ("constraint_schema", s(&t.schema)),
+                        ("constraint_name", s(&fk.name)),
+                        ("table_catalog", s(db)),
+                        ("table_schema", s(&t.schema)),
+                        ("table_name", s(&t.name)),
+                        ("constraint_type", s("FOREIGN KEY")),
+                        ("is_deferrable", s("NO")),
+                        ("initially_deferred", s("NO")),
+                        ("enforced", s("YES")),
+                    ]
+                })
+            }))
             .chain(keyed().map(|t| {
                 vec![
                     ("constraint_catalog", s(db)),

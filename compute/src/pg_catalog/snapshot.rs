@@ -23,6 +23,8 @@ const CONSTRAINT_OID_BASE: i64 = 2 << 30;
 const ATTRDEF_OID_BASE: i64 = 3 << 30;
 /// CHECK constraints: one per (table, position among its checks).
 const CHECK_OID_BASE: i64 = 4 << 30;
+/// FOREIGN KEY constraints: one per (table, position among its foreign keys).
+const FOREIGN_KEY_OID_BASE: i64 = 5 << 30;
 
 pub fn table_oid(def: &TableDef) -> i64 {
     def.id as i64
@@ -47,6 +49,10 @@ pub fn attrdef_oid(def: &TableDef, column_id: u32) -> i64 {
 
 pub fn check_oid(def: &TableDef, position: usize) -> i64 {
     CHECK_OID_BASE + ((def.id as i64) << 12) + position as i64
+}
+
+pub fn foreign_key_oid(def: &TableDef, position: usize) -> i64 {
+    FOREIGN_KEY_OID_BASE + ((def.id as i64) << 12) + position as i64
 }
 
 pub fn namespace_oid(schema: &str) -> i64 {
@@ -225,6 +231,28 @@ impl Snapshot {
             for (i, check) in t.checks.iter().enumerate() {
                 if check_oid(t, i) == oid {
                     return Some(format!("CHECK (({}))", check.expr));
+                }
+            }
+        }
+        for t in &self.tables {
+            for (i, fk) in t.foreign_keys.iter().enumerate() {
+                if foreign_key_oid(t, i) == oid {
+                    let parent = self.table_by_oid(fk.parent as i64)?;
+                    let columns = fk
+                        .column_positions(t)
+                        .iter()
+                        .map(|&p| quote_ident(&t.columns[p].name))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Some(format!(
+                        "FOREIGN KEY ({columns}) REFERENCES {}({})",
+                        quote_ident(&parent.name),
+                        Self::key_columns(parent)
+                            .iter()
+                            .map(|c| quote_ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 }
             }
         }

@@ -12,8 +12,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
-    attrdef_oid, check_oid, namespace_oid, pk_constraint_oid, pk_index_oid, sequence_oid,
-    table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
+    attrdef_oid, check_oid, foreign_key_oid, namespace_oid, pk_constraint_oid, pk_index_oid,
+    sequence_oid, table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
     PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
@@ -456,6 +456,24 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("conislocal", V::B(true)), ("conbin", s(&c.expr)),
                 ])
             })
+            .chain(snap.tables.iter().flat_map(|t| {
+                t.foreign_keys.iter().enumerate().filter_map(move |(i, fk)| {
+                    let parent = snap.table_by_oid(fk.parent as i64)?;
+                    let attnums = |positions: Vec<usize>| {
+                        V::L(positions.iter().map(|p| V::I(*p as i64 + 1)).collect())
+                    };
+                    Some(vec![
+                        ("oid", V::I(foreign_key_oid(t, i))), ("conname", s(&fk.name)),
+                        ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("f")),
+                        ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
+                        ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
+                        ("confupdtype", s("a")), ("confdeltype", s("a")), ("confmatchtype", s("s")),
+                        ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
+                        ("conkey", attnums(fk.column_positions(t))),
+                        ("confkey", attnums(parent.primary_key_indexes())),
+                    ])
+                })
+            }))
             .chain(keyed().map(|t| {
                 vec![
                     ("oid", V::I(pk_constraint_oid(t))), ("conname", s(t.primary_key_name())),

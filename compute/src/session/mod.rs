@@ -321,7 +321,8 @@ impl Session {
             }
             .get(&plan.table.schema, &plan.table.name)
         });
-        matches!(current, Ok(Some(c)) if c.id == plan.table.id && c.columns == plan.table.columns)
+        // Any change to the definition (columns, defaults, constraints) plans again.
+        matches!(current, Ok(Some(c)) if c == plan.table)
     }
 
     /// Commits, applying the transaction's DDL to the shared catalog before the commit becomes

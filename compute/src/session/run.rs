@@ -198,11 +198,12 @@ impl Session {
                 object_type: ObjectType::Table,
                 if_exists,
                 names,
+                cascade,
                 ..
             } => {
                 let outcome = self
                     .with_txn(async |txn| {
-                        ddl::drop_tables(&self.primary, txn, names, *if_exists).await
+                        ddl::drop_tables(&self.primary, txn, names, *if_exists, *cascade).await
                     })
                     .await?;
                 Ok(ddl_output(outcome))
