@@ -392,7 +392,15 @@ async fn get_scan_and_status_over_grpc() {
     assert_eq!(rows.len(), 25);
     assert_eq!(rows[0].0, key(5));
 
-    let s = status(&mut client, timeline).await;
+    // The ingested WAL is frozen into a layer file in the background: wait for it.
+    let mut s = status(&mut client, timeline).await;
+    for _ in 0..200 {
+        if s.layer_count >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&mut client, timeline).await;
+    }
     assert_eq!(s.last_record_lsn, 50);
     assert!(s.layer_count >= 1, "{s:?}");
     assert!(s.remote_consistent_lsn <= s.disk_consistent_lsn);
