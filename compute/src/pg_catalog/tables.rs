@@ -618,8 +618,10 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
     };
     let mut rows: Vec<Row> =
         t.columns.iter().enumerate().map(|(i, c)| attribute(table_oid(t), i + 1, c)).collect();
+    // An index's columns have no default and are not identity columns.
     for (n, i) in t.primary_key_indexes().into_iter().enumerate() {
-        rows.push(attribute(pk_index_oid(t), n + 1, &t.columns[i]));
+        let column = ColumnDef { default: None, identity: None, ..t.columns[i].clone() };
+        rows.push(attribute(pk_index_oid(t), n + 1, &column));
     }
     rows
 }
