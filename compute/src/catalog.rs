@@ -135,6 +135,12 @@ impl TableDef {
             .collect()
     }
 
+    /// Whether writes to the table must check CHECK or FOREIGN KEY constraints (which the
+    /// planned path does, the point-statement fast path does not).
+    pub fn has_write_constraints(&self) -> bool {
+        !self.checks.is_empty() || !self.foreign_keys.is_empty()
+    }
+
     /// Name of the primary-key constraint, as PostgreSQL names it by default.
     pub fn primary_key_name(&self) -> String {
         format!("{}_pkey", self.name)
@@ -487,12 +493,17 @@ impl CatalogView<'_> {
             .collect()
     }
 
+    /// Every table in `schema`, in name order.
+    pub fn tables(&self, schema: &str) -> Vec<Arc<TableDef>> {
+        self.relation_names(schema, self.committed.table_names(schema))
+            .iter()
+            .filter_map(|name| self.get(schema, name).ok().flatten())
+            .collect()
+    }
+
     /// Every table name in `schema`.
     pub fn table_names(&self, schema: &str) -> Vec<String> {
-        self.relation_names(schema, self.committed.table_names(schema))
-            .into_iter()
-            .filter(|name| matches!(self.get(schema, name), Ok(Some(_))))
-            .collect()
+        self.tables(schema).iter().map(|t| t.name.clone()).collect()
     }
 
     /// `committed` names with this transaction's own name claims and drops applied.

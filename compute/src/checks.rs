@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::TableDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
-use crate::pg_encode::text_values;
+use crate::pg_encode::row_text;
 
 /// A CHECK constraint of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,14 +106,7 @@ pub fn check_rows(ctx: &SessionContext, def: &TableDef, columns: &[ArrayRef]) ->
 }
 
 fn violation(def: &TableDef, check: &CheckDef, batch: &RecordBatch, row: usize) -> SqlError {
-    let values = text_values(&batch.slice(row, 1))
-        .ok()
-        .and_then(|rows| rows.into_iter().next())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|| "null".into()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = row_text(batch.columns(), row);
     SqlError::new(
         sqlstate::CHECK_VIOLATION,
         format!(

@@ -8,7 +8,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::datasource::TableProvider;
 
-use crate::catalog::{CatalogView, TableDef, DEFAULT_SCHEMA};
+use crate::catalog::{TableDef, DEFAULT_SCHEMA};
 use crate::pg_catalog::{
     is_pg_catalog_table, CatalogHandle, SystemSchema, INFORMATION_SCHEMA, PG_CATALOG,
 };
@@ -65,13 +65,7 @@ pub struct StrataSchemaProvider {
 impl StrataSchemaProvider {
     fn lookup(&self, name: &str) -> DFResult<Option<Arc<TableDef>>> {
         self.slot
-            .with_optional(|txn| {
-                CatalogView {
-                    committed: &self.primary.catalog,
-                    txn,
-                }
-                .get(&self.schema, name)
-            })
+            .with_catalog(&self.primary.catalog, |view| view.get(&self.schema, name))
             .map_err(|e| e.into_datafusion())
     }
 }
@@ -79,13 +73,8 @@ impl StrataSchemaProvider {
 #[async_trait]
 impl SchemaProvider for StrataSchemaProvider {
     fn table_names(&self) -> Vec<String> {
-        self.slot.with_optional(|txn| {
-            CatalogView {
-                committed: &self.primary.catalog,
-                txn,
-            }
-            .table_names(&self.schema)
-        })
+        self.slot
+            .with_catalog(&self.primary.catalog, |view| view.table_names(&self.schema))
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::catalog::{CatalogView, TableDef};
+use crate::catalog::TableDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
@@ -86,13 +86,7 @@ impl DmlContext<'_> {
     /// The table of an already resolved (case-exact) name.
     fn resolved_table(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {
         self.slot
-            .with_optional(|txn| {
-                CatalogView {
-                    committed: &self.primary.catalog,
-                    txn,
-                }
-                .get(schema, table)
-            })?
+            .with_catalog(&self.primary.catalog, |view| view.get(schema, table))?
             .ok_or_else(|| SqlError::undefined_table(table))
     }
 
@@ -720,14 +714,8 @@ async fn check_not_referenced(
     if is_update && !assigned.iter().any(|c| pk.contains(c)) {
         return Ok(());
     }
-    let referencing = d.slot.with_optional(|txn| {
-        crate::foreign_keys::referencing(
-            &CatalogView {
-                committed: &d.primary.catalog,
-                txn,
-            },
-            def,
-        )
+    let referencing = d.slot.with_catalog(&d.primary.catalog, |view| {
+        crate::foreign_keys::referencing(view, def)
     });
     if referencing.is_empty() {
         return Ok(());

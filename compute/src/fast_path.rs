@@ -386,8 +386,7 @@ fn recognize_update(
     else {
         return Ok(None);
     };
-    // CHECK and FOREIGN KEY constraints are enforced by the planned path.
-    if !def.checks.is_empty() || !def.foreign_keys.is_empty() {
+    if def.has_write_constraints() {
         return Ok(None);
     }
     let pk = def.primary_key_indexes();
@@ -455,7 +454,7 @@ fn recognize_insert(
     let Some((def, alias)) = target(name, None, view)? else {
         return Ok(None);
     };
-    if !def.checks.is_empty() || !def.foreign_keys.is_empty() {
+    if def.has_write_constraints() {
         return Ok(None);
     }
     let columns: Vec<usize> = if insert.columns.is_empty() {

@@ -170,28 +170,18 @@ fn column_names(def: &TableDef, fk: &ForeignKeyDef) -> String {
 }
 
 fn row_values(def: &TableDef, fk: &ForeignKeyDef, columns: &[ArrayRef], row: usize) -> String {
-    let positions = fk.column_positions(def);
-    let batch = RecordBatch::try_from_iter(
-        positions
-            .iter()
-            .map(|&p| (def.columns[p].name.clone(), columns[p].slice(row, 1))),
-    );
-    batch
-        .ok()
-        .and_then(|b| crate::pg_encode::text_values(&b).ok())
-        .and_then(|rows| rows.into_iter().next())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|| "null".into()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let referencing: Vec<ArrayRef> = fk
+        .column_positions(def)
+        .iter()
+        .map(|&p| columns[p].clone())
+        .collect();
+    crate::pg_encode::row_text(&referencing, row)
 }
 
 /// The foreign keys (with their tables) that reference `parent`.
 pub fn referencing(view: &CatalogView, parent: &TableDef) -> Vec<(Arc<TableDef>, ForeignKeyDef)> {
-    view.table_names(&parent.schema)
-        .iter()
-        .filter_map(|name| view.get(&parent.schema, name).ok().flatten())
+    view.tables(&parent.schema)
+        .into_iter()
         .flat_map(|t| {
             t.foreign_keys
                 .iter()

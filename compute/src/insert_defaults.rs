@@ -6,8 +6,7 @@
 //! per row like any other expression.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Insert, ObjectName, ObjectNamePart, Parens, Query, SelectFlavor, SelectItem,
-    SetExpr, TableAlias, TableFactor, TableWithJoins, Value, Values,
+    Expr, Ident, Insert, ObjectName, ObjectNamePart, Parens, Query, SetExpr, Value, Values,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -96,8 +95,7 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
                         .iter()
                         .map(|&i| default_expr(&def.columns[i]))
                         .collect::<SqlResult<Vec<_>>>()?;
-                    let source = std::mem::replace(query, values_query(Vec::new()));
-                    *query = with_defaults(source, defaults);
+                    *query = with_defaults(query, &defaults);
                 }
             }
         },
@@ -210,48 +208,26 @@ fn values_query(rows: Vec<Vec<Expr>>) -> Query {
 }
 
 fn query(body: SetExpr) -> Query {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql("SELECT 1")
-        .and_then(|mut p| p.parse_query())
-        .map(|mut q| {
-            *q.body = body;
-            *q
-        })
-        .expect("a constant query parses")
+    let mut q = parse_query("SELECT 1");
+    *q.body = body;
+    q
 }
 
 /// `SELECT *, <defaults> FROM (<source>) AS source`.
-fn with_defaults(source: Query, defaults: Vec<Expr>) -> Query {
-    let mut projection = vec![SelectItem::Wildcard(Default::default())];
-    projection.extend(defaults.into_iter().map(SelectItem::UnnamedExpr));
-    let from = TableWithJoins {
-        relation: TableFactor::Derived {
-            lateral: false,
-            subquery: Box::new(source),
-            alias: Some(TableAlias {
-                explicit: true,
-                name: Ident::new("source"),
-                columns: Vec::new(),
-                at: None,
-            }),
-            sample: None,
-        },
-        joins: Vec::new(),
-    };
-    let mut select = match Parser::new(&PostgreSqlDialect {})
-        .try_with_sql("SELECT 1")
+fn with_defaults(source: &Query, defaults: &[Expr]) -> Query {
+    let list: Vec<String> = defaults.iter().map(|d| d.to_string()).collect();
+    parse_query(&format!(
+        "SELECT *, {} FROM ({source}) AS source",
+        list.join(", ")
+    ))
+}
+
+/// A query Strata writes itself (from parsed SQL, so it parses again).
+fn parse_query(sql: &str) -> Query {
+    *Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())
-        .expect("a constant query parses")
-        .body
-        .as_ref()
-    {
-        SetExpr::Select(s) => s.as_ref().clone(),
-        _ => unreachable!("SELECT parses as a select"),
-    };
-    select.projection = projection;
-    select.from = vec![from];
-    select.flavor = SelectFlavor::Standard;
-    query(SetExpr::Select(Box::new(select)))
+        .expect("a query built from parsed SQL parses")
 }
 
 #[cfg(test)]

@@ -115,6 +115,23 @@ pub fn text_values(batch: &RecordBatch) -> SqlResult<Vec<Vec<Option<String>>>> {
     Ok(rows)
 }
 
+/// One row of `columns` as PostgreSQL prints it in error details: `1, abc, null`.
+pub fn row_text(columns: &[ArrayRef], row: usize) -> String {
+    let slices = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("c{i}"), c.slice(row, 1)));
+    RecordBatch::try_from_iter(slices)
+        .ok()
+        .and_then(|b| text_values(&b).ok())
+        .and_then(|rows| rows.into_iter().next())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| "null".into()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct ColumnEncoder {
     array: ArrayRef,
     binary: bool,

@@ -40,6 +40,16 @@ impl TxnSlot {
         Ok(f(txn))
     }
 
+    /// Runs `f` on the catalog as the current transaction (if any) sees it: `committed` with the
+    /// transaction's own DDL on top.
+    pub fn with_catalog<R>(
+        &self,
+        committed: &crate::catalog::Catalog,
+        f: impl FnOnce(&crate::catalog::CatalogView) -> R,
+    ) -> R {
+        self.with_optional(|txn| f(&crate::catalog::CatalogView { committed, txn }))
+    }
+
     /// Runs `f` on the current transaction, if there is one.
     pub fn with_optional<R>(&self, f: impl FnOnce(Option<&Transaction>) -> R) -> R {
         let guard = self.txn.lock().expect("txn slot lock");

@@ -235,6 +235,14 @@ pub async fn create_table(
     })
 }
 
+/// Writes a changed definition of an existing table (same id) into `txn`.
+pub(crate) async fn replace_table_def(txn: &mut Transaction, def: &TableDef) -> SqlResult<()> {
+    let key = table_def_key(def.id);
+    txn.lock(&key).await?;
+    txn.put(key, encode_table_def(def));
+    Ok(())
+}
+
 /// A new table id: the counter is locked until the transaction ends, so the latest committed
 /// value (or this transaction's own, if it allocated before) is the one to bump.
 pub(crate) async fn allocate_table_id(primary: &Primary, txn: &mut Transaction) -> SqlResult<u64> {
@@ -302,9 +310,7 @@ async fn rewrite_under_new_id(
         {
             fk.parent = id;
         }
-        let key = table_def_key(child.id);
-        txn.lock(&key).await?;
-        txn.put(key, encode_table_def(&changed));
+        replace_table_def(txn, &changed).await?;
     }
     for seq in owned {
         let mut changed = seq.as_ref().clone();
@@ -729,9 +735,7 @@ pub async fn drop_tables(
                 for (child, fk) in referencing {
                     let mut changed = child.as_ref().clone();
                     changed.foreign_keys.retain(|f| f.name != fk.name);
-                    let key = table_def_key(child.id);
-                    txn.lock(&key).await?;
-                    txn.put(key, encode_table_def(&changed));
+                    replace_table_def(txn, &changed).await?;
                 }
                 let view = CatalogView {
                     committed: &primary.catalog,

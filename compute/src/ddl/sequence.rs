@@ -1,5 +1,7 @@
 //! CREATE SEQUENCE, DROP SEQUENCE, and the sequences serial and identity columns own.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
     DataType as SqlDataType, Expr as SqlExpr, ObjectName, SequenceOptions,
@@ -8,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::{allocate_table_id, DdlOutcome};
 use crate::catalog::{
     encode_sequence_def, sequence_def_key, sequence_state_key, table_name_key, CatalogView,
-    SequenceDef, DEFAULT_DATABASE,
+    ColumnDef, SequenceDef, TableDef, DEFAULT_DATABASE,
 };
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
@@ -284,53 +286,7 @@ pub async fn drop_sequences(
         match view.get_sequence(&schema, &seq)? {
             Some(def) => {
                 let dependents = dependent_defaults(&view, &def);
-                if let Some((table, column)) = dependents.first() {
-                    if column.identity.is_some() {
-                        return Err(SqlError::new(
-                            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
-                            format!(
-                                "cannot drop sequence {} because column {} of table {} requires it",
-                                def.name, column.name, table.name
-                            ),
-                        )
-                        .with_hint(format!(
-                            "You can drop column {} of table {} instead.",
-                            column.name, table.name
-                        )));
-                    }
-                    if !cascade {
-                        return Err(SqlError::new(
-                            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
-                            format!(
-                                "cannot drop sequence {} because other objects depend on it",
-                                def.name
-                            ),
-                        )
-                        .with_detail(
-                            dependents
-                                .iter()
-                                .map(|(t, c)| {
-                                    format!(
-                                        "default value for column {} of table {} depends on sequence {}",
-                                        c.name, t.name, def.name
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                        )
-                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
-                    }
-                    // CASCADE drops the defaults that call the sequence.
-                    for (table, column) in &dependents {
-                        let mut changed = table.as_ref().clone();
-                        if let Some(c) = changed.columns.iter_mut().find(|c| c.id == column.id) {
-                            c.default = None;
-                        }
-                        let key = crate::catalog::table_def_key(table.id);
-                        txn.lock(&key).await?;
-                        txn.put(key, crate::catalog::encode_table_def(&changed));
-                    }
-                }
+                drop_dependent_defaults(txn, &def, dependents, cascade).await?;
                 remove_sequence(txn, &def).await?
             }
             None if view.get(&schema, &seq)?.is_some() => {
@@ -357,6 +313,58 @@ pub async fn drop_sequences(
     })
 }
 
+/// Refuses to drop a sequence that column defaults call (2BP01), unless `cascade`: then those
+/// defaults are dropped. An identity column's sequence is never dropped on its own.
+async fn drop_dependent_defaults(
+    txn: &mut Transaction,
+    def: &SequenceDef,
+    dependents: Vec<(Arc<TableDef>, ColumnDef)>,
+    cascade: bool,
+) -> SqlResult<()> {
+    if let Some((table, column)) = dependents.iter().find(|(_, c)| c.identity.is_some()) {
+        return Err(SqlError::new(
+            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!(
+                "cannot drop sequence {} because column {} of table {} requires it",
+                def.name, column.name, table.name
+            ),
+        )
+        .with_hint(format!(
+            "You can drop column {} of table {} instead.",
+            column.name, table.name
+        )));
+    }
+    if !cascade && !dependents.is_empty() {
+        let detail = dependents
+            .iter()
+            .map(|(t, c)| {
+                format!(
+                    "default value for column {} of table {} depends on sequence {}",
+                    c.name, t.name, def.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(SqlError::new(
+            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!(
+                "cannot drop sequence {} because other objects depend on it",
+                def.name
+            ),
+        )
+        .with_detail(detail)
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+    }
+    for (table, column) in dependents {
+        let mut changed = table.as_ref().clone();
+        if let Some(c) = changed.columns.iter_mut().find(|c| c.id == column.id) {
+            c.default = None;
+        }
+        super::replace_table_def(txn, &changed).await?;
+    }
+    Ok(())
+}
+
 /// The columns whose default calls `nextval` of this sequence, with their tables.
 fn dependent_defaults(
     view: &CatalogView,
@@ -366,9 +374,8 @@ fn dependent_defaults(
     crate::catalog::ColumnDef,
 )> {
     let call = nextval_default(&def.name);
-    view.table_names(&def.schema)
-        .iter()
-        .filter_map(|name| view.get(&def.schema, name).ok().flatten())
+    view.tables(&def.schema)
+        .into_iter()
         .flat_map(|t| {
             t.columns
                 .iter()

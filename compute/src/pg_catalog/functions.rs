@@ -115,18 +115,9 @@ fn function(
     function_with(Volatility::Stable, name, arities, returns, handle, body)
 }
 
-/// A function of fixed arities with effects (`nextval`): evaluated on every call, never folded.
-pub(crate) fn volatile_function(
-    name: &'static str,
-    arities: &[usize],
-    returns: DataType,
-    handle: &CatalogHandle,
-    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
-) -> ScalarUDF {
-    function_with(Volatility::Volatile, name, arities, returns, handle, body)
-}
-
-fn function_with(
+/// A function of fixed arities with the given volatility (`Volatile` for `nextval`: evaluated
+/// on every call, never folded).
+pub(crate) fn function_with(
     volatility: Volatility,
     name: &'static str,
     arities: &[usize],

@@ -154,51 +154,19 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .tables
             .iter()
             .flat_map(|t| {
-                t.checks.iter().map(move |c| {
-                    vec![
-                        ("constraint_catalog", s(db)),
-                        ("constraint_schema", s(&t.schema)),
-                        ("constraint_name", s(&c.name)),
-                        ("table_catalog", s(db)),
-                        ("table_schema", s(&t.schema)),
-                        ("table_name", s(&t.name)),
-                        ("constraint_type", s("CHECK")),
-                        ("is_deferrable", s("NO")),
-                        ("initially_deferred", s("NO")),
-                        ("enforced", s("YES")),
-                    ]
-                })
+                let checks = t.checks.iter().map(|c| (c.name.clone(), "CHECK"));
+                let foreign = t
+                    .foreign_keys
+                    .iter()
+                    .map(|f| (f.name.clone(), "FOREIGN KEY"));
+                let primary =
+                    (!t.primary_key.is_empty()).then(|| (t.primary_key_name(), "PRIMARY KEY"));
+                checks
+                    .chain(foreign)
+                    .chain(primary)
+                    .map(|(name, kind)| table_constraint(db, t, name, kind))
+                    .collect::<Vec<_>>()
             })
-            .chain(snap.tables.iter().flat_map(|t| {
-                t.foreign_keys.iter().map(move |fk| {
-                    vec![
-                        ("constraint_catalog", s(db)),
-                        ("constraint_schema", s(&t.schema)),
-                        ("constraint_name", s(&fk.name)),
-                        ("table_catalog", s(db)),
-                        ("table_schema", s(&t.schema)),
-                        ("table_name", s(&t.name)),
-                        ("constraint_type", s("FOREIGN KEY")),
-                        ("is_deferrable", s("NO")),
-                        ("initially_deferred", s("NO")),
-                        ("enforced", s("YES")),
-                    ]
-                })
-            }))
-            .chain(keyed().map(|t| {
-                vec![
-                    ("constraint_catalog", s(db)),
-                    ("constraint_schema", s(&t.schema)),
-                    ("constraint_name", s(t.primary_key_name())),
-                    ("table_catalog", s(db)),
-                    ("table_schema", s(&t.schema)),
-                    ("table_name", s(&t.name)),
-                    ("constraint_type", s("PRIMARY KEY")),
-                    ("is_deferrable", s("NO")),
-                    ("initially_deferred", s("NO")),
-                    ("enforced", s("YES")),
-                ]
-            }))
             .collect(),
         "key_column_usage" => keyed()
             .flat_map(|t| {
@@ -221,6 +189,22 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// One `information_schema.table_constraints` row.
+fn table_constraint(db: &str, t: &TableDef, name: String, kind: &str) -> Row {
+    vec![
+        ("constraint_catalog", s(db)),
+        ("constraint_schema", s(&t.schema)),
+        ("constraint_name", s(name)),
+        ("table_catalog", s(db)),
+        ("table_schema", s(&t.schema)),
+        ("table_name", s(&t.name)),
+        ("constraint_type", s(kind)),
+        ("is_deferrable", s("NO")),
+        ("initially_deferred", s("NO")),
+        ("enforced", s("YES")),
+    ]
 }
 
 /// One column's `information_schema.columns` row.

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{CatalogView, SequenceDef, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::catalog::{SequenceDef, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::primary::Primary;
 use crate::settings::Settings;
 use crate::txn_slot::TxnSlot;
@@ -106,17 +106,8 @@ pub struct Snapshot {
 
 impl CatalogHandle {
     pub fn snapshot(&self) -> Snapshot {
-        let (tables, sequences) = self.slot.with_optional(|txn| {
-            let view = CatalogView {
-                committed: &self.primary.catalog,
-                txn,
-            };
-            let tables = view
-                .table_names(DEFAULT_SCHEMA)
-                .iter()
-                .filter_map(|name| view.get(DEFAULT_SCHEMA, name).ok().flatten())
-                .collect::<Vec<_>>();
-            (tables, view.sequences(DEFAULT_SCHEMA))
+        let (tables, sequences) = self.slot.with_catalog(&self.primary.catalog, |view| {
+            (view.tables(DEFAULT_SCHEMA), view.sequences(DEFAULT_SCHEMA))
         });
         let settings = self.settings.lock().expect("settings lock");
         let user = settings

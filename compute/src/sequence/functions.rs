@@ -12,13 +12,13 @@ use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DFResult, ScalarValue};
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{ScalarUDF, Volatility};
 
 use super::{check_bounds, next_values_in, set_in, SequenceState};
 use crate::catalog::{CatalogView, SequenceDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::relation_name_in_text;
-use crate::pg_catalog::functions::{arg, ints, sql_error, texts, volatile_function};
+use crate::pg_catalog::functions::{arg, function_with, ints, sql_error, texts};
 use crate::pg_catalog::CatalogHandle;
 
 /// What `currval` and `lastval` answer: the values this session took last.
@@ -38,105 +38,134 @@ impl SessionSequences {
 /// The sequence functions, bound to one session.
 pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
     vec![
-        volatile_function("nextval", &[1], DataType::Int64, h, |h, args, rows| {
-            let mut out = Vec::with_capacity(rows);
-            for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
-                let values = next_values(h, &def, n).map_err(sql_error)?;
-                if let Some(&last) = values.last() {
-                    h.sequence_values
-                        .lock()
-                        .expect("session sequences lock")
-                        .record(def.id, last);
-                }
-                out.extend(values.into_iter().map(Some));
-            }
-            out.resize(rows, None);
-            Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
-        }),
-        volatile_function("currval", &[1], DataType::Int64, h, |h, args, rows| {
-            let mut out = Vec::with_capacity(rows);
-            for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
-                let value = h
-                    .sequence_values
-                    .lock()
-                    .expect("session sequences lock")
-                    .last_by_sequence
-                    .get(&def.id)
-                    .copied()
-                    .ok_or_else(|| {
-                        sql_error(SqlError::new(
-                            sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                            format!(
-                                "currval of sequence \"{}\" is not yet defined in this session",
-                                def.name
-                            ),
-                        ))
-                    })?;
-                out.extend(std::iter::repeat_n(Some(value), n));
-            }
-            out.resize(rows, None);
-            Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
-        }),
-        volatile_function("lastval", &[0], DataType::Int64, h, |h, _, rows| {
-            let last = h
-                .sequence_values
-                .lock()
-                .expect("session sequences lock")
-                .last;
-            let Some((_, value)) = last else {
-                return Err(sql_error(SqlError::new(
-                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "lastval is not yet defined in this session",
-                )));
-            };
-            Ok(Arc::new(Int64Array::from(vec![value; rows])) as ArrayRef)
-        }),
-        volatile_function("setval", &[2, 3], DataType::Int64, h, |h, args, rows| {
-            let values = ints(arg(args, 1)?)?;
-            let called: Vec<Option<bool>> = match args.get(2) {
-                Some(a) => {
-                    let a = cast(a, &DataType::Boolean)?;
-                    datafusion::arrow::array::AsArray::as_boolean(&a)
-                        .iter()
-                        .collect()
-                }
-                None => vec![Some(true); rows],
-            };
-            let mut out = Vec::with_capacity(rows);
-            let mut row = 0;
-            for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
-                for _ in 0..n {
-                    let value = values[row.min(values.len() - 1)];
-                    let called = called[row.min(called.len() - 1)];
-                    let (Some(value), Some(called)) = (value, called) else {
-                        out.push(None);
-                        row += 1;
-                        continue;
-                    };
-                    check_bounds(&def, value).map_err(sql_error)?;
-                    set_value(
-                        h,
-                        &def,
-                        SequenceState {
-                            last: value,
-                            called,
-                        },
-                    )
-                    .map_err(sql_error)?;
-                    if called {
+        function_with(
+            Volatility::Volatile,
+            "nextval",
+            &[1],
+            DataType::Int64,
+            h,
+            |h, args, rows| {
+                let mut out = Vec::with_capacity(rows);
+                for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
+                    let values = next_values(h, &def, n).map_err(sql_error)?;
+                    if let Some(&last) = values.last() {
                         h.sequence_values
                             .lock()
                             .expect("session sequences lock")
-                            .record(def.id, value);
+                            .record(def.id, last);
                     }
-                    out.push(Some(value));
-                    row += 1;
+                    out.extend(values.into_iter().map(Some));
                 }
-            }
-            out.resize(rows, None);
-            Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
-        }),
-        volatile_function(
+                out.resize(rows, None);
+                Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
+            },
+        ),
+        function_with(
+            Volatility::Volatile,
+            "currval",
+            &[1],
+            DataType::Int64,
+            h,
+            |h, args, rows| {
+                let mut out = Vec::with_capacity(rows);
+                for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
+                    let value = h
+                        .sequence_values
+                        .lock()
+                        .expect("session sequences lock")
+                        .last_by_sequence
+                        .get(&def.id)
+                        .copied()
+                        .ok_or_else(|| {
+                            sql_error(SqlError::new(
+                                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                format!(
+                                    "currval of sequence \"{}\" is not yet defined in this session",
+                                    def.name
+                                ),
+                            ))
+                        })?;
+                    out.extend(std::iter::repeat_n(Some(value), n));
+                }
+                out.resize(rows, None);
+                Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
+            },
+        ),
+        function_with(
+            Volatility::Volatile,
+            "lastval",
+            &[0],
+            DataType::Int64,
+            h,
+            |h, _, rows| {
+                let last = h
+                    .sequence_values
+                    .lock()
+                    .expect("session sequences lock")
+                    .last;
+                let Some((_, value)) = last else {
+                    return Err(sql_error(SqlError::new(
+                        sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "lastval is not yet defined in this session",
+                    )));
+                };
+                Ok(Arc::new(Int64Array::from(vec![value; rows])) as ArrayRef)
+            },
+        ),
+        function_with(
+            Volatility::Volatile,
+            "setval",
+            &[2, 3],
+            DataType::Int64,
+            h,
+            |h, args, rows| {
+                let values = ints(arg(args, 1)?)?;
+                let called: Vec<Option<bool>> = match args.get(2) {
+                    Some(a) => {
+                        let a = cast(a, &DataType::Boolean)?;
+                        datafusion::arrow::array::AsArray::as_boolean(&a)
+                            .iter()
+                            .collect()
+                    }
+                    None => vec![Some(true); rows],
+                };
+                let mut out = Vec::with_capacity(rows);
+                let mut row = 0;
+                for (def, n) in sequences_by_run(h, arg(args, 0)?, rows)? {
+                    for _ in 0..n {
+                        let value = values[row.min(values.len() - 1)];
+                        let called = called[row.min(called.len() - 1)];
+                        let (Some(value), Some(called)) = (value, called) else {
+                            out.push(None);
+                            row += 1;
+                            continue;
+                        };
+                        check_bounds(&def, value).map_err(sql_error)?;
+                        set_value(
+                            h,
+                            &def,
+                            SequenceState {
+                                last: value,
+                                called,
+                            },
+                        )
+                        .map_err(sql_error)?;
+                        if called {
+                            h.sequence_values
+                                .lock()
+                                .expect("session sequences lock")
+                                .record(def.id, value);
+                        }
+                        out.push(Some(value));
+                        row += 1;
+                    }
+                }
+                out.resize(rows, None);
+                Ok(Arc::new(Int64Array::from(out)) as ArrayRef)
+            },
+        ),
+        function_with(
+            Volatility::Stable,
             "pg_get_serial_sequence",
             &[2],
             DataType::Utf8,
@@ -187,14 +216,10 @@ fn sequences_by_run(
 
 /// The sequence a `regclass` argument names: a name in text, or an oid.
 fn sequence_named(h: &CatalogHandle, value: &ScalarValue) -> SqlResult<Arc<SequenceDef>> {
-    h.slot.with_optional(|txn| {
-        let view = CatalogView {
-            committed: &h.primary.catalog,
-            txn,
-        };
+    h.slot.with_catalog(&h.primary.catalog, |view| {
         if let Some(text) = value_text(value) {
             if let Ok(oid) = text.parse::<u64>() {
-                return by_oid(&view, oid);
+                return by_oid(view, oid);
             }
             let (schema, name) = relation_name_in_text(&text)?;
             if let Some(def) = view.get_sequence(&schema, &name)? {
@@ -209,7 +234,7 @@ fn sequence_named(h: &CatalogHandle, value: &ScalarValue) -> SqlResult<Arc<Seque
             return Err(SqlError::undefined_table(&name));
         }
         match value.cast_to(&DataType::Int64) {
-            Ok(ScalarValue::Int64(Some(oid))) => by_oid(&view, oid as u64),
+            Ok(ScalarValue::Int64(Some(oid))) => by_oid(view, oid as u64),
             _ => Err(SqlError::new(
                 sqlstate::UNDEFINED_FUNCTION,
                 format!("function nextval({}) does not exist", value.data_type()),
@@ -238,6 +263,7 @@ fn value_text(value: &ScalarValue) -> Option<String> {
 /// returns `None`.
 fn in_own_txn<T>(
     h: &CatalogHandle,
+    function: &str,
     def: &SequenceDef,
     f: impl FnOnce(&mut crate::txn::Transaction) -> SqlResult<T>,
 ) -> SqlResult<Option<T>> {
@@ -249,7 +275,7 @@ fn in_own_txn<T>(
         if txn.is_some_and(|t| t.is_read_only()) {
             return Err(SqlError::new(
                 sqlstate::READ_ONLY_SQL_TRANSACTION,
-                "cannot execute nextval() in a read-only transaction",
+                format!("cannot execute {function}() in a read-only transaction"),
             ));
         }
         Ok(view.sequence_is_own(def.id))
@@ -264,7 +290,7 @@ fn in_own_txn<T>(
 }
 
 fn next_values(h: &CatalogHandle, def: &Arc<SequenceDef>, n: usize) -> SqlResult<Vec<i64>> {
-    if let Some(values) = in_own_txn(h, def, |txn| next_values_in(txn, def, n))? {
+    if let Some(values) = in_own_txn(h, "nextval", def, |txn| next_values_in(txn, def, n))? {
         return Ok(values);
     }
     let primary = h.primary.clone();
@@ -273,7 +299,7 @@ fn next_values(h: &CatalogHandle, def: &Arc<SequenceDef>, n: usize) -> SqlResult
 }
 
 fn set_value(h: &CatalogHandle, def: &Arc<SequenceDef>, state: SequenceState) -> SqlResult<()> {
-    if in_own_txn(h, def, |txn| {
+    if in_own_txn(h, "setval", def, |txn| {
         set_in(txn, def, state);
         Ok(())
     })?
@@ -301,11 +327,7 @@ fn block_on<T>(f: impl std::future::Future<Output = SqlResult<T>>) -> SqlResult<
 /// `pg_get_serial_sequence(table, column)`: the sequence a serial or identity column owns,
 /// schema-qualified, or NULL.
 fn serial_sequence(h: &CatalogHandle, table: &str, column: &str) -> DFResult<Option<String>> {
-    h.slot.with_optional(|txn| {
-        let view = CatalogView {
-            committed: &h.primary.catalog,
-            txn,
-        };
+    h.slot.with_catalog(&h.primary.catalog, |view| {
         let (schema, name) = relation_name_in_text(table).map_err(sql_error)?;
         let def = view
             .get(&schema, &name)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 
 use super::{Output, Session};
-use crate::catalog::{CatalogView, TableDef};
+use crate::catalog::TableDef;
 use crate::copy::{rows_to_batch, CopyOptions, CopyParser, CopyRow};
 use crate::dml::{insert_batches, DmlContext, DmlError};
 use crate::error::{sqlstate, SqlError, SqlResult};
@@ -47,14 +47,7 @@ impl Session {
         let options = CopyOptions::from_statement(options, legacy_options)?;
         let (schema, table) = table_name(name)?;
         let def = self
-            .slot
-            .with_optional(|txn| {
-                CatalogView {
-                    committed: &self.primary.catalog,
-                    txn,
-                }
-                .get(&schema, &table)
-            })?
+            .table(&schema, &table)?
             .ok_or_else(|| SqlError::undefined_table(&table))?;
         let columns = target_columns(&def, columns)?;
         let implicit = !self.in_block();

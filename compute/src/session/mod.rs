@@ -309,20 +309,28 @@ impl Session {
         Some(self.execute(&prepared, literals).await)
     }
 
-    /// Whether a fast plan's table is still the one the catalog names.
+    /// Whether a cached plan still fits the catalog (see [`Session::fast_plan_current`]).
     fn still_current(&self, prepared: &Prepared) -> bool {
-        let Kind::Fast(plan) = &prepared.kind else {
-            return true;
-        };
-        let current = self.slot.with_optional(|txn| {
-            crate::catalog::CatalogView {
-                committed: &self.primary.catalog,
-                txn,
-            }
-            .get(&plan.table.schema, &plan.table.name)
+        match &prepared.kind {
+            Kind::Fast(plan) => self.fast_plan_current(plan),
+            _ => true,
+        }
+    }
+
+    /// Whether a fast plan's table is still the one the catalog names, unchanged: any change to
+    /// its definition (a new id after TRUNCATE, columns, defaults, constraints) plans again.
+    fn fast_plan_current(&self, plan: &crate::fast_path::FastPlan) -> bool {
+        let current = self.slot.with_catalog(&self.primary.catalog, |view| {
+            view.get(&plan.table.schema, &plan.table.name)
         });
-        // Any change to the definition (columns, defaults, constraints) plans again.
-        matches!(current, Ok(Some(c)) if c == plan.table)
+        // The committed catalog hands out the same `Arc` until the definition changes.
+        matches!(current, Ok(Some(c)) if Arc::ptr_eq(&c, &plan.table) || c == plan.table)
+    }
+
+    /// A table as the current transaction sees it.
+    fn table(&self, schema: &str, table: &str) -> SqlResult<Option<Arc<crate::catalog::TableDef>>> {
+        self.slot
+            .with_catalog(&self.primary.catalog, |view| view.get(schema, table))
     }
 
     /// Commits, applying the transaction's DDL to the shared catalog before the commit becomes

@@ -9,7 +9,6 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{OnConflictAction, OnInsert, SelectItem, Statement};
 
 use super::Session;
-use crate::catalog::CatalogView;
 use crate::column_names::query_column_names;
 use crate::dml::{delete_finder, update_finder, DmlContext, RowFinder};
 use crate::error::{SqlError, SqlResult};
@@ -64,14 +63,8 @@ impl Session {
             columns: None,
             param_types: Vec::new(),
         };
-        let fast = self.slot.with_optional(|txn| {
-            fast_path::recognize(
-                &prepared.statement,
-                &CatalogView {
-                    committed: &self.primary.catalog,
-                    txn,
-                },
-            )
+        let fast = self.slot.with_catalog(&self.primary.catalog, |view| {
+            fast_path::recognize(&prepared.statement, view)
         })?;
         if let Some(plan) = fast {
             if let FastKind::Select { projection, .. } = &plan.kind {
@@ -109,14 +102,7 @@ impl Session {
                 };
                 if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &bare.table {
                     let (schema, table) = table_name(name)?;
-                    let def = self.slot.with_optional(|txn| {
-                        CatalogView {
-                            committed: &self.primary.catalog,
-                            txn,
-                        }
-                        .get(&schema, &table)
-                    })?;
-                    match def {
+                    match self.table(&schema, &table)? {
                         Some(def) => crate::insert_defaults::fill_defaults(&mut bare, &def)?,
                         None => return Err(SqlError::undefined_table(&table)),
                     }

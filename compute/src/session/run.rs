@@ -126,15 +126,7 @@ impl Session {
         plan: &FastPlan,
         params: Vec<ScalarValue>,
     ) -> SqlResult<Output> {
-        let table = &plan.table;
-        let current = self.slot.with_optional(|txn| {
-            crate::catalog::CatalogView {
-                committed: &self.primary.catalog,
-                txn,
-            }
-            .get(&table.schema, &table.name)
-        })?;
-        if current.is_none_or(|c| c.id != table.id || c.columns != table.columns) {
+        if !self.fast_plan_current(plan) {
             let replanned = self.plan_statement(prepared.statement.clone()).await?;
             return Box::pin(self.run(&replanned, params)).await;
         }
@@ -182,14 +174,7 @@ impl Session {
                     .with_txn(async |txn| ddl::create_table(&self.primary, txn, ct).await)
                     .await?;
                 let (schema, table) = crate::names::table_name(&ct.name)?;
-                let created = self.slot.with_optional(|txn| {
-                    crate::catalog::CatalogView {
-                        committed: &self.primary.catalog,
-                        txn,
-                    }
-                    .get(&schema, &table)
-                })?;
-                if let Some(def) = created {
+                if let Some(def) = self.table(&schema, &table)? {
                     crate::checks::validate(&self.ctx, &def)?;
                 }
                 Ok(ddl_output(outcome))
@@ -334,14 +319,7 @@ impl Session {
             })
             .collect::<SqlResult<Vec<_>>>()?;
         let (schema, table) = crate::names::table_name(&alter.name)?;
-        let def = self.slot.with_optional(|txn| {
-            crate::catalog::CatalogView {
-                committed: &self.primary.catalog,
-                txn,
-            }
-            .get(&schema, &table)
-        })?;
-        let Some(def) = def else {
+        let Some(def) = self.table(&schema, &table)? else {
             if alter.if_exists {
                 return Ok(Output::command("ALTER TABLE"));
             }
