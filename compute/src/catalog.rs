@@ -119,6 +119,9 @@ pub struct TableDef {
     /// FOREIGN KEY constraints, in the order they were declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<crate::foreign_keys::ForeignKeyDef>,
+    /// Secondary indexes (UNIQUE constraints and `CREATE INDEX`), in the order they were made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<crate::indexes::IndexDef>,
 }
 
 impl TableDef {
@@ -139,6 +142,12 @@ impl TableDef {
     /// planned path does, the point-statement fast path does not).
     pub fn has_write_constraints(&self) -> bool {
         !self.checks.is_empty() || !self.foreign_keys.is_empty()
+    }
+
+    /// Whether the column at `position` is in a secondary index (writing it writes index entries).
+    pub fn is_indexed(&self, position: usize) -> bool {
+        let id = self.columns[position].id;
+        self.indexes.iter().any(|i| i.columns.contains(&id))
     }
 
     /// Name of the primary-key constraint, as PostgreSQL names it by default.
@@ -256,6 +265,30 @@ struct Tables {
     by_name: HashMap<(String, String), u64>,
     sequences: HashMap<u64, Arc<SequenceDef>>,
     sequence_names: HashMap<(String, String), u64>,
+    /// Index name → the id of its table.
+    index_names: HashMap<(String, String), u64>,
+}
+
+impl Tables {
+    fn index_names_of(def: &TableDef) -> impl Iterator<Item = (String, String)> + '_ {
+        def.indexes
+            .iter()
+            .map(|i| (def.schema.clone(), i.name.clone()))
+    }
+
+    fn forget(&mut self, id: u64) -> Option<Arc<TableDef>> {
+        let old = self.by_id.remove(&id)?;
+        let name = (old.schema.clone(), old.name.clone());
+        if self.by_name.get(&name) == Some(&id) {
+            self.by_name.remove(&name);
+        }
+        for name in Tables::index_names_of(&old) {
+            if self.index_names.get(&name) == Some(&id) {
+                self.index_names.remove(&name);
+            }
+        }
+        Some(old)
+    }
 }
 
 impl Catalog {
@@ -331,27 +364,29 @@ impl Catalog {
     /// Adds or replaces (by id) a table definition.
     pub fn upsert(&self, def: TableDef) {
         let mut t = self.tables.write().expect("catalog lock");
-        if let Some(old) = t.by_id.get(&def.id).cloned() {
-            let name = (old.schema.clone(), old.name.clone());
-            if t.by_name.get(&name) == Some(&def.id) {
-                t.by_name.remove(&name);
-            }
-        }
+        t.forget(def.id);
         t.by_name
             .insert((def.schema.clone(), def.name.clone()), def.id);
+        for name in Tables::index_names_of(&def) {
+            t.index_names.insert(name, def.id);
+        }
         t.by_id.insert(def.id, Arc::new(def));
     }
 
-    /// Removes a definition. Its name is freed only if it still names this table: a table
+    /// Removes a definition. Its names are freed only if they still name this table: a table
     /// rewritten under a new id (TRUNCATE) has its new definition applied first.
     pub fn remove(&self, id: u64) {
-        let mut t = self.tables.write().expect("catalog lock");
-        if let Some(old) = t.by_id.remove(&id) {
-            let name = (old.schema.clone(), old.name.clone());
-            if t.by_name.get(&name) == Some(&id) {
-                t.by_name.remove(&name);
-            }
-        }
+        self.tables.write().expect("catalog lock").forget(id);
+    }
+
+    /// The id of the table an index belongs to.
+    fn index_table(&self, schema: &str, name: &str) -> Option<u64> {
+        self.tables
+            .read()
+            .expect("catalog lock")
+            .index_names
+            .get(&(schema.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Applies a committed transaction's writes to catalog keys.
@@ -455,8 +490,34 @@ impl CatalogView<'_> {
             None => {
                 self.committed.get(schema, name).is_some()
                     || self.committed.sequence(schema, name).is_some()
+                    || self.committed.index_table(schema, name).is_some()
             }
         })
+    }
+
+    /// An index by name, with the table it belongs to.
+    pub fn index(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<(Arc<TableDef>, crate::indexes::IndexDef)>> {
+        let find = |table: Option<Arc<TableDef>>| {
+            table.and_then(|t| {
+                let index = t.indexes.iter().find(|i| i.name == name)?.clone();
+                Some((t, index))
+            })
+        };
+        match self.own_name(schema, name)? {
+            Some(None) => Ok(None),
+            Some(Some(id)) => Ok(self
+                .tables(schema)
+                .into_iter()
+                .find_map(|t| find(Some(t)).filter(|(_, i)| i.id == id))),
+            None => match self.committed.index_table(schema, name) {
+                Some(table) => Ok(find(self.table_by_id(table)?)),
+                None => Ok(None),
+            },
+        }
     }
 
     pub fn get_sequence(&self, schema: &str, name: &str) -> SqlResult<Option<Arc<SequenceDef>>> {
@@ -547,6 +608,7 @@ mod tests {
             next_column_id: 2,
             checks: Vec::new(),
             foreign_keys: Vec::new(),
+            indexes: Vec::new(),
         };
         assert_eq!(decode_table_def(&encode_table_def(&def)).unwrap(), def);
         let (start, end) = catalog_range();

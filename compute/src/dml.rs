@@ -28,6 +28,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::TableDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::indexes::{Entry, IndexRows};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
 use crate::row_codec::RowEncoder;
@@ -268,8 +269,31 @@ pub async fn insert_batches(
                         }
                     }
                 }
+                let index_rows = IndexRows::new(&def, &enc);
+                let entries: Vec<Vec<Entry>> = if def.indexes.is_empty() {
+                    Vec::new()
+                } else {
+                    keys.iter()
+                        .enumerate()
+                        .map(|(row, key)| index_rows.entries(row, key))
+                        .collect()
+                };
+                if !entries.is_empty() {
+                    crate::indexes::check_new_rows(
+                        primary,
+                        txn,
+                        &index_rows,
+                        &entries,
+                        &mut keep,
+                        on_conflict_do_nothing,
+                    )
+                    .await?;
+                }
                 for (row, key) in keys.into_iter().enumerate() {
                     if keep[row] {
+                        for entry in entries.get(row).into_iter().flatten() {
+                            txn.put(entry.key.clone(), key.clone());
+                        }
                         txn.put(key, enc.value(row));
                     }
                 }
@@ -542,6 +566,11 @@ fn substitute(expr: &SqlExpr, substitutions: &HashMap<String, String>) -> SqlRes
     Ok(expr.to_string())
 }
 
+/// The SELECT that reads every row of a table with its storage key: the key, then the columns.
+pub fn all_rows_query(def: &TableDef) -> SqlResult<Statement> {
+    finder_query(def, &def.name, &old_columns(def, &def.name), &[], None)
+}
+
 /// `SELECT <alias>.<key>, <items> FROM <keyed table> AS <alias>, <from…> WHERE <selection>`,
 /// with the key column and keyed table named by position after parsing (SQL text cannot name
 /// them).
@@ -634,13 +663,32 @@ pub async fn update_or_delete(
                     Some(columns) => Some(RowEncoder::try_new(&def, columns)?),
                     None => None,
                 };
+                let old_encoder = if def.indexes.is_empty() {
+                    None
+                } else {
+                    Some(RowEncoder::try_new(&def, &batch.columns()[1..=n])?)
+                };
+                let old_index_rows = old_encoder.as_ref().map(|e| IndexRows::new(&def, e));
+                let new_index_rows = match (&old_encoder, &encoder) {
+                    (Some(_), Some(enc)) => Some(IndexRows::new(&def, enc)),
+                    _ => None,
+                };
                 for (row, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
                     let old_key = Bytes::copy_from_slice(keys.value(row));
                     if txn.lock(&old_key).await? == LockOutcome::ChangedSinceSnapshot {
                         return Err(on_changed(txn));
                     }
+                    let old_entries = old_index_rows
+                        .as_ref()
+                        .map(|r| r.entries(row, &old_key))
+                        .unwrap_or_default();
                     match &encoder {
-                        None => txn.delete(old_key),
+                        None => {
+                            for entry in old_entries {
+                                txn.delete(entry.key);
+                            }
+                            txn.delete(old_key)
+                        }
                         Some(enc) => {
                             enc.check_constraints(row)?;
                             // A row without a primary key keeps its hidden row id.
@@ -664,6 +712,17 @@ pub async fn update_or_delete(
                                     return Err(duplicate(&def, enc, row).into());
                                 }
                                 txn.delete(old_key);
+                            }
+                            if let Some(index_rows) = &new_index_rows {
+                                update_entries(
+                                    primary,
+                                    txn,
+                                    index_rows,
+                                    row,
+                                    old_entries,
+                                    &new_key,
+                                )
+                                .await?;
                             }
                             txn.put(new_key, enc.value(row));
                         }
@@ -699,6 +758,34 @@ pub async fn update_or_delete(
         count,
         returning: (finder.returning > 0).then_some(returning),
     })
+}
+
+/// Moves an updated row's index entries: each entry whose key changed is deleted and written
+/// anew, after a unique index has checked the new values (when they changed).
+async fn update_entries(
+    primary: &Primary,
+    txn: &mut Transaction,
+    index_rows: &IndexRows<'_>,
+    row: usize,
+    old_entries: Vec<Entry>,
+    new_key: &Bytes,
+) -> DmlResult<()> {
+    let new_entries = index_rows.entries(row, new_key);
+    for (i, (old, new)) in old_entries.into_iter().zip(new_entries).enumerate() {
+        if old.key == new.key {
+            continue;
+        }
+        txn.delete(old.key);
+        if let Some(probe) = new.probe.filter(|p| old.probe.as_ref() != Some(p)) {
+            let taken =
+                crate::indexes::probes_taken(primary, txn, std::slice::from_ref(&probe)).await?;
+            if taken[0] {
+                return Err(index_rows.duplicate(i, row).into());
+            }
+        }
+        txn.put(new.key, new_key.clone());
+    }
+    Ok(())
 }
 
 /// Before rows of `def` are deleted or get a new primary key (`assigned` columns are updated;

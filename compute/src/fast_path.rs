@@ -401,7 +401,7 @@ fn recognize_update(
         let Some(c) = def.columns.iter().position(|col| col.name == name) else {
             return Ok(None);
         };
-        if pk.contains(&c) || assignments.iter().any(|(a, _)| *a == c) {
+        if pk.contains(&c) || def.is_indexed(c) || assignments.iter().any(|(a, _)| *a == c) {
             return Ok(None);
         }
         let Some(v) = value(&def, &alias_name, v, true) else {
@@ -454,7 +454,7 @@ fn recognize_insert(
     let Some((def, alias)) = target(name, None, view)? else {
         return Ok(None);
     };
-    if def.has_write_constraints() {
+    if def.has_write_constraints() || !def.indexes.is_empty() {
         return Ok(None);
     }
     let columns: Vec<usize> = if insert.columns.is_empty() {

@@ -371,6 +371,7 @@ mod tests {
             next_column_id: 4,
             checks: Vec::new(),
             foreign_keys: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 

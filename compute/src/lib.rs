@@ -17,6 +17,7 @@ mod dml;
 mod error;
 mod fast_path;
 mod foreign_keys;
+mod indexes;
 mod insert_defaults;
 mod key_range;
 mod last_written;

@@ -320,17 +320,48 @@ impl<'a> RowEncoder<'a> {
         Bytes::from(buf)
     }
 
+    /// Appends the key encodings of the columns at `positions`, each tagged as NULL or not (index
+    /// columns may be NULL). Returns whether any of them was NULL.
+    pub fn write_index_values(
+        &self,
+        row: usize,
+        positions: &[usize],
+        key: &mut KeyEncoder,
+    ) -> bool {
+        let mut any_null = false;
+        for &i in positions {
+            let reader = &self.readers[i];
+            if reader.is_null(row) {
+                key.null();
+                any_null = true;
+            } else {
+                key.not_null();
+                reader.write_key(row, key);
+            }
+        }
+        any_null
+    }
+
     /// `(a, b)=(1, x)`: the primary key of a row as PostgreSQL shows it in a duplicate-key DETAIL.
     pub fn describe_key(&self, row: usize) -> String {
-        let names: Vec<_> = self
-            .pk
+        self.describe_columns(row, &self.pk)
+    }
+
+    /// `(a, b)=(1, x)` for the columns at `positions`.
+    pub fn describe_columns(&self, row: usize, positions: &[usize]) -> String {
+        let names: Vec<_> = positions
             .iter()
             .map(|&i| self.def.columns[i].name.as_str())
             .collect();
-        let values: Vec<_> = self
-            .pk
+        let values: Vec<_> = positions
             .iter()
-            .map(|&i| self.readers[i].display(row))
+            .map(|&i| {
+                if self.readers[i].is_null(row) {
+                    "null".to_string()
+                } else {
+                    self.readers[i].display(row)
+                }
+            })
             .collect();
         format!("({})=({})", names.join(", "), values.join(", "))
     }
@@ -595,6 +626,7 @@ mod tests {
             next_column_id: 5,
             checks: Vec::new(),
             foreign_keys: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 

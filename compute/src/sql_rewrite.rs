@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
@@ -29,8 +30,38 @@ pub fn alias_duplicate_expressions(stmt: &mut Statement) {
             name_set_expr(&mut query.body);
             ControlFlow::Continue(())
         }
+
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            name_function_column(factor);
+            ControlFlow::Continue(())
+        }
     }
     let _ = stmt.visit(&mut Namer);
+}
+
+/// `FROM generate_series(1, 3) AS g`: PostgreSQL names the one column of a function returning
+/// a scalar after the alias (`g`), where DataFusion calls it `value`.
+fn name_function_column(factor: &mut TableFactor) {
+    const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
+    if let TableFactor::Table {
+        name,
+        args: Some(_),
+        alias: Some(alias),
+        ..
+    } = factor
+    {
+        let function = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .unwrap_or_default();
+        if alias.columns.is_empty() && ONE_COLUMN_FUNCTIONS.contains(&function.as_str()) {
+            alias
+                .columns
+                .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
+        }
+    }
 }
 
 fn name_set_expr(body: &mut SetExpr) {

@@ -278,11 +278,7 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (
-            "CREATE INDEX t_i4 ON t (i4)",
-            &SqlState::FEATURE_NOT_SUPPORTED,
-        ),
-        (
-            "CREATE TABLE u (a int UNIQUE)",
+            "CREATE INDEX t_i4 ON t (abs(i4))",
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (

@@ -1,5 +1,6 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
+pub mod index;
 pub mod sequence;
 
 use std::collections::HashSet;
@@ -68,6 +69,8 @@ pub async fn create_table(
     let mut checks: Vec<(Option<String>, SqlExpr, Option<String>)> = Vec::new();
     // FOREIGN KEY constraints: (the constraint, the column it was declared on).
     let mut foreign_keys: Vec<(ForeignKeyConstraint, Option<String>)> = Vec::new();
+    // UNIQUE constraints, each made an index once the table exists.
+    let mut uniques: Vec<index::NewIndex> = Vec::new();
     for (i, col) in stmt.columns.iter().enumerate() {
         let col_name = normalize(&col.name);
         if !names.insert(col_name.clone()) {
@@ -111,6 +114,12 @@ pub async fn create_table(
                         fk.name = option.name.clone();
                     }
                     foreign_keys.push((fk, Some(col_name.clone())))
+                }
+                ColumnOption::Unique(unique) => {
+                    let mut new =
+                        index::NewIndex::from_unique(unique, option.name.as_ref().map(normalize))?;
+                    new.columns = vec![col_name.clone()];
+                    uniques.push(new);
                 }
                 ColumnOption::Check(check) => checks.push((
                     check.name.as_ref().or(option.name.as_ref()).map(normalize),
@@ -159,6 +168,9 @@ pub async fn create_table(
                 set_primary_key(&mut primary_key, cols, &name)?;
             }
             TableConstraint::ForeignKey(fk) => foreign_keys.push((fk.clone(), None)),
+            TableConstraint::Unique(unique) => {
+                uniques.push(index::NewIndex::from_unique(unique, None)?)
+            }
             TableConstraint::Check(check) => checks.push((
                 check.name.as_ref().map(normalize),
                 check.expr.as_ref().clone(),
@@ -217,6 +229,7 @@ pub async fn create_table(
         primary_key: pk_ids,
         checks,
         foreign_keys: Vec::new(),
+        indexes: Vec::new(),
     };
     for (fk, column) in foreign_keys {
         let view = CatalogView {
@@ -228,6 +241,9 @@ pub async fn create_table(
     }
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     txn.put(table_def_key(id), encode_table_def(&def));
+    for unique in uniques {
+        index::add_index(primary, txn, &def, unique, &Vec::new()).await?;
+    }
     tracing::info!(table = %name, id, "created table");
     Ok(DdlOutcome {
         tag: "CREATE TABLE",
@@ -409,8 +425,10 @@ pub async fn add_primary_key(
     }
     let new = rewrite_under_new_id(primary, txn, def, new).await?;
     let mut seen = std::collections::HashSet::new();
+    let mut keyed_rows: index::TableRows = Vec::with_capacity(rows.len());
     for batch in rows {
         let enc = crate::row_codec::RowEncoder::try_new(&new, batch.columns())?;
+        let mut keys = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             enc.check_constraints(row)?;
             let key = enc.key(row, || 0);
@@ -426,8 +444,14 @@ pub async fn add_primary_key(
                 .with_table(&new.schema, &new.name)
                 .with_constraint(new.primary_key_name()));
             }
-            txn.put(key, enc.value(row));
+            txn.put(key.clone(), enc.value(row));
+            keys.push(key);
         }
+        keyed_rows.push((batch.columns().to_vec(), keys));
+    }
+    // The rows have new keys, so every index is written again.
+    for index in &new.indexes {
+        crate::indexes::build(txn, &new, index, &keyed_rows)?;
     }
     Ok(DdlOutcome {
         tag: "ALTER TABLE",
@@ -686,6 +710,55 @@ fn reject_unsupported_create(stmt: &CreateTable) -> SqlResult<()> {
     Ok(())
 }
 
+/// `ALTER TABLE … DROP CONSTRAINT name`: a UNIQUE, CHECK or FOREIGN KEY constraint.
+pub async fn drop_constraint(
+    primary: &Primary,
+    txn: &mut Transaction,
+    schema: &str,
+    table: &str,
+    name: &str,
+    if_exists: bool,
+) -> SqlResult<DdlOutcome> {
+    let done = |notice| DdlOutcome {
+        tag: "ALTER TABLE",
+        notice,
+    };
+    let Some(def) = txn_view(primary, txn).get(schema, table)? else {
+        return Err(SqlError::undefined_table(table));
+    };
+    txn.lock(&table_def_key(def.id)).await?;
+    let Some(def) = txn_view(primary, txn).table_by_id(def.id)? else {
+        return Err(SqlError::undefined_table(table));
+    };
+    if let Some(index) = def.indexes.iter().find(|i| i.constraint && i.name == name) {
+        index::remove_index(txn, &def, index).await?;
+        return Ok(done(None));
+    }
+    let mut changed = def.as_ref().clone();
+    changed.checks.retain(|c| c.name != name);
+    changed.foreign_keys.retain(|f| f.name != name);
+    if changed != *def {
+        replace_table_def(txn, &changed).await?;
+        return Ok(done(None));
+    }
+    if !def.primary_key.is_empty() && def.primary_key_name() == name {
+        return Err(SqlError::unsupported("dropping a primary key"));
+    }
+    let missing = format!("constraint \"{name}\" of relation \"{table}\" does not exist");
+    if if_exists {
+        return Ok(done(Some(format!("{missing}, skipping"))));
+    }
+    Err(SqlError::new(sqlstate::UNDEFINED_OBJECT, missing))
+}
+
+/// The catalog as `txn` sees it.
+fn txn_view<'a>(primary: &'a Primary, txn: &'a Transaction) -> CatalogView<'a> {
+    CatalogView {
+        committed: &primary.catalog,
+        txn: Some(txn),
+    }
+}
+
 /// `DROP TABLE`: removes the definitions in `txn`. The rows stay in storage under the dropped
 /// table's id, which is never reused: they are unreachable from SQL, and remain readable at past
 /// LSNs.
@@ -750,6 +823,11 @@ pub async fn drop_tables(
                 txn.lock(&def_key).await?;
                 txn.delete(def_key);
                 txn.delete(name_key);
+                for index in &def.indexes {
+                    let index_name = table_name_key(DEFAULT_DATABASE, &schema, &index.name);
+                    txn.lock(&index_name).await?;
+                    txn.delete(index_name);
+                }
                 for seq in owned {
                     sequence::remove_sequence(txn, &seq).await?;
                 }

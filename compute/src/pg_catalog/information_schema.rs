@@ -1,6 +1,6 @@
 //! `information_schema`: the SQL-standard views of the catalog, computed like `pg_catalog`.
 
-use super::snapshot::{Snapshot, NAMESPACES};
+use super::snapshot::{table_indexes, Snapshot, NAMESPACES};
 use super::tables::{Row, Ty::*, V};
 use super::types::format_type;
 use crate::catalog::{ColumnDef, TableDef};
@@ -89,7 +89,6 @@ fn int(v: Option<i64>) -> V {
 
 pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     let db = snap.database();
-    let keyed = || snap.tables.iter().filter(|t| !t.primary_key.is_empty());
     match name {
         "tables" => snap
             .tables
@@ -159,32 +158,39 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     .foreign_keys
                     .iter()
                     .map(|f| (f.name.clone(), "FOREIGN KEY"));
-                let primary =
-                    (!t.primary_key.is_empty()).then(|| (t.primary_key_name(), "PRIMARY KEY"));
+                let keys = table_indexes(t)
+                    .into_iter()
+                    .filter(|i| i.constraint_oid.is_some())
+                    .map(|i| (i.name, if i.primary { "PRIMARY KEY" } else { "UNIQUE" }));
                 checks
                     .chain(foreign)
-                    .chain(primary)
+                    .chain(keys)
                     .map(|(name, kind)| table_constraint(db, t, name, kind))
                     .collect::<Vec<_>>()
             })
             .collect(),
-        "key_column_usage" => keyed()
-            .flat_map(|t| {
-                Snapshot::key_columns(t)
-                    .into_iter()
+        "key_column_usage" => snap
+            .indexes()
+            .filter(|i| i.constraint_oid.is_some())
+            .flat_map(|index| {
+                let t = index.table;
+                index
+                    .positions
+                    .iter()
                     .enumerate()
-                    .map(move |(i, c)| {
+                    .map(|(i, &p)| {
                         vec![
                             ("constraint_catalog", s(db)),
                             ("constraint_schema", s(&t.schema)),
-                            ("constraint_name", s(t.primary_key_name())),
+                            ("constraint_name", s(&index.name)),
                             ("table_catalog", s(db)),
                             ("table_schema", s(&t.schema)),
                             ("table_name", s(&t.name)),
-                            ("column_name", s(c)),
+                            ("column_name", s(&t.columns[p].name)),
                             ("ordinal_position", V::I(i as i64 + 1)),
                         ]
                     })
+                    .collect::<Vec<_>>()
             })
             .collect(),
         _ => Vec::new(),

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::{SequenceDef, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::indexes::IndexDef;
 use crate::primary::Primary;
 use crate::settings::Settings;
 use crate::txn_slot::TxnSlot;
@@ -53,6 +54,66 @@ pub fn check_oid(def: &TableDef, position: usize) -> i64 {
 
 pub fn foreign_key_oid(def: &TableDef, position: usize) -> i64 {
     FOREIGN_KEY_OID_BASE + ((def.id as i64) << 12) + position as i64
+}
+
+/// A UNIQUE constraint's oid: its index's id is unique among relations, so it is offset like a
+/// primary-key constraint's.
+pub fn unique_constraint_oid(index: &IndexDef) -> i64 {
+    CONSTRAINT_OID_BASE + index.id as i64
+}
+
+/// One index of a table as the catalogs show it: the primary key's, or a secondary one.
+pub struct IndexInfo<'a> {
+    pub table: &'a TableDef,
+    pub oid: i64,
+    pub name: String,
+    /// Positions of the indexed columns in the table, in index order.
+    pub positions: Vec<usize>,
+    pub unique: bool,
+    pub primary: bool,
+    /// The constraint the index belongs to (primary key or UNIQUE), if any.
+    pub constraint_oid: Option<i64>,
+}
+
+impl IndexInfo<'_> {
+    /// Attribute numbers (1-based) of the indexed columns.
+    pub fn attnums(&self) -> Vec<i64> {
+        self.positions.iter().map(|p| *p as i64 + 1).collect()
+    }
+
+    /// The indexed columns, quoted and joined: `a, "B"`.
+    pub fn column_list(&self) -> String {
+        self.positions
+            .iter()
+            .map(|&p| quote_ident(&self.table.columns[p].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A table's indexes: its primary key's first, then the others in creation order.
+pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
+    let primary = (!t.primary_key.is_empty()).then(|| IndexInfo {
+        table: t,
+        oid: pk_index_oid(t),
+        name: t.primary_key_name(),
+        positions: t.primary_key_indexes(),
+        unique: true,
+        primary: true,
+        constraint_oid: Some(pk_constraint_oid(t)),
+    });
+    primary
+        .into_iter()
+        .chain(t.indexes.iter().map(|i| IndexInfo {
+            table: t,
+            oid: i.id as i64,
+            name: i.name.clone(),
+            positions: i.column_positions(t),
+            unique: i.unique,
+            primary: false,
+            constraint_oid: i.constraint.then(|| unique_constraint_oid(i)),
+        }))
+        .collect()
 }
 
 pub fn namespace_oid(schema: &str) -> i64 {
@@ -132,16 +193,13 @@ impl Snapshot {
         self.tables.iter().find(|t| table_oid(t) == oid)
     }
 
-    pub fn table_by_index_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {
-        self.tables
-            .iter()
-            .find(|t| !t.primary_key.is_empty() && pk_index_oid(t) == oid)
+    /// Every index of every table.
+    pub fn indexes(&self) -> impl Iterator<Item = IndexInfo<'_>> {
+        self.tables.iter().flat_map(|t| table_indexes(t))
     }
 
-    pub fn table_by_constraint_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {
-        self.tables
-            .iter()
-            .find(|t| !t.primary_key.is_empty() && pk_constraint_oid(t) == oid)
+    pub fn index_by_oid(&self, oid: i64) -> Option<IndexInfo<'_>> {
+        self.indexes().find(|i| i.oid == oid)
     }
 
     /// The name of a relation (table or index) by oid, as `oid::regclass` prints it.
@@ -155,7 +213,7 @@ impl Snapshot {
         if let Some(q) = self.sequences.iter().find(|q| sequence_oid(q) == oid) {
             return Some(q.name.clone());
         }
-        self.table_by_index_oid(oid).map(|t| t.primary_key_name())
+        self.index_by_oid(oid).map(|i| i.name)
     }
 
     /// The oid of a relation named as SQL names it (`t`, `public.t`, `"T"`, an index name,
@@ -177,15 +235,10 @@ impl Snapshot {
         if let Some(q) = self.sequences.iter().find(|q| q.name == name) {
             return Some(sequence_oid(q));
         }
-        self.tables.iter().find_map(|t| {
-            if t.name == name {
-                Some(table_oid(t))
-            } else if !t.primary_key.is_empty() && t.primary_key_name() == name {
-                Some(pk_index_oid(t))
-            } else {
-                None
-            }
-        })
+        if let Some(t) = self.tables.iter().find(|t| t.name == name) {
+            return Some(table_oid(t));
+        }
+        self.indexes().find(|i| i.name == name).map(|i| i.oid)
     }
 
     /// Primary-key column names of a table, in key order.
@@ -196,27 +249,25 @@ impl Snapshot {
             .collect()
     }
 
-    /// `pg_get_indexdef` of a primary-key index; `pretty` leaves out the schema of a table on
-    /// the search path, as PostgreSQL's pretty form does.
+    /// `pg_get_indexdef` of an index; `pretty` leaves out the schema of a table on the search
+    /// path, as PostgreSQL's pretty form does.
     pub fn index_definition(&self, oid: i64, pretty: bool) -> Option<String> {
-        let t = self.table_by_index_oid(oid)?;
+        let index = self.index_by_oid(oid)?;
+        let t = index.table;
         let table = if pretty {
             quote_ident(&t.name)
         } else {
             format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
         };
         Some(format!(
-            "CREATE UNIQUE INDEX {} ON {table} USING btree ({})",
-            quote_ident(&t.primary_key_name()),
-            Self::key_columns(t)
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "CREATE {}INDEX {} ON {table} USING btree ({})",
+            if index.unique { "UNIQUE " } else { "" },
+            quote_ident(&index.name),
+            index.column_list()
         ))
     }
 
-    /// `pg_get_constraintdef` of a primary-key constraint.
+    /// `pg_get_constraintdef` of a constraint.
     pub fn constraint_definition(&self, oid: i64) -> Option<String> {
         for t in &self.tables {
             for (i, check) in t.checks.iter().enumerate() {
@@ -247,15 +298,13 @@ impl Snapshot {
                 }
             }
         }
-        let t = self.table_by_constraint_oid(oid)?;
-        Some(format!(
-            "PRIMARY KEY ({})",
-            Self::key_columns(t)
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        let index = self.indexes().find(|i| i.constraint_oid == Some(oid))?;
+        let kind = if index.primary {
+            "PRIMARY KEY"
+        } else {
+            "UNIQUE"
+        };
+        Some(format!("{kind} ({})", index.column_list()))
     }
 }
 

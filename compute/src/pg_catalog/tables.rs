@@ -12,8 +12,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
-    attrdef_oid, check_oid, foreign_key_oid, namespace_oid, pk_constraint_oid, pk_index_oid,
-    sequence_oid, table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
+    attrdef_oid, check_oid, foreign_key_oid, namespace_oid, pk_index_oid, sequence_oid,
+    table_indexes, table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
     PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
@@ -370,7 +370,6 @@ pub fn batch(columns: Columns, rows: Vec<Row>) -> DFResult<RecordBatch> {
 #[rustfmt::skip]
 pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     let owner = V::I(OWNER_ROLE);
-    let keyed = || snap.tables.iter().filter(|t| !t.primary_key.is_empty());
     match name {
         "pg_namespace" => NAMESPACES
             .iter()
@@ -422,24 +421,27 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .collect(),
         "pg_attribute" => snap.tables.iter().flat_map(|t| pg_attribute(t)).collect(),
         "pg_type" => BUILTIN_TYPES.iter().map(pg_type).collect(),
-        "pg_index" => keyed()
-            .map(|t| {
-                let n = V::I(t.primary_key.len() as i64);
+        "pg_index" => snap
+            .indexes()
+            .map(|i| {
+                let n = V::I(i.positions.len() as i64);
                 vec![
-                    ("indexrelid", V::I(pk_index_oid(t))), ("indrelid", V::I(table_oid(t))),
-                    ("indnatts", n.clone()), ("indnkeyatts", n), ("indisunique", V::B(true)),
-                    ("indisprimary", V::B(true)), ("indimmediate", V::B(true)),
+                    ("indexrelid", V::I(i.oid)), ("indrelid", V::I(table_oid(i.table))),
+                    ("indnatts", n.clone()), ("indnkeyatts", n), ("indisunique", V::B(i.unique)),
+                    ("indisprimary", V::B(i.primary)), ("indimmediate", V::B(true)),
                     ("indisvalid", V::B(true)), ("indisready", V::B(true)),
-                    ("indislive", V::B(true)), ("indkey", key_attnums(t)),
+                    ("indislive", V::B(true)),
+                    ("indkey", V::L(i.attnums().into_iter().map(V::I).collect())),
                 ]
             })
             .collect(),
-        "pg_indexes" => keyed()
-            .map(|t| {
-                let definition = snap.index_definition(pk_index_oid(t), false);
+        "pg_indexes" => snap
+            .indexes()
+            .map(|i| {
+                let definition = snap.index_definition(i.oid, false);
                 vec![
-                    ("schemaname", s(&t.schema)), ("tablename", s(&t.name)),
-                    ("indexname", s(t.primary_key_name())),
+                    ("schemaname", s(&i.table.schema)), ("tablename", s(&i.table.name)),
+                    ("indexname", s(&i.name)),
                     ("indexdef", definition.map_or(V::Null, V::S)),
                 ]
             })
@@ -474,16 +476,19 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ])
                 })
             }))
-            .chain(keyed().map(|t| {
-                vec![
-                    ("oid", V::I(pk_constraint_oid(t))), ("conname", s(t.primary_key_name())),
-                    ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("p")),
+            .chain(snap.indexes().filter_map(|i| {
+                let oid = i.constraint_oid?;
+                let t = i.table;
+                Some(vec![
+                    ("oid", V::I(oid)), ("conname", s(&i.name)),
+                    ("connamespace", V::I(namespace_oid(&t.schema))),
+                    ("contype", s(if i.primary { "p" } else { "u" })),
                     ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
-                    ("conindid", V::I(pk_index_oid(t))), ("confupdtype", s(" ")),
+                    ("conindid", V::I(i.oid)), ("confupdtype", s(" ")),
                     ("confdeltype", s(" ")), ("confmatchtype", s(" ")),
                     ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
-                    ("conkey", key_attnums(t)),
-                ]
+                    ("conkey", V::L(i.attnums().into_iter().map(V::I).collect())),
+                ])
             }))
             .collect(),
         "pg_database" => vec![vec![
@@ -544,22 +549,12 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .map(|t| {
                 vec![
                     ("schemaname", s(&t.schema)), ("tablename", s(&t.name)),
-                    ("tableowner", s(&snap.user)), ("hasindexes", V::B(!t.primary_key.is_empty())),
+                    ("tableowner", s(&snap.user)), ("hasindexes", V::B(!table_indexes(t).is_empty())),
                 ]
             })
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// Attribute numbers (1-based) of a table's primary-key columns, in key order.
-fn key_attnums(t: &TableDef) -> V {
-    V::L(
-        t.primary_key_indexes()
-            .iter()
-            .map(|i| V::I(*i as i64 + 1))
-            .collect(),
-    )
 }
 
 /// A table's `pg_class` row, and its primary-key index's.
@@ -573,12 +568,12 @@ fn pg_class(t: &TableDef) -> Vec<Row> {
             ("relnatts", V::I(natts as i64)), ("relispopulated", V::B(true)),
         ]
     };
+    let indexes = table_indexes(t);
     let mut table = relation(table_oid(t), t.name.clone(), HEAP_AM, "r", t.columns.len(), -1.0);
-    table.extend([("relhasindex", V::B(!t.primary_key.is_empty())), ("relreplident", s("d"))]);
+    table.extend([("relhasindex", V::B(!indexes.is_empty())), ("relreplident", s("d"))]);
     let mut rows = vec![table];
-    if !t.primary_key.is_empty() {
-        let mut index =
-            relation(pk_index_oid(t), t.primary_key_name(), BTREE_AM, "i", t.primary_key.len(), 0.0);
+    for i in indexes {
+        let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.positions.len(), 0.0);
         index.push(("relreplident", s("n")));
         rows.push(index);
     }
@@ -619,9 +614,11 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
     let mut rows: Vec<Row> =
         t.columns.iter().enumerate().map(|(i, c)| attribute(table_oid(t), i + 1, c)).collect();
     // An index's columns have no default and are not identity columns.
-    for (n, i) in t.primary_key_indexes().into_iter().enumerate() {
-        let column = ColumnDef { default: None, identity: None, ..t.columns[i].clone() };
-        rows.push(attribute(pk_index_oid(t), n + 1, &column));
+    for index in table_indexes(t) {
+        for (n, &i) in index.positions.iter().enumerate() {
+            let column = ColumnDef { default: None, identity: None, ..t.columns[i].clone() };
+            rows.push(attribute(index.oid, n + 1, &column));
+        }
     }
     rows
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
@@ -241,6 +241,23 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::CreateIndex(ci) => {
+                let (table, new) = ddl::index::NewIndex::from_create_index(ci)?;
+                self.add_index(&table, new, false).await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Index,
+                if_exists,
+                names,
+                ..
+            } => {
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::index::drop_indexes(&self.primary, txn, names, *if_exists).await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::Truncate(t) => {
                 let names: Vec<_> = t.table_names.iter().map(|t| t.name.clone()).collect();
                 let outcome = self
@@ -287,12 +304,87 @@ impl Session {
         }
     }
 
-    /// `ALTER TABLE`: only `ADD [CONSTRAINT name] PRIMARY KEY (…)` so far.
+    /// Adds an index to `table` (CREATE INDEX, or ALTER TABLE … ADD UNIQUE), built over every
+    /// row the transaction sees.
+    async fn add_index(
+        &self,
+        table: &datafusion::sql::sqlparser::ast::ObjectName,
+        new: ddl::index::NewIndex,
+        if_table_exists: bool,
+    ) -> SqlResult<Output> {
+        let tag = if new.constraint {
+            "ALTER TABLE"
+        } else {
+            "CREATE INDEX"
+        };
+        let (schema, name) = crate::names::table_name(table)?;
+        let Some(def) = self.table(&schema, &name)? else {
+            if if_table_exists {
+                return Ok(Output::command(tag));
+            }
+            return Err(SqlError::undefined_table(&name));
+        };
+        let rows = self.keyed_rows(&def).await?;
+        let outcome = self
+            .with_txn(async |txn| ddl::index::add_index(&self.primary, txn, &def, new, &rows).await)
+            .await?;
+        Ok(ddl_output(outcome))
+    }
+
+    /// Every row of a table as the transaction sees it, with its storage key.
+    async fn keyed_rows(&self, def: &crate::catalog::TableDef) -> SqlResult<ddl::index::TableRows> {
+        let plan = self.logical_plan(&crate::dml::all_rows_query(def)?).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let batches = collect(physical, self.ctx.task_ctx()).await?;
+        Ok(batches
+            .iter()
+            .map(|b| {
+                let keys = b.column(0).as_binary::<i32>();
+                let keys = (0..b.num_rows())
+                    .map(|i| bytes::Bytes::copy_from_slice(keys.value(i)))
+                    .collect();
+                (b.columns()[1..].to_vec(), keys)
+            })
+            .collect())
+    }
+
+    /// `ALTER TABLE`: `ADD [CONSTRAINT name] PRIMARY KEY (…)`, `ADD [CONSTRAINT name] UNIQUE
+    /// (…)` and `DROP CONSTRAINT` so far.
     async fn alter_table(
         &self,
         alter: &datafusion::sql::sqlparser::ast::AlterTable,
     ) -> SqlResult<Output> {
         use datafusion::sql::sqlparser::ast::{AlterTableOperation, Expr as E, TableConstraint};
+        match alter.operations.as_slice() {
+            [AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::Unique(unique),
+                ..
+            }] => {
+                let new = ddl::index::NewIndex::from_unique(unique, None)?;
+                return self.add_index(&alter.name, new, alter.if_exists).await;
+            }
+            [AlterTableOperation::DropConstraint {
+                if_exists, name, ..
+            }] => {
+                let (schema, table) = crate::names::table_name(&alter.name)?;
+                let constraint = crate::names::normalize(name);
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::drop_constraint(
+                            &self.primary,
+                            txn,
+                            &schema,
+                            &table,
+                            &constraint,
+                            *if_exists,
+                        )
+                        .await
+                    })
+                    .await?;
+                return Ok(ddl_output(outcome));
+            }
+            _ => {}
+        }
         let [AlterTableOperation::AddConstraint {
             constraint: TableConstraint::PrimaryKey(pk),
             ..
