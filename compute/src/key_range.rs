@@ -11,9 +11,9 @@ use std::fmt;
 
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::utils::{split_binary, split_conjunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
-use strata_core::key::{prefix_end, row_prefix, KeyEncoder};
+use strata_core::key::{index_prefix, prefix_end, row_prefix, KeyEncoder, NOT_NULL_TAG};
 
 use crate::catalog::TableDef;
 use crate::types::SqlType;
@@ -32,6 +32,12 @@ pub enum Access {
         end: Bytes,
         full: bool,
     },
+    /// The rows that a secondary index's entries in these key ranges (sorted, disjoint) point
+    /// to, in index order.
+    Index {
+        name: String,
+        ranges: Vec<(Bytes, Bytes)>,
+    },
 }
 
 impl fmt::Display for Access {
@@ -45,6 +51,12 @@ impl fmt::Display for Access {
             ),
             Access::Range { full: true, .. } => write!(f, "full scan"),
             Access::Range { .. } => write!(f, "primary key range scan"),
+            Access::Index { name, ranges } => write!(
+                f,
+                "index scan using {name} ({} range{})",
+                ranges.len(),
+                if ranges.len() == 1 { "" } else { "s" }
+            ),
         }
     }
 }
@@ -64,8 +76,107 @@ struct ColumnConstraint {
     upper: Option<Bound>,
 }
 
-/// Picks the narrowest access for a table scan with these filters.
+/// Picks the narrowest access for a table scan with these filters: the primary key if they
+/// narrow it, else the secondary index whose leading columns they pin or bound best, else the
+/// whole table.
 pub fn plan_access(def: &TableDef, filters: &[Expr]) -> Access {
+    let by_key = primary_key_access(def, filters);
+    match by_key {
+        Access::Range { full: true, .. } => index_access(def, filters).unwrap_or(by_key),
+        narrowed => narrowed,
+    }
+}
+
+/// What the filters say about each of the columns at `positions`.
+fn constraints(def: &TableDef, positions: &[usize], filters: &[Expr]) -> Vec<ColumnConstraint> {
+    let mut constraints = vec![ColumnConstraint::default(); positions.len()];
+    for filter in filters {
+        for conjunct in split_conjunction(filter) {
+            collect(def, positions, conjunct, &mut constraints);
+        }
+    }
+    constraints
+}
+
+/// Index ranges for the best usable index: the most leading columns pinned, then a bound on the
+/// next one. Every indexed value is tagged not-NULL in the entry key, so each encoded value is
+/// prefixed with that tag, and an open upper end stops before the NULL entries.
+fn index_access(def: &TableDef, filters: &[Expr]) -> Option<Access> {
+    let (index, constraints, pinned) = def
+        .indexes
+        .iter()
+        .filter_map(|index| {
+            let c = constraints(def, &index.column_positions(def), filters);
+            let pinned = c.iter().take_while(|c| c.equals.is_some()).count();
+            let bounded = c
+                .get(pinned)
+                .is_some_and(|c| c.lower.is_some() || c.upper.is_some());
+            (pinned > 0 || bounded).then_some((index, c, pinned, bounded))
+        })
+        .max_by_key(|(index, _, pinned, bounded)| {
+            (
+                *pinned,
+                *bounded,
+                index.unique && *pinned == index.columns.len(),
+            )
+        })
+        .map(|(index, c, pinned, _)| (index, c, pinned))?;
+    let tagged = |v: &[u8]| [&[NOT_NULL_TAG][..], v].concat();
+    let mut prefixes: Vec<Vec<u8>> = vec![index_prefix(def.id, index.id)];
+    let mut used = 0;
+    for c in constraints.iter().take(pinned) {
+        let values = c.equals.as_ref().expect("pinned");
+        if prefixes.len() * values.len() > MAX_POINTS {
+            break;
+        }
+        prefixes = prefixes
+            .iter()
+            .flat_map(|p| {
+                values
+                    .iter()
+                    .map(move |v| [p.as_slice(), &tagged(v)].concat())
+            })
+            .collect();
+        used += 1;
+    }
+    let next = constraints.get(used);
+    let mut ranges: Vec<(Bytes, Bytes)> = prefixes
+        .into_iter()
+        .filter_map(|prefix| {
+            let (mut start, mut end) = (
+                prefix.clone(),
+                prefix_end(&prefix).expect("prefix is not all 0xff"),
+            );
+            if let Some(next) = next.filter(|n| n.lower.is_some() || n.upper.is_some()) {
+                let bound = |b: &Bound| [prefix.as_slice(), &tagged(&b.encoded)].concat();
+                start = match &next.lower {
+                    Some(b) if b.inclusive => bound(b),
+                    Some(b) => prefix_end(&bound(b)).expect("not all 0xff"),
+                    None => prefix.clone(),
+                };
+                end = match &next.upper {
+                    Some(b) if b.inclusive => prefix_end(&bound(b)).expect("not all 0xff"),
+                    Some(b) => bound(b),
+                    // Up to the NULLs, which sort after every value.
+                    None => [prefix.as_slice(), &[NOT_NULL_TAG + 1]].concat(),
+                };
+            }
+            (start < end).then(|| (Bytes::from(start), Bytes::from(end)))
+        })
+        .collect();
+    ranges.sort();
+    Some(if ranges.is_empty() {
+        Access::Points(Vec::new())
+    } else {
+        Access::Index {
+            name: index.name.clone(),
+            ranges,
+        }
+    })
+}
+
+/// Point reads or one range of the table's rows, from the filters on its primary key.
+fn primary_key_access(def: &TableDef, filters: &[Expr]) -> Access {
     let prefix = row_prefix(def.id);
     let full = || Access::Range {
         start: Bytes::from(prefix.clone()),
@@ -76,12 +187,7 @@ pub fn plan_access(def: &TableDef, filters: &[Expr]) -> Access {
     if pk.is_empty() {
         return full();
     }
-    let mut constraints = vec![ColumnConstraint::default(); pk.len()];
-    for filter in filters {
-        for conjunct in split_conjunction(filter) {
-            collect(def, &pk, conjunct, &mut constraints);
-        }
-    }
+    let constraints = constraints(def, &pk, filters);
 
     // Leading key columns pinned to value sets.
     let mut prefixes: Vec<Vec<u8>> = vec![prefix.clone()];
@@ -150,6 +256,41 @@ pub fn plan_access(def: &TableDef, filters: &[Expr]) -> Access {
 
 fn collect(def: &TableDef, pk: &[usize], expr: &Expr, out: &mut [ColumnConstraint]) {
     match expr {
+        // `k = 1 OR k = 2` (DataFusion's form of a short IN list) pins k to a value set.
+        Expr::BinaryExpr(BinaryExpr {
+            op: Operator::Or, ..
+        }) => {
+            let mut column = None;
+            let mut values = Vec::new();
+            for disjunct in split_binary(expr, Operator::Or) {
+                let Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Eq,
+                    right,
+                }) = disjunct
+                else {
+                    return;
+                };
+                let (col, lit) = match (column_of(def, pk, left), literal(right)) {
+                    (Some(c), Some(v)) => (c, v),
+                    _ => match (column_of(def, pk, right), literal(left)) {
+                        (Some(c), Some(v)) => (c, v),
+                        _ => return,
+                    },
+                };
+                if column.is_some_and(|c| c != col.0) {
+                    return;
+                }
+                column = Some(col.0);
+                match encode(col.1, lit) {
+                    Some(v) => values.push(v),
+                    None => return,
+                }
+            }
+            if let Some(pos) = column {
+                intersect(&mut out[pos], values);
+            }
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (col, lit, op) = match (
                 column_of(def, pk, left),
@@ -398,6 +539,15 @@ mod tests {
             ),
             Access::Points(vec![key(5, None), key(7, None)])
         );
+        // DataFusion's form of a short IN list.
+        assert_eq!(
+            plan_access(&t, &[col("a").eq(lit(7i32)).or(col("a").eq(lit(5i32)))]),
+            Access::Points(vec![key(5, None), key(7, None)])
+        );
+        assert!(matches!(
+            plan_access(&t, &[col("a").eq(lit(7i32)).or(col("c").eq(lit(5i64)))]),
+            Access::Range { full: true, .. }
+        ));
         // Contradictions read nothing.
         assert_eq!(
             plan_access(&t, &[col("a").eq(lit(5i32)).and(col("a").eq(lit(6i32)))]),
@@ -443,6 +593,60 @@ mod tests {
             plan_access(&t, &[col("a").gt(lit(5i32)), col("a").lt(lit(5i32))]),
             Access::Points(vec![])
         );
+    }
+
+    fn index_key(b: &str, c: Option<i64>) -> Vec<u8> {
+        let mut e = KeyEncoder::with_prefix(index_prefix(20000, 30000));
+        e.not_null().str(b);
+        if let Some(c) = c {
+            e.not_null().i64(c);
+        }
+        e.finish()
+    }
+
+    #[test]
+    fn secondary_indexes_serve_what_the_primary_key_cannot() {
+        let mut t = table(vec![1]);
+        t.indexes.push(crate::indexes::IndexDef {
+            id: 30000,
+            name: "t_b_c_idx".into(),
+            columns: vec![2, 3],
+            unique: false,
+            constraint: false,
+        });
+        // The primary key still wins when it narrows the scan.
+        assert!(matches!(
+            plan_access(&t, &[col("a").eq(lit(1i32)), col("b").eq(lit("x"))]),
+            Access::Points(_)
+        ));
+        let Access::Index { name, ranges } =
+            plan_access(&t, &[col("b").in_list(vec![lit("y"), lit("x")], false)])
+        else {
+            panic!("expected an index scan");
+        };
+        assert_eq!(name, "t_b_c_idx");
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(ranges[0].0.as_ref(), index_key("x", None).as_slice());
+        assert!(ranges[0].1.as_ref() > index_key("x", Some(i64::MAX)).as_slice());
+        assert!(ranges[0].1 <= ranges[1].0);
+        // Bounds on the next column; an open upper end stops before NULLs.
+        let Access::Index { ranges, .. } =
+            plan_access(&t, &[col("b").eq(lit("x")), col("c").gt(lit(5i64))])
+        else {
+            panic!("expected an index scan");
+        };
+        let (start, end) = &ranges[0];
+        assert!(start.as_ref() > index_key("x", Some(5)).as_slice());
+        assert!(start.as_ref() <= index_key("x", Some(6)).as_slice());
+        assert!(end.as_ref() > index_key("x", Some(i64::MAX)).as_slice());
+        let mut null = KeyEncoder::with_prefix(index_prefix(20000, 30000));
+        null.not_null().str("x").null();
+        assert!(end.as_ref() <= null.as_slice());
+        // A later index column alone cannot be used.
+        assert!(matches!(
+            plan_access(&t, &[col("c").eq(lit(1i64))]),
+            Access::Range { full: true, .. }
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! transaction's own uncommitted writes on top (the *overlay*, captured when the scan was
 //! planned): a written value replaces what the pageserver has, a delete hides it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -164,6 +164,7 @@ impl ExecutionPlan for StrataScanExec {
             Access::Range { start, end, .. } => {
                 reader.range(start.clone(), end.clone(), overlay).boxed()
             }
+            Access::Index { ranges, .. } => reader.index(ranges.clone(), overlay).boxed(),
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
@@ -223,6 +224,38 @@ impl Reader {
         Ok(())
     }
 
+    /// Reads the rows of `keys` (answered from `overlay` where the transaction wrote them) and
+    /// appends those that exist, in the order of `keys`.
+    async fn read_rows(&mut self, keys: &[Bytes], overlay: &HashMap<Bytes, Write>) -> DFResult<()> {
+        let remote: Vec<Bytes> = keys
+            .iter()
+            .filter(|k| !overlay.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut values = if remote.is_empty() {
+            Vec::new()
+        } else {
+            self.pageserver
+                .get(remote, self.snapshot, self.not_modified_since)
+                .await
+                .map_err(storage_error)?
+        }
+        .into_iter();
+        for key in keys {
+            if !self.wants_more() {
+                break;
+            }
+            let value = match overlay.get(key) {
+                Some(own) => own.clone(),
+                None => values.next().flatten(),
+            };
+            if let Some(value) = value {
+                self.append(key, &value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Point reads, in key order. Keys the transaction wrote are answered from the overlay.
     fn points(
         self,
@@ -230,7 +263,7 @@ impl Reader {
         overlay: Vec<(Bytes, Write)>,
     ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
         let chunks: Vec<Vec<Bytes>> = keys.chunks(GET_BATCH_KEYS).map(|c| c.to_vec()).collect();
-        let overlay: std::collections::HashMap<Bytes, Write> = overlay.into_iter().collect();
+        let overlay: HashMap<Bytes, Write> = overlay.into_iter().collect();
         stream::try_unfold(
             (self, chunks.into_iter(), overlay),
             |(mut reader, mut chunks, overlay)| async move {
@@ -238,33 +271,7 @@ impl Reader {
                     let Some(chunk) = chunks.next().filter(|_| reader.wants_more()) else {
                         return Ok(None);
                     };
-                    let remote: Vec<Bytes> = chunk
-                        .iter()
-                        .filter(|k| !overlay.contains_key(*k))
-                        .cloned()
-                        .collect();
-                    let mut values = if remote.is_empty() {
-                        Vec::new()
-                    } else {
-                        reader
-                            .pageserver
-                            .get(remote, reader.snapshot, reader.not_modified_since)
-                            .await
-                            .map_err(storage_error)?
-                    }
-                    .into_iter();
-                    for key in &chunk {
-                        if !reader.wants_more() {
-                            break;
-                        }
-                        let value = match overlay.get(key) {
-                            Some(own) => own.clone(),
-                            None => values.next().flatten(),
-                        };
-                        if let Some(value) = value {
-                            reader.append(key, &value)?;
-                        }
-                    }
+                    reader.read_rows(&chunk, &overlay).await?;
                     if reader.rows() > 0 {
                         let batch = reader.batch()?;
                         return Ok(Some((batch, (reader, chunks, overlay))));
@@ -281,102 +288,176 @@ impl Reader {
         end: Bytes,
         overlay: Vec<(Bytes, Write)>,
     ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
-        enum Source {
-            Start(Bytes, Bytes),
-            Streaming(Box<ScanStream>),
-            Done,
-        }
-        struct State {
-            reader: Reader,
-            source: Source,
-            /// Entries from the pageserver not merged yet.
-            pending: VecDeque<(Bytes, Bytes)>,
-            overlay: VecDeque<(Bytes, Write)>,
-        }
-        let state = State {
-            reader: self,
-            source: Source::Start(start, end),
-            pending: VecDeque::new(),
-            overlay: overlay.into(),
+        // The overlay may delete rows, so a limit is applied here, not by the pageserver.
+        let limit = if overlay.is_empty() {
+            self.remaining
+        } else {
+            None
         };
-        stream::try_unfold(state, |mut st| async move {
-            loop {
-                // Refill from the pageserver when nothing of it is pending.
-                if st.pending.is_empty() {
-                    match std::mem::replace(&mut st.source, Source::Done) {
-                        Source::Start(start, end) => {
-                            // The overlay may delete rows, so a limit is applied here, not there.
-                            let limit = if st.overlay.is_empty() {
-                                st.reader.remaining
-                            } else {
-                                None
-                            };
-                            let scan = st
-                                .reader
-                                .pageserver
-                                .scan(
-                                    start,
-                                    Some(end),
-                                    st.reader.snapshot,
-                                    st.reader.not_modified_since,
-                                    limit,
-                                )
-                                .await
-                                .map_err(storage_error)?;
-                            st.source = Source::Streaming(Box::new(scan));
-                            continue;
-                        }
-                        Source::Streaming(mut scan) => {
-                            if st.reader.wants_more() {
-                                if let Some(chunk) = scan.next().await {
-                                    let chunk = chunk.map_err(storage_error)?;
-                                    st.pending.extend(chunk.keys.into_iter().zip(chunk.values));
-                                    st.source = Source::Streaming(scan);
-                                    continue;
-                                }
-                            }
-                        }
-                        Source::Done => {}
-                    }
-                }
-                let exhausted = st.pending.is_empty() && matches!(st.source, Source::Done);
-                // Merge: up to the next pageserver key (or everything, once it is exhausted).
-                while st.reader.wants_more() && st.reader.rows() < st.reader.batch_size {
-                    let next_remote = st.pending.front().map(|(k, _)| k.clone());
-                    let take_own = match (st.overlay.front(), &next_remote) {
-                        (Some((own, _)), Some(remote)) => own <= remote,
-                        (Some(_), None) => exhausted,
-                        (None, _) => false,
-                    };
-                    if take_own {
-                        let (key, write) = st.overlay.pop_front().expect("checked");
-                        if next_remote.as_ref() == Some(&key) {
-                            st.pending.pop_front();
-                        }
-                        if let Some(value) = write {
-                            st.reader.append(&key, &value)?;
-                        }
-                    } else if let Some((key, value)) = st.pending.pop_front() {
-                        st.reader.append(&key, &value)?;
-                    } else {
+        let entries = merged_entries(
+            self.pageserver.clone(),
+            (start, end),
+            self.snapshot,
+            self.not_modified_since,
+            limit,
+            overlay,
+        );
+        stream::try_unfold((self, entries), |(mut reader, mut entries)| async move {
+            while reader.wants_more() {
+                let Some(chunk) = entries.next().await.transpose()? else {
+                    break;
+                };
+                for (key, value) in &chunk {
+                    if !reader.wants_more() {
                         break;
                     }
+                    reader.append(key, value)?;
                 }
-                let finished = !st.reader.wants_more()
-                    || (exhausted && st.overlay.is_empty() && st.pending.is_empty());
-                if st.reader.rows() >= st.reader.batch_size || (finished && st.reader.rows() > 0) {
-                    let batch = st.reader.batch()?;
-                    if finished {
-                        st.source = Source::Done;
-                        st.pending.clear();
-                        st.overlay.clear();
-                    }
-                    return Ok(Some((batch, st)));
-                }
-                if finished {
-                    return Ok(None);
+                if reader.rows() >= reader.batch_size {
+                    let batch = reader.batch()?;
+                    return Ok(Some((batch, (reader, entries))));
                 }
             }
+            if reader.rows() > 0 {
+                let batch = reader.batch()?;
+                // Nothing more is wanted or there: the next call ends the stream.
+                let done: EntryStream = Box::pin(stream::empty());
+                return Ok(Some((batch, (reader, done))));
+            }
+            Ok(None)
         })
     }
+
+    /// The rows a secondary index's entries in `ranges` point to, in index order. `overlay`
+    /// holds the transaction's own writes to both the index and the table.
+    fn index(
+        self,
+        ranges: Vec<(Bytes, Bytes)>,
+        overlay: Vec<(Bytes, Write)>,
+    ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
+        let pageserver = self.pageserver.clone();
+        let (snapshot, not_modified_since) = (self.snapshot, self.not_modified_since);
+        let rows_overlay: HashMap<Bytes, Write> = overlay.iter().cloned().collect();
+        let entries = stream::iter(ranges).flat_map(move |(start, end)| {
+            let own: Vec<(Bytes, Write)> = overlay
+                .iter()
+                .filter(|(k, _)| *k >= start && *k < end)
+                .cloned()
+                .collect();
+            merged_entries(
+                pageserver.clone(),
+                (start, end),
+                snapshot,
+                not_modified_since,
+                None,
+                own,
+            )
+        });
+        stream::try_unfold(
+            (self, Box::pin(entries), rows_overlay),
+            |(mut reader, mut entries, overlay)| async move {
+                while reader.wants_more() {
+                    let Some(chunk) = entries.next().await.transpose()? else {
+                        break;
+                    };
+                    let row_keys: Vec<Bytes> = chunk.into_iter().map(|(_, row)| row).collect();
+                    for keys in row_keys.chunks(GET_BATCH_KEYS) {
+                        reader.read_rows(keys, &overlay).await?;
+                    }
+                    if reader.rows() > 0 {
+                        let batch = reader.batch()?;
+                        return Ok(Some((batch, (reader, entries, overlay))));
+                    }
+                }
+                Ok(None)
+            },
+        )
+    }
+}
+
+type EntryStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = DFResult<Vec<(Bytes, Bytes)>>> + Send>>;
+
+/// The live entries of `[start, end)` at `snapshot`, merged with a transaction's own writes in
+/// that range (`overlay`, in key order: a value replaces or adds an entry, a delete hides one), as
+/// chunks of `(key, value)` in key order.
+fn merged_entries(
+    pageserver: PageserverClient,
+    (start, end): (Bytes, Bytes),
+    snapshot: Lsn,
+    not_modified_since: Lsn,
+    limit: Option<usize>,
+    overlay: Vec<(Bytes, Write)>,
+) -> EntryStream {
+    enum Source {
+        Start(Bytes, Bytes),
+        Streaming(Box<ScanStream>),
+        Done,
+    }
+    struct State {
+        pageserver: PageserverClient,
+        source: Source,
+        overlay: VecDeque<(Bytes, Write)>,
+    }
+    let state = State {
+        pageserver,
+        source: Source::Start(start, end),
+        overlay: overlay.into(),
+    };
+    Box::pin(stream::try_unfold(state, move |mut st| async move {
+        loop {
+            // The next chunk from the pageserver; none once it is exhausted.
+            let mut pending: VecDeque<(Bytes, Bytes)> = VecDeque::new();
+            match std::mem::replace(&mut st.source, Source::Done) {
+                Source::Start(start, end) => {
+                    let scan = st
+                        .pageserver
+                        .scan(start, Some(end), snapshot, not_modified_since, limit)
+                        .await
+                        .map_err(storage_error)?;
+                    st.source = Source::Streaming(Box::new(scan));
+                    continue;
+                }
+                Source::Streaming(mut scan) => {
+                    if let Some(chunk) = scan.next().await {
+                        let chunk = chunk.map_err(storage_error)?;
+                        pending.extend(chunk.keys.into_iter().zip(chunk.values));
+                        st.source = Source::Streaming(scan);
+                    }
+                }
+                Source::Done => {}
+            }
+            let exhausted = matches!(st.source, Source::Done);
+            // Own writes up to the chunk's last key (all of them once the pageserver is done)
+            // merge into it.
+            let last = pending.back().map(|(k, _)| k.clone());
+            let mut out = Vec::with_capacity(pending.len());
+            loop {
+                let take_own = match (st.overlay.front(), pending.front()) {
+                    (Some((own, _)), Some((remote, _))) => own <= remote,
+                    (Some((own, _)), None) => exhausted || last.as_ref().is_some_and(|l| own <= l),
+                    (None, _) => false,
+                };
+                if take_own {
+                    let (key, write) = st.overlay.pop_front().expect("checked");
+                    if pending.front().is_some_and(|(k, _)| *k == key) {
+                        pending.pop_front();
+                    }
+                    if let Some(value) = write {
+                        out.push((key, value));
+                    }
+                } else if let Some(entry) = pending.pop_front() {
+                    out.push(entry);
+                } else {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                return Ok(Some((out, st)));
+            }
+            if exhausted {
+                return Ok(None);
+            }
+        }
+    }))
 }

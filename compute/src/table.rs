@@ -109,6 +109,11 @@ impl TableProvider for StrataTable {
                     .filter_map(|k| txn.write(k).map(|w| (k.clone(), w.clone())))
                     .collect(),
                 Access::Range { start, end, .. } => txn.writes_in(start, end),
+                // Own writes to the index and to the rows it points to: the whole table's.
+                Access::Index { .. } => {
+                    let (start, end) = table_range(self.def.id);
+                    txn.writes_in(&start, &end)
+                }
             };
             (txn.snapshot(), overlay)
         })?;
@@ -116,6 +121,10 @@ impl TableProvider for StrataTable {
         let not_modified_since = match &access {
             Access::Points(keys) => last_written.for_keys(keys),
             Access::Range { start, end, .. } => last_written.for_range(start, end),
+            Access::Index { .. } => {
+                let (start, end) = table_range(self.def.id);
+                last_written.for_range(&start, &end)
+            }
         };
         let spec = ScanSpec {
             table: self.def.clone(),
@@ -134,4 +143,12 @@ impl TableProvider for StrataTable {
             self.primary.pageserver.clone(),
         )))
     }
+}
+
+/// Every key of a table: its rows and its index entries.
+fn table_range(table_id: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut start = strata_core::key::row_prefix(table_id);
+    start.pop();
+    let end = strata_core::key::prefix_end(&start).expect("table prefix is not all 0xff");
+    (start, end)
 }

@@ -57,8 +57,8 @@ pub struct KeyEncoder {
 
 /// Tag written before a value that may be NULL. NULL sorts after every value, as PostgreSQL
 /// orders NULLs last in ascending indexes.
-const NOT_NULL_TAG: u8 = 0x01;
-const NULL_TAG: u8 = 0x02;
+pub const NOT_NULL_TAG: u8 = 0x01;
+pub const NULL_TAG: u8 = 0x02;
 
 impl KeyEncoder {
     pub fn new() -> Self {

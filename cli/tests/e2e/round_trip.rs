@@ -103,6 +103,43 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
     let plan = psql(up.port, "EXPLAIN SELECT * FROM orders WHERE amount > 3;");
     assert!(plan.contains("access=full scan"), "{plan}");
 
+    // A secondary index serves equality and ranges on its leading columns, built over the rows
+    // already there; EXPLAIN names it.
+    psql(up.port, "CREATE INDEX orders_amount ON orders (amount);");
+    psql(up.port, "CREATE INDEX ON customers (region, since);");
+    let plan = psql(up.port, "EXPLAIN SELECT * FROM orders WHERE amount > 4400;");
+    assert!(
+        plan.contains("access=index scan using orders_amount (1 range)"),
+        "{plan}"
+    );
+    assert_eq!(
+        psql(
+            up.port,
+            "SELECT count(*), min(order_no) FROM orders WHERE amount > 4400;"
+        )
+        .trim(),
+        format!("{}|8801", (8801..=9000).count())
+    );
+    let plan = psql(
+        up.port,
+        "EXPLAIN SELECT id FROM customers WHERE region IN ('north', 'south') AND since >= '2024-06-01';",
+    );
+    assert!(
+        plan.contains("access=index scan using customers_region_since_idx (2 ranges)"),
+        "{plan}"
+    );
+    let wanted = (1..=1000i64)
+        .filter(|&i| matches!(region(i), "north" | "south") && 1 + i % 12 >= 6)
+        .count();
+    assert_eq!(
+        psql(
+            up.port,
+            "SELECT count(*) FROM customers WHERE region IN ('north', 'south') AND since >= '2024-06-01';"
+        )
+        .trim(),
+        wanted.to_string()
+    );
+
     // Constraint violations carry PostgreSQL's SQLSTATE.
     let err = psql_error(
         up.port,
