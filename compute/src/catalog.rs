@@ -257,7 +257,14 @@ pub fn decode_next_table_id(value: Option<&[u8]>) -> SqlResult<u64> {
 #[derive(Debug, Default)]
 pub struct Catalog {
     tables: RwLock<Tables>,
+    /// Bumped by every committed catalog change, so plans made before it can tell.
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// What a plan was made against: the committed catalog's generation, and the planning
+/// transaction's own DDL (its id and how many catalog keys it had written). A plan is stale
+/// when this differs from what the session would see now.
+pub type CatalogStamp = (u64, u64, usize);
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -389,8 +396,16 @@ impl Catalog {
             .copied()
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Applies a committed transaction's writes to catalog keys.
     pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
+        if !writes.is_empty() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         for (key, write) in writes {
             match (id_of_def_key(key, b'T'), id_of_def_key(key, b'S'), write) {
                 (Some(_), _, Some(value)) => self.upsert(decode_table_def(value)?),
@@ -427,6 +442,18 @@ pub struct CatalogView<'a> {
 }
 
 impl CatalogView<'_> {
+    /// What plans made now are made against (see [`CatalogStamp`]).
+    pub fn stamp(&self) -> CatalogStamp {
+        let own = self.txn.map_or((0, 0), |txn| {
+            let (start, end) = catalog_range();
+            match txn.writes_in(&start, &end).len() {
+                0 => (0, 0),
+                n => (txn.id(), n),
+            }
+        });
+        (self.committed.generation(), own.0, own.1)
+    }
+
     pub fn get(&self, schema: &str, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
         if let Some(txn) = self.txn {
             match txn.write(&table_name_key(DEFAULT_DATABASE, schema, name)) {

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::catalog::TableDef;
+use crate::catalog::{table_def_key, CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::indexes::{Entry, IndexRows};
 use crate::names::{normalize, table_name};
@@ -128,6 +128,27 @@ fn on_changed(txn: &Transaction) -> DmlError {
     }
 }
 
+/// Before a statement writes rows of `def`: locks the table's definition key shared until the
+/// transaction ends, so DDL on the table waits for the transaction and the statement waits for
+/// DDL in progress. A definition changed after the statement's snapshot means the statement was
+/// planned against an old one: it restarts (READ COMMITTED) or fails (40001).
+pub(crate) async fn lock_table_for_write(
+    primary: &Primary,
+    txn: &mut Transaction,
+    def: &TableDef,
+) -> DmlResult<()> {
+    let outcome = txn.lock_shared(&table_def_key(def.id)).await?;
+    let current = CatalogView {
+        committed: &primary.catalog,
+        txn: Some(txn),
+    }
+    .table_by_id(def.id)?;
+    if outcome == LockOutcome::ChangedSinceSnapshot || current.as_deref() != Some(def) {
+        return Err(on_changed(txn));
+    }
+    Ok(())
+}
+
 /// PostgreSQL's error for a row whose primary key is taken.
 pub(crate) fn duplicate(def: &TableDef, enc: &RowEncoder, row: usize) -> SqlError {
     SqlError::new(
@@ -216,6 +237,7 @@ pub async fn insert_batches(
     let primary = d.primary;
     let written = d
         .write(async |txn| {
+            lock_table_for_write(primary, txn, &def).await?;
             let mut written = Vec::new();
             let mut seen: HashSet<Bytes> = HashSet::new();
             for batch in &batches {
@@ -640,6 +662,7 @@ pub async fn update_or_delete(
     check_not_referenced(d, &def, &finder.assigned, &batches).await?;
     let (count, returning) = d
         .write(async |txn| {
+            lock_table_for_write(primary, txn, &def).await?;
             let mut count = 0u64;
             let mut returning = Vec::new();
             let mut done: HashSet<Bytes> = HashSet::new();

@@ -661,6 +661,20 @@ fn decode(def: &TableDef, columns: &[usize], value: Option<&[u8]>) -> SqlResult<
     Ok(decoder.finish())
 }
 
+/// Locks the table for a write (see [`crate::dml::lock_table_for_write`]). The session checked
+/// that the plan's definition was current just before; DDL that committed in between fails the
+/// statement with 40001.
+async fn lock_table(primary: &Primary, txn: &mut Transaction, def: &TableDef) -> SqlResult<()> {
+    match crate::dml::lock_table_for_write(primary, txn, def).await {
+        Ok(()) => Ok(()),
+        Err(crate::dml::DmlError::Sql(e)) => Err(e),
+        Err(crate::dml::DmlError::Restart) => Err(SqlError::new(
+            sqlstate::SERIALIZATION_FAILURE,
+            "could not serialize access due to concurrent schema change",
+        )),
+    }
+}
+
 /// Runs a fast plan in `txn`.
 pub async fn execute(
     plan: &FastPlan,
@@ -688,6 +702,7 @@ pub async fn execute(
             let Some(key) = key_of(def, key, params, now)? else {
                 return Ok(FastOutcome::Count(0));
             };
+            lock_table(primary, txn, def).await?;
             let lsn = match txn.lock(&key).await? {
                 LockOutcome::Current => txn.snapshot(),
                 // At READ COMMITTED PostgreSQL updates the row's newest version; the key is
@@ -737,6 +752,7 @@ pub async fn execute(
             }
             let encoder = RowEncoder::try_new(def, &columns)?;
             encoder.check_constraints(0)?;
+            lock_table(primary, txn, def).await?;
             let key = encoder.key(0, || primary.txns.next_row_id());
             if !def.primary_key.is_empty() {
                 let lsn = match txn.lock(&key).await? {

@@ -146,9 +146,8 @@ impl TableProvider for StrataTable {
 }
 
 /// Every key of a table: its rows and its index entries.
-fn table_range(table_id: u64) -> (Vec<u8>, Vec<u8>) {
-    let mut start = strata_core::key::row_prefix(table_id);
-    start.pop();
+pub fn table_range(table_id: u64) -> (Vec<u8>, Vec<u8>) {
+    let start = strata_core::key::table_prefix(table_id);
     let end = strata_core::key::prefix_end(&start).expect("table prefix is not all 0xff");
     (start, end)
 }

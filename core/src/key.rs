@@ -17,6 +17,14 @@ pub const TABLE_PREFIX: u8 = b't';
 const ROW_MARKER: u8 = b'r';
 const INDEX_MARKER: u8 = b'i';
 
+/// The prefix shared by every key of one table: its rows and its index entries.
+pub fn table_prefix(table_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(TABLE_PREFIX);
+    key.extend_from_slice(&table_id.to_be_bytes());
+    key
+}
+
 /// The prefix shared by every row of one table.
 pub fn row_prefix(table_id: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(10);

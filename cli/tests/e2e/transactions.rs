@@ -132,3 +132,87 @@ async fn concurrent_read_committed_increments_lose_no_update() {
         (clients * each).to_string()
     );
 }
+
+/// A unique value written by an open transaction makes a second writer of it wait, then fail
+/// with 23505; an index build waits for a transaction writing the table and indexes its rows; a
+/// statement prepared before DDL runs against the table as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_values_and_index_builds_wait_for_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE u (id int PRIMARY KEY, email text UNIQUE, n int);",
+    );
+    let first = connect(up.port).await;
+    let second = connect(up.port).await;
+    first
+        .batch_execute("BEGIN; INSERT INTO u VALUES (1, 'a@x', 1)")
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        let result = second
+            .batch_execute("INSERT INTO u VALUES (2, 'a@x', 2)")
+            .await;
+        (second, result)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second writer of a value must wait for the first transaction"
+    );
+    first.batch_execute("COMMIT").await.unwrap();
+    let (second, result) = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+    assert_eq!(
+        err.as_db_error().and_then(|e| e.constraint()),
+        Some("u_email_key")
+    );
+
+    // An index build waits for a transaction that is writing the table.
+    let count = second.prepare("SELECT count(*) FROM u").await.unwrap();
+    first
+        .batch_execute("BEGIN; INSERT INTO u VALUES (3, 'c@x', 7)")
+        .await
+        .unwrap();
+    let builder = connect(up.port).await;
+    let build =
+        tokio::spawn(async move { builder.batch_execute("CREATE INDEX u_n ON u (n)").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !build.is_finished(),
+        "CREATE INDEX must wait for the writing transaction"
+    );
+    first.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), build)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let plan = psql(up.port, "EXPLAIN SELECT id FROM u WHERE n = 7;");
+    assert!(plan.contains("index scan using u_n"), "{plan}");
+    assert_eq!(psql(up.port, "SELECT id FROM u WHERE n = 7;").trim(), "3");
+
+    // Prepared before TRUNCATE (which gives the table a new id), run after it.
+    assert_eq!(
+        second
+            .query_one(&count, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
+    psql(up.port, "TRUNCATE u;");
+    assert_eq!(
+        second
+            .query_one(&count, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+}

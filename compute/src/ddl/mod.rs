@@ -751,6 +751,29 @@ pub async fn drop_constraint(
     Err(SqlError::new(sqlstate::UNDEFINED_OBJECT, missing))
 }
 
+/// Before DDL reads a table's rows to rebuild what depends on them (an index, a new primary
+/// key): locks the table's definition alone, which waits for every transaction writing the table
+/// and keeps new writers out until `txn` ends. Rows committed after the snapshot are then read
+/// by moving the snapshot forward (READ COMMITTED) or refused (40001), so none is missed.
+pub async fn lock_for_rebuild(txn: &mut Transaction, def: &TableDef) -> SqlResult<()> {
+    txn.lock(&table_def_key(def.id)).await?;
+    let (start, end) = crate::table::table_range(def.id);
+    if txn.changed_in_range_since_snapshot(&start, &end) {
+        if txn.isolation() != crate::txn::Isolation::ReadCommitted {
+            return Err(SqlError::new(
+                sqlstate::SERIALIZATION_FAILURE,
+                "could not serialize access due to concurrent update",
+            )
+            .with_detail(format!(
+                "Table \"{}\" was written after this transaction's snapshot.",
+                def.name
+            )));
+        }
+        txn.refresh_snapshot();
+    }
+    Ok(())
+}
+
 /// The catalog as `txn` sees it.
 fn txn_view<'a>(primary: &'a Primary, txn: &'a Transaction) -> CatalogView<'a> {
     CatalogView {

@@ -47,6 +47,8 @@ pub struct Prepared {
     pub columns: Option<Arc<Vec<ResultColumn>>>,
     /// Types of `$1`, `$2`, … (`None` where they could not be inferred).
     pub param_types: Vec<Option<DataType>>,
+    /// The catalog the plan was made against: a statement run after DDL is planned again.
+    pub catalog: crate::catalog::CatalogStamp,
 }
 
 pub(super) fn single_text_column(name: &str) -> Arc<Vec<ResultColumn>> {
@@ -54,6 +56,12 @@ pub(super) fn single_text_column(name: &str) -> Arc<Vec<ResultColumn>> {
 }
 
 impl Session {
+    /// The catalog this session would plan against now.
+    pub(super) fn catalog_stamp(&self) -> crate::catalog::CatalogStamp {
+        self.slot
+            .with_catalog(&self.primary.catalog, |view| view.stamp())
+    }
+
     /// Plans a statement: result columns and parameter types, without running it.
     pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
         let mut prepared = Prepared {
@@ -62,6 +70,7 @@ impl Session {
             plan: None,
             columns: None,
             param_types: Vec::new(),
+            catalog: self.catalog_stamp(),
         };
         let fast = self.slot.with_catalog(&self.primary.catalog, |view| {
             fast_path::recognize(&prepared.statement, view)

@@ -28,6 +28,15 @@ impl Session {
         prepared: &Prepared,
         params: Vec<ScalarValue>,
     ) -> SqlResult<Output> {
+        let planned = matches!(
+            prepared.kind,
+            Kind::Query | Kind::Insert { .. } | Kind::UpdateOrDelete(_) | Kind::Explain { .. }
+        );
+        if planned && prepared.catalog != self.catalog_stamp() {
+            // DDL since the plan was made (a prepared statement outliving a schema change).
+            let replanned = self.plan_statement(prepared.statement.clone()).await?;
+            return Box::pin(self.run(&replanned, params)).await;
+        }
         match &prepared.kind {
             Kind::Query => {
                 if matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty()) {
@@ -108,6 +117,10 @@ impl Session {
                             t.refresh_snapshot();
                         })
                         .map_err(SqlError::from)?;
+                    if prepared.catalog != self.catalog_stamp() {
+                        // The table changed under the statement: plan it again.
+                        return Box::pin(self.run(prepared, params)).await;
+                    }
                 }
             }
         }
@@ -318,7 +331,7 @@ impl Session {
             "CREATE INDEX"
         };
         let (schema, name) = crate::names::table_name(table)?;
-        let Some(def) = self.table(&schema, &name)? else {
+        let Some(def) = self.locked_for_rebuild(&schema, &name).await? else {
             if if_table_exists {
                 return Ok(Output::command(tag));
             }
@@ -329,6 +342,21 @@ impl Session {
             .with_txn(async |txn| ddl::index::add_index(&self.primary, txn, &def, new, &rows).await)
             .await?;
         Ok(ddl_output(outcome))
+    }
+
+    /// A table locked for a rebuild of its rows (see [`ddl::lock_for_rebuild`]), as it is once
+    /// locked.
+    async fn locked_for_rebuild(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<Arc<crate::catalog::TableDef>>> {
+        let Some(def) = self.table(schema, name)? else {
+            return Ok(None);
+        };
+        self.with_txn(async |txn| ddl::lock_for_rebuild(txn, &def).await)
+            .await?;
+        self.table(schema, name)
     }
 
     /// Every row of a table as the transaction sees it, with its storage key.
@@ -411,7 +439,7 @@ impl Session {
             })
             .collect::<SqlResult<Vec<_>>>()?;
         let (schema, table) = crate::names::table_name(&alter.name)?;
-        let Some(def) = self.table(&schema, &table)? else {
+        let Some(def) = self.locked_for_rebuild(&schema, &table).await? else {
             if alter.if_exists {
                 return Ok(Output::command("ALTER TABLE"));
             }

@@ -19,10 +19,46 @@ pub(crate) struct LockTable {
     inner: Mutex<LockState>,
 }
 
+/// How a key is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Alone: what a write of the key takes.
+    Exclusive,
+    /// Together with other shared holders: what writers take on a table's definition, so that
+    /// DDL (which locks it exclusively) waits for them and they wait for it.
+    Shared,
+}
+
+/// Who holds a key.
+struct Holders {
+    exclusive: Option<u64>,
+    shared: Vec<u64>,
+    /// Woken when a holder lets go.
+    released: Arc<Notify>,
+}
+
+impl Holders {
+    fn holds(&self, txn: u64) -> bool {
+        self.exclusive == Some(txn) || self.shared.contains(&txn)
+    }
+
+    /// A transaction `txn` must wait for before it gets the key in `mode`, if any.
+    fn blocker(&self, txn: u64, mode: LockMode) -> Option<u64> {
+        match self.exclusive {
+            Some(owner) if owner != txn => return Some(owner),
+            Some(_) => return None,
+            None => {}
+        }
+        match mode {
+            LockMode::Shared => None,
+            LockMode::Exclusive => self.shared.iter().copied().find(|t| *t != txn),
+        }
+    }
+}
+
 #[derive(Default)]
 struct LockState {
-    /// Key → (owning transaction, woken when the lock is released).
-    owners: HashMap<Bytes, (u64, Arc<Notify>)>,
+    owners: HashMap<Bytes, Holders>,
     /// Waiting transaction → the transaction it waits for.
     waits_for: HashMap<u64, u64>,
 }
@@ -45,43 +81,61 @@ impl Drop for WaitGuard<'_> {
 }
 
 impl LockTable {
-    /// Locks `key` for `txn`, waiting while another transaction holds it. Returns `true` if the
-    /// lock was newly taken (the caller must release it), `false` if `txn` already held it.
-    pub(crate) async fn acquire(&self, txn: u64, key: &Bytes) -> Result<bool, SqlError> {
+    /// Locks `key` for `txn` in `mode`, waiting while other transactions hold it in a mode that
+    /// conflicts. Returns `true` if the key was newly locked by `txn` (the caller must release
+    /// it), `false` if `txn` already held it (a shared lock is then made exclusive if asked).
+    pub(crate) async fn acquire(
+        &self,
+        txn: u64,
+        key: &Bytes,
+        mode: LockMode,
+    ) -> Result<bool, SqlError> {
         loop {
-            let notify = {
+            let (owner, released) = {
                 let mut st = self.inner.lock().expect("lock table");
-                let owner = match st.owners.get(key) {
+                let holders = st.owners.entry(key.clone()).or_insert_with(|| Holders {
+                    exclusive: None,
+                    shared: Vec::new(),
+                    released: Arc::new(Notify::new()),
+                });
+                match holders.blocker(txn, mode) {
                     None => {
-                        st.owners
-                            .insert(key.clone(), (txn, Arc::new(Notify::new())));
-                        return Ok(true);
+                        let newly = !holders.holds(txn);
+                        match mode {
+                            LockMode::Exclusive => {
+                                holders.shared.retain(|t| *t != txn);
+                                holders.exclusive = Some(txn);
+                            }
+                            LockMode::Shared if newly => holders.shared.push(txn),
+                            LockMode::Shared => {}
+                        }
+                        return Ok(newly);
                     }
-                    Some((owner, _)) if *owner == txn => return Ok(false),
-                    Some((owner, notify)) => (*owner, notify.clone()),
-                };
-                if st.would_deadlock(txn, owner.0) {
+                    Some(owner) => (owner, holders.released.clone()),
+                }
+            };
+            {
+                let mut st = self.inner.lock().expect("lock table");
+                if st.would_deadlock(txn, owner) {
                     return Err(SqlError::new(sqlstate::DEADLOCK_DETECTED, "deadlock detected").with_detail(format!(
-                        "Transaction {txn} waits for transaction {}, which waits for transaction {txn}.",
-                        owner.0
+                        "Transaction {txn} waits for transaction {owner}, which waits for transaction {txn}."
                     )));
                 }
-                st.waits_for.insert(txn, owner.0);
-                owner.1
-            };
+                st.waits_for.insert(txn, owner);
+            }
             let _guard = WaitGuard { table: self, txn };
-            let notified = notify.notified();
+            let notified = released.notified();
             tokio::pin!(notified);
             // Registered before the state is looked at again, so a release in between wakes us.
             notified.as_mut().enable();
-            let still_held = self
+            let still_blocked = self
                 .inner
                 .lock()
                 .expect("lock table")
                 .owners
                 .get(key)
-                .is_some_and(|(o, _)| *o != txn);
-            if still_held {
+                .is_some_and(|h| h.blocker(txn, mode).is_some());
+            if still_blocked {
                 notified.await;
             }
         }
@@ -94,10 +148,19 @@ impl LockTable {
         }
         let mut st = self.inner.lock().expect("lock table");
         for key in keys {
-            if st.owners.get(key).is_some_and(|(o, _)| *o == txn) {
-                if let Some((_, notify)) = st.owners.remove(key) {
-                    notify.notify_waiters();
-                }
+            let Some(holders) = st.owners.get_mut(key) else {
+                continue;
+            };
+            if !holders.holds(txn) {
+                continue;
+            }
+            if holders.exclusive == Some(txn) {
+                holders.exclusive = None;
+            }
+            holders.shared.retain(|t| *t != txn);
+            holders.released.notify_waiters();
+            if holders.exclusive.is_none() && holders.shared.is_empty() {
+                st.owners.remove(key);
             }
         }
     }
@@ -133,10 +196,17 @@ mod tests {
     #[tokio::test]
     async fn a_second_locker_waits_for_the_release() {
         let table = Arc::new(LockTable::default());
-        assert!(table.acquire(1, &key("a")).await.unwrap());
-        assert!(!table.acquire(1, &key("a")).await.unwrap());
+        assert!(table
+            .acquire(1, &key("a"), LockMode::Exclusive)
+            .await
+            .unwrap());
+        assert!(!table
+            .acquire(1, &key("a"), LockMode::Exclusive)
+            .await
+            .unwrap());
         let t = table.clone();
-        let waiter = tokio::spawn(async move { t.acquire(2, &key("a")).await });
+        let waiter =
+            tokio::spawn(async move { t.acquire(2, &key("a"), LockMode::Exclusive).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
         table.release(1, &[key("a")]);
@@ -150,23 +220,67 @@ mod tests {
     #[tokio::test]
     async fn a_cycle_of_waits_is_a_deadlock() {
         let table = Arc::new(LockTable::default());
-        table.acquire(1, &key("a")).await.unwrap();
-        table.acquire(2, &key("b")).await.unwrap();
+        table
+            .acquire(1, &key("a"), LockMode::Exclusive)
+            .await
+            .unwrap();
+        table
+            .acquire(2, &key("b"), LockMode::Exclusive)
+            .await
+            .unwrap();
         let t = table.clone();
-        let one_waits = tokio::spawn(async move { t.acquire(1, &key("b")).await });
+        let one_waits =
+            tokio::spawn(async move { t.acquire(1, &key("b"), LockMode::Exclusive).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let err = table.acquire(2, &key("a")).await.unwrap_err();
+        let err = table
+            .acquire(2, &key("a"), LockMode::Exclusive)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, sqlstate::DEADLOCK_DETECTED);
         table.release(2, &[key("b")]);
         assert!(one_waits.await.unwrap().unwrap());
     }
 
     #[tokio::test]
+    async fn shared_holders_share_and_an_exclusive_locker_waits_for_all() {
+        let table = Arc::new(LockTable::default());
+        assert!(table.acquire(1, &key("t"), LockMode::Shared).await.unwrap());
+        assert!(table.acquire(2, &key("t"), LockMode::Shared).await.unwrap());
+        assert!(!table.acquire(2, &key("t"), LockMode::Shared).await.unwrap());
+        let t = table.clone();
+        let ddl = tokio::spawn(async move { t.acquire(3, &key("t"), LockMode::Exclusive).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        table.release(1, &[key("t")]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!ddl.is_finished(), "one shared holder is left");
+        table.release(2, &[key("t")]);
+        assert!(ddl.await.unwrap().unwrap());
+        // Now a shared locker waits for the exclusive holder.
+        let t = table.clone();
+        let writer = tokio::spawn(async move { t.acquire(4, &key("t"), LockMode::Shared).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished());
+        table.release(3, &[key("t")]);
+        assert!(writer.await.unwrap().unwrap());
+        // A lone shared holder can make its lock exclusive.
+        assert!(!table
+            .acquire(4, &key("t"), LockMode::Exclusive)
+            .await
+            .unwrap());
+        table.release(4, &[key("t")]);
+        assert!(table.inner.lock().unwrap().owners.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_cancelled_wait_leaves_no_edge() {
         let table = Arc::new(LockTable::default());
-        table.acquire(1, &key("a")).await.unwrap();
+        table
+            .acquire(1, &key("a"), LockMode::Exclusive)
+            .await
+            .unwrap();
         let t = table.clone();
-        let waiter = tokio::spawn(async move { t.acquire(2, &key("a")).await });
+        let waiter =
+            tokio::spawn(async move { t.acquire(2, &key("a"), LockMode::Exclusive).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         waiter.abort();
         let _ = waiter.await;

@@ -29,7 +29,7 @@ use strata_core::Lsn;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::last_written::LastWritten;
 use crate::storage::SafekeeperClient;
-use locks::LockTable;
+use locks::{LockMode, LockTable};
 
 /// Commits remembered per key are pruned once no running transaction can conflict with them;
 /// pruning walks the whole map, so it runs every this many commits.
@@ -104,6 +104,11 @@ impl Transaction {
     /// The LSN the current statement reads at.
     pub fn snapshot(&self) -> Lsn {
         self.snapshot
+    }
+
+    /// This transaction's id (unique in this primary).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -191,10 +196,20 @@ impl Transaction {
     /// Locks `key` for this transaction (waiting for another holder to finish) and reports
     /// whether another transaction committed it after this statement's snapshot.
     pub async fn lock(&mut self, key: &Bytes) -> SqlResult<LockOutcome> {
+        self.lock_in(key, LockMode::Exclusive).await
+    }
+
+    /// Locks `key` shared with other shared holders (writers of a table share its definition's
+    /// key; DDL takes it alone), and reports whether it changed after the snapshot.
+    pub async fn lock_shared(&mut self, key: &Bytes) -> SqlResult<LockOutcome> {
+        self.lock_in(key, LockMode::Shared).await
+    }
+
+    async fn lock_in(&mut self, key: &Bytes, mode: LockMode) -> SqlResult<LockOutcome> {
         if self.read_only {
             return Err(read_only_error());
         }
-        if self.manager.locks.acquire(self.id, key).await? {
+        if self.manager.locks.acquire(self.id, key, mode).await? {
             self.locked.push(key.clone());
         }
         Ok(if self.manager.committed_after(key, self.snapshot) {
@@ -202,6 +217,18 @@ impl Transaction {
         } else {
             LockOutcome::Current
         })
+    }
+
+    /// Whether another transaction committed a key in `[start, end)` after this statement's
+    /// snapshot.
+    pub fn changed_in_range_since_snapshot(&self, start: &[u8], end: &[u8]) -> bool {
+        self.manager
+            .state
+            .lock()
+            .expect("txn state lock")
+            .recent_commits
+            .iter()
+            .any(|(k, lsn)| *lsn > self.snapshot && k.as_ref() >= start && k.as_ref() < end)
     }
 
     /// Buffers a write of a key this transaction has locked.
