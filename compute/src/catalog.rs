@@ -127,13 +127,18 @@ pub struct TableDef {
 impl TableDef {
     /// Positions (in `columns`) of the primary-key columns, in key order.
     pub fn primary_key_indexes(&self) -> Vec<usize> {
-        self.primary_key
-            .iter()
+        self.column_positions(&self.primary_key)
+    }
+
+    /// Positions (in `columns`) of the columns with these ids, in the same order. Every id a
+    /// definition names (keys, indexes, foreign keys) is one of its columns.
+    pub fn column_positions(&self, ids: &[u32]) -> Vec<usize> {
+        ids.iter()
             .map(|id| {
                 self.columns
                     .iter()
                     .position(|c| c.id == *id)
-                    .expect("primary key column exists")
+                    .expect("a column the definition names exists")
             })
             .collect()
     }

@@ -35,15 +35,7 @@ pub struct ForeignKeyDef {
 impl ForeignKeyDef {
     /// Positions (in the table's columns) of the referencing columns.
     pub fn column_positions(&self, def: &TableDef) -> Vec<usize> {
-        self.columns
-            .iter()
-            .map(|id| {
-                def.columns
-                    .iter()
-                    .position(|c| c.id == *id)
-                    .expect("foreign key column exists")
-            })
-            .collect()
+        def.column_positions(&self.columns)
     }
 }
 

@@ -49,15 +49,7 @@ pub struct IndexDef {
 impl IndexDef {
     /// Positions (in the table's columns) of the indexed columns, in index order.
     pub fn column_positions(&self, def: &TableDef) -> Vec<usize> {
-        self.columns
-            .iter()
-            .map(|id| {
-                def.columns
-                    .iter()
-                    .position(|c| c.id == *id)
-                    .expect("index column exists")
-            })
-            .collect()
+        def.column_positions(&self.columns)
     }
 }
 

@@ -87,6 +87,30 @@ pub fn plan_access(def: &TableDef, filters: &[Expr]) -> Access {
     }
 }
 
+/// Every key prefix the leading pinned columns allow: `base`, then for each column pinned to a
+/// value set (as long as the combinations stay under [`MAX_POINTS`]) one of its values after
+/// `tag`. Returns the prefixes and how many columns they pin.
+fn pinned_prefixes(
+    base: Vec<u8>,
+    constraints: &[ColumnConstraint],
+    tag: &[u8],
+) -> (Vec<Vec<u8>>, usize) {
+    let mut prefixes = vec![base];
+    let mut pinned = 0;
+    for c in constraints {
+        let Some(values) = &c.equals else { break };
+        if prefixes.len() * values.len() > MAX_POINTS {
+            break;
+        }
+        prefixes = prefixes
+            .iter()
+            .flat_map(|p| values.iter().map(move |v| [p.as_slice(), tag, v].concat()))
+            .collect();
+        pinned += 1;
+    }
+    (prefixes, pinned)
+}
+
 /// What the filters say about each of the columns at `positions`.
 fn constraints(def: &TableDef, positions: &[usize], filters: &[Expr]) -> Vec<ColumnConstraint> {
     let mut constraints = vec![ColumnConstraint::default(); positions.len()];
@@ -122,23 +146,11 @@ fn index_access(def: &TableDef, filters: &[Expr]) -> Option<Access> {
         })
         .map(|(index, c, pinned, _)| (index, c, pinned))?;
     let tagged = |v: &[u8]| [&[NOT_NULL_TAG][..], v].concat();
-    let mut prefixes: Vec<Vec<u8>> = vec![index_prefix(def.id, index.id)];
-    let mut used = 0;
-    for c in constraints.iter().take(pinned) {
-        let values = c.equals.as_ref().expect("pinned");
-        if prefixes.len() * values.len() > MAX_POINTS {
-            break;
-        }
-        prefixes = prefixes
-            .iter()
-            .flat_map(|p| {
-                values
-                    .iter()
-                    .map(move |v| [p.as_slice(), &tagged(v)].concat())
-            })
-            .collect();
-        used += 1;
-    }
+    let (prefixes, used) = pinned_prefixes(
+        index_prefix(def.id, index.id),
+        &constraints[..pinned],
+        &[NOT_NULL_TAG],
+    );
     let next = constraints.get(used);
     let mut ranges: Vec<(Bytes, Bytes)> = prefixes
         .into_iter()
@@ -190,23 +202,7 @@ fn primary_key_access(def: &TableDef, filters: &[Expr]) -> Access {
     let constraints = constraints(def, &pk, filters);
 
     // Leading key columns pinned to value sets.
-    let mut prefixes: Vec<Vec<u8>> = vec![prefix.clone()];
-    let mut pinned = 0;
-    for c in &constraints {
-        let Some(values) = &c.equals else { break };
-        if prefixes.len() * values.len() > MAX_POINTS {
-            break;
-        }
-        prefixes = prefixes
-            .iter()
-            .flat_map(|p| {
-                values
-                    .iter()
-                    .map(move |v| [p.as_slice(), v.as_slice()].concat())
-            })
-            .collect();
-        pinned += 1;
-    }
+    let (prefixes, pinned) = pinned_prefixes(prefix.clone(), &constraints, &[]);
     if pinned == pk.len() {
         let mut keys: Vec<Bytes> = prefixes.into_iter().map(Bytes::from).collect();
         keys.sort();
