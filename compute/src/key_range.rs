@@ -37,6 +37,8 @@ pub enum Access {
     Index {
         name: String,
         ranges: Vec<(Bytes, Bytes)>,
+        /// How many leading index columns each range pins to one value.
+        pinned: usize,
     },
 }
 
@@ -51,7 +53,7 @@ impl fmt::Display for Access {
             ),
             Access::Range { full: true, .. } => write!(f, "full scan"),
             Access::Range { .. } => write!(f, "primary key range scan"),
-            Access::Index { name, ranges } => write!(
+            Access::Index { name, ranges, .. } => write!(
                 f,
                 "index scan using {name} ({} range{})",
                 ranges.len(),
@@ -183,6 +185,7 @@ fn index_access(def: &TableDef, filters: &[Expr]) -> Option<Access> {
         Access::Index {
             name: index.name.clone(),
             ranges,
+            pinned: used,
         }
     })
 }
@@ -615,7 +618,7 @@ mod tests {
             plan_access(&t, &[col("a").eq(lit(1i32)), col("b").eq(lit("x"))]),
             Access::Points(_)
         ));
-        let Access::Index { name, ranges } =
+        let Access::Index { name, ranges, .. } =
             plan_access(&t, &[col("b").in_list(vec![lit("y"), lit("x")], false)])
         else {
             panic!("expected an index scan");

@@ -23,6 +23,7 @@ mod key_range;
 mod last_written;
 mod named_statements;
 mod names;
+mod ordered_scan;
 mod params;
 mod pg_catalog;
 mod pg_encode;

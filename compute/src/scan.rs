@@ -80,6 +80,81 @@ impl StrataScanExec {
     }
 }
 
+impl StrataScanExec {
+    /// This scan made to produce its rows ordered by the table columns at `columns` (ascending,
+    /// NULLs last), if the primary key or an index gives that order: a scan already reading in
+    /// that order is returned as it is, a full scan becomes a scan of the whole index.
+    pub fn in_order(&self, columns: &[usize]) -> Option<StrataScanExec> {
+        let def = &self.spec.table;
+        let leads = |of: &[usize], skip: usize| of.get(skip..skip + columns.len()) == Some(columns);
+        let access = match &self.spec.access {
+            Access::Range { .. } if leads(&def.primary_key_indexes(), 0) => {
+                return Some(self.clone())
+            }
+            Access::Range { full: true, .. } => {
+                let index = def
+                    .indexes
+                    .iter()
+                    .find(|i| leads(&i.column_positions(def), 0))?;
+                let start = strata_core::key::index_prefix(def.id, index.id);
+                let end =
+                    strata_core::key::prefix_end(&start).expect("index prefix is not all 0xff");
+                Access::Index {
+                    name: index.name.clone(),
+                    ranges: vec![(Bytes::from(start), Bytes::from(end))],
+                    pinned: 0,
+                }
+            }
+            // One range: its pinned leading columns are constant, so the order may start after
+            // any of them.
+            Access::Index {
+                name,
+                ranges,
+                pinned,
+            } if ranges.len() == 1 => {
+                let index = def.indexes.iter().find(|i| &i.name == name)?;
+                let positions = index.column_positions(def);
+                return (0..=*pinned)
+                    .any(|skip| leads(&positions, skip))
+                    .then(|| self.clone());
+            }
+            _ => return None,
+        };
+        let spec = ScanSpec {
+            access,
+            ..self.spec.clone()
+        };
+        Some(StrataScanExec::new(
+            spec,
+            self.schema.clone(),
+            self.pageserver.clone(),
+        ))
+    }
+
+    /// Positions in the table of the scan's output columns (`None` for the storage key).
+    pub fn output_columns(&self) -> Vec<Option<usize>> {
+        let mut out: Vec<Option<usize>> = self.spec.projection.iter().map(|&p| Some(p)).collect();
+        if let Some(k) = self.spec.key_position {
+            out.insert(k, None);
+        }
+        out
+    }
+
+    pub fn table(&self) -> &TableDef {
+        &self.spec.table
+    }
+}
+
+impl Clone for StrataScanExec {
+    fn clone(&self) -> Self {
+        StrataScanExec::new(
+            self.spec.clone(),
+            self.schema.clone(),
+            self.pageserver.clone(),
+        )
+    }
+}
+
 impl DisplayAs for StrataScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let spec = &self.spec;
@@ -288,6 +363,10 @@ impl Reader {
         end: Bytes,
         overlay: Vec<(Bytes, Write)>,
     ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
+        let overlay: Vec<(Bytes, Write)> = overlay
+            .into_iter()
+            .filter(|(k, _)| *k >= start && *k < end)
+            .collect();
         // The overlay may delete rows, so a limit is applied here, not by the pageserver.
         let limit = if overlay.is_empty() {
             self.remaining

@@ -108,6 +108,12 @@ impl TableProvider for StrataTable {
                     .iter()
                     .filter_map(|k| txn.write(k).map(|w| (k.clone(), w.clone())))
                     .collect(),
+                // A full scan of an indexed table may be turned into an ordered index scan
+                // (`ordered_scan`), which needs the own writes to the index too.
+                Access::Range { full: true, .. } if !self.def.indexes.is_empty() => {
+                    let (start, end) = table_range(self.def.id);
+                    txn.writes_in(&start, &end)
+                }
                 Access::Range { start, end, .. } => txn.writes_in(start, end),
                 // Own writes to the index and to the rows it points to: the whole table's.
                 Access::Index { .. } => {

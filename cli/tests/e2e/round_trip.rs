@@ -120,6 +120,23 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
         .trim(),
         format!("{}|8801", (8801..=9000).count())
     );
+    // ORDER BY … LIMIT on the index's column reads it in order instead of sorting every row.
+    let plan = psql(
+        up.port,
+        "EXPLAIN SELECT * FROM orders ORDER BY amount LIMIT 3;",
+    );
+    assert!(
+        plan.contains("index scan using orders_amount") && !plan.contains("SortExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        psql(
+            up.port,
+            "SELECT amount FROM orders ORDER BY amount LIMIT 3;"
+        )
+        .trim(),
+        "0.5\n1\n1.5"
+    );
     let plan = psql(
         up.port,
         "EXPLAIN SELECT id FROM customers WHERE region IN ('north', 'south') AND since >= '2024-06-01';",

@@ -112,6 +112,7 @@ impl Session {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::ordered_scan::OrderedScan))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
