@@ -480,7 +480,11 @@ impl CatalogView<'_> {
                 None => {}
             }
         }
-        Ok(self.committed.get(schema, name))
+        match self.committed.get(schema, name) {
+            // The transaction may have changed (or dropped) the definition.
+            Some(def) => self.table_by_id(def.id),
+            None => Ok(None),
+        }
     }
 
     /// The relation id a name has in this view: `Some(None)` when the transaction dropped it,

@@ -1,5 +1,6 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
+pub mod alter;
 pub mod index;
 pub mod sequence;
 

@@ -4,6 +4,7 @@
 //! session commands run here. Outside a transaction block each statement is its own transaction
 //! (autocommit); `BEGIN` … `COMMIT` groups statements into one (see [`block`]).
 
+mod alter;
 mod block;
 mod copy;
 mod prepare;

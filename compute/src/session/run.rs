@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
@@ -256,7 +256,8 @@ impl Session {
             }
             Statement::CreateIndex(ci) => {
                 let (table, new) = ddl::index::NewIndex::from_create_index(ci)?;
-                self.add_index(&table, new, false).await
+                let (schema, name) = crate::names::table_name(&table)?;
+                Ok(ddl_output(self.add_index(&schema, &name, new).await?))
             }
             Statement::Drop {
                 object_type: ObjectType::Index,
@@ -317,153 +318,8 @@ impl Session {
         }
     }
 
-    /// Adds an index to `table` (CREATE INDEX, or ALTER TABLE … ADD UNIQUE), built over every
-    /// row the transaction sees.
-    async fn add_index(
-        &self,
-        table: &datafusion::sql::sqlparser::ast::ObjectName,
-        new: ddl::index::NewIndex,
-        if_table_exists: bool,
-    ) -> SqlResult<Output> {
-        let tag = if new.constraint {
-            "ALTER TABLE"
-        } else {
-            "CREATE INDEX"
-        };
-        let (schema, name) = crate::names::table_name(table)?;
-        let Some(def) = self.locked_for_rebuild(&schema, &name).await? else {
-            if if_table_exists {
-                return Ok(Output::command(tag));
-            }
-            return Err(SqlError::undefined_table(&name));
-        };
-        let rows = self.keyed_rows(&def).await?;
-        let outcome = self
-            .with_txn(async |txn| ddl::index::add_index(&self.primary, txn, &def, new, &rows).await)
-            .await?;
-        Ok(ddl_output(outcome))
-    }
-
-    /// A table locked for a rebuild of its rows (see [`ddl::lock_for_rebuild`]), as it is once
-    /// locked.
-    async fn locked_for_rebuild(
-        &self,
-        schema: &str,
-        name: &str,
-    ) -> SqlResult<Option<Arc<crate::catalog::TableDef>>> {
-        let Some(def) = self.table(schema, name)? else {
-            return Ok(None);
-        };
-        self.with_txn(async |txn| ddl::lock_for_rebuild(txn, &def).await)
-            .await?;
-        self.table(schema, name)
-    }
-
-    /// Every row of a table as the transaction sees it, with its storage key.
-    async fn keyed_rows(&self, def: &crate::catalog::TableDef) -> SqlResult<ddl::index::TableRows> {
-        let plan = self.logical_plan(&crate::dml::all_rows_query(def)?).await?;
-        let physical = self.ctx.state().create_physical_plan(&plan).await?;
-        let batches = collect(physical, self.ctx.task_ctx()).await?;
-        Ok(batches
-            .iter()
-            .map(|b| {
-                let keys = b.column(0).as_binary::<i32>();
-                let keys = (0..b.num_rows())
-                    .map(|i| bytes::Bytes::copy_from_slice(keys.value(i)))
-                    .collect();
-                (b.columns()[1..].to_vec(), keys)
-            })
-            .collect())
-    }
-
-    /// `ALTER TABLE`: `ADD [CONSTRAINT name] PRIMARY KEY (…)`, `ADD [CONSTRAINT name] UNIQUE
-    /// (…)` and `DROP CONSTRAINT` so far.
-    async fn alter_table(
-        &self,
-        alter: &datafusion::sql::sqlparser::ast::AlterTable,
-    ) -> SqlResult<Output> {
-        use datafusion::sql::sqlparser::ast::{AlterTableOperation, Expr as E, TableConstraint};
-        match alter.operations.as_slice() {
-            [AlterTableOperation::AddConstraint {
-                constraint: TableConstraint::Unique(unique),
-                ..
-            }] => {
-                let new = ddl::index::NewIndex::from_unique(unique, None)?;
-                return self.add_index(&alter.name, new, alter.if_exists).await;
-            }
-            [AlterTableOperation::DropConstraint {
-                if_exists, name, ..
-            }] => {
-                let (schema, table) = crate::names::table_name(&alter.name)?;
-                let constraint = crate::names::normalize(name);
-                let outcome = self
-                    .with_txn(async |txn| {
-                        ddl::drop_constraint(
-                            &self.primary,
-                            txn,
-                            &schema,
-                            &table,
-                            &constraint,
-                            *if_exists,
-                        )
-                        .await
-                    })
-                    .await?;
-                return Ok(ddl_output(outcome));
-            }
-            _ => {}
-        }
-        let [AlterTableOperation::AddConstraint {
-            constraint: TableConstraint::PrimaryKey(pk),
-            ..
-        }] = alter.operations.as_slice()
-        else {
-            return Err(SqlError::unsupported(format!(
-                "ALTER TABLE {}",
-                alter
-                    .operations
-                    .iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-        let columns = pk
-            .columns
-            .iter()
-            .map(|c| match &c.column.expr {
-                E::Identifier(id) => Ok(crate::names::normalize(id)),
-                other => Err(SqlError::unsupported(format!(
-                    "primary key expression {other}"
-                ))),
-            })
-            .collect::<SqlResult<Vec<_>>>()?;
-        let (schema, table) = crate::names::table_name(&alter.name)?;
-        let Some(def) = self.locked_for_rebuild(&schema, &table).await? else {
-            if alter.if_exists {
-                return Ok(Output::command("ALTER TABLE"));
-            }
-            return Err(SqlError::undefined_table(&table));
-        };
-        // Every row, read in this transaction, then written again under its primary key.
-        let select = self.parse(&format!(
-            "SELECT * FROM \"{}\".\"{}\"",
-            def.schema.replace('"', "\"\""),
-            def.name.replace('"', "\"\"")
-        ))?;
-        let plan = self.logical_plan(&select[0]).await?;
-        let physical = self.ctx.state().create_physical_plan(&plan).await?;
-        let rows = collect(physical, self.ctx.task_ctx()).await?;
-        let outcome = self
-            .with_txn(async |txn| {
-                ddl::add_primary_key(&self.primary, txn, &def, &columns, &rows).await
-            })
-            .await?;
-        Ok(ddl_output(outcome))
-    }
-
     /// Runs `f` on the current transaction, taken out of the slot while it awaits.
-    async fn with_txn<T>(
+    pub(super) async fn with_txn<T>(
         &self,
         f: impl AsyncFnOnce(&mut crate::txn::Transaction) -> SqlResult<T>,
     ) -> SqlResult<T> {
@@ -507,7 +363,7 @@ impl Session {
     }
 }
 
-fn ddl_output(outcome: ddl::DdlOutcome) -> Output {
+pub(super) fn ddl_output(outcome: ddl::DdlOutcome) -> Output {
     Output::Command {
         tag: outcome.tag.into(),
         notice: outcome

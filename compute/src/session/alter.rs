@@ -1,0 +1,312 @@
+//! ALTER TABLE and CREATE INDEX: the DDL that reads a table's rows (to build an index, fill a
+//! new column's default, or check for NULLs) runs those reads in the session, then writes the
+//! definition in its transaction.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::physical_plan::collect;
+use datafusion::sql::sqlparser::ast::{
+    AlterTable, AlterTableOperation, Expr as SqlExpr, RenameTableNameKind, TableConstraint,
+};
+
+use super::run::ddl_output;
+use super::{Output, Session};
+use crate::catalog::{table_name_key, TableDef, DEFAULT_DATABASE};
+use crate::ddl::{self, alter, index::NewIndex, DdlOutcome};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::{normalize, table_name};
+use crate::pg_catalog::quote_ident;
+
+impl Session {
+    /// `ALTER TABLE`: each operation in turn, in the statement's transaction.
+    pub(super) async fn alter_table(&self, alter: &AlterTable) -> SqlResult<Output> {
+        let (schema, table) = table_name(&alter.name)?;
+        if self.table(&schema, &table)?.is_none() {
+            if alter.if_exists {
+                return Ok(ddl_output(DdlOutcome {
+                    tag: "ALTER TABLE",
+                    notice: Some(format!("relation \"{table}\" does not exist, skipping")),
+                }));
+            }
+            return Err(SqlError::undefined_table(&table));
+        }
+        let mut notices = Vec::new();
+        // A RENAME TO changes the name later operations find the table by.
+        let mut table = table;
+        for operation in &alter.operations {
+            if let AlterTableOperation::RenameTable { table_name: new } = operation {
+                let (RenameTableNameKind::To(new) | RenameTableNameKind::As(new)) = new;
+                let (_, new) = table_name(new)?;
+                let def = self.current_table(&schema, &table)?;
+                self.with_txn(async |txn| {
+                    alter::rename_table(&self.primary, txn, &def, &new).await
+                })
+                .await?;
+                table = new;
+                continue;
+            }
+            if let Some(notice) = self.alter_operation(&schema, &table, operation).await? {
+                notices.push(notice);
+            }
+        }
+        Ok(ddl_output(DdlOutcome {
+            tag: "ALTER TABLE",
+            notice: (!notices.is_empty()).then(|| notices.join("\n")),
+        }))
+    }
+
+    fn current_table(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {
+        self.table(schema, table)?
+            .ok_or_else(|| SqlError::undefined_table(table))
+    }
+
+    /// One ALTER TABLE operation; returns a notice to show, if any.
+    async fn alter_operation(
+        &self,
+        schema: &str,
+        table: &str,
+        operation: &AlterTableOperation,
+    ) -> SqlResult<Option<String>> {
+        match operation {
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::Unique(unique),
+                ..
+            } => {
+                let new = NewIndex::from_unique(unique, None)?;
+                Ok(self.add_index(schema, table, new).await?.notice)
+            }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::PrimaryKey(pk),
+                ..
+            } => {
+                let columns = pk
+                    .columns
+                    .iter()
+                    .map(|c| match &c.column.expr {
+                        SqlExpr::Identifier(id) => Ok(normalize(id)),
+                        other => Err(SqlError::unsupported(format!(
+                            "primary key expression {other}"
+                        ))),
+                    })
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let def = self.locked_for_rebuild(schema, table).await?;
+                // Every row, read in this transaction, then written again under its key.
+                let rows = self
+                    .keyed_rows(&def)
+                    .await?
+                    .into_iter()
+                    .map(|(columns, _)| {
+                        datafusion::arrow::array::RecordBatch::try_new(def.arrow_schema(), columns)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.with_txn(async |txn| {
+                    ddl::add_primary_key(&self.primary, txn, &def, &columns, &rows).await
+                })
+                .await?;
+                Ok(None)
+            }
+            AlterTableOperation::DropConstraint {
+                if_exists, name, ..
+            } => {
+                let constraint = normalize(name);
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::drop_constraint(
+                            &self.primary,
+                            txn,
+                            schema,
+                            table,
+                            &constraint,
+                            *if_exists,
+                        )
+                        .await
+                    })
+                    .await?;
+                Ok(outcome.notice)
+            }
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
+                let def = self.locked_for_rebuild(schema, table).await?;
+                let Some(added) = alter::add_column(&def, column_def, *if_not_exists)? else {
+                    return Ok(Some(format!(
+                        "column \"{}\" of relation \"{table}\" already exists, skipping",
+                        normalize(&column_def.name)
+                    )));
+                };
+                self.with_txn(async |txn| ddl::replace_table_def(txn, &added.def).await)
+                    .await?;
+                if let Some(default) = &added.default {
+                    // Rows written before the column get its default, evaluated per row.
+                    self.run_internal(&format!(
+                        "UPDATE {}.{} SET {} = {default}",
+                        quote_ident(schema),
+                        quote_ident(table),
+                        quote_ident(&added.name)
+                    ))
+                    .await?;
+                }
+                if added.check_not_null {
+                    self.check_no_nulls(&added.def, &added.name).await?;
+                }
+                if added.unique {
+                    let new = NewIndex {
+                        name: None,
+                        columns: vec![added.name.clone()],
+                        unique: true,
+                        constraint: true,
+                        if_not_exists: false,
+                    };
+                    self.add_index(schema, table, new).await?;
+                }
+                Ok(None)
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                let mut notices = Vec::new();
+                for column in column_names.iter().map(normalize) {
+                    let def = self.current_table(schema, table)?;
+                    let Some((changed, dropped)) = alter::drop_column(&def, &column, *if_exists)?
+                    else {
+                        notices.push(format!(
+                            "column \"{column}\" of relation \"{table}\" does not exist, skipping"
+                        ));
+                        continue;
+                    };
+                    let column_id = def.columns.iter().find(|c| c.name == column).map(|c| c.id);
+                    self.with_txn(async |txn| {
+                        ddl::replace_table_def(txn, &changed).await?;
+                        for index in &dropped {
+                            let key = table_name_key(DEFAULT_DATABASE, schema, &index.name);
+                            txn.lock(&key).await?;
+                            txn.delete(key);
+                        }
+                        let owned: Vec<_> = crate::catalog::CatalogView {
+                            committed: &self.primary.catalog,
+                            txn: Some(txn),
+                        }
+                        .sequences(schema)
+                        .into_iter()
+                        .filter(|q| q.owned_by == column_id.map(|c| (def.id, c)))
+                        .collect();
+                        for seq in owned {
+                            ddl::sequence::remove_sequence(txn, &seq).await?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                }
+                Ok((!notices.is_empty()).then(|| notices.join("\n")))
+            }
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let def = self.current_table(schema, table)?;
+                let changed = alter::rename_column(
+                    &def,
+                    &normalize(old_column_name),
+                    &normalize(new_column_name),
+                )?;
+                self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
+                    .await?;
+                Ok(None)
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let column = normalize(column_name);
+                let def = self.locked_for_rebuild(schema, table).await?;
+                let (changed, check_not_null) = alter::alter_column(&def, &column, op)?;
+                if check_not_null {
+                    self.check_no_nulls(&changed, &column).await?;
+                }
+                self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
+                    .await?;
+                Ok(None)
+            }
+            other => Err(SqlError::unsupported(format!("ALTER TABLE … {other}"))),
+        }
+    }
+
+    /// Adds an index to a table (CREATE INDEX, or a UNIQUE constraint), built over every row the
+    /// transaction sees.
+    pub(super) async fn add_index(
+        &self,
+        schema: &str,
+        table: &str,
+        new: NewIndex,
+    ) -> SqlResult<DdlOutcome> {
+        let def = self.locked_for_rebuild(schema, table).await?;
+        let rows = self.keyed_rows(&def).await?;
+        self.with_txn(async |txn| ddl::index::add_index(&self.primary, txn, &def, new, &rows).await)
+            .await
+    }
+
+    /// A table locked for a rebuild of its rows (see [`ddl::lock_for_rebuild`]), as it is once
+    /// locked.
+    async fn locked_for_rebuild(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {
+        let def = self.current_table(schema, table)?;
+        self.with_txn(async |txn| ddl::lock_for_rebuild(txn, &def).await)
+            .await?;
+        self.current_table(schema, table)
+    }
+
+    /// Every row of a table as the transaction sees it, with its storage key.
+    async fn keyed_rows(&self, def: &TableDef) -> SqlResult<ddl::index::TableRows> {
+        let plan = self.logical_plan(&crate::dml::all_rows_query(def)?).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let batches = collect(physical, self.ctx.task_ctx()).await?;
+        Ok(batches
+            .iter()
+            .map(|b| {
+                let keys = b.column(0).as_binary::<i32>();
+                let keys = (0..b.num_rows())
+                    .map(|i| bytes::Bytes::copy_from_slice(keys.value(i)))
+                    .collect();
+                (b.columns()[1..].to_vec(), keys)
+            })
+            .collect())
+    }
+
+    /// Fails with 23502 if a row of the table has NULL in `column` (SET NOT NULL, ADD COLUMN …
+    /// NOT NULL).
+    async fn check_no_nulls(&self, def: &TableDef, column: &str) -> SqlResult<()> {
+        let sql = format!(
+            "SELECT 1 FROM {}.{} WHERE {} IS NULL LIMIT 1",
+            quote_ident(&def.schema),
+            quote_ident(&def.name),
+            quote_ident(column)
+        );
+        let statement = self.parse(&sql)?.remove(0);
+        let plan = self.logical_plan(&statement).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let found = collect(physical, self.ctx.task_ctx()).await?;
+        if found.iter().any(|b| b.num_rows() > 0) {
+            return Err(SqlError::new(
+                sqlstate::NOT_NULL_VIOLATION,
+                format!(
+                    "column \"{column}\" of relation \"{}\" contains null values",
+                    def.name
+                ),
+            )
+            .with_table(&def.schema, &def.name)
+            .with_column(column));
+        }
+        Ok(())
+    }
+
+    /// Runs a statement Strata builds itself in the session's transaction, discarding its
+    /// output.
+    async fn run_internal(&self, sql: &str) -> SqlResult<()> {
+        let statement = self.parse(sql)?.remove(0);
+        let prepared = self.plan_statement(statement).await?;
+        // Boxed: `run` is what called the ALTER TABLE that got here.
+        Box::pin(self.run(&prepared, Vec::new())).await?;
+        Ok(())
+    }
+}
