@@ -35,6 +35,7 @@ use crate::row_codec::RowEncoder;
 use crate::table::{KEYED_SUFFIX, KEY_COLUMN};
 use crate::txn::{Isolation, LockOutcome, Transaction};
 use crate::txn_slot::TxnSlot;
+use crate::upsert::{Arbiter, OnConflictDo};
 
 /// Why a statement did not finish.
 pub enum DmlError {
@@ -199,7 +200,7 @@ pub(crate) async fn existing(
 pub async fn insert(
     d: &DmlContext<'_>,
     plan: &LogicalPlan,
-    on_conflict_do_nothing: bool,
+    on_conflict: &OnConflictDo,
     returning: Option<&[SelectItem]>,
     params: &[ScalarValue],
 ) -> DmlResult<DmlOutcome> {
@@ -216,7 +217,7 @@ pub async fn insert(
         table_name.table(),
     )?;
     let batches = d.run(input).await?;
-    insert_batches(d, &def, batches, on_conflict_do_nothing, returning, params).await
+    insert_batches(d, &def, batches, on_conflict, returning, params).await
 }
 
 /// Inserts rows (batches of the table's columns, in order) into the transaction: the write half
@@ -225,11 +226,17 @@ pub async fn insert_batches(
     d: &DmlContext<'_>,
     def: &Arc<TableDef>,
     batches: Vec<RecordBatch>,
-    on_conflict_do_nothing: bool,
+    on_conflict: &OnConflictDo,
     returning: Option<&[SelectItem]>,
     params: &[ScalarValue],
 ) -> DmlResult<DmlOutcome> {
     let def = def.clone();
+    let upsert = match on_conflict {
+        OnConflictDo::Update(u) => Some(u.as_ref()),
+        _ => None,
+    };
+    // Rows that conflict on the arbiter of an ON CONFLICT DO UPDATE: (batch, row).
+    let mut to_update: Vec<(usize, usize)> = Vec::new();
     for batch in &batches {
         crate::checks::check_rows(d.ctx, &def, batch.columns())?;
     }
@@ -240,7 +247,7 @@ pub async fn insert_batches(
             lock_table_for_write(primary, txn, &def).await?;
             let mut written = Vec::new();
             let mut seen: HashSet<Bytes> = HashSet::new();
-            for batch in &batches {
+            for (batch_index, batch) in batches.iter().enumerate() {
                 let enc = RowEncoder::try_new(&def, batch.columns())?;
                 let rows = batch.num_rows();
                 let mut keys = Vec::with_capacity(rows);
@@ -283,10 +290,18 @@ pub async fn insert_batches(
                         };
                         let duplicate_here = !seen.insert(keys[row].clone());
                         if exists.unwrap_or(false) || duplicate_here {
-                            if on_conflict_do_nothing {
-                                keep[row] = false;
-                            } else {
-                                return Err(duplicate(&def, &enc, row).into());
+                            match upsert.map(|u| u.arbiter) {
+                                _ if matches!(on_conflict, OnConflictDo::Nothing) => {
+                                    keep[row] = false
+                                }
+                                Some(Arbiter::PrimaryKey) if duplicate_here => {
+                                    return Err(affected_twice().into())
+                                }
+                                Some(Arbiter::PrimaryKey) => {
+                                    keep[row] = false;
+                                    to_update.push((batch_index, row));
+                                }
+                                _ => return Err(duplicate(&def, &enc, row).into()),
                             }
                         }
                     }
@@ -301,15 +316,24 @@ pub async fn insert_batches(
                         .collect()
                 };
                 if !entries.is_empty() {
-                    crate::indexes::check_new_rows(
-                        primary,
-                        txn,
-                        &index_rows,
-                        &entries,
-                        &mut keep,
-                        on_conflict_do_nothing,
-                    )
-                    .await?;
+                    let conflicts =
+                        crate::indexes::check_new_rows(primary, txn, &entries, &keep).await?;
+                    for c in conflicts {
+                        let arbiter = Arbiter::Index(def.indexes[c.index].id);
+                        match upsert {
+                            _ if matches!(on_conflict, OnConflictDo::Nothing) => {
+                                keep[c.row] = false
+                            }
+                            Some(u) if u.arbiter == arbiter && c.within_statement => {
+                                return Err(affected_twice().into())
+                            }
+                            Some(u) if u.arbiter == arbiter => {
+                                keep[c.row] = false;
+                                to_update.push((batch_index, c.row));
+                            }
+                            _ => return Err(index_rows.duplicate(c.index, c.row).into()),
+                        }
+                    }
                 }
                 for (row, key) in keys.into_iter().enumerate() {
                     if keep[row] {
@@ -332,12 +356,58 @@ pub async fn insert_batches(
             Ok(written)
         })
         .await?;
-    let count = written.iter().map(|b| b.num_rows() as u64).sum();
-    let returning = match returning {
+    let mut count = written.iter().map(|b| b.num_rows() as u64).sum();
+    let mut returning = match returning {
         Some(items) => Some(evaluate_returning(d, &def, written, items, params).await?),
         None => None,
     };
+    if let Some(upsert) = upsert {
+        for (batch, row) in to_update {
+            let update = upsert.update_for(&def, batches[batch].columns(), row)?;
+            let outcome = Box::pin(run_update(d, &update, params)).await?;
+            count += outcome.count;
+            if let (Some(all), Some(rows)) = (returning.as_mut(), outcome.returning) {
+                all.extend(rows);
+            }
+        }
+    }
     Ok(DmlOutcome { count, returning })
+}
+
+/// PostgreSQL's error for two proposed rows of one ON CONFLICT DO UPDATE with the same key.
+fn affected_twice() -> SqlError {
+    SqlError::new(
+        sqlstate::CARDINALITY_VIOLATION,
+        "ON CONFLICT DO UPDATE command cannot affect row a second time",
+    )
+    .with_hint(
+        "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
+    )
+}
+
+/// Plans and runs an UPDATE Strata built (the update of an ON CONFLICT DO UPDATE).
+async fn run_update(
+    d: &DmlContext<'_>,
+    statement: &Statement,
+    params: &[ScalarValue],
+) -> DmlResult<DmlOutcome> {
+    let Statement::Update(update) = statement else {
+        return Err(SqlError::internal("not an UPDATE").into());
+    };
+    let finder = update_finder(d, update)?;
+    let plan = d
+        .ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            finder.query.clone(),
+        )))
+        .await?;
+    let plan = if plan.get_parameter_types()?.is_empty() {
+        plan
+    } else {
+        plan.with_param_values(params.to_vec())?
+    };
+    update_or_delete(d, &finder, &plan).await
 }
 
 /// RETURNING over rows written: the rows become a temporary table named like the target table,

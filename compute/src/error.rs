@@ -29,6 +29,8 @@ pub mod sqlstate {
     pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const FOREIGN_KEY_VIOLATION: &str = "23503";
     pub const CHECK_VIOLATION: &str = "23514";
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";

@@ -218,18 +218,25 @@ async fn probe_taken(
     Ok(false)
 }
 
-/// Unique-index checks for rows about to be inserted (`keep`: the rows still to be written,
-/// updated in place). A row whose values are taken, by a committed row, an earlier write of the
-/// transaction or an earlier row of `rows`, fails with 23505, or is dropped from `keep` when
-/// `skip_conflicts` (ON CONFLICT DO NOTHING).
+/// A proposed row whose values of a unique index are taken.
+pub struct Conflict {
+    pub row: usize,
+    /// Which of the table's indexes (position in `TableDef.indexes`).
+    pub index: usize,
+    /// Taken by an earlier row of the same statement, not by a row already there.
+    pub within_statement: bool,
+}
+
+/// Unique-index checks for rows about to be inserted (`keep`: the rows still to be written).
+/// Returns the rows whose values are taken, by a committed row, an earlier write of the
+/// transaction or an earlier row of `rows`, with the first index they conflict on; the caller
+/// fails, skips or updates them.
 pub async fn check_new_rows(
     primary: &Primary,
     txn: &mut Transaction,
-    rows: &IndexRows<'_>,
     entries: &[Vec<Entry>],
-    keep: &mut [bool],
-    skip_conflicts: bool,
-) -> SqlResult<()> {
+    keep: &[bool],
+) -> SqlResult<Vec<Conflict>> {
     let probes: Vec<Bytes> = entries
         .iter()
         .zip(keep.iter())
@@ -237,29 +244,33 @@ pub async fn check_new_rows(
         .flat_map(|(e, _)| e.iter().filter_map(|e| e.probe.clone()))
         .collect();
     if probes.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut taken = probes_taken(primary, txn, &probes).await?.into_iter();
     let mut seen: HashSet<Bytes> = HashSet::new();
+    let mut conflicts = Vec::new();
     for (row, row_entries) in entries.iter().enumerate() {
         if !keep[row] {
             continue;
         }
         let mut conflict = None;
-        for (i, entry) in row_entries.iter().enumerate() {
+        for (index, entry) in row_entries.iter().enumerate() {
             let Some(probe) = &entry.probe else { continue };
             let committed = taken.next().unwrap_or(false);
             if conflict.is_none() && (committed || seen.contains(probe)) {
-                conflict = Some(i);
+                conflict = Some(Conflict {
+                    row,
+                    index,
+                    within_statement: !committed,
+                });
             }
         }
         match conflict {
-            Some(_) if skip_conflicts => keep[row] = false,
-            Some(i) => return Err(rows.duplicate(i, row)),
+            Some(c) => conflicts.push(c),
             None => seen.extend(row_entries.iter().filter_map(|e| e.probe.clone())),
         }
     }
-    Ok(())
+    Ok(conflicts)
 }
 
 /// Writes every row's entries for `index` (a new index, or every index of a table rewritten

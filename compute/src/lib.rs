@@ -41,6 +41,7 @@ mod table;
 mod txn;
 mod txn_slot;
 mod types;
+mod upsert;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -156,7 +156,16 @@ impl Session {
             ctx: &self.ctx,
             slot: &self.slot,
         };
-        match insert_batches(&d, &copy.def, vec![batch], false, None, &[]).await {
+        match insert_batches(
+            &d,
+            &copy.def,
+            vec![batch],
+            &crate::upsert::OnConflictDo::Error,
+            None,
+            &[],
+        )
+        .await
+        {
             Ok(outcome) => {
                 copy.count += outcome.count;
                 Ok(())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{OnConflictAction, OnInsert, SelectItem, Statement};
+use datafusion::sql::sqlparser::ast::{OnInsert, SelectItem, Statement};
 
 use super::Session;
 use crate::column_names::query_column_names;
@@ -24,7 +24,7 @@ pub enum Kind {
     Query,
     /// An INSERT; `plan` is DataFusion's INSERT plan (without ON CONFLICT and RETURNING).
     Insert {
-        on_conflict_do_nothing: bool,
+        on_conflict: crate::upsert::OnConflictDo,
         returning: Option<Vec<SelectItem>>,
     },
     /// An UPDATE or DELETE; `plan` is the plan of the SELECT that finds its rows.
@@ -99,21 +99,28 @@ impl Session {
             Statement::Insert(insert) => {
                 let mut bare = insert.clone();
                 let returning = bare.returning.take();
-                let on_conflict_do_nothing = match bare.on.take() {
-                    None => false,
-                    Some(OnInsert::OnConflict(c)) => match c.action {
-                        OnConflictAction::DoNothing => true,
-                        OnConflictAction::DoUpdate(_) => {
-                            return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE"))
-                        }
-                    },
-                    Some(other) => return Err(SqlError::unsupported(other)),
-                };
-                if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &bare.table {
+                let on = bare.on.take();
+                // DataFusion plans no alias on an INSERT target; only ON CONFLICT uses it.
+                bare.table_alias = None;
+                let mut on_conflict = crate::upsert::OnConflictDo::Error;
+                if let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table
+                {
                     let (schema, table) = table_name(name)?;
-                    match self.table(&schema, &table)? {
-                        Some(def) => crate::insert_defaults::fill_defaults(&mut bare, &def)?,
-                        None => return Err(SqlError::undefined_table(&table)),
+                    let Some(def) = self.table(&schema, &table)? else {
+                        return Err(SqlError::undefined_table(&table));
+                    };
+                    crate::insert_defaults::fill_defaults(&mut bare, &def)?;
+                    match on {
+                        None => {}
+                        Some(OnInsert::OnConflict(c)) => {
+                            let target = match &insert.table_alias {
+                                Some(alias) => format!("{name} AS {}", alias.alias),
+                                None => name.to_string(),
+                            };
+                            on_conflict =
+                                crate::upsert::resolve(&def, &c, target, returning.clone())?;
+                        }
+                        Some(other) => return Err(SqlError::unsupported(other)),
                     }
                 }
                 let plan = self.logical_plan(&Statement::Insert(bare)).await?;
@@ -125,7 +132,7 @@ impl Session {
                     );
                 }
                 prepared.kind = Kind::Insert {
-                    on_conflict_do_nothing,
+                    on_conflict,
                     returning,
                 };
                 prepared.plan = Some(plan);

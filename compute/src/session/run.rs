@@ -92,18 +92,9 @@ impl Session {
         for _ in 0..MAX_STATEMENT_RESTARTS {
             let result = match &prepared.kind {
                 Kind::Insert {
-                    on_conflict_do_nothing,
+                    on_conflict,
                     returning,
-                } => {
-                    dml::insert(
-                        &d,
-                        &plan,
-                        *on_conflict_do_nothing,
-                        returning.as_deref(),
-                        &params,
-                    )
-                    .await
-                }
+                } => dml::insert(&d, &plan, on_conflict, returning.as_deref(), &params).await,
                 Kind::UpdateOrDelete(finder) => dml::update_or_delete(&d, finder, &plan).await,
                 _ => unreachable!("only DML comes here"),
             };
