@@ -21,7 +21,7 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 use datafusion::physical_plan::collect;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, ObjectName,
-    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, Update,
+    ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableFactor, Update,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -656,6 +656,83 @@ fn substitute(expr: &SqlExpr, substitutions: &HashMap<String, String>) -> SqlRes
         std::ops::ControlFlow::<()>::Continue(())
     });
     Ok(expr.to_string())
+}
+
+/// How `SELECT … FOR UPDATE / FOR SHARE` locks the rows it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    /// `FOR UPDATE`, `FOR NO KEY UPDATE`: alone, as a writer would.
+    Update,
+    /// `FOR SHARE`, `FOR KEY SHARE`: together with other sharers; writers wait.
+    Share,
+}
+
+/// `SELECT … FOR UPDATE | FOR SHARE` over one table, rewritten to also return each row's storage
+/// key as its first column (over the table's keyed variant), so the rows it finds can be locked.
+pub fn locking_query(d: &DmlContext<'_>, query: &Query) -> SqlResult<(Statement, RowLock)> {
+    use datafusion::sql::sqlparser::ast::{LockType, NonBlock};
+    let unsupported = |what: &str| SqlError::unsupported(format!("SELECT … FOR UPDATE {what}"));
+    let mut mode = RowLock::Share;
+    for lock in &query.locks {
+        if let Some(nonblock) = &lock.nonblock {
+            return Err(SqlError::unsupported(match nonblock {
+                NonBlock::Nowait => "FOR UPDATE NOWAIT",
+                NonBlock::SkipLocked => "FOR UPDATE SKIP LOCKED",
+            }));
+        }
+        if lock.lock_type == LockType::Update {
+            mode = RowLock::Update;
+        }
+    }
+    let mut query = query.clone();
+    query.locks.clear();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(unsupported("with a set operation"));
+    };
+    if select.distinct.is_some() {
+        return Err(unsupported("with DISTINCT"));
+    }
+    if !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return Err(unsupported("with GROUP BY"));
+    }
+    let [from] = select.from.as_mut_slice() else {
+        return Err(unsupported("over several tables"));
+    };
+    if !from.joins.is_empty() {
+        return Err(unsupported("over a join"));
+    }
+    let TableFactor::Table { name, alias, .. } = &mut from.relation else {
+        return Err(unsupported("over a subquery"));
+    };
+    let def = d.table(name)?;
+    let alias_name = alias
+        .as_ref()
+        .map(|a| normalize(&a.name))
+        .unwrap_or_else(|| def.name.clone());
+    if alias.is_none() {
+        *alias = Some(datafusion::sql::sqlparser::ast::TableAlias {
+            explicit: true,
+            name: Ident::with_quote('"', def.name.as_str()),
+            columns: Vec::new(),
+            at: None,
+        });
+    }
+    *name = ObjectName(vec![
+        ObjectNamePart::Identifier(Ident::with_quote('"', def.schema.as_str())),
+        ObjectNamePart::Identifier(Ident::with_quote(
+            '"',
+            format!("{}{KEYED_SUFFIX}", def.name),
+        )),
+    ]);
+    select.projection.insert(
+        0,
+        SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(vec![
+            Ident::with_quote('"', alias_name),
+            Ident::with_quote('"', KEY_COLUMN),
+        ])),
+    );
+    Ok((Statement::Query(Box::new(query)), mode))
 }
 
 /// The SELECT that reads every row of a table with its storage key: the key, then the columns.

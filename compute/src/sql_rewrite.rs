@@ -177,10 +177,39 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         }
         previous = Some(i);
     }
+    row_lock_strengths(&mut tokens);
     Parser::new(&dialect)
         .with_tokens_with_locations(order_sequence_options(tokens))
         .parse_statements()
         .map_err(|e| e.to_string())
+}
+
+/// `FOR NO KEY UPDATE` and `FOR KEY SHARE`, which the parser does not know, become `FOR UPDATE`
+/// and `FOR SHARE`: Strata's row locks have the two strengths, and the weaker PostgreSQL ones
+/// only let more through than these.
+fn row_lock_strengths(tokens: &mut [TokenWithSpan]) {
+    let words: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let is = |t: &TokenWithSpan, kw: Keyword| keyword_of(t) == Some(kw);
+    for w in words.windows(4) {
+        if is(&tokens[w[0]], Keyword::FOR)
+            && is(&tokens[w[1]], Keyword::NO)
+            && is(&tokens[w[2]], Keyword::KEY)
+            && is(&tokens[w[3]], Keyword::UPDATE)
+        {
+            tokens[w[1]] = space();
+            tokens[w[2]] = space();
+        }
+    }
+    for w in words.windows(3) {
+        if is(&tokens[w[0]], Keyword::FOR)
+            && is(&tokens[w[1]], Keyword::KEY)
+            && is(&tokens[w[2]], Keyword::SHARE)
+        {
+            tokens[w[1]] = space();
+        }
+    }
 }
 
 /// PostgreSQL takes sequence options in any order (pg_dump writes `START WITH` before

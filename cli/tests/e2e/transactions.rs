@@ -216,3 +216,67 @@ async fn unique_values_and_index_builds_wait_for_concurrent_writers() {
         0
     );
 }
+
+/// SELECT … FOR UPDATE locks the rows it returns: a writer of one waits for the locking
+/// transaction, and a locker of a row another transaction is updating waits, then reads the
+/// row's newest version (READ COMMITTED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_for_update_locks_the_rows_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE q (id int PRIMARY KEY, v int); INSERT INTO q VALUES (1, 0), (2, 0);",
+    );
+    let first = connect(up.port).await;
+    let second = connect(up.port).await;
+    first.batch_execute("BEGIN").await.unwrap();
+    let row = first
+        .query_one("SELECT v FROM q WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 0);
+    let writer = tokio::spawn(async move {
+        let result = second
+            .execute("UPDATE q SET v = v + 1 WHERE id = 1", &[])
+            .await;
+        (second, result)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!writer.is_finished(), "the writer must wait for FOR UPDATE");
+    first
+        .execute("UPDATE q SET v = 10 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    first.batch_execute("COMMIT").await.unwrap();
+    let (second, result) = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.unwrap(), 1);
+    assert_eq!(psql(up.port, "SELECT v FROM q WHERE id = 1;").trim(), "11");
+
+    // The other way round: the locker waits for the writer and sees its update.
+    first
+        .batch_execute("BEGIN; UPDATE q SET v = 5 WHERE id = 2")
+        .await
+        .unwrap();
+    let locker = tokio::spawn(async move {
+        second.batch_execute("BEGIN").await.unwrap();
+        let v = second
+            .query_one("SELECT v FROM q WHERE id = 2 FOR UPDATE", &[])
+            .await
+            .map(|r| r.get::<_, i32>(0));
+        second.batch_execute("COMMIT").await.unwrap();
+        v
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!locker.is_finished(), "FOR UPDATE must wait for the writer");
+    first.batch_execute("COMMIT").await.unwrap();
+    let v = tokio::time::timeout(Duration::from_secs(30), locker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, 5);
+}

@@ -253,10 +253,7 @@ impl Session {
         }
         // Autocommit: the statement is its own transaction.
         let writes = match &prepared.kind {
-            Kind::Query => {
-                matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty())
-            }
-            Kind::Explain { .. } => false,
+            Kind::Query | Kind::Explain { .. } => false,
             Kind::Fast(plan) => !plan.is_read_only(),
             _ => true,
         };

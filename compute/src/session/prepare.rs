@@ -27,6 +27,9 @@ pub enum Kind {
         on_conflict: crate::upsert::OnConflictDo,
         returning: Option<Vec<SelectItem>>,
     },
+    /// `SELECT … FOR UPDATE / FOR SHARE`; `plan` is the query's plan with each row's storage key
+    /// as a first column (see `dml::locking_query`).
+    Locking(crate::dml::RowLock),
     /// An UPDATE or DELETE; `plan` is the plan of the SELECT that finds its rows.
     UpdateOrDelete(Arc<RowFinder>),
     /// EXPLAIN [ANALYZE] of a query; `plan` is the query's plan.
@@ -88,6 +91,24 @@ impl Session {
             return Ok(prepared);
         }
         match &prepared.statement {
+            Statement::Query(q) if !q.locks.is_empty() => {
+                let mut unlocked = q.clone();
+                unlocked.locks.clear();
+                let described = self.logical_plan(&Statement::Query(unlocked)).await?;
+                prepared.param_types = param_types(&described)?;
+                let names = query_column_names(&prepared.statement);
+                prepared.columns = Some(result_columns(described.schema().as_arrow(), names));
+                let (locking, mode) = {
+                    let d = DmlContext {
+                        primary: &self.primary,
+                        ctx: &self.ctx,
+                        slot: &self.slot,
+                    };
+                    crate::dml::locking_query(&d, q)?
+                };
+                prepared.plan = Some(self.logical_plan(&locking).await?);
+                prepared.kind = Kind::Locking(mode);
+            }
             Statement::Query(_) => {
                 let plan = self.logical_plan(&prepared.statement).await?;
                 prepared.param_types = param_types(&plan)?;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
@@ -30,7 +30,11 @@ impl Session {
     ) -> SqlResult<Output> {
         let planned = matches!(
             prepared.kind,
-            Kind::Query | Kind::Insert { .. } | Kind::UpdateOrDelete(_) | Kind::Explain { .. }
+            Kind::Query
+                | Kind::Locking(_)
+                | Kind::Insert { .. }
+                | Kind::UpdateOrDelete(_)
+                | Kind::Explain { .. }
         );
         if planned && prepared.catalog != self.catalog_stamp() {
             // DDL since the plan was made (a prepared statement outliving a schema change).
@@ -38,10 +42,8 @@ impl Session {
             return Box::pin(self.run(&replanned, params)).await;
         }
         match &prepared.kind {
+            Kind::Locking(mode) => self.run_locking(prepared, *mode, params).await,
             Kind::Query => {
-                if matches!(&prepared.statement, Statement::Query(q) if !q.locks.is_empty()) {
-                    return Err(SqlError::unsupported("SELECT ... FOR UPDATE / FOR SHARE"));
-                }
                 let plan = bind(prepared, params)?;
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
                 let stream = execute_stream(physical, self.ctx.task_ctx())?;
@@ -113,6 +115,69 @@ impl Session {
                         return Box::pin(self.run(prepared, params)).await;
                     }
                 }
+            }
+        }
+        Err(SqlError::new(
+            sqlstate::SERIALIZATION_FAILURE,
+            "could not serialize access due to concurrent update",
+        )
+        .with_detail("The statement was restarted too many times because of concurrent updates."))
+    }
+
+    /// `SELECT … FOR UPDATE / FOR SHARE`: finds the rows, locks them until the transaction ends
+    /// and returns them. A row another transaction changed after the snapshot makes the
+    /// statement run again on a new snapshot (READ COMMITTED, where PostgreSQL returns the
+    /// row's newest version) or fail with 40001 (REPEATABLE READ).
+    async fn run_locking(
+        &self,
+        prepared: &Prepared,
+        mode: dml::RowLock,
+        params: Vec<ScalarValue>,
+    ) -> SqlResult<Output> {
+        let columns = prepared
+            .columns
+            .clone()
+            .expect("queries have result columns");
+        for _ in 0..MAX_STATEMENT_RESTARTS {
+            let plan = bind(prepared, params.clone())?;
+            let physical = self.ctx.state().create_physical_plan(&plan).await?;
+            let batches = collect(physical, self.ctx.task_ctx()).await?;
+            let current = self
+                .with_txn(async |txn| {
+                    let mut current = true;
+                    for batch in &batches {
+                        let keys = batch.column(0).as_binary::<i32>();
+                        for row in 0..batch.num_rows() {
+                            let key = bytes::Bytes::copy_from_slice(keys.value(row));
+                            let outcome = match mode {
+                                dml::RowLock::Update => txn.lock(&key).await?,
+                                dml::RowLock::Share => txn.lock_shared(&key).await?,
+                            };
+                            current &= outcome == crate::txn::LockOutcome::Current;
+                        }
+                    }
+                    if !current {
+                        if txn.isolation() != crate::txn::Isolation::ReadCommitted {
+                            return Err(SqlError::new(
+                                sqlstate::SERIALIZATION_FAILURE,
+                                "could not serialize access due to concurrent update",
+                            ));
+                        }
+                        txn.refresh_snapshot();
+                    }
+                    Ok(current)
+                })
+                .await?;
+            if current {
+                let rows = batches
+                    .iter()
+                    .map(|b| b.project(&(1..b.num_columns()).collect::<Vec<_>>()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(Output::Rows {
+                    columns,
+                    stream: batches_stream(rows),
+                    tag: "SELECT",
+                });
             }
         }
         Err(SqlError::new(
