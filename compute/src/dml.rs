@@ -667,25 +667,79 @@ pub enum RowLock {
     Share,
 }
 
+/// What to do about a row another transaction holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait for it.
+    Block,
+    /// `NOWAIT`: fail with 55P03.
+    Fail,
+    /// `SKIP LOCKED`: leave the row out.
+    Skip,
+}
+
+/// How a `SELECT … FOR UPDATE | FOR SHARE` locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLocking {
+    pub mode: RowLock,
+    pub wait: LockWait,
+    /// With SKIP LOCKED, the query's literal `OFFSET` and `LIMIT`, applied to the rows locked
+    /// (the query runs without them, so skipped rows are replaced by later ones).
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
 /// `SELECT … FOR UPDATE | FOR SHARE` over one table, rewritten to also return each row's storage
 /// key as its first column (over the table's keyed variant), so the rows it finds can be locked.
-pub fn locking_query(d: &DmlContext<'_>, query: &Query) -> SqlResult<(Statement, RowLock)> {
-    use datafusion::sql::sqlparser::ast::{LockType, NonBlock};
+pub fn locking_query(d: &DmlContext<'_>, query: &Query) -> SqlResult<(Statement, RowLocking)> {
+    use datafusion::sql::sqlparser::ast::{LimitClause, LockType, NonBlock};
     let unsupported = |what: &str| SqlError::unsupported(format!("SELECT … FOR UPDATE {what}"));
-    let mut mode = RowLock::Share;
+    let mut locking = RowLocking {
+        mode: RowLock::Share,
+        wait: LockWait::Block,
+        offset: 0,
+        limit: None,
+    };
     for lock in &query.locks {
-        if let Some(nonblock) = &lock.nonblock {
-            return Err(SqlError::unsupported(match nonblock {
-                NonBlock::Nowait => "FOR UPDATE NOWAIT",
-                NonBlock::SkipLocked => "FOR UPDATE SKIP LOCKED",
-            }));
+        match &lock.nonblock {
+            Some(NonBlock::Nowait) => locking.wait = LockWait::Fail,
+            Some(NonBlock::SkipLocked) => locking.wait = LockWait::Skip,
+            None => {}
         }
         if lock.lock_type == LockType::Update {
-            mode = RowLock::Update;
+            locking.mode = RowLock::Update;
         }
     }
     let mut query = query.clone();
     query.locks.clear();
+    if locking.wait == LockWait::Skip {
+        let literal = |e: &SqlExpr| match e {
+            SqlExpr::Value(v) => match &v.value {
+                datafusion::sql::sqlparser::ast::Value::Number(n, _) => n.parse::<usize>().ok(),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) = &query.limit_clause
+        {
+            let limit_value = limit.as_ref().map(literal);
+            let offset_value = offset.as_ref().map(|o| literal(&o.value));
+            if limit_by.is_empty()
+                && limit_value.is_none_or(|v| v.is_some())
+                && offset_value.is_none_or(|v| v.is_some())
+            {
+                locking.limit = limit_value.flatten();
+                locking.offset = offset_value.flatten().unwrap_or(0);
+                query.limit_clause = None;
+            } else {
+                return Err(unsupported("SKIP LOCKED with a LIMIT that is not a number"));
+            }
+        }
+    }
     let SetExpr::Select(select) = query.body.as_mut() else {
         return Err(unsupported("with a set operation"));
     };
@@ -732,7 +786,7 @@ pub fn locking_query(d: &DmlContext<'_>, query: &Query) -> SqlResult<(Statement,
             Ident::with_quote('"', KEY_COLUMN),
         ])),
     );
-    Ok((Statement::Query(Box::new(query)), mode))
+    Ok((Statement::Query(Box::new(query)), locking))
 }
 
 /// The SELECT that reads every row of a table with its storage key: the key, then the columns.

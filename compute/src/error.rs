@@ -63,6 +63,7 @@ pub mod sqlstate {
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";

@@ -280,3 +280,29 @@ async fn select_for_update_locks_the_rows_it_returns() {
         .unwrap();
     assert_eq!(v, 5);
 }
+
+/// A job queue: `FOR UPDATE SKIP LOCKED` hands each worker a row no other worker holds, and
+/// `NOWAIT` fails at once (55P03) instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_locked_and_nowait_do_not_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE jobs (id int PRIMARY KEY, state text); INSERT INTO jobs VALUES (1, 'new'), (2, 'new'), (3, 'new');",
+    );
+    let take = "SELECT id FROM jobs WHERE state = 'new' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
+    let first = connect(up.port).await;
+    let second = connect(up.port).await;
+    first.batch_execute("BEGIN").await.unwrap();
+    second.batch_execute("BEGIN").await.unwrap();
+    let a: i32 = first.query_one(take, &[]).await.unwrap().get(0);
+    let b: i32 = second.query_one(take, &[]).await.unwrap().get(0);
+    assert_eq!((a, b), (1, 2));
+    let err = second
+        .query("SELECT id FROM jobs WHERE id = 1 FOR UPDATE NOWAIT", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{err:?}");
+    first.batch_execute("COMMIT").await.unwrap();
+}

@@ -29,7 +29,7 @@ pub enum Kind {
     },
     /// `SELECT … FOR UPDATE / FOR SHARE`; `plan` is the query's plan with each row's storage key
     /// as a first column (see `dml::locking_query`).
-    Locking(crate::dml::RowLock),
+    Locking(crate::dml::RowLocking),
     /// An UPDATE or DELETE; `plan` is the plan of the SELECT that finds its rows.
     UpdateOrDelete(Arc<RowFinder>),
     /// EXPLAIN [ANALYZE] of a query; `plan` is the query's plan.
@@ -98,7 +98,7 @@ impl Session {
                 prepared.param_types = param_types(&described)?;
                 let names = query_column_names(&prepared.statement);
                 prepared.columns = Some(result_columns(described.schema().as_arrow(), names));
-                let (locking, mode) = {
+                let (locking, how) = {
                     let d = DmlContext {
                         primary: &self.primary,
                         ctx: &self.ctx,
@@ -107,7 +107,7 @@ impl Session {
                     crate::dml::locking_query(&d, q)?
                 };
                 prepared.plan = Some(self.logical_plan(&locking).await?);
-                prepared.kind = Kind::Locking(mode);
+                prepared.kind = Kind::Locking(how);
             }
             Statement::Query(_) => {
                 let plan = self.logical_plan(&prepared.statement).await?;

@@ -42,7 +42,7 @@ impl Session {
             return Box::pin(self.run(&replanned, params)).await;
         }
         match &prepared.kind {
-            Kind::Locking(mode) => self.run_locking(prepared, *mode, params).await,
+            Kind::Locking(how) => self.run_locking(prepared, *how, params).await,
             Kind::Query => {
                 let plan = bind(prepared, params)?;
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
@@ -131,47 +131,78 @@ impl Session {
     async fn run_locking(
         &self,
         prepared: &Prepared,
-        mode: dml::RowLock,
+        how: dml::RowLocking,
         params: Vec<ScalarValue>,
     ) -> SqlResult<Output> {
         let columns = prepared
             .columns
             .clone()
             .expect("queries have result columns");
+        let shared = how.mode == dml::RowLock::Share;
         for _ in 0..MAX_STATEMENT_RESTARTS {
             let plan = bind(prepared, params.clone())?;
             let physical = self.ctx.state().create_physical_plan(&plan).await?;
             let batches = collect(physical, self.ctx.task_ctx()).await?;
-            let current = self
+            // Which rows to return (SKIP LOCKED leaves some out), or None to run again.
+            let kept = self
                 .with_txn(async |txn| {
                     let mut current = true;
+                    let mut kept = Vec::with_capacity(batches.len());
+                    let mut locked = 0usize;
                     for batch in &batches {
                         let keys = batch.column(0).as_binary::<i32>();
-                        for row in 0..batch.num_rows() {
+                        let mut keep = vec![false; batch.num_rows()];
+                        for (row, k) in keep.iter_mut().enumerate() {
+                            if how.limit.is_some_and(|l| locked >= how.offset + l) {
+                                break;
+                            }
                             let key = bytes::Bytes::copy_from_slice(keys.value(row));
-                            let outcome = match mode {
-                                dml::RowLock::Update => txn.lock(&key).await?,
-                                dml::RowLock::Share => txn.lock_shared(&key).await?,
+                            let outcome = match how.wait {
+                                dml::LockWait::Block if shared => {
+                                    Some(txn.lock_shared(&key).await?)
+                                }
+                                dml::LockWait::Block => Some(txn.lock(&key).await?),
+                                _ => txn.try_lock(&key, shared)?,
+                            };
+                            let Some(outcome) = outcome else {
+                                if how.wait == dml::LockWait::Fail {
+                                    return Err(SqlError::new(
+                                        sqlstate::LOCK_NOT_AVAILABLE,
+                                        "could not obtain lock on row",
+                                    ));
+                                }
+                                continue;
                             };
                             current &= outcome == crate::txn::LockOutcome::Current;
+                            *k = locked >= how.offset;
+                            locked += 1;
                         }
+                        kept.push(keep);
                     }
-                    if !current {
-                        if txn.isolation() != crate::txn::Isolation::ReadCommitted {
-                            return Err(SqlError::new(
-                                sqlstate::SERIALIZATION_FAILURE,
-                                "could not serialize access due to concurrent update",
-                            ));
-                        }
-                        txn.refresh_snapshot();
+                    if current {
+                        return Ok(Some(kept));
                     }
-                    Ok(current)
+                    if txn.isolation() != crate::txn::Isolation::ReadCommitted {
+                        return Err(SqlError::new(
+                            sqlstate::SERIALIZATION_FAILURE,
+                            "could not serialize access due to concurrent update",
+                        ));
+                    }
+                    txn.refresh_snapshot();
+                    Ok(None)
                 })
                 .await?;
-            if current {
+            if let Some(kept) = kept {
                 let rows = batches
                     .iter()
-                    .map(|b| b.project(&(1..b.num_columns()).collect::<Vec<_>>()))
+                    .zip(kept)
+                    .map(|(b, keep)| {
+                        let b = b.project(&(1..b.num_columns()).collect::<Vec<_>>())?;
+                        datafusion::arrow::compute::filter_record_batch(
+                            &b,
+                            &datafusion::arrow::array::BooleanArray::from(keep),
+                        )
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 return Ok(Output::Rows {
                     columns,

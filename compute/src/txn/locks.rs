@@ -30,6 +30,7 @@ pub enum LockMode {
 }
 
 /// Who holds a key.
+#[derive(Default)]
 struct Holders {
     exclusive: Option<u64>,
     shared: Vec<u64>,
@@ -40,6 +41,20 @@ struct Holders {
 impl Holders {
     fn holds(&self, txn: u64) -> bool {
         self.exclusive == Some(txn) || self.shared.contains(&txn)
+    }
+
+    /// Gives `txn` the key in `mode` (nothing blocks it); returns whether it is newly held.
+    fn grant(&mut self, txn: u64, mode: LockMode) -> bool {
+        let newly = !self.holds(txn);
+        match mode {
+            LockMode::Exclusive => {
+                self.shared.retain(|t| *t != txn);
+                self.exclusive = Some(txn);
+            }
+            LockMode::Shared if newly => self.shared.push(txn),
+            LockMode::Shared => {}
+        }
+        newly
     }
 
     /// A transaction `txn` must wait for before it gets the key in `mode`, if any.
@@ -93,24 +108,9 @@ impl LockTable {
         loop {
             let (owner, released) = {
                 let mut st = self.inner.lock().expect("lock table");
-                let holders = st.owners.entry(key.clone()).or_insert_with(|| Holders {
-                    exclusive: None,
-                    shared: Vec::new(),
-                    released: Arc::new(Notify::new()),
-                });
+                let holders = st.owners.entry(key.clone()).or_default();
                 match holders.blocker(txn, mode) {
-                    None => {
-                        let newly = !holders.holds(txn);
-                        match mode {
-                            LockMode::Exclusive => {
-                                holders.shared.retain(|t| *t != txn);
-                                holders.exclusive = Some(txn);
-                            }
-                            LockMode::Shared if newly => holders.shared.push(txn),
-                            LockMode::Shared => {}
-                        }
-                        return Ok(newly);
-                    }
+                    None => return Ok(holders.grant(txn, mode)),
                     Some(owner) => (owner, holders.released.clone()),
                 }
             };
@@ -139,6 +139,22 @@ impl LockTable {
                 notified.await;
             }
         }
+    }
+
+    /// Locks `key` for `txn` in `mode` if no other transaction holds it in a conflicting mode:
+    /// `None` when it would have to wait, else whether it was newly locked (as [`acquire`]).
+    ///
+    /// [`acquire`]: LockTable::acquire
+    pub(crate) fn try_acquire(&self, txn: u64, key: &Bytes, mode: LockMode) -> Option<bool> {
+        let mut st = self.inner.lock().expect("lock table");
+        if st
+            .owners
+            .get(key)
+            .is_some_and(|h| h.blocker(txn, mode).is_some())
+        {
+            return None;
+        }
+        Some(st.owners.entry(key.clone()).or_default().grant(txn, mode))
     }
 
     /// Releases `keys`, which `txn` holds, and wakes their waiters.

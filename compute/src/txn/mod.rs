@@ -219,6 +219,32 @@ impl Transaction {
         })
     }
 
+    /// Locks `key` like [`lock`](Self::lock) or [`lock_shared`](Self::lock_shared) if that
+    /// needs no wait; `None` if another transaction holds it (NOWAIT, SKIP LOCKED).
+    pub fn try_lock(&mut self, key: &Bytes, shared: bool) -> SqlResult<Option<LockOutcome>> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
+        let mode = if shared {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        };
+        match self.manager.locks.try_acquire(self.id, key, mode) {
+            None => Ok(None),
+            Some(newly) => {
+                if newly {
+                    self.locked.push(key.clone());
+                }
+                Ok(Some(if self.manager.committed_after(key, self.snapshot) {
+                    LockOutcome::ChangedSinceSnapshot
+                } else {
+                    LockOutcome::Current
+                }))
+            }
+        }
+    }
+
     /// Whether another transaction committed a key in `[start, end)` after this statement's
     /// snapshot.
     pub fn changed_in_range_since_snapshot(&self, start: &[u8], end: &[u8]) -> bool {
