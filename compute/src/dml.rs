@@ -290,18 +290,13 @@ pub async fn insert_batches(
                         };
                         let duplicate_here = !seen.insert(keys[row].clone());
                         if exists.unwrap_or(false) || duplicate_here {
-                            match upsert.map(|u| u.arbiter) {
-                                _ if matches!(on_conflict, OnConflictDo::Nothing) => {
-                                    keep[row] = false
-                                }
-                                Some(Arbiter::PrimaryKey) if duplicate_here => {
-                                    return Err(affected_twice().into())
-                                }
-                                Some(Arbiter::PrimaryKey) => {
+                            match resolve(on_conflict, Arbiter::PrimaryKey, duplicate_here)? {
+                                Resolution::Skip => keep[row] = false,
+                                Resolution::Update => {
                                     keep[row] = false;
                                     to_update.push((batch_index, row));
                                 }
-                                _ => return Err(duplicate(&def, &enc, row).into()),
+                                Resolution::Fail => return Err(duplicate(&def, &enc, row).into()),
                             }
                         }
                     }
@@ -319,19 +314,16 @@ pub async fn insert_batches(
                     let conflicts =
                         crate::indexes::check_new_rows(primary, txn, &entries, &keep).await?;
                     for c in conflicts {
-                        let arbiter = Arbiter::Index(def.indexes[c.index].id);
-                        match upsert {
-                            _ if matches!(on_conflict, OnConflictDo::Nothing) => {
-                                keep[c.row] = false
-                            }
-                            Some(u) if u.arbiter == arbiter && c.within_statement => {
-                                return Err(affected_twice().into())
-                            }
-                            Some(u) if u.arbiter == arbiter => {
+                        let key = Arbiter::Index(def.indexes[c.index].id);
+                        match resolve(on_conflict, key, c.within_statement)? {
+                            Resolution::Skip => keep[c.row] = false,
+                            Resolution::Update => {
                                 keep[c.row] = false;
                                 to_update.push((batch_index, c.row));
                             }
-                            _ => return Err(index_rows.duplicate(c.index, c.row).into()),
+                            Resolution::Fail => {
+                                return Err(index_rows.duplicate(c.index, c.row).into())
+                            }
                         }
                     }
                 }
@@ -374,15 +366,38 @@ pub async fn insert_batches(
     Ok(DmlOutcome { count, returning })
 }
 
-/// PostgreSQL's error for two proposed rows of one ON CONFLICT DO UPDATE with the same key.
-fn affected_twice() -> SqlError {
-    SqlError::new(
-        sqlstate::CARDINALITY_VIOLATION,
-        "ON CONFLICT DO UPDATE command cannot affect row a second time",
-    )
-    .with_hint(
-        "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
-    )
+/// What becomes of a proposed row that conflicts on a unique key.
+enum Resolution {
+    /// Not inserted (ON CONFLICT DO NOTHING).
+    Skip,
+    /// Not inserted; the row it conflicts with is updated (ON CONFLICT DO UPDATE).
+    Update,
+    /// 23505.
+    Fail,
+}
+
+/// Resolves a conflict on `key`, the primary key or a unique index; `within_statement` when the
+/// value was taken by an earlier row of the same statement.
+fn resolve(
+    on_conflict: &OnConflictDo,
+    key: Arbiter,
+    within_statement: bool,
+) -> SqlResult<Resolution> {
+    Ok(match on_conflict {
+        OnConflictDo::Nothing => Resolution::Skip,
+        // PostgreSQL's error for two proposed rows of one DO UPDATE with the same key.
+        OnConflictDo::Update(u) if u.arbiter == key && within_statement => {
+            return Err(SqlError::new(
+                sqlstate::CARDINALITY_VIOLATION,
+                "ON CONFLICT DO UPDATE command cannot affect row a second time",
+            )
+            .with_hint(
+                "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
+            ))
+        }
+        OnConflictDo::Update(u) if u.arbiter == key => Resolution::Update,
+        _ => Resolution::Fail,
+    })
 }
 
 /// Plans and runs an UPDATE Strata built (the update of an ON CONFLICT DO UPDATE).

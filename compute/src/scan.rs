@@ -409,49 +409,100 @@ impl Reader {
 
     /// The rows a secondary index's entries in `ranges` point to, in index order. `overlay`
     /// holds the transaction's own writes to both the index and the table.
+    ///
+    /// Entries are read in pages (small first, so `ORDER BY … LIMIT` stops early), each page's
+    /// pageserver scan read to its end before the rows it names are fetched: a scan stream left
+    /// half-read while other requests share its HTTP/2 connection could hold the connection's
+    /// flow-control window and stall them.
     fn index(
         self,
         ranges: Vec<(Bytes, Bytes)>,
         overlay: Vec<(Bytes, Write)>,
     ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
-        let pageserver = self.pageserver.clone();
-        let (snapshot, not_modified_since) = (self.snapshot, self.not_modified_since);
+        const FIRST_PAGE: usize = 32;
         let rows_overlay: HashMap<Bytes, Write> = overlay.iter().cloned().collect();
-        let entries = stream::iter(ranges).flat_map(move |(start, end)| {
-            let own: Vec<(Bytes, Write)> = overlay
-                .iter()
-                .filter(|(k, _)| *k >= start && *k < end)
-                .cloned()
-                .collect();
-            merged_entries(
-                pageserver.clone(),
-                (start, end),
-                snapshot,
-                not_modified_since,
-                None,
-                own,
-            )
-        });
+        let state = (self, ranges.into_iter(), None::<(Bytes, Bytes)>, FIRST_PAGE);
         stream::try_unfold(
-            (self, Box::pin(entries), rows_overlay),
-            |(mut reader, mut entries, overlay)| async move {
+            (state, overlay, rows_overlay),
+            |((mut reader, mut ranges, mut current, mut page), overlay, rows_overlay)| async move {
                 while reader.wants_more() {
-                    let Some(chunk) = entries.next().await.transpose()? else {
-                        break;
+                    let (cursor, end) = match current.take() {
+                        Some(c) => c,
+                        None => match ranges.next() {
+                            Some(r) => {
+                                page = FIRST_PAGE;
+                                r
+                            }
+                            None => break,
+                        },
                     };
-                    let row_keys: Vec<Bytes> = chunk.into_iter().map(|(_, row)| row).collect();
+                    let mut remote = Vec::new();
+                    let mut scan = reader
+                        .pageserver
+                        .scan(
+                            cursor.clone(),
+                            Some(end.clone()),
+                            reader.snapshot,
+                            reader.not_modified_since,
+                            Some(page),
+                        )
+                        .await
+                        .map_err(storage_error)?;
+                    while let Some(chunk) = scan.next().await {
+                        let chunk = chunk.map_err(storage_error)?;
+                        remote.extend(chunk.keys.into_iter().zip(chunk.values));
+                    }
+                    // A full page covers up to its last key; the next page starts after it.
+                    let covered = match remote.last() {
+                        Some((last, _)) if remote.len() >= page => {
+                            Bytes::from([last.as_ref(), &[0]].concat())
+                        }
+                        _ => end.clone(),
+                    };
+                    let own: Vec<(Bytes, Write)> = overlay
+                        .iter()
+                        .filter(|(k, _)| *k >= cursor && *k < covered)
+                        .cloned()
+                        .collect();
+                    let row_keys: Vec<Bytes> = merge_own(remote, own)
+                        .into_iter()
+                        .map(|(_, row)| row)
+                        .collect();
+                    if covered < end {
+                        current = Some((covered, end));
+                        page = (page * 4).min(GET_BATCH_KEYS);
+                    }
                     for keys in row_keys.chunks(GET_BATCH_KEYS) {
-                        reader.read_rows(keys, &overlay).await?;
+                        reader.read_rows(keys, &rows_overlay).await?;
                     }
                     if reader.rows() > 0 {
                         let batch = reader.batch()?;
-                        return Ok(Some((batch, (reader, entries, overlay))));
+                        return Ok(Some((
+                            batch,
+                            ((reader, ranges, current, page), overlay, rows_overlay),
+                        )));
                     }
                 }
                 Ok(None)
             },
         )
     }
+}
+
+/// Entries read from the pageserver (in key order) merged with a transaction's own writes in
+/// the same key span: a written value replaces or adds an entry, a delete hides one.
+fn merge_own(remote: Vec<(Bytes, Bytes)>, own: Vec<(Bytes, Write)>) -> Vec<(Bytes, Bytes)> {
+    if own.is_empty() {
+        return remote;
+    }
+    let mut merged: std::collections::BTreeMap<Bytes, Bytes> = remote.into_iter().collect();
+    for (key, write) in own {
+        match write {
+            Some(value) => merged.insert(key, value),
+            None => merged.remove(&key),
+        };
+    }
+    merged.into_iter().collect()
 }
 
 type EntryStream =

@@ -91,7 +91,8 @@ impl NewIndex {
     }
 }
 
-fn column_names(columns: &[IndexColumn]) -> SqlResult<Vec<String>> {
+/// The column names of a key (index, UNIQUE or PRIMARY KEY); expressions are 0A000.
+pub(crate) fn column_names(columns: &[IndexColumn]) -> SqlResult<Vec<String>> {
     columns
         .iter()
         .map(|c| match &c.column.expr {

@@ -156,17 +156,7 @@ pub async fn create_table(
     for constraint in &stmt.constraints {
         match constraint {
             TableConstraint::PrimaryKey(pk) => {
-                let cols = pk
-                    .columns
-                    .iter()
-                    .map(|c| match &c.column.expr {
-                        SqlExpr::Identifier(ident) => Ok(normalize(ident)),
-                        other => Err(SqlError::unsupported(format!(
-                            "primary key expression {other}"
-                        ))),
-                    })
-                    .collect::<SqlResult<Vec<_>>>()?;
-                set_primary_key(&mut primary_key, cols, &name)?;
+                set_primary_key(&mut primary_key, index::column_names(&pk.columns)?, &name)?;
             }
             TableConstraint::ForeignKey(fk) => foreign_keys.push((fk.clone(), None)),
             TableConstraint::Unique(unique) => {

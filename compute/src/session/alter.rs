@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::AsArray;
 use datafusion::physical_plan::collect;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, Expr as SqlExpr, RenameTableNameKind, TableConstraint,
+    AlterTable, AlterTableOperation, RenameTableNameKind, TableConstraint,
 };
 
 use super::run::ddl_output;
@@ -80,16 +80,7 @@ impl Session {
                 constraint: TableConstraint::PrimaryKey(pk),
                 ..
             } => {
-                let columns = pk
-                    .columns
-                    .iter()
-                    .map(|c| match &c.column.expr {
-                        SqlExpr::Identifier(id) => Ok(normalize(id)),
-                        other => Err(SqlError::unsupported(format!(
-                            "primary key expression {other}"
-                        ))),
-                    })
-                    .collect::<SqlResult<Vec<_>>>()?;
+                let columns = ddl::index::column_names(&pk.columns)?;
                 let def = self.locked_for_rebuild(schema, table).await?;
                 // Every row, read in this transaction, then written again under its key.
                 let rows = self
