@@ -407,18 +407,21 @@ impl Catalog {
 
     /// Applies a committed transaction's writes to catalog keys.
     pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
-        if !writes.is_empty() {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        }
+        let mut definitions_changed = false;
         for (key, write) in writes {
             match (id_of_def_key(key, b'T'), id_of_def_key(key, b'S'), write) {
                 (Some(_), _, Some(value)) => self.upsert(decode_table_def(value)?),
                 (Some(id), _, None) => self.remove(id),
                 (_, Some(_), Some(value)) => self.upsert_sequence(decode_sequence_def(value)?),
                 (_, Some(id), None) => self.remove_sequence(id),
-                _ => {}
+                // Sequence states and counters change no plan.
+                _ => continue,
             }
+            definitions_changed = true;
+        }
+        if definitions_changed {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         Ok(())
     }

@@ -144,7 +144,11 @@ pub(crate) async fn lock_table_for_write(
         txn: Some(txn),
     }
     .table_by_id(def.id)?;
-    if outcome == LockOutcome::ChangedSinceSnapshot || current.as_deref() != Some(def) {
+    // The definition the statement was planned with is usually the very one the catalog holds.
+    let planned_with_current = current
+        .as_deref()
+        .is_some_and(|c| std::ptr::eq(c, def) || c == def);
+    if outcome == LockOutcome::ChangedSinceSnapshot || !planned_with_current {
         return Err(on_changed(txn));
     }
     Ok(())

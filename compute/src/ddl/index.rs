@@ -231,10 +231,7 @@ pub async fn drop_indexes(
         }
         remove_index(txn, &table, &index).await?;
     }
-    Ok(DdlOutcome {
-        tag: "DROP INDEX",
-        notice: (!notices.is_empty()).then(|| notices.join("\n")),
-    })
+    Ok(DdlOutcome::with_notices("DROP INDEX", notices))
 }
 
 /// Removes an index from its table's definition and frees its name.

@@ -31,6 +31,16 @@ pub struct DdlOutcome {
     pub notice: Option<String>,
 }
 
+impl DdlOutcome {
+    /// The outcome with these notices (for statements on several objects), one per line.
+    pub fn with_notices(tag: &'static str, notices: Vec<String>) -> Self {
+        DdlOutcome {
+            tag,
+            notice: (!notices.is_empty()).then(|| notices.join("\n")),
+        }
+    }
+}
+
 /// Creates a table in `txn`: the definition is visible to `txn` at once and to everyone else when
 /// `txn` commits. The name and the table-id counter are locked until then, so concurrent DDL on
 /// them waits.
@@ -865,8 +875,5 @@ pub async fn drop_tables(
             }
         }
     }
-    Ok(DdlOutcome {
-        tag: "DROP TABLE",
-        notice: (!notices.is_empty()).then(|| notices.join("\n")),
-    })
+    Ok(DdlOutcome::with_notices("DROP TABLE", notices))
 }

@@ -307,10 +307,7 @@ pub async fn drop_sequences(
             }
         }
     }
-    Ok(DdlOutcome {
-        tag: "DROP SEQUENCE",
-        notice: (!notices.is_empty()).then(|| notices.join("\n")),
-    })
+    Ok(DdlOutcome::with_notices("DROP SEQUENCE", notices))
 }
 
 /// Refuses to drop a sequence that column defaults call (2BP01), unless `cascade`: then those

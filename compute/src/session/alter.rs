@@ -50,10 +50,7 @@ impl Session {
                 notices.push(notice);
             }
         }
-        Ok(ddl_output(DdlOutcome {
-            tag: "ALTER TABLE",
-            notice: (!notices.is_empty()).then(|| notices.join("\n")),
-        }))
+        Ok(ddl_output(DdlOutcome::with_notices("ALTER TABLE", notices)))
     }
 
     fn current_table(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {
