@@ -29,6 +29,10 @@ pub struct SafekeeperArgs {
     /// Every node of the group, this one included: `1=host:port,2=host:port,3=host:port`.
     #[arg(long, env = "STRATA_PEERS", value_delimiter = ',')]
     peers: Vec<String>,
+    /// Where the committed WAL is offloaded (`s3://bucket/prefix` or a local directory), and
+    /// where a node with empty storage recovers from. Without it the WAL stays local only.
+    #[arg(long, env = "STRATA_OBJECT_STORE")]
+    object_store: Option<String>,
 }
 
 pub async fn safekeeper(args: SafekeeperArgs) -> anyhow::Result<()> {
@@ -52,10 +56,15 @@ pub async fn safekeeper(args: SafekeeperArgs) -> anyhow::Result<()> {
         peers,
         ..Default::default()
     };
+    let remote = args
+        .object_store
+        .as_deref()
+        .map(open_object_store)
+        .transpose()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    strata_safekeeper::run(config, listener, shutdown::on_signal()?).await?;
+    strata_safekeeper::run(config, listener, remote, shutdown::on_signal()?).await?;
     Ok(())
 }
 

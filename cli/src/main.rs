@@ -1,7 +1,7 @@
 //! `strata`: runs the whole system on one machine (`strata up`) or any one component.
 
 use clap::{Parser, Subcommand};
-use strata::{components, up};
+use strata::{checkpoint, components, up};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -20,6 +20,10 @@ enum Command {
     /// Run the whole system on this machine: three safekeepers, a pageserver and a compute,
     /// with data under --data-dir. Stays in the foreground; Ctrl-C stops everything cleanly.
     Up(up::UpArgs),
+    /// Make object storage hold everything the running `strata up` has committed: the
+    /// safekeepers offload their WAL, the pageserver uploads its layers. After it, every local
+    /// directory is disposable. (A clean stop of `strata up` does the same.)
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Run one safekeeper of a Raft group.
     Safekeeper(components::SafekeeperArgs),
     /// Run a pageserver.
@@ -45,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => up::run(args).await,
+            Command::Checkpoint(args) => checkpoint::run(args).await,
             Command::Safekeeper(args) => components::safekeeper(args).await,
             Command::Pageserver(args) => components::pageserver(args).await,
             Command::Compute(args) => components::compute(args).await,

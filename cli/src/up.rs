@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_compute::ComputeConfig;
 use strata_control::{open_object_store, ControlManifest, MAIN_BRANCH};
+use strata_core::TimelineId;
 use strata_pageserver::PageserverConfig;
 use strata_safekeeper::SafekeeperConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::shutdown;
+use crate::{checkpoint, shutdown};
 
 const SAFEKEEPERS: u64 = 3;
 
@@ -58,14 +59,14 @@ impl UpArgs {
 
 /// Where the running system can be reached; written to `<data-dir>/up.json` while it runs, for
 /// other `strata` commands and for scripts.
-#[derive(Serialize)]
-struct RuntimeInfo {
-    pid: u32,
-    postgres: SocketAddr,
-    pageserver: SocketAddr,
-    safekeepers: Vec<SocketAddr>,
-    object_store: String,
-    main_timeline: String,
+#[derive(Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub pid: u32,
+    pub postgres: SocketAddr,
+    pub pageserver: SocketAddr,
+    pub safekeepers: Vec<SocketAddr>,
+    pub object_store: String,
+    pub main_timeline: String,
 }
 
 /// A running system (see [`start`]).
@@ -77,6 +78,8 @@ pub struct Running {
     compute: (CancellationToken, JoinHandle<()>),
     pageserver: (CancellationToken, JoinHandle<()>),
     safekeepers: (CancellationToken, Vec<JoinHandle<()>>),
+    safekeeper_addrs: Vec<SocketAddr>,
+    timeline: TimelineId,
     _lock: File,
 }
 
@@ -138,8 +141,9 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
             ..Default::default()
         };
         let token = sk_stop.clone();
+        let remote = Some(remote.clone());
         safekeepers.push(spawn("safekeeper", &failed, async move {
-            strata_safekeeper::run(config, listener, token)
+            strata_safekeeper::run(config, listener, remote, token)
                 .await
                 .map_err(Into::into)
         }));
@@ -179,6 +183,8 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         compute: (compute_stop, compute),
         pageserver: (ps_stop, pageserver),
         safekeepers: (sk_stop, safekeepers),
+        safekeeper_addrs: info.safekeepers.clone(),
+        timeline,
         _lock: lock,
     })
 }
@@ -190,12 +196,20 @@ impl Running {
     }
 
     /// Stops in dependency order: the compute stops taking queries, the pageserver flushes and
-    /// uploads what it ingested, then the safekeepers stop.
+    /// uploads what it ingested, the safekeepers offload their WAL (a checkpoint), then they
+    /// stop. After a clean stop the bucket alone holds everything.
     pub async fn stop(self) {
         self.compute.0.cancel();
         let _ = self.compute.1.await;
         self.pageserver.0.cancel();
         let _ = self.pageserver.1.await;
+        match checkpoint::checkpoint(&self.safekeeper_addrs, None, self.timeline).await {
+            Ok(done) => tracing::info!(lsn = done.wal_lsn, "WAL offloaded"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "could not offload the WAL; it stays on the safekeepers' disks"
+            ),
+        }
         self.safekeepers.0.cancel();
         for sk in self.safekeepers.1 {
             let _ = sk.await;

@@ -9,8 +9,8 @@ use futures::Stream;
 use strata_core::{Lsn, TimelineId};
 use strata_proto::pageserver::pageserver_server::Pageserver;
 use strata_proto::pageserver::{
-    GetRequest, GetResponse, OptionalValue, ScanChunk, ScanRequest, TimelineStatusRequest,
-    TimelineStatusResponse,
+    CheckpointRequest, CheckpointResponse, GetRequest, GetResponse, OptionalValue, ScanChunk,
+    ScanRequest, TimelineStatusRequest, TimelineStatusResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -104,6 +104,18 @@ impl Pageserver for PageserverService {
             disk_consistent_lsn: s.disk_consistent_lsn.0,
             remote_consistent_lsn: s.remote_consistent_lsn.0,
             layer_count: s.layer_count,
+        }))
+    }
+
+    #[instrument(skip_all, fields(timeline_id = %request.get_ref().timeline_id))]
+    async fn checkpoint(
+        &self,
+        request: Request<CheckpointRequest>,
+    ) -> Result<Response<CheckpointResponse>, Status> {
+        let timeline = self.timeline(&request.get_ref().timeline_id).await?;
+        let lsn = timeline.checkpoint().await.map_err(log_status)?;
+        Ok(Response::new(CheckpointResponse {
+            remote_consistent_lsn: lsn.0,
         }))
     }
 }

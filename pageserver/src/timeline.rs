@@ -304,6 +304,23 @@ impl Timeline {
         }
     }
 
+    /// Freezes everything ingested so far and flushes it: returns the LSN up to which a
+    /// published manifest now covers the timeline. Uploads retry until they succeed.
+    pub(crate) async fn checkpoint(&self) -> Result<Lsn> {
+        let target = {
+            let guard = self.ingest_lock.lock().await;
+            if self.ingest_stop.is_cancelled() {
+                return Err(self.stopped_error());
+            }
+            self.freeze(&guard);
+            self.last_record_lsn()
+        };
+        self.flush_frozen_layers(&self.shutdown).await?;
+        let covered = *self.remote_consistent_lsn.borrow();
+        info!(timeline_id = %self.id, %target, %covered, "checkpoint done");
+        Ok(covered)
+    }
+
     /// Stops the WAL receiver, then freezes and flushes everything ingested, so that object
     /// storage holds it all (unless fenced: then nothing more is uploaded).
     pub(crate) async fn shutdown(&self) {

@@ -18,8 +18,9 @@ use strata_proto::pageserver::pageserver_client::PageserverClient;
 use strata_proto::pageserver::{GetRequest, ScanRequest, TimelineStatusRequest};
 use strata_proto::safekeeper::safekeeper_server::{Safekeeper, SafekeeperServer};
 use strata_proto::safekeeper::{
-    AppendWalRequest, AppendWalResponse, RegisterPrimaryRequest, RegisterPrimaryResponse,
-    StatusRequest, StatusResponse, StreamWalRequest, WalChunk, WalRecord,
+    AppendWalRequest, AppendWalResponse, CheckpointRequest, CheckpointResponse,
+    RegisterPrimaryRequest, RegisterPrimaryResponse, StatusRequest, StatusResponse,
+    StreamWalRequest, WalChunk, WalRecord,
 };
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -159,6 +160,13 @@ impl Safekeeper for FakeSafekeeper {
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn checkpoint(
+        &self,
+        _: Request<CheckpointRequest>,
+    ) -> Result<Response<CheckpointResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
 }
@@ -595,7 +603,7 @@ mod real_safekeepers {
                 let stop = CancellationToken::new();
                 let token = stop.clone();
                 let task = tokio::spawn(async move {
-                    strata_safekeeper::run(config, listener, token)
+                    strata_safekeeper::run(config, listener, None, token)
                         .await
                         .unwrap();
                 });

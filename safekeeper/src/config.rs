@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SafekeeperError;
 use crate::log_store::LogStoreConfig;
+use crate::offload::OffloadConfig;
 
 /// The configuration of one safekeeper node. Every field has a default suited to a local
 /// three-node group on loopback; `strata safekeeper` reads it from a file, env and flags.
@@ -61,6 +62,13 @@ pub struct SafekeeperConfig {
     /// An idle `StreamWal` sends an empty chunk this often, so readers know it is alive.
     #[serde(with = "humantime_serde")]
     pub stream_keepalive: Duration,
+
+    /// With an object store, the leader offloads the committed WAL in objects of about this
+    /// many bytes.
+    pub offload_bytes: usize,
+    /// A committed tail smaller than `offload_bytes` is offloaded once it has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub offload_timeout: Duration,
 }
 
 /// gRPC messages up to this size are accepted and sent (one 100,000-row INSERT is ~10 MB).
@@ -88,6 +96,8 @@ impl Default for SafekeeperConfig {
             replication_batch_bytes: 4 << 20,
             stream_chunk_bytes: 1 << 20,
             stream_keepalive: Duration::from_secs(1),
+            offload_bytes: 16 << 20,
+            offload_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -149,7 +159,17 @@ impl SafekeeperConfig {
         if self.stream_keepalive.is_zero() {
             return invalid("stream_keepalive must be positive".into());
         }
+        if self.offload_bytes == 0 || self.offload_timeout.is_zero() {
+            return invalid("offload_bytes and offload_timeout must be positive".into());
+        }
         Ok(())
+    }
+
+    pub(crate) fn offload(&self) -> OffloadConfig {
+        OffloadConfig {
+            bytes: self.offload_bytes,
+            timeout: self.offload_timeout,
+        }
     }
 
     pub(crate) fn log_store(&self) -> LogStoreConfig {

@@ -12,7 +12,9 @@
 //! - `log_store`: the WAL segment files, openraft's `RaftLogStorage`.
 //! - `state_machine`: generations per timeline, snapshots.
 //! - `group_commit`: the batcher behind `AppendWal`.
-//! - `wal_stream`: `StreamWal`.
+//! - `wal_stream`: `StreamWal`, from the local log or the offloaded WAL.
+//! - `remote_wal` / `offload`: the WAL and state checkpoints in object storage, uploads, and
+//!   recovery of a group from the bucket alone.
 //! - `service` / `raft_service` / `network`: the gRPC faces.
 
 mod config;
@@ -22,9 +24,11 @@ mod group_commit;
 mod log_store;
 mod network;
 mod node;
+mod offload;
 mod raft_service;
 #[cfg(test)]
 mod raft_tests;
+mod remote_wal;
 mod service;
 mod state_machine;
 mod types;

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use object_store::ObjectStore;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
 use strata_proto::raft::raft_server::RaftServer;
@@ -17,12 +19,14 @@ use tracing::Instrument;
 use crate::config::{SafekeeperConfig, MAX_MESSAGE_BYTES};
 use crate::error::SafekeeperError;
 use crate::group_commit::{GroupCommit, GroupCommitConfig};
-use crate::log_store::LogStore;
+use crate::log_store::{LogReader, LogStore};
 use crate::network::{NetworkFactory, HTTP2_WINDOW_BYTES};
+use crate::offload::Offloader;
 use crate::raft_service::RaftService;
+use crate::remote_wal::{RemoteWal, RemoteWalError};
 use crate::service::SafekeeperService;
-use crate::state_machine::StateMachineStore;
-use crate::types::Raft;
+use crate::state_machine::{AppliedState, SharedState, StateMachineStore};
+use crate::types::{Raft, Vote};
 use crate::wal_stream::StreamConfig;
 
 /// Runs a safekeeper on `listener` until `shutdown` fires, then stops cleanly: the gRPC server
@@ -30,19 +34,28 @@ use crate::wal_stream::StreamConfig;
 ///
 /// Serves `strata.safekeeper.Safekeeper` and `strata.raft.Raft` on the one listener. A node
 /// whose storage is pristine initializes the group with every peer as a voter.
+///
+/// With `remote` (object storage) the committed WAL is offloaded there, WAL this node does not
+/// keep is streamed from there, and a node whose storage is pristine while the bucket holds WAL
+/// starts from the bucket's state instead of initializing a new group: a group whose every
+/// disk was lost comes back with every offloaded transaction, and its LSNs continue.
 pub async fn run(
     config: SafekeeperConfig,
     listener: TcpListener,
+    remote: Option<Arc<dyn ObjectStore>>,
     shutdown: CancellationToken,
 ) -> Result<(), SafekeeperError> {
     config.validate()?;
     let span = tracing::info_span!("safekeeper", node_id = config.node_id);
-    run_node(config, listener, shutdown).instrument(span).await
+    run_node(config, listener, remote, shutdown)
+        .instrument(span)
+        .await
 }
 
 async fn run_node(
     config: SafekeeperConfig,
     listener: TcpListener,
+    remote: Option<Arc<dyn ObjectStore>>,
     shutdown: CancellationToken,
 ) -> Result<(), SafekeeperError> {
     let node_id = config.node_id;
@@ -62,11 +75,34 @@ async fn run_node(
         source,
     })?;
 
-    let (log_store, meta_flusher) =
+    let remote = remote.map(|store| Arc::new(RemoteWal::new(store)));
+    let (mut log_store, meta_flusher) =
         LogStore::open(&config.data_dir.join("wal"), config.log_store())?;
-    let pristine = log_store.is_pristine();
+    let mut state_machine = StateMachineStore::open(&config.data_dir)?;
+    let mut pristine = log_store.is_pristine();
+    if let Some(remote) = remote.as_ref().filter(|_| pristine) {
+        let recovered = match recover(remote).await {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                meta_flusher.finish().await;
+                return Err(e);
+            }
+        };
+        if let Some(state) = recovered {
+            if let Some(last) = state.last_applied {
+                state_machine.seed(&state).await?;
+                let vote = Vote::new(last.leader_id.term, last.leader_id.node_id);
+                log_store.seed(vote, last).await?;
+                pristine = false;
+                tracing::info!(
+                    last_lsn = last.index,
+                    timelines = state.wal.timelines.len(),
+                    "recovered from object storage: the log continues after the offloaded WAL"
+                );
+            }
+        }
+    }
     let log_reader = log_store.reader();
-    let state_machine = StateMachineStore::open(&config.data_dir)?;
     let state = state_machine.shared();
     let network = NetworkFactory::new(peers.clone(), config.connect_timeout);
     let raft = match Raft::new(
@@ -85,13 +121,26 @@ async fn run_node(
         }
     };
 
+    let offloader = remote.as_ref().map(|remote| {
+        Arc::new(Offloader::new(
+            node_id,
+            remote.clone(),
+            log_reader.clone(),
+            state.clone(),
+            config.offload(),
+        ))
+    });
     let result = serve(
         &config,
         &peers,
         pristine,
         raft.clone(),
-        state,
-        log_reader,
+        Storage {
+            state,
+            log: log_reader,
+            remote,
+            offloader,
+        },
         listener,
         shutdown,
     )
@@ -106,17 +155,52 @@ async fn run_node(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the services read besides Raft.
+struct Storage {
+    state: SharedState,
+    log: LogReader,
+    remote: Option<Arc<RemoteWal>>,
+    offloader: Option<Arc<Offloader>>,
+}
+
+/// The state after the bucket's offloaded WAL; a few attempts, since a node must not guess
+/// whether it is new or recovering.
+async fn recover(remote: &RemoteWal) -> Result<Option<AppliedState>, SafekeeperError> {
+    let mut attempt = 1;
+    loop {
+        match remote.recover().await {
+            Ok(state) => return Ok(state),
+            Err(e @ RemoteWalError::Store(_)) if attempt < RECOVER_ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "reading the offloaded WAL failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(SafekeeperError::Storage(format!(
+                    "cannot read the offloaded WAL from object storage: {e}"
+                )))
+            }
+        }
+    }
+}
+
+const RECOVER_ATTEMPTS: u32 = 5;
+
 async fn serve(
     config: &SafekeeperConfig,
     peers: &Arc<BTreeMap<u64, String>>,
     pristine: bool,
     raft: Raft,
-    state: crate::state_machine::SharedState,
-    log: crate::log_store::LogReader,
+    storage: Storage,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), SafekeeperError> {
+    let Storage {
+        state,
+        log,
+        remote,
+        offloader,
+    } = storage;
     let node_id = config.node_id;
     if pristine {
         let members: BTreeMap<u64, BasicNode> = peers
@@ -145,11 +229,16 @@ async fn serve(
         },
         internal.clone(),
     );
+    let offload_task = offloader
+        .clone()
+        .map(|o| tokio::spawn(o.run(raft.clone(), internal.clone())));
     let service = SafekeeperService {
         node_id,
         raft: raft.clone(),
         state,
         log,
+        remote,
+        offloader,
         group_commit: group_commit.clone(),
         peers: peers.clone(),
         stream: StreamConfig {
@@ -191,6 +280,9 @@ async fn serve(
         )
         .await;
     internal.cancel();
+    if let Some(task) = offload_task {
+        let _ = task.await;
+    }
     if let Err(e) = batcher.await {
         tracing::warn!(error = %e, "group commit task failed");
     }

@@ -18,8 +18,9 @@ use openraft::error::{ClientWriteError, RaftError};
 use strata_core::{Lsn, TimelineId};
 use strata_proto::safekeeper::safekeeper_server::Safekeeper;
 use strata_proto::safekeeper::{
-    AppendWalRequest, AppendWalResponse, RegisterPrimaryRequest, RegisterPrimaryResponse,
-    StatusRequest, StatusResponse, StreamWalRequest,
+    AppendWalRequest, AppendWalResponse, CheckpointRequest, CheckpointResponse,
+    RegisterPrimaryRequest, RegisterPrimaryResponse, StatusRequest, StatusResponse,
+    StreamWalRequest,
 };
 use strata_proto::LEADER_METADATA_KEY;
 use tokio_stream::wrappers::ReceiverStream;
@@ -30,6 +31,8 @@ use tracing::Instrument;
 
 use crate::group_commit::{AppendError, GroupCommit};
 use crate::log_store::LogReader;
+use crate::offload::Offloader;
+use crate::remote_wal::RemoteWal;
 use crate::state_machine::SharedState;
 use crate::types::{Raft, Request as RaftRequest, Response as RaftResponse, Txn};
 use crate::wal_stream::{self, StreamConfig};
@@ -39,6 +42,9 @@ pub(crate) struct SafekeeperService {
     pub raft: Raft,
     pub state: SharedState,
     pub log: LogReader,
+    /// The offloaded WAL, when object storage is configured.
+    pub remote: Option<Arc<RemoteWal>>,
+    pub offloader: Option<Arc<Offloader>>,
     pub group_commit: Arc<GroupCommit>,
     pub peers: Arc<BTreeMap<u64, String>>,
     pub stream: StreamConfig,
@@ -196,11 +202,30 @@ impl Safekeeper for SafekeeperService {
             timeline,
             Lsn(request.start_lsn),
             self.log.clone(),
+            self.remote.clone(),
             self.state.clone(),
             self.stream,
             self.shutdown.clone(),
         )?;
         Ok(Response::new(stream))
+    }
+
+    async fn checkpoint(
+        &self,
+        _request: Request<CheckpointRequest>,
+    ) -> Result<Response<CheckpointResponse>, Status> {
+        let Some(offloader) = &self.offloader else {
+            return Err(Status::failed_precondition(
+                "this safekeeper has no object store to offload its WAL to",
+            ));
+        };
+        let offloaded = offloader.offload(true).await.map_err(|e| {
+            tracing::warn!(error = %e, "checkpoint failed");
+            Status::unavailable(format!("checkpoint failed: {e}"))
+        })?;
+        Ok(Response::new(CheckpointResponse {
+            offloaded_lsn: offloaded,
+        }))
     }
 
     async fn status(

@@ -105,26 +105,62 @@ impl WalState {
     }
 }
 
-struct Data {
-    last_applied: Option<LogId>,
-    last_membership: StoredMembership<u64, BasicNode>,
-    wal: WalState,
+/// Everything applying the log produces: the application state, where it stands, and the
+/// membership in force. It is what a snapshot and a state checkpoint in object storage carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub last_membership: StoredMembership<u64, BasicNode>,
+    pub wal: WalState,
+}
+
+impl AppliedState {
+    /// Applies one committed entry. The state machine and recovery from object storage both
+    /// go through here, so they cannot disagree.
+    pub(crate) fn apply_entry(&mut self, entry: Entry) -> Response {
+        self.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => Response::None,
+            EntryPayload::Normal(request) => self.wal.apply(entry.log_id.index, request),
+            EntryPayload::Membership(membership) => {
+                self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                Response::None
+            }
+        }
+    }
+
+    /// The snapshot of this state, as openraft installs it.
+    pub(crate) fn to_snapshot_parts(
+        &self,
+    ) -> Result<(SnapshotMeta<u64, BasicNode>, Vec<u8>), postcard::Error> {
+        let data = postcard::to_allocvec(&self.wal)?;
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_string(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.last_membership.clone(),
+            snapshot_id,
+        };
+        Ok((meta, data))
+    }
 }
 
 /// Read access to the state for the RPC handlers, and the applied index as a watch.
 #[derive(Clone)]
 pub(crate) struct SharedState {
-    data: Arc<RwLock<Data>>,
+    data: Arc<RwLock<AppliedState>>,
     /// One past the last applied index: entries `[0, applied_end)` are applied.
     applied_end: Arc<watch::Sender<u64>>,
 }
 
 impl SharedState {
-    fn read(&self) -> RwLockReadGuard<'_, Data> {
+    fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
         self.data.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Data> {
+    fn write(&self) -> RwLockWriteGuard<'_, AppliedState> {
         self.data.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -135,6 +171,11 @@ impl SharedState {
         f: impl FnOnce(Option<&TimelineState>) -> R,
     ) -> R {
         f(self.read().wal.timelines.get(timeline))
+    }
+
+    /// A copy of the whole applied state, consistent as of its `last_applied`.
+    pub(crate) fn applied(&self) -> AppliedState {
+        self.read().clone()
     }
 
     pub(crate) fn last_commit_time_micros(&self) -> i64 {
@@ -216,17 +257,13 @@ impl StateMachineStore {
             .transpose()
             .map_err(|e| SafekeeperError::Storage(format!("{}: {e}", path.display())))?;
         let data = match &stored {
-            Some(s) => Data {
+            Some(s) => AppliedState {
                 last_applied: s.meta.last_log_id,
                 last_membership: s.meta.last_membership.clone(),
                 wal: postcard::from_bytes(&s.data)
                     .map_err(|e| SafekeeperError::Storage(format!("{}: {e}", path.display())))?,
             },
-            None => Data {
-                last_applied: None,
-                last_membership: StoredMembership::default(),
-                wal: WalState::default(),
-            },
+            None => AppliedState::default(),
         };
         let applied_end = data.last_applied.map_or(0, |l| l.index + 1);
         Ok(StateMachineStore {
@@ -243,6 +280,17 @@ impl StateMachineStore {
 
     pub(crate) fn shared(&self) -> SharedState {
         self.shared.clone()
+    }
+
+    /// Starts a pristine node from a state recovered from object storage: the state becomes
+    /// this node's snapshot, exactly as if the leader had sent it.
+    pub(crate) async fn seed(&mut self, state: &AppliedState) -> Result<(), SafekeeperError> {
+        let (meta, data) = state
+            .to_snapshot_parts()
+            .map_err(|e| SafekeeperError::Storage(format!("encoding the recovered state: {e}")))?;
+        self.install_snapshot(&meta, Box::new(Cursor::new(data)))
+            .await
+            .map_err(|e| SafekeeperError::Storage(e.to_string()))
     }
 }
 
@@ -265,17 +313,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let last_applied = {
             let mut data = self.shared.write();
             for entry in entries {
-                data.last_applied = Some(entry.log_id);
-                let response = match entry.payload {
-                    EntryPayload::Blank => Response::None,
-                    EntryPayload::Normal(request) => data.wal.apply(entry.log_id.index, request),
-                    EntryPayload::Membership(membership) => {
-                        data.last_membership =
-                            StoredMembership::new(Some(entry.log_id), membership);
-                        Response::None
-                    }
-                };
-                responses.push(response);
+                responses.push(data.apply_entry(entry));
             }
             data.last_applied
         };
@@ -333,24 +371,12 @@ pub(crate) struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (last_applied, last_membership, bytes) = {
-            let data = self.shared.read();
-            let bytes = postcard::to_allocvec(&data.wal)
-                .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
-            (data.last_applied, data.last_membership.clone(), bytes)
-        };
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
-            None => "empty".to_string(),
-        };
-        let stored = StoredSnapshot {
-            meta: SnapshotMeta {
-                last_log_id: last_applied,
-                last_membership,
-                snapshot_id,
-            },
-            data: bytes,
-        };
+        let (meta, data) = self
+            .shared
+            .read()
+            .to_snapshot_parts()
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        let stored = StoredSnapshot { meta, data };
         self.snapshots.save(stored.clone()).await?;
         tracing::info!(snapshot = %stored.meta, "built snapshot");
         Ok(stored.to_snapshot())

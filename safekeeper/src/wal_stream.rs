@@ -11,6 +11,7 @@
 //! `Joined` entry's LSN: the parts are read back from the log by index when the `Joined` entry is
 //! reached. `Part` entries by themselves produce nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -25,6 +26,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use crate::log_store::{LogReader, LogStoreError};
+use crate::remote_wal::{RemoteWal, RemoteWalError};
 use crate::state_machine::SharedState;
 use crate::types::{Entry, Joined, Request};
 
@@ -51,12 +53,13 @@ pub(crate) fn start(
     timeline: TimelineId,
     start_lsn: Lsn,
     log: LogReader,
+    remote: Option<Arc<RemoteWal>>,
     state: SharedState,
     config: StreamConfig,
     cancel: CancellationToken,
 ) -> Result<ReceiverStream<ChunkResult>, Status> {
     let first = log.first_index();
-    if start_lsn.0 < first {
+    if start_lsn.0 < first && remote.is_none() {
         return Err(out_of_range(start_lsn.0, first));
     }
     let (tx, rx) = mpsc::channel(CHUNKS_BUFFERED);
@@ -64,6 +67,7 @@ pub(crate) fn start(
         source: Source {
             timeline,
             log,
+            remote,
             state,
         },
         next: start_lsn.0,
@@ -185,17 +189,39 @@ impl WalStream {
 struct Source {
     timeline: TimelineId,
     log: LogReader,
+    /// Where entries below the local log's first index are read from, when configured.
+    remote: Option<Arc<RemoteWal>>,
     state: SharedState,
 }
 
 impl Source {
+    /// Entries `[start, end)` from the local log, or from the offloaded WAL for those the
+    /// local log no longer (or never) held. Starts exactly at `start` or fails. Blocking.
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, Status> {
+        let first_local = self.log.first_index();
+        if let Some(remote) = self.remote.as_ref().filter(|_| start < first_local) {
+            return tokio::runtime::Handle::current()
+                .block_on(remote.read_range(start, end.min(first_local)))
+                .map_err(|e| match e {
+                    RemoteWalError::Missing(_) => out_of_range(start, first_local),
+                    RemoteWalError::Store(e) => Status::unavailable(format!(
+                        "reading offloaded WAL at LSN {}: {e}",
+                        Lsn(start)
+                    )),
+                    corrupt @ RemoteWalError::Corrupt { .. } => {
+                        Status::data_loss(corrupt.to_string())
+                    }
+                });
+        }
+        self.log
+            .read_range(start, end, READ_BYTES)
+            .map_err(|e| read_status(e, start))
+    }
+
     /// The records of the timeline in the entries `[start, end)`, entry by entry (at least the
     /// first entry; fewer than asked once about `READ_BYTES` of records were read). Blocking.
     fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<WalRecord>)>, Status> {
-        let entries = self
-            .log
-            .read_range(start, end, READ_BYTES)
-            .map_err(|e| read_status(e, start))?;
+        let entries = self.entries(start, end)?;
         match entries.first() {
             Some(e) if e.log_id.index == start => {}
             _ => return Err(out_of_range(start, self.log.first_index())),
@@ -268,10 +294,7 @@ impl Source {
         let mut pieces = Vec::with_capacity(joined.parts.len());
         for &index in &joined.parts {
             let found = if index < lsn.0 {
-                self.log
-                    .read_range(index, index + 1, usize::MAX)
-                    .map_err(|e| read_status(e, index))?
-                    .pop()
+                self.entries(index, index + 1)?.pop()
             } else {
                 None
             };
@@ -434,6 +457,7 @@ mod tests {
             tl,
             Lsn(0),
             log.reader(),
+            None,
             sm.shared(),
             config,
             cancel.clone(),
@@ -468,6 +492,7 @@ mod tests {
             tl,
             Lsn(3),
             log.reader(),
+            None,
             sm.shared(),
             config,
             cancel.clone(),
@@ -493,6 +518,7 @@ mod tests {
             tl,
             Lsn(1),
             log.reader(),
+            None,
             sm.shared(),
             config,
             CancellationToken::new(),
@@ -544,6 +570,7 @@ mod tests {
                 tl,
                 Lsn(from),
                 reader.clone(),
+                None,
                 shared.clone(),
                 config,
                 CancellationToken::new(),

@@ -93,6 +93,17 @@ impl MetaStore {
         persist(&self.path, &self.current, &self.write_lock).await
     }
 
+    /// Makes a pristine node start after `last` in one durable write: `last` is purged and
+    /// committed, and the vote is `vote`. Used when a node is recovered from object storage.
+    pub(crate) async fn seed(&self, vote: Vote, last: LogId) -> Result<(), LogStoreError> {
+        self.update(|m| {
+            m.vote = Some(vote);
+            m.committed = Some(last);
+            m.last_purged = Some(last);
+        });
+        persist(&self.path, &self.current, &self.write_lock).await
+    }
+
     /// Records the committed log id and asks the flusher to persist it soon.
     pub(crate) fn save_committed(&self, committed: Option<LogId>) {
         self.update(|m| m.committed = committed);

@@ -413,6 +413,18 @@ impl LogStore {
             .map_err(|e| LogStoreError::io("WAL truncate task", io::Error::other(e)))?
     }
 
+    /// Makes this pristine log start after `last` (recovery from object storage): the entries
+    /// up to `last` count as purged and committed, the next append is `last.index + 1`, and
+    /// `vote` is this node's vote (the term of `last`, so a new leader's term is higher).
+    pub(crate) async fn seed(&mut self, vote: Vote, last: LogId) -> Result<(), LogStoreError> {
+        debug_assert!(self.is_pristine());
+        self.meta.seed(vote, last).await?;
+        let shared = self.reader.shared.clone();
+        tokio::task::spawn_blocking(move || purge_blocking(&shared, last))
+            .await
+            .map_err(|e| LogStoreError::io("WAL seed task", io::Error::other(e)))?
+    }
+
     /// Removes every entry with index `<= upto.index`; `upto` may lie beyond the last entry
     /// (after a snapshot was installed), and the next append then continues after it.
     pub(crate) async fn purge(&mut self, upto: LogId) -> Result<(), LogStoreError> {
