@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{connect, psql, psql_error, safekeeper_status, Cluster, Up, STRATA};
+use crate::support::{
+    connect, psql, psql_error, safekeeper_status, test_s3_url, Cluster, Up, STRATA,
+};
 
 /// Inserts rows `(writer * 1_000_000 + n)` one per statement from several connections until
 /// stopped; returns the ids whose INSERT was acknowledged.
@@ -298,8 +300,18 @@ fn wipe_local_state(dir: &std::path::Path) {
 /// alone with every committed row, index and sequence, and goes on committing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bucket_alone_brings_back_every_committed_row() {
+    disaster_recovery(&[]).await;
+}
+
+/// The same against a real S3 server (SeaweedFS, started by `./scripts/test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_alone_brings_back_every_committed_row_on_s3() {
+    disaster_recovery(&["--object-store".to_string(), test_s3_url()]).await;
+}
+
+async fn disaster_recovery(up_args: &[String]) {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Up::start(dir.path()).await;
+    let mut up = Up::start_with(dir.path(), up_args).await;
     psql(
         up.port,
         "CREATE TABLE items (id bigserial PRIMARY KEY, body text UNIQUE); \
@@ -311,7 +323,7 @@ async fn the_bucket_alone_brings_back_every_committed_row() {
     up.process.stop();
     wipe_local_state(dir.path());
 
-    let mut up = Up::start(dir.path()).await;
+    let mut up = Up::start_with(dir.path(), up_args).await;
     assert_eq!(
         psql(up.port, "SELECT count(*), sum(id), max(body) FROM items;"),
         expected
@@ -348,7 +360,7 @@ async fn the_bucket_alone_brings_back_every_committed_row() {
     up.process.kill9();
     wipe_local_state(dir.path());
 
-    let up = Up::start(dir.path()).await;
+    let up = Up::start_with(dir.path(), up_args).await;
     assert_eq!(
         psql(up.port, "SELECT count(*), sum(id), max(body) FROM items;"),
         expected

@@ -120,14 +120,20 @@ pub struct Up {
 
 impl Up {
     pub async fn start(data_dir: &Path) -> Up {
+        Up::start_with(data_dir, &[]).await
+    }
+
+    /// `strata up` with extra arguments (such as `--object-store`).
+    pub async fn start_with(data_dir: &Path, extra: &[String]) -> Up {
         let port = free_port();
-        let args = vec![
+        let mut args = vec![
             "up".to_string(),
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--port".into(),
             port.to_string(),
         ];
+        args.extend_from_slice(extra);
         let process = Process::spawn("strata-up", &args, &data_dir.join("logs"));
         let up = Up { process, port };
         wait_for_postgres(up.port, &up.process).await;
@@ -333,4 +339,17 @@ pub async fn safekeeper_status(port: u16) -> Option<strata_proto::safekeeper::St
         .await
         .ok()
         .map(|r| r.into_inner())
+}
+
+/// A fresh prefix in the S3-compatible server that `./scripts/test` starts (SeaweedFS), as an
+/// `--object-store` URL; the AWS_* variables it exports reach the `strata` processes.
+pub fn test_s3_url() -> String {
+    let base = std::env::var("STRATA_TEST_S3_URL").expect(
+        "STRATA_TEST_S3_URL is not set: run the tests with ./scripts/test, which starts SeaweedFS",
+    );
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{base}/test-{}-{unique}", std::process::id())
 }
