@@ -11,6 +11,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_core::wal::{Mutation, WalRecord};
 use strata_core::{layout, Lsn, TimelineId};
+use strata_faults::{FaultyObjectStore, Op};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -336,17 +337,17 @@ async fn a_second_owner_fences_the_first() {
 async fn a_failing_object_store_delays_publishing_but_loses_nothing() {
     let env = Env::new();
     let id = TimelineId::generate();
-    let failing = Arc::new(FailingObjectStore::new(env.store.clone()));
+    let failing = Arc::new(FaultyObjectStore::new(env.store.clone()));
     // Attach itself survives a few failed writes.
-    failing.fail_next_puts(3);
+    failing.fail_next(Op::Write, 3);
     let data = tempfile::tempdir().unwrap();
     let t = env
         .attach_with(id, test_config(data.path()), failing.clone())
         .await;
-    assert_eq!(failing.failed_puts(), 3);
+    assert_eq!(failing.failed(Op::Write), 3);
 
     // Now every write fails until we say otherwise.
-    failing.fail_next_puts(u64::MAX);
+    failing.fail_next(Op::Write, u64::MAX);
     let records = workload(1, 600);
     let mut model = Model::default();
     for r in &records {
@@ -361,7 +362,7 @@ async fn a_failing_object_store_delays_publishing_but_loses_nothing() {
         })
     };
     // With uploads failing, frozen layers pile up until ingest stalls.
-    wait_for(|| t.status().ingest_stalls > 0 && failing.failed_puts() > 3).await;
+    wait_for(|| t.status().ingest_stalls > 0 && failing.failed(Op::Write) > 3).await;
     let status = t.status();
     assert_eq!(status.remote_consistent_lsn, Lsn::ZERO);
     assert_eq!(status.frozen_layers, t.conf.max_frozen_layers);
@@ -373,11 +374,11 @@ async fn a_failing_object_store_delays_publishing_but_loses_nothing() {
     assert_eq!(got, want);
     assert!(env.manifests(id).await.iter().all(|m| m.layers.is_empty()));
 
-    failing.fail_next_puts(0);
+    failing.fail_next(Op::Write, 0);
     ingest.await.unwrap();
     flush_all(&t).await.unwrap();
     assert_eq!(t.status().remote_consistent_lsn, Lsn(600));
-    assert!(failing.failed_puts() > 3);
+    assert!(failing.failed(Op::Write) > 3);
     t.shutdown().await;
 
     let data = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use strata_core::wal::{decode_mutations, encode_mutations, Mutation};
 use strata_core::TimelineId;
+use strata_faults::{FaultyObjectStore, Op};
 use strata_proto::safekeeper::safekeeper_client::SafekeeperClient;
 use strata_proto::safekeeper::{
     AppendWalRequest, AppendWalResponse, CheckpointRequest, RegisterPrimaryRequest,
@@ -886,4 +887,65 @@ async fn list_wal_objects(remote: &Arc<dyn ObjectStore>) -> Result<Vec<(u64, u64
         .collect();
     ranges.sort_unstable();
     Ok(ranges)
+}
+
+/// With object storage failing, commits go on (the safekeepers hold the WAL), a checkpoint
+/// says it failed, and once the store is back the leader's offload drains the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_go_on_while_object_storage_fails_and_the_backlog_drains() -> Result<()> {
+    let bucket = tempfile::tempdir()?;
+    let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket.path())?);
+    let faulty = Arc::new(FaultyObjectStore::new(local.clone()));
+    let configure = |config: &mut SafekeeperConfig| {
+        config.offload_bytes = 4 << 10;
+        config.offload_timeout = Duration::from_millis(300);
+    };
+    let remote: Arc<dyn ObjectStore> = faulty.clone();
+    let cluster = Cluster::start_full(configure, Some(remote)).await?;
+    cluster.wait_leader().await?;
+    faulty.fail_next(Op::Write, u64::MAX);
+    faulty.fail_next(Op::List, u64::MAX);
+
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+    let mut last = 0;
+    for i in 0..150 {
+        last = cluster.append(tl, generation, txn("down", i)).await?.lsn;
+    }
+    let deadline = Instant::now() + WAIT;
+    while faulty.failed(Op::Write) + faulty.failed(Op::List) == 0 {
+        anyhow::ensure!(Instant::now() < deadline, "the offload never tried");
+        sleep(Duration::from_millis(50)).await;
+    }
+    let refused = cluster
+        .client(1)
+        .checkpoint(CheckpointRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(list_wal_objects(&local).await?.is_empty());
+
+    faulty.fail_next(Op::Write, 0);
+    faulty.fail_next(Op::List, 0);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let objects = list_wal_objects(&local).await?;
+        if objects.iter().any(|(_, l)| *l >= last) {
+            // Consecutive and complete from the start of the log.
+            let mut next = 0;
+            for (first, l) in &objects {
+                anyhow::ensure!(*first <= next, "gap before {first}: {objects:?}");
+                next = next.max(l + 1);
+            }
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "backlog not drained: {objects:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    let records = cluster.stream(2, tl, last).await?;
+    assert_eq!(records.len(), 150);
+    Ok(())
 }
