@@ -69,6 +69,10 @@ pub struct SafekeeperConfig {
     /// A committed tail smaller than `offload_bytes` is offloaded once it has waited this long.
     #[serde(with = "humantime_serde")]
     pub offload_timeout: Duration,
+    /// How often each node drops local WAL that is offloaded and covered by every timeline's
+    /// uploaded layers.
+    #[serde(with = "humantime_serde")]
+    pub wal_trim_interval: Duration,
 }
 
 /// gRPC messages up to this size are accepted and sent (one 100,000-row INSERT is ~10 MB).
@@ -98,6 +102,7 @@ impl Default for SafekeeperConfig {
             stream_keepalive: Duration::from_secs(1),
             offload_bytes: 16 << 20,
             offload_timeout: Duration::from_secs(600),
+            wal_trim_interval: Duration::from_secs(60),
         }
     }
 }
@@ -159,8 +164,13 @@ impl SafekeeperConfig {
         if self.stream_keepalive.is_zero() {
             return invalid("stream_keepalive must be positive".into());
         }
-        if self.offload_bytes == 0 || self.offload_timeout.is_zero() {
-            return invalid("offload_bytes and offload_timeout must be positive".into());
+        if self.offload_bytes == 0
+            || self.offload_timeout.is_zero()
+            || self.wal_trim_interval.is_zero()
+        {
+            return invalid(
+                "offload_bytes, offload_timeout and wal_trim_interval must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -169,6 +179,7 @@ impl SafekeeperConfig {
         OffloadConfig {
             bytes: self.offload_bytes,
             timeout: self.offload_timeout,
+            trim_interval: self.wal_trim_interval,
         }
     }
 

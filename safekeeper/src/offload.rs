@@ -26,7 +26,12 @@ pub(crate) struct OffloadConfig {
     pub bytes: usize,
     /// A smaller tail is uploaded once it has waited this long.
     pub timeout: Duration,
+    /// How often each node looks for local WAL it may drop.
+    pub trim_interval: Duration,
 }
+
+const MIN_TICK: Duration = Duration::from_millis(100);
+const MAX_TICK: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Progress {
@@ -64,15 +69,20 @@ impl Offloader {
         }
     }
 
-    /// Offloads while this node leads, until `cancel` fires.
+    /// Offloads while this node leads, and trims this node's log, until `cancel` fires.
     pub(crate) async fn run(self: Arc<Self>, raft: Raft, cancel: CancellationToken) {
-        let period =
-            (self.config.timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let period = (self.config.timeout / 4).clamp(MIN_TICK, MAX_TICK);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trim_tick = tokio::time::interval(self.config.trim_interval);
+        trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = trim_tick.tick() => {
+                    self.trim(&raft).await;
+                    continue;
+                }
                 _ = tick.tick() => {}
             }
             if raft.metrics().borrow().current_leader != Some(self.node_id) {
@@ -167,6 +177,54 @@ impl Offloader {
             );
         }
         Ok(next.saturating_sub(1))
+    }
+}
+
+impl Offloader {
+    /// Drops the local log up to the last entry that is both offloaded and covered by the
+    /// uploaded layers of every timeline: a pageserver that falls behind reads it back from
+    /// the bucket. openraft purges only what a snapshot covers, so one is built first.
+    async fn trim(&self, raft: &Raft) {
+        let upto = match self.trim_point().await {
+            Ok(Some(upto)) if upto > 0 && upto >= self.log.first_index() => upto,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell how much WAL to trim; keeping it");
+                return;
+            }
+        };
+        let snapshot = raft.metrics().borrow().snapshot;
+        if snapshot.is_none_or(|s| s.index < upto) {
+            if let Err(e) = raft.trigger().snapshot().await {
+                tracing::warn!(error = %e, "cannot build a snapshot to trim the WAL");
+                return;
+            }
+            let built = raft
+                .wait(Some(MAX_TICK))
+                .metrics(|m| m.snapshot.is_some_and(|s| s.index >= upto), "snapshot")
+                .await;
+            if let Err(e) = built {
+                tracing::warn!(error = %e, "no snapshot to trim the WAL against");
+                return;
+            }
+        }
+        match raft.trigger().purge_log(upto).await {
+            Ok(()) => tracing::info!(upto, "trimming the local WAL: offloaded and in layers"),
+            Err(e) => tracing::warn!(error = %e, "cannot trim the WAL"),
+        }
+    }
+
+    /// The last index that is offloaded and below every timeline's uploaded layers.
+    async fn trim_point(&self) -> Result<Option<u64>, RemoteWalError> {
+        let Some(offloaded) = self.remote.list_wal().await?.iter().map(|o| o.1).max() else {
+            return Ok(None);
+        };
+        let timelines: Vec<_> = self.state.applied().wal.timelines.into_keys().collect();
+        let mut upto = offloaded;
+        for timeline in timelines {
+            upto = upto.min(self.remote.remote_consistent_lsn(timeline).await?);
+        }
+        Ok(Some(upto))
     }
 }
 

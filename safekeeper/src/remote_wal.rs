@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use strata_core::layout;
+use strata_core::{layout, TimelineId};
 
 use crate::state_machine::AppliedState;
 use crate::types::Entry;
@@ -231,6 +231,43 @@ impl RemoteWal {
         let from = (start - object.first) as usize;
         let to = (end.min(object.last + 1) - object.first) as usize;
         Ok(object.entries[from..to.max(from)].to_vec())
+    }
+
+    /// How far the pageserver's uploaded layers cover `timeline`: the `disk_consistent_lsn` of
+    /// its newest manifest (see the pageserver's manifest format), 0 when it has none.
+    pub(crate) async fn remote_consistent_lsn(&self, timeline: TimelineId) -> Result<u64> {
+        #[derive(serde::Deserialize)]
+        struct ManifestCoverage {
+            disk_consistent_lsn: u64,
+        }
+        let dir = layout::timeline_manifest_dir(timeline);
+        let mut listing = self.store.list(Some(&Path::from(dir.as_str())));
+        let mut newest = None;
+        while let Some(meta) = listing.next().await {
+            if let Some(v) = meta?
+                .location
+                .filename()
+                .and_then(layout::parse_manifest_version)
+            {
+                newest = newest.max(Some(v));
+            }
+        }
+        let Some(version) = newest else {
+            return Ok(0);
+        };
+        let name = layout::manifest_version(&dir, version);
+        let bytes = self
+            .store
+            .get(&Path::from(name.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        serde_json::from_slice::<ManifestCoverage>(&bytes)
+            .map(|m| m.disk_consistent_lsn)
+            .map_err(|e| RemoteWalError::Corrupt {
+                object: name,
+                detail: format!("not a manifest: {e}"),
+            })
     }
 
     /// The replicated state after the last offloaded entry: the newest checkpoint, then every

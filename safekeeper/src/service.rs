@@ -247,6 +247,7 @@ impl Safekeeper for SafekeeperService {
             last_log_index: metrics.last_log_index.unwrap_or(0),
             committed_index: committed,
             applied_index: applied,
+            first_log_index: self.log.first_index(),
         }))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use strata_core::wal::{decode_mutations, encode_mutations, Mutation};
 use strata_core::TimelineId;
 use strata_faults::{FaultyObjectStore, Op};
@@ -947,5 +947,88 @@ async fn commits_go_on_while_object_storage_fails_and_the_backlog_drains() -> Re
     }
     let records = cluster.stream(2, tl, last).await?;
     assert_eq!(records.len(), 150);
+    Ok(())
+}
+
+/// WAL that is offloaded and covered by the pageserver's uploaded layers (the manifest's
+/// `disk_consistent_lsn`) leaves every node's disk; streams still read it, from the bucket,
+/// also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offloaded_wal_covered_by_layers_is_trimmed_from_local_disks() -> Result<()> {
+    let bucket = tempfile::tempdir()?;
+    let remote: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket.path())?);
+    let configure = |config: &mut SafekeeperConfig| {
+        config.segment_bytes = 2 << 10;
+        config.offload_bytes = 4 << 10;
+        config.offload_timeout = Duration::from_millis(200);
+        config.wal_trim_interval = Duration::from_millis(200);
+    };
+    let mut cluster = Cluster::start_full(configure, Some(remote.clone())).await?;
+    cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+    let mut lsns = Vec::new();
+    for i in 0..200 {
+        lsns.push(cluster.append(tl, generation, txn("t", i)).await?.lsn);
+    }
+    let last = *lsns.last().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !list_wal_objects(&remote)
+        .await?
+        .iter()
+        .any(|(_, l)| *l >= last)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "not offloaded");
+        sleep(Duration::from_millis(100)).await;
+    }
+    // Offloaded, but no layers cover it yet: every node keeps its whole log.
+    sleep(Duration::from_millis(800)).await;
+    for id in 1..=3 {
+        assert_eq!(cluster.status(id).await?.first_log_index, 0, "node {id}");
+    }
+    let segments = |id: u64| -> Result<usize> {
+        Ok(std::fs::read_dir(cluster.dirs[&id].join("wal"))?
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            })
+            .count())
+    };
+    let before = segments(1)?;
+
+    // The pageserver publishes a manifest covering half of it.
+    let covered = lsns[99];
+    let manifest =
+        strata_core::layout::manifest_version(&strata_core::layout::timeline_manifest_dir(tl), 1);
+    remote
+        .put(
+            &object_store::path::Path::from(manifest),
+            format!(r#"{{"version": 1, "disk_consistent_lsn": {covered}, "layers": []}}"#).into(),
+        )
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    for id in 1..=3 {
+        loop {
+            let first = cluster.status(id).await?.first_log_index;
+            if first == covered + 1 {
+                break;
+            }
+            anyhow::ensure!(first <= covered + 1, "node {id} trimmed too much: {first}");
+            anyhow::ensure!(Instant::now() < deadline, "node {id} not trimmed: {first}");
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(segments(1)? < before, "no segment file was removed");
+    for node in 1..=3 {
+        let records = cluster.stream(node, tl, last).await?;
+        assert_eq!(records.len(), 200, "node {node}");
+        assert_ordered(&records);
+    }
+    // After a restart the trimmed log stays trimmed and still streams whole.
+    cluster.stop(2).await?;
+    cluster.restart(2).await?;
+    cluster.wait_leader().await?;
+    assert_eq!(cluster.status(2).await?.first_log_index, covered + 1);
+    assert_eq!(cluster.stream(2, tl, last).await?.len(), 200);
     Ok(())
 }
