@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::delta_layer::{DeltaLayerReader, DeltaLayerWriter};
+use crate::layer_format::{LayerReader, LayerWriter};
 use crate::error::{PageserverError, Result};
 use crate::layer_desc::LayerDesc;
 use crate::layer_file::LayerFile;
@@ -113,7 +113,7 @@ impl Timeline {
         &self,
         frozen: &Arc<FrozenLayer>,
         cancel: &CancellationToken,
-    ) -> Result<(LayerDesc, std::path::PathBuf, Arc<DeltaLayerReader>)> {
+    ) -> Result<(LayerDesc, std::path::PathBuf, Arc<LayerReader>)> {
         let mut backoff = self.conf.remote_retry_initial_backoff;
         loop {
             let frozen = frozen.clone();
@@ -123,12 +123,12 @@ impl Timeline {
             let written = tokio::task::spawn_blocking(move || {
                 let mem = &frozen.mem;
                 let mut writer =
-                    DeltaLayerWriter::try_new(&dir, mem.start_lsn(), frozen.lsn_end, block_size)?;
+                    LayerWriter::try_new(&dir, mem.start_lsn(), frozen.lsn_end, block_size)?;
                 for entry in mem.iter() {
                     writer.add(&entry.key, entry.lsn, entry.value.as_deref())?;
                 }
                 let (desc, path) = writer.finish(generation)?;
-                let reader = DeltaLayerReader::open(&path, &desc.name)?;
+                let reader = LayerReader::open(&path, &desc.name)?;
                 Ok::<_, PageserverError>((desc, path, Arc::new(reader)))
             })
             .await?;

@@ -11,10 +11,28 @@ use strata_core::Lsn;
 /// well under file-system and object-key limits; the exact range is in the manifest and file.
 const NAME_KEY_BYTES: usize = 24;
 
-/// Describes one immutable delta layer file. Both ranges are inclusive.
+/// The role of a layer file in the timeline's layer map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LayerKind {
+    /// A delta flushed from memory: every key written in its LSN range. L0 files pile up and
+    /// overlap in keys, so compaction merges them into L1.
+    #[default]
+    L0,
+    /// A delta written by compaction: one slice of the key space over the LSN range of the
+    /// L0 files it replaced; the L1 files of one compaction do not overlap in keys.
+    L1,
+    /// Every live key of its key range at one LSN (`lsn_start == lsn_end`).
+    Image,
+}
+
+/// Describes one immutable layer file. Both ranges are inclusive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LayerDesc {
     pub name: String,
+    /// Manifests written before compaction existed name only L0 files.
+    #[serde(default)]
+    pub kind: LayerKind,
     /// Smallest key in the file.
     #[serde(with = "hex_bytes")]
     pub key_start: Bytes,
@@ -30,10 +48,12 @@ pub(crate) struct LayerDesc {
 
 impl LayerDesc {
     /// Names a layer by its key range, LSN range and the generation that wrote it:
-    /// `<key start>-<key end>__<lsn start>-<lsn end>-g<generation>` (hex). The generation makes
-    /// names unique across owners, so a fenced pageserver's late upload can never overwrite an
+    /// `<key start>-<key end>__<lsn start>-<lsn end>-g<generation>` (hex) for deltas and
+    /// `<key start>-<key end>__<lsn>-g<generation>` for images. The generation makes names
+    /// unique across owners, so a fenced pageserver's late upload can never overwrite an
     /// object that the current owner's manifest names.
     pub fn layer_name(
+        kind: LayerKind,
         key_start: &[u8],
         key_end: &[u8],
         lsn_start: Lsn,
@@ -42,6 +62,9 @@ impl LayerDesc {
     ) -> String {
         let ks = hex(&key_start[..key_start.len().min(NAME_KEY_BYTES)]);
         let ke = hex(&key_end[..key_end.len().min(NAME_KEY_BYTES)]);
+        if kind == LayerKind::Image {
+            return format!("{ks}-{ke}__{:016X}-g{generation:08X}", lsn_start.0);
+        }
         format!(
             "{ks}-{ke}__{:016X}-{:016X}-g{generation:08X}",
             lsn_start.0, lsn_end.0
@@ -98,7 +121,8 @@ mod tests {
 
     #[test]
     fn names_sort_and_keys_round_trip() {
-        let name = LayerDesc::layer_name(b"\x00a", &[0xff; 40], Lsn(1), Lsn(0x20), 3);
+        let name =
+            LayerDesc::layer_name(LayerKind::L0, b"\x00a", &[0xff; 40], Lsn(1), Lsn(0x20), 3);
         assert_eq!(
             name,
             format!(
@@ -106,8 +130,13 @@ mod tests {
                 "ff".repeat(24)
             )
         );
+        assert_eq!(
+            LayerDesc::layer_name(LayerKind::Image, b"a", b"b", Lsn(0x20), Lsn(0x20), 3),
+            "61-62__0000000000000020-g00000003"
+        );
         let desc = LayerDesc {
             name,
+            kind: LayerKind::L1,
             key_start: Bytes::from_static(b"\x00a"),
             key_end: Bytes::from_static(b"zz"),
             lsn_start: Lsn(1),
@@ -116,6 +145,9 @@ mod tests {
         };
         let json = serde_json::to_string(&desc).unwrap();
         assert!(json.contains("\"key_start\":\"0061\""), "{json}");
+        assert!(json.contains("\"kind\":\"l1\""), "{json}");
+        let old = json.replace("\"kind\":\"l1\",", "");
+        assert_eq!(serde_json::from_str::<LayerDesc>(&old).unwrap().kind, LayerKind::L0);
         assert_eq!(serde_json::from_str::<LayerDesc>(&json).unwrap(), desc);
         assert!(desc.contains_key(b"b") && !desc.contains_key(b"zzz"));
         assert!(desc.overlaps(b"zz", None) && !desc.overlaps(b"zzz", None));

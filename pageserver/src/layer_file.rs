@@ -9,7 +9,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::delta_layer::DeltaLayerReader;
+use crate::layer_format::LayerReader;
 use crate::error::{PageserverError, Result};
 use crate::layer_desc::LayerDesc;
 use crate::remote::RemoteStorage;
@@ -20,7 +20,7 @@ use crate::remote::RemoteStorage;
 pub(crate) struct LayerFile {
     desc: LayerDesc,
     local_path: PathBuf,
-    reader: OnceCell<Arc<DeltaLayerReader>>,
+    reader: OnceCell<Arc<LayerReader>>,
 }
 
 impl LayerFile {
@@ -35,7 +35,7 @@ impl LayerFile {
     }
 
     /// A layer this pageserver just wrote and opened.
-    pub fn resident(desc: LayerDesc, local_path: PathBuf, reader: Arc<DeltaLayerReader>) -> Self {
+    pub fn resident(desc: LayerDesc, local_path: PathBuf, reader: Arc<LayerReader>) -> Self {
         Self {
             desc,
             local_path,
@@ -54,7 +54,7 @@ impl LayerFile {
         timeline: TimelineId,
         remote: &RemoteStorage,
         cancel: &CancellationToken,
-    ) -> Result<Arc<DeltaLayerReader>> {
+    ) -> Result<Arc<LayerReader>> {
         self.reader
             .get_or_try_init(|| async {
                 let local_size = tokio::fs::metadata(&self.local_path)
@@ -86,11 +86,11 @@ impl LayerFile {
             .cloned()
     }
 
-    async fn open(&self) -> Result<Arc<DeltaLayerReader>> {
+    async fn open(&self) -> Result<Arc<LayerReader>> {
         let path = self.local_path.clone();
         let name = self.desc.name.clone();
         let reader =
-            tokio::task::spawn_blocking(move || DeltaLayerReader::open(&path, &name)).await??;
+            tokio::task::spawn_blocking(move || LayerReader::open(&path, &name)).await??;
         let expected = (self.desc.lsn_start, self.desc.lsn_end);
         if reader.lsn_range() != expected {
             return Err(PageserverError::corruption(

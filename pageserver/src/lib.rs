@@ -6,7 +6,7 @@
 //! `docs/pageserver.md` for the file format, fencing and the ingest, flush and read paths.
 
 mod config;
-mod delta_layer;
+mod layer_format;
 mod error;
 mod flush;
 mod in_memory_layer;

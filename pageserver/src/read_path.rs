@@ -11,6 +11,7 @@ use tracing::debug;
 use crate::error::{PageserverError, Result};
 use crate::in_memory_layer::{InMemoryLayerIter, Value};
 use crate::layer_file::LayerFile;
+use crate::layer_format::Found;
 use crate::merge::{MergeIterator, Source};
 use crate::timeline::Timeline;
 
@@ -68,13 +69,23 @@ impl Timeline {
                 }
             }
         }
+        // Files come newest `lsn_end` first. A version found at LSN `v` is final once the next
+        // file ends at or below `v`: no file after it can hold a newer one.
+        let mut best: Vec<Found> = vec![None; keys.len()];
         for file in snapshot.files.iter().rev() {
             let desc = file.desc();
             if desc.lsn_start > lsn {
                 continue;
             }
+            let open = |i: usize| {
+                found[i].is_none()
+                    && best[i].as_ref().is_none_or(|(v, _)| *v < desc.lsn_end)
+            };
+            if (0..keys.len()).all(|i| !open(i)) {
+                break;
+            }
             let pending: Vec<usize> = (0..keys.len())
-                .filter(|&i| found[i].is_none() && desc.contains_key(&keys[i]))
+                .filter(|&i| open(i) && desc.contains_key(&keys[i]))
                 .collect();
             if pending.is_empty() {
                 continue;
@@ -84,13 +95,18 @@ impl Timeline {
             let values =
                 tokio::task::spawn_blocking(move || reader.get_many(&wanted, lsn)).await??;
             for (i, v) in pending.into_iter().zip(values) {
-                found[i] = v;
-            }
-            if found.iter().all(Option::is_some) {
-                break;
+                if let Some((v_lsn, value)) = v {
+                    if best[i].as_ref().is_none_or(|(b, _)| *b < v_lsn) {
+                        best[i] = Some((v_lsn, value));
+                    }
+                }
             }
         }
-        Ok(found.into_iter().map(Option::flatten).collect())
+        Ok(found
+            .into_iter()
+            .zip(best)
+            .map(|(mem, file)| mem.or(file.map(|(_, v)| v)).flatten())
+            .collect())
     }
 
     /// Starts a scan of `[start, end)` at `lsn`, returning its chunks through a channel.

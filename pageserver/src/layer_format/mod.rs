@@ -1,21 +1,32 @@
-//! Delta layer files: immutable, sorted `(key, lsn) → value` entries of one LSN range.
+//! Layer files: immutable, sorted `(key, lsn) → value` entries. A delta file holds every
+//! version of its keys in an LSN range; an image file holds every live key of its key range at
+//! one LSN (`lsn_start == lsn_end`), so a key in its range but missing from it did not exist.
 //!
 //! ```text
 //! file   := block* index footer
-//! block  := entry* crc32c:u32le                        (~block_size bytes of entries)
+//! block  := lz4(entry*) crc32c:u32le                  (~block_size bytes of entries before
+//!                                                      compression; the CRC covers the stored bytes)
 //! entry  := key_len:varint key lsn:u64le kind:u8 [value_len:varint value]
 //!           kind 1 = put (value follows), 2 = tombstone
 //! index  := (first_key_len:varint first_key first_lsn:u64le offset:u64le len:u32le)*block_count
-//!           min_key_len:varint min_key max_key_len:varint max_key crc32c:u32le
+//!           min_key_len:varint min_key max_key_len:varint max_key
+//!           bloom_probes:u8 bloom_len:varint bloom_bits crc32c:u32le
 //! footer := index_offset:u64le index_len:u64le entry_count:u64le lsn_start:u64le lsn_end:u64le
-//!           block_count:u32le format_version:u32le crc32c:u32le reserved:u32le magic:u64le
+//!           block_count:u32le format_version:u32le file_kind:u32le crc32c:u32le magic:u64le
+//!           file_kind 0 = delta, 1 = image
 //! ```
 //!
-//! Entries are sorted by `(key, lsn)`; a key's versions may continue into the next block.
-//! A block's `len` excludes its CRC; `index_len` includes the index CRC; the footer CRC covers
-//! the 48 bytes before it. Because the index names each block's first `(key, lsn)`, a point
-//! read at `(key, lsn)` touches exactly one block: the last one starting at or before it.
+//! `lz4` is an LZ4 block with its uncompressed length prepended (`lz4_flex`'s
+//! `compress_prepend_size`). Entries are sorted by `(key, lsn)`; a key's versions may continue
+//! into the next block. A block's `len` excludes its CRC; `index_len` includes the index CRC;
+//! the footer CRC covers the 52 bytes before it. Because the index names each block's first
+//! `(key, lsn)`, a point read at `(key, lsn)` touches exactly one block: the last one starting
+//! at or before it, and none at all when the bloom filter rules the key out.
+//!
+//! Version 1 files (uncompressed blocks, no bloom filter, always delta, the footer CRC at byte
+//! 48 over the 48 bytes before it) are still read.
 
+mod bloom;
 mod reader;
 mod writer;
 
@@ -29,11 +40,11 @@ use strata_core::Lsn;
 use crate::error::{PageserverError, Result};
 use crate::merge::Entry;
 
-pub(crate) use reader::DeltaLayerReader;
-pub(crate) use writer::DeltaLayerWriter;
+pub(crate) use reader::{Found, LayerReader};
+pub(crate) use writer::LayerWriter;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"STRATADL");
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const FOOTER_LEN: usize = 64;
 const CRC_LEN: usize = 4;
 const KIND_PUT: u8 = 1;
@@ -48,6 +59,13 @@ struct BlockIndexEntry {
     len: u32,
 }
 
+/// What a layer file holds; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Delta,
+    Image,
+}
+
 /// The fixed-size tail of a layer file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Footer {
@@ -57,9 +75,13 @@ struct Footer {
     lsn_start: Lsn,
     lsn_end: Lsn,
     block_count: u32,
+    /// 1 or 2; see the module documentation.
+    version: u32,
+    kind: FileKind,
 }
 
 impl Footer {
+    /// Encodes a current-version footer.
     fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut buf = Vec::with_capacity(FOOTER_LEN);
         buf.put_u64_le(self.index_offset);
@@ -69,9 +91,12 @@ impl Footer {
         buf.put_u64_le(self.lsn_end.0);
         buf.put_u32_le(self.block_count);
         buf.put_u32_le(FORMAT_VERSION);
+        buf.put_u32_le(match self.kind {
+            FileKind::Delta => 0,
+            FileKind::Image => 1,
+        });
         let crc = crc32c::crc32c(&buf);
         buf.put_u32_le(crc);
-        buf.put_u32_le(0);
         buf.put_u64_le(MAGIC);
         buf.try_into().expect("footer layout is 64 bytes")
     }
@@ -82,25 +107,34 @@ impl Footer {
             return Err(bad("short footer"));
         }
         if u64::from_le_bytes(buf[56..64].try_into().expect("8 bytes")) != MAGIC {
-            return Err(bad("bad magic: not a Strata delta layer"));
+            return Err(bad("bad magic: not a Strata layer file"));
         }
-        let crc = u32::from_le_bytes(buf[48..52].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&buf[..48]) != crc {
+        let word = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+        let version = word(44);
+        // Version 1 has its CRC right after the version; version 2 puts the file kind first.
+        let crc_at = match version {
+            1 => 48,
+            2 => 52,
+            _ => return Err(bad(&format!("unknown format version {version}"))),
+        };
+        if crc32c::crc32c(&buf[..crc_at]) != word(crc_at) {
             return Err(bad("footer checksum mismatch"));
         }
-        let footer = Footer {
+        let kind = match (version, word(48)) {
+            (1, _) | (2, 0) => FileKind::Delta,
+            (2, 1) => FileKind::Image,
+            (_, other) => return Err(bad(&format!("unknown file kind {other}"))),
+        };
+        Ok(Footer {
             index_offset: buf.get_u64_le(),
             index_len: buf.get_u64_le(),
             entry_count: buf.get_u64_le(),
             lsn_start: Lsn(buf.get_u64_le()),
             lsn_end: Lsn(buf.get_u64_le()),
             block_count: buf.get_u32_le(),
-        };
-        let version = buf.get_u32_le();
-        if version != FORMAT_VERSION {
-            return Err(bad(&format!("unknown format version {version}")));
-        }
-        Ok(footer)
+            version,
+            kind,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! Reads a delta layer file: the footer and block index once, then blocks on demand with
-//! positioned reads, each verified against its CRC before a single entry is trusted.
+//! Reads a layer file: the footer, block index and bloom filter once, then blocks on demand
+//! with positioned reads, each verified against its CRC (and decompressed) before a single
+//! entry is trusted.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -9,23 +10,30 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 use strata_core::Lsn;
 
-use super::{decode_entry, get_bytes, BlockIndexEntry, Footer, CRC_LEN, FOOTER_LEN};
+use super::bloom::Bloom;
+use super::{decode_entry, get_bytes, BlockIndexEntry, FileKind, Footer, CRC_LEN, FOOTER_LEN};
 use crate::error::{PageserverError, Result};
 use crate::in_memory_layer::Value;
 use crate::merge::Entry;
 
-/// An open layer file with its block index in memory.
+/// What one file says about a key at a read LSN: `None` when it knows nothing, otherwise
+/// the LSN of the version it holds and the value (`None`: deleted, or absent from an image).
+pub(crate) type Found = Option<(Lsn, Value)>;
+
+/// An open layer file with its block index and bloom filter in memory.
 #[derive(Debug)]
-pub(crate) struct DeltaLayerReader {
+pub(crate) struct LayerReader {
     name: String,
     file: File,
     footer: Footer,
     index: Vec<BlockIndexEntry>,
     key_start: Bytes,
     key_end: Bytes,
+    /// `None` for version 1 files, which have none.
+    bloom: Option<Bloom>,
 }
 
-impl DeltaLayerReader {
+impl LayerReader {
     /// Opens the file at `path`, checking its footer and index. `name` labels errors.
     pub fn open(path: &Path, name: &str) -> Result<Self> {
         let file = File::open(path)?;
@@ -73,6 +81,16 @@ impl DeltaLayerReader {
         }
         let key_start = get_bytes(&mut cur).ok_or_else(|| bad("truncated key range"))?;
         let key_end = get_bytes(&mut cur).ok_or_else(|| bad("truncated key range"))?;
+        let bloom = if footer.version >= 2 {
+            if !cur.has_remaining() {
+                return Err(bad("truncated bloom filter"));
+            }
+            let probes = cur.get_u8();
+            let bits = get_bytes(&mut cur).ok_or_else(|| bad("truncated bloom filter"))?;
+            Some(Bloom::from_parts(bits.to_vec(), probes).ok_or_else(|| bad("empty bloom filter"))?)
+        } else {
+            None
+        };
         Ok(Self {
             name: name.to_string(),
             file,
@@ -80,7 +98,12 @@ impl DeltaLayerReader {
             index,
             key_start,
             key_end,
+            bloom,
         })
+    }
+
+    pub fn is_image(&self) -> bool {
+        self.footer.kind == FileKind::Image
     }
 
     pub fn lsn_range(&self) -> (Lsn, Lsn) {
@@ -102,20 +125,34 @@ impl DeltaLayerReader {
         self.index.len()
     }
 
-    /// Reads block `i` and checks its CRC.
+    #[cfg(test)]
+    pub fn format_version(&self) -> u32 {
+        self.footer.version
+    }
+
+    /// Reads block `i`, checks its CRC and decompresses it.
     fn read_block(&self, i: usize) -> Result<Bytes> {
         let block = &self.index[i];
         let mut buf = vec![0u8; block.len as usize + CRC_LEN];
         self.file.read_exact_at(&mut buf, block.offset)?;
         let (body, crc) = buf.split_at(block.len as usize);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(PageserverError::corruption(
-                format!("layer {} block {i}", self.name),
-                "block checksum mismatch",
-            ));
+            return Err(self.block_error(i, "block checksum mismatch"));
         }
-        buf.truncate(block.len as usize);
-        Ok(Bytes::from(buf))
+        if self.footer.version == 1 {
+            buf.truncate(block.len as usize);
+            return Ok(Bytes::from(buf));
+        }
+        lz4_flex::decompress_size_prepended(body)
+            .map(Bytes::from)
+            .map_err(|e| self.block_error(i, &format!("block does not decompress: {e}")))
+    }
+
+    /// Whether the file may hold `key` (its key range, then its bloom filter).
+    fn may_contain(&self, key: &[u8]) -> bool {
+        self.key_start.as_ref() <= key
+            && key <= self.key_end.as_ref()
+            && self.bloom.as_ref().is_none_or(|b| b.may_contain(key))
     }
 
     fn block_error(&self, i: usize, detail: &str) -> PageserverError {
@@ -130,17 +167,18 @@ impl DeltaLayerReader {
         after.checked_sub(1)
     }
 
-    /// The newest version of `key` at or below `lsn`: `None` when this file has none,
-    /// `Some(None)` when it is a tombstone.
+    /// What this file says about `key` at `lsn`: for a delta, its newest version at or below
+    /// `lsn`; for an image at or below `lsn`, the value, or absence if the key is in its
+    /// range but not in the file.
     #[cfg(test)]
-    pub fn get(&self, key: &[u8], lsn: Lsn) -> Result<Option<Value>> {
+    pub fn get(&self, key: &[u8], lsn: Lsn) -> Result<Found> {
         let mut last_block = None;
         self.get_with(key, lsn, &mut last_block)
     }
 
     /// [`get`](Self::get) for many keys at once. Keys are looked up in sorted order so that
     /// keys sharing a block read it once.
-    pub fn get_many(&self, keys: &[Bytes], lsn: Lsn) -> Result<Vec<Option<Value>>> {
+    pub fn get_many(&self, keys: &[Bytes], lsn: Lsn) -> Result<Vec<Found>> {
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
         let mut out = vec![None; keys.len()];
@@ -156,12 +194,18 @@ impl DeltaLayerReader {
         key: &[u8],
         lsn: Lsn,
         last_block: &mut Option<(usize, Bytes)>,
-    ) -> Result<Option<Value>> {
-        if key < self.key_start.as_ref() || key > self.key_end.as_ref() {
+    ) -> Result<Found> {
+        if lsn < self.footer.lsn_start || key < self.key_start.as_ref() || key > self.key_end.as_ref()
+        {
             return Ok(None);
         }
+        // An image knows every key of its range: a key it does not hold did not exist.
+        let absent = self.is_image().then_some((self.footer.lsn_start, None));
+        if !self.may_contain(key) {
+            return Ok(absent);
+        }
         let Some(i) = self.block_for(key, lsn) else {
-            return Ok(None);
+            return Ok(absent);
         };
         let mut cur = match last_block {
             Some((cached, block)) if *cached == i => block.clone(),
@@ -171,20 +215,22 @@ impl DeltaLayerReader {
                 block
             }
         };
-        let mut found = None;
+        let mut found = absent;
         while let Some(entry) = decode_entry(&mut cur).map_err(|e| self.block_error(i, e))? {
             if (entry.key.as_ref(), entry.lsn) > (key, lsn) {
                 break;
             }
-            found = (entry.key == key).then_some(entry.value);
+            if entry.key == key {
+                found = Some((entry.lsn, entry.value));
+            }
         }
         Ok(found)
     }
 
     /// Entries with keys in `[start, end)` and LSN at most `max_lsn`, in `(key, lsn)` order.
-    pub fn iter(self: Arc<Self>, start: Bytes, end: Option<Bytes>, max_lsn: Lsn) -> DeltaLayerIter {
+    pub fn iter(self: Arc<Self>, start: Bytes, end: Option<Bytes>, max_lsn: Lsn) -> LayerIter {
         let block = self.block_for(&start, Lsn::ZERO).unwrap_or(0);
-        DeltaLayerIter {
+        LayerIter {
             reader: self,
             next_block: block,
             cur: Bytes::new(),
@@ -198,8 +244,8 @@ impl DeltaLayerReader {
 }
 
 /// A forward iterator over a key range of one layer file, reading one block at a time.
-pub(crate) struct DeltaLayerIter {
-    reader: Arc<DeltaLayerReader>,
+pub(crate) struct LayerIter {
+    reader: Arc<LayerReader>,
     next_block: usize,
     cur_block: usize,
     cur: Bytes,
@@ -209,7 +255,7 @@ pub(crate) struct DeltaLayerIter {
     done: bool,
 }
 
-impl DeltaLayerIter {
+impl LayerIter {
     fn step(&mut self) -> Result<Option<Entry>> {
         loop {
             if !self.cur.has_remaining() {
@@ -238,7 +284,7 @@ impl DeltaLayerIter {
     }
 }
 
-impl Iterator for DeltaLayerIter {
+impl Iterator for LayerIter {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -6,6 +6,7 @@ use strata_core::Lsn;
 
 use super::*;
 use crate::error::PageserverError;
+use crate::layer_desc::LayerKind;
 
 /// The model: every version of every key, as a plain sorted map.
 type Model = BTreeMap<(Bytes, Lsn), Option<Bytes>>;
@@ -41,7 +42,7 @@ fn write(
     m: &Model,
     block_size: usize,
 ) -> (crate::layer_desc::LayerDesc, std::path::PathBuf) {
-    let mut w = DeltaLayerWriter::try_new(dir, Lsn(10), Lsn(40), block_size).unwrap();
+    let mut w = LayerWriter::try_new(dir, Lsn(10), Lsn(40), block_size).unwrap();
     for ((k, lsn), v) in m {
         w.add(k, *lsn, v.as_deref()).unwrap();
     }
@@ -49,10 +50,10 @@ fn write(
 }
 
 /// What a read of `k` at `lsn` must return, from the model.
-fn expected(m: &Model, k: &Bytes, lsn: Lsn) -> Option<Option<Bytes>> {
+fn expected(m: &Model, k: &Bytes, lsn: Lsn) -> Found {
     m.range((k.clone(), Lsn::ZERO)..=(k.clone(), lsn))
         .next_back()
-        .map(|(_, v)| v.clone())
+        .map(|((_, l), v)| (*l, v.clone()))
 }
 
 #[test]
@@ -67,7 +68,9 @@ fn round_trip_point_reads_at_many_lsns() {
     assert_eq!(desc.key_end, key(1999));
     assert_eq!(desc.size, std::fs::metadata(&path).unwrap().len());
 
-    let r = DeltaLayerReader::open(&path, &desc.name).unwrap();
+    let r = LayerReader::open(&path, &desc.name).unwrap();
+    assert_eq!(r.format_version(), FORMAT_VERSION);
+    assert!(!r.is_image());
     assert!(r.block_count() > 50, "{} blocks", r.block_count());
     assert_eq!(r.entry_count(), m.len() as u64);
     assert_eq!(r.lsn_range(), (Lsn(10), Lsn(40)));
@@ -103,7 +106,7 @@ fn range_scans_cross_block_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let m = model();
     let (desc, path) = write(dir.path(), &m, 512);
-    let r = Arc::new(DeltaLayerReader::open(&path, &desc.name).unwrap());
+    let r = Arc::new(LayerReader::open(&path, &desc.name).unwrap());
     for (start, end, lsn) in [
         (0u32, Some(2000u32), u64::MAX),
         (13, Some(777), 25),
@@ -142,7 +145,7 @@ fn a_corrupt_block_is_an_error_not_an_answer() {
     bytes[pos] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
 
-    let r = Arc::new(DeltaLayerReader::open(&path, &desc.name).unwrap());
+    let r = Arc::new(LayerReader::open(&path, &desc.name).unwrap());
     let all: Vec<_> = r.clone().iter(Bytes::new(), None, Lsn::MAX).collect();
     let err = all.last().unwrap().as_ref().unwrap_err();
     assert!(matches!(err, PageserverError::Corruption { .. }), "{err}");
@@ -166,43 +169,143 @@ fn a_damaged_footer_or_index_is_detected_on_open() {
         let mut bad = good.clone();
         bad[pos] ^= 1;
         std::fs::write(&path, &bad).unwrap();
-        let err = DeltaLayerReader::open(&path, &desc.name).unwrap_err();
+        let err = LayerReader::open(&path, &desc.name).unwrap_err();
         assert!(
             matches!(err, PageserverError::Corruption { .. }),
             "{pos}: {err}"
         );
     }
     std::fs::write(&path, &good[..10]).unwrap();
-    assert!(DeltaLayerReader::open(&path, &desc.name).is_err());
+    assert!(LayerReader::open(&path, &desc.name).is_err());
 }
 
 #[test]
 fn the_writer_refuses_disorder_and_empty_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = DeltaLayerWriter::try_new(dir.path(), Lsn(1), Lsn(5), 1024).unwrap();
+    let mut w = LayerWriter::try_new(dir.path(), Lsn(1), Lsn(5), 1024).unwrap();
     w.add(&key(2), Lsn(3), Some(b"x")).unwrap();
     assert!(w.add(&key(1), Lsn(3), Some(b"x")).is_err());
     assert!(w.add(&key(2), Lsn(3), None).is_err());
     assert!(w.add(&key(3), Lsn(6), None).is_err());
-    let w = DeltaLayerWriter::try_new(dir.path(), Lsn(1), Lsn(5), 1024).unwrap();
+    let w = LayerWriter::try_new(dir.path(), Lsn(1), Lsn(5), 1024).unwrap();
     assert!(w.finish(1).is_err());
 }
 
 #[test]
 fn big_values_make_big_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = DeltaLayerWriter::try_new(dir.path(), Lsn(1), Lsn(1), 1024).unwrap();
+    let mut w = LayerWriter::try_new(dir.path(), Lsn(1), Lsn(1), 1024).unwrap();
     let big = vec![7u8; 100_000];
     w.add(&key(1), Lsn(1), Some(&big)).unwrap();
     w.add(&key(2), Lsn(1), Some(b"small")).unwrap();
     let (desc, path) = w.finish(1).unwrap();
-    let r = DeltaLayerReader::open(&path, &desc.name).unwrap();
+    let r = LayerReader::open(&path, &desc.name).unwrap();
     assert_eq!(
         r.get(&key(1), Lsn(1)).unwrap(),
-        Some(Some(Bytes::from(big)))
+        Some((Lsn(1), Some(Bytes::from(big))))
     );
     assert_eq!(
         r.get(&key(2), Lsn(1)).unwrap(),
-        Some(Some(Bytes::from_static(b"small")))
+        Some((Lsn(1), Some(Bytes::from_static(b"small"))))
     );
+}
+
+#[test]
+fn blocks_are_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = LayerWriter::try_new(dir.path(), Lsn(1), Lsn(1), 32 * 1024).unwrap();
+    let mut raw = 0;
+    for i in 0..5000 {
+        let value = format!("row {i} of a table whose rows look much like each other");
+        raw += value.len() + 20;
+        w.add(&key(i), Lsn(1), Some(value.as_bytes())).unwrap();
+    }
+    let (desc, path) = w.finish(1).unwrap();
+    assert!(desc.size * 2 < raw as u64, "{} bytes for {raw}", desc.size);
+    let r = LayerReader::open(&path, &desc.name).unwrap();
+    assert_eq!(
+        r.get(&key(4321), Lsn(1)).unwrap().unwrap().1.unwrap(),
+        Bytes::from("row 4321 of a table whose rows look much like each other")
+    );
+}
+
+#[test]
+fn an_image_knows_its_keys_are_all_there_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w =
+        LayerWriter::with_kind(dir.path(), LayerKind::Image, Lsn(50), Lsn(50), 256).unwrap();
+    assert!(w.add(&key(0), Lsn(50), None).is_err());
+    for i in (0..1000).step_by(2) {
+        w.add(&key(i), Lsn(50), Some(b"v")).unwrap();
+    }
+    let (desc, path) = w.finish(4).unwrap();
+    assert_eq!(desc.kind, LayerKind::Image);
+    assert!(desc.name.ends_with("__0000000000000032-g00000004"), "{}", desc.name);
+    let r = Arc::new(LayerReader::open(&path, &desc.name).unwrap());
+    assert!(r.is_image());
+    let v = Some(Bytes::from_static(b"v"));
+    assert_eq!(r.get(&key(10), Lsn(60)).unwrap(), Some((Lsn(50), v)));
+    // In range but missing: absent at the image's LSN. Out of range or before it: unknown.
+    assert_eq!(r.get(&key(11), Lsn(60)).unwrap(), Some((Lsn(50), None)));
+    assert_eq!(r.get(b"key-000001x", Lsn(60)).unwrap(), Some((Lsn(50), None)));
+    assert_eq!(r.get(b"key-", Lsn(60)).unwrap(), None);
+    assert_eq!(r.get(&key(999), Lsn(60)).unwrap(), None);
+    assert_eq!(r.get(&key(10), Lsn(49)).unwrap(), None);
+    assert_eq!(r.clone().iter(key(0), Some(key(10)), Lsn(50)).count(), 5);
+    assert_eq!(r.iter(key(0), None, Lsn(49)).count(), 0);
+    assert!(LayerWriter::with_kind(dir.path(), LayerKind::Image, Lsn(1), Lsn(2), 256).is_err());
+}
+
+/// Writes a version 1 file by hand: raw blocks, no bloom filter, the old footer.
+fn write_v1(path: &std::path::Path, m: &Model) {
+    let mut file = Vec::new();
+    let mut index = Vec::new();
+    let mut entries = 0u32;
+    for chunk in m.iter().collect::<Vec<_>>().chunks(100) {
+        let mut block = Vec::new();
+        for ((k, lsn), v) in chunk {
+            encode_entry(&mut block, k, *lsn, v.as_deref());
+            entries += 1;
+        }
+        let ((first_key, first_lsn), _) = chunk[0];
+        put_bytes(&mut index, first_key);
+        index.extend_from_slice(&first_lsn.0.to_le_bytes());
+        index.extend_from_slice(&(file.len() as u64).to_le_bytes());
+        index.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        file.extend_from_slice(&block);
+        file.extend_from_slice(&crc32c::crc32c(&block).to_le_bytes());
+    }
+    let blocks = (m.len() as u32).div_ceil(100);
+    put_bytes(&mut index, &m.keys().next().unwrap().0);
+    put_bytes(&mut index, &m.keys().next_back().unwrap().0);
+    index.extend_from_slice(&crc32c::crc32c(&index).to_le_bytes());
+    let mut footer = Vec::new();
+    for word in [file.len() as u64, index.len() as u64, u64::from(entries), 10, 40] {
+        footer.extend_from_slice(&word.to_le_bytes());
+    }
+    footer.extend_from_slice(&blocks.to_le_bytes());
+    footer.extend_from_slice(&1u32.to_le_bytes());
+    footer.extend_from_slice(&crc32c::crc32c(&footer).to_le_bytes());
+    footer.extend_from_slice(&0u32.to_le_bytes());
+    footer.extend_from_slice(&MAGIC.to_le_bytes());
+    file.extend_from_slice(&index);
+    file.extend_from_slice(&footer);
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn version_1_files_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model();
+    let path = dir.path().join("v1");
+    write_v1(&path, &m);
+    let r = Arc::new(LayerReader::open(&path, "v1").unwrap());
+    assert_eq!(r.format_version(), 1);
+    assert_eq!(r.entry_count(), m.len() as u64);
+    for i in (0..2000).step_by(13) {
+        for lsn in [9, 20, 40] {
+            assert_eq!(r.get(&key(i), Lsn(lsn)).unwrap(), expected(&m, &key(i), Lsn(lsn)));
+        }
+    }
+    assert_eq!(r.iter(Bytes::new(), None, Lsn::MAX).count(), m.len());
 }
