@@ -38,6 +38,26 @@ pub struct PageserverConfig {
     pub remote_retry_initial_backoff: Duration,
     #[serde(with = "humantime_serde")]
     pub remote_retry_max_backoff: Duration,
+    /// L0 files (one per flush) that trigger a compaction into L1 files.
+    pub compaction_threshold: usize,
+    /// Target size of L1 and image files written by compaction.
+    pub compaction_target_size: u64,
+    /// Rounds of L1 files above the newest image that trigger writing new images of the
+    /// whole key space.
+    pub image_creation_threshold: usize,
+    /// Ingest stalls while L0 files waiting for compaction hold this many bytes, so reads
+    /// never have to cross an unbounded pile of them. Stalls are counted.
+    pub l0_stall_bytes: u64,
+    /// How often compaction looks for work even without a flush to prompt it.
+    #[serde(with = "humantime_serde")]
+    pub compaction_period: Duration,
+    /// History kept for reads in the past: GC removes only what no read within this window
+    /// (and no branch or lease) can need.
+    #[serde(with = "humantime_serde")]
+    pub pitr_window: Duration,
+    /// How often GC runs.
+    #[serde(with = "humantime_serde")]
+    pub gc_period: Duration,
     /// Attempts for an object-store call that a client waits on (attach, layer download)
     /// before the read fails with UNAVAILABLE. Uploads retry until they succeed.
     pub remote_read_attempts: u32,
@@ -57,6 +77,13 @@ impl Default for PageserverConfig {
             remote_retry_initial_backoff: Duration::from_millis(100),
             remote_retry_max_backoff: Duration::from_secs(10),
             remote_read_attempts: 5,
+            compaction_threshold: 10,
+            compaction_target_size: 128 * 1024 * 1024,
+            image_creation_threshold: 3,
+            l0_stall_bytes: 2 * 1024 * 1024 * 1024,
+            compaction_period: Duration::from_secs(20),
+            pitr_window: Duration::from_secs(7 * 24 * 3600),
+            gc_period: Duration::from_secs(3600),
         }
     }
 }

@@ -20,6 +20,16 @@ pub enum PageserverError {
         last_record_lsn: Lsn,
     },
 
+    /// The read asks for history that garbage collection may already have removed.
+    #[error(
+        "timeline {timeline}: LSN {wanted} is before the retained history, which starts at {cutoff}"
+    )]
+    BelowGcCutoff {
+        timeline: TimelineId,
+        wanted: Lsn,
+        cutoff: Lsn,
+    },
+
     /// Another pageserver took the timeline over (published a manifest with a higher
     /// generation). This one must not ingest or upload for it any more.
     #[error("timeline {0} is owned by another pageserver (fenced by a newer generation)")]
@@ -66,6 +76,7 @@ impl From<PageserverError> for tonic::Status {
         let message = e.to_string();
         match e {
             PageserverError::InvalidArgument(_) => Status::invalid_argument(message),
+            PageserverError::BelowGcCutoff { .. } => Status::out_of_range(message),
             PageserverError::WaitLsnTimeout { .. }
             | PageserverError::ShuttingDown
             | PageserverError::Remote(_)

@@ -9,13 +9,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::layer_format::{LayerReader, LayerWriter};
 use crate::error::{PageserverError, Result};
 use crate::layer_desc::LayerDesc;
 use crate::layer_file::LayerFile;
+use crate::layer_format::{LayerReader, LayerWriter};
 use crate::layer_map::FrozenLayer;
-use crate::manifest::{self, PublishOutcome};
-use crate::timeline::{lock, Timeline, WeakTimeline};
+use crate::timeline::{Timeline, WeakTimeline};
 
 /// Bounds for how often the flush loop checks the open layer's age.
 const MIN_TICK: Duration = Duration::from_millis(10);
@@ -94,16 +93,28 @@ impl Timeline {
                 .await?;
             Some(LayerFile::resident(desc, path, reader))
         };
-        self.publish(file.as_ref().map(|f| f.desc().clone()), frozen, cancel)
-            .await?;
+        let new_layer = file.as_ref().map(|f| f.desc().clone());
+        let lsn_end = frozen.lsn_end;
+        let commit_time = frozen.mem.newest_commit_micros();
+        self.publish_manifest(
+            |next| {
+                next.layers.extend(new_layer.clone());
+                next.disk_consistent_lsn = lsn_end;
+                next.record_commit_time(lsn_end, commit_time);
+            },
+            cancel,
+        )
+        .await?;
         self.disk_consistent_lsn
             .fetch_max(frozen.lsn_end.0, Ordering::AcqRel);
         {
             let mut map = self.layers_write();
             map.finish_flush(frozen, file.map(Arc::new));
             self.frozen_count.send_replace(map.frozen.len());
+            self.l0_bytes.send_replace(map.l0_bytes());
         }
         self.remote_consistent_lsn.send_replace(frozen.lsn_end);
+        self.compaction_requested.notify_one();
         Ok(())
     }
 
@@ -147,52 +158,6 @@ impl Timeline {
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(self.conf.remote_retry_max_backoff);
-        }
-    }
-
-    /// Publishes the next manifest version: our layers plus `new_layer`, consistent up to the
-    /// frozen layer's end. If the version is taken by a newer generation we are fenced.
-    async fn publish(
-        &self,
-        new_layer: Option<LayerDesc>,
-        frozen: &FrozenLayer,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
-        let mut next = lock(&self.manifest).clone();
-        next.version += 1;
-        next.layers.extend(new_layer);
-        next.disk_consistent_lsn = frozen.lsn_end;
-        loop {
-            match manifest::publish(&self.remote, &next, None, cancel).await? {
-                PublishOutcome::Published => {
-                    info!(
-                        version = next.version,
-                        disk_consistent_lsn = %next.disk_consistent_lsn,
-                        layers = next.layers.len(),
-                        "published manifest"
-                    );
-                    *lock(&self.manifest) = next;
-                    return Ok(());
-                }
-                PublishOutcome::Conflict(latest) if latest.generation > self.generation => {
-                    self.set_fenced(latest.generation);
-                    return Err(PageserverError::Fenced(self.id));
-                }
-                PublishOutcome::Conflict(latest) if latest == next => {
-                    // An earlier attempt of ours succeeded although its answer was lost.
-                    *lock(&self.manifest) = next;
-                    return Ok(());
-                }
-                PublishOutcome::Conflict(latest) => {
-                    warn!(
-                        version = next.version,
-                        latest_version = latest.version,
-                        latest_generation = latest.generation,
-                        "manifest version taken by our own generation; publishing after it"
-                    );
-                    next.version = latest.version + 1;
-                }
-            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //! and a frozen layer iterates in exactly the order the layer file wants.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
@@ -28,6 +28,9 @@ pub(crate) struct InMemoryLayer {
     created: Instant,
     entries: SkipMap<(Bytes, Lsn), Value>,
     size: AtomicU64,
+    /// Newest commit time of the records in the layer (microseconds since the Unix epoch;
+    /// `i64::MIN` when none): the manifest keeps it to map times to LSNs.
+    newest_commit_micros: AtomicI64,
 }
 
 impl InMemoryLayer {
@@ -37,7 +40,20 @@ impl InMemoryLayer {
             created: Instant::now(),
             entries: SkipMap::new(),
             size: AtomicU64::new(0),
+            newest_commit_micros: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Notes the commit time of a record applied to this layer.
+    pub fn note_commit_time(&self, micros: i64) {
+        self.newest_commit_micros
+            .fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The newest commit time noted, if any.
+    pub fn newest_commit_micros(&self) -> Option<i64> {
+        let t = self.newest_commit_micros.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
     }
 
     pub fn start_lsn(&self) -> Lsn {

@@ -147,7 +147,10 @@ mod tests {
         assert!(json.contains("\"key_start\":\"0061\""), "{json}");
         assert!(json.contains("\"kind\":\"l1\""), "{json}");
         let old = json.replace("\"kind\":\"l1\",", "");
-        assert_eq!(serde_json::from_str::<LayerDesc>(&old).unwrap().kind, LayerKind::L0);
+        assert_eq!(
+            serde_json::from_str::<LayerDesc>(&old).unwrap().kind,
+            LayerKind::L0
+        );
         assert_eq!(serde_json::from_str::<LayerDesc>(&json).unwrap(), desc);
         assert!(desc.contains_key(b"b") && !desc.contains_key(b"zzz"));
         assert!(desc.overlaps(b"zz", None) && !desc.overlaps(b"zzz", None));

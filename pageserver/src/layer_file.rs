@@ -9,9 +9,9 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::layer_format::LayerReader;
 use crate::error::{PageserverError, Result};
 use crate::layer_desc::LayerDesc;
+use crate::layer_format::LayerReader;
 use crate::remote::RemoteStorage;
 
 /// One historic layer of a timeline. Opening it (and downloading it first if needed) happens
@@ -89,8 +89,7 @@ impl LayerFile {
     async fn open(&self) -> Result<Arc<LayerReader>> {
         let path = self.local_path.clone();
         let name = self.desc.name.clone();
-        let reader =
-            tokio::task::spawn_blocking(move || LayerReader::open(&path, &name)).await??;
+        let reader = tokio::task::spawn_blocking(move || LayerReader::open(&path, &name)).await??;
         let expected = (self.desc.lsn_start, self.desc.lsn_end);
         if reader.lsn_range() != expected {
             return Err(PageserverError::corruption(

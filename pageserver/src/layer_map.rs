@@ -8,6 +8,7 @@ use std::sync::Arc;
 use strata_core::Lsn;
 
 use crate::in_memory_layer::InMemoryLayer;
+use crate::layer_desc::{LayerDesc, LayerKind};
 use crate::layer_file::LayerFile;
 
 /// An in-memory layer that takes no more writes, and the last LSN it covers.
@@ -22,8 +23,17 @@ pub(crate) struct LayerMap {
     pub open: Arc<InMemoryLayer>,
     /// Oldest first: flushed in this order.
     pub frozen: VecDeque<Arc<FrozenLayer>>,
-    /// Oldest LSN range first. Copy-on-write, so a snapshot is one `Arc` clone.
+    /// In [`sort_layers`] order. Copy-on-write, so a snapshot is one `Arc` clone.
     pub files: Arc<Vec<Arc<LayerFile>>>,
+}
+
+/// The order of layer files everywhere (layer map and manifest): by the end of their LSN
+/// range, so that a reader walking backwards meets newer versions first.
+pub(crate) fn sort_layers<T>(layers: &mut [T], desc: impl Fn(&T) -> &LayerDesc) {
+    layers.sort_by(|a, b| {
+        let (a, b) = (desc(a), desc(b));
+        (a.lsn_end, a.lsn_start, &a.key_start).cmp(&(b.lsn_end, b.lsn_start, &b.key_start))
+    });
 }
 
 /// A consistent view of the layers for one read.
@@ -35,7 +45,8 @@ pub(crate) struct LayerSnapshot {
 }
 
 impl LayerMap {
-    pub fn new(start_lsn: Lsn, files: Vec<Arc<LayerFile>>) -> Self {
+    pub fn new(start_lsn: Lsn, mut files: Vec<Arc<LayerFile>>) -> Self {
+        sort_layers(&mut files, |f| f.desc());
         Self {
             open: Arc::new(InMemoryLayer::new(start_lsn)),
             frozen: VecDeque::new(),
@@ -51,6 +62,29 @@ impl LayerMap {
             in_memory,
             files: self.files.clone(),
         }
+    }
+
+    /// Bytes of L0 files: what compaction has yet to merge, and what ingest backpressure
+    /// bounds.
+    pub fn l0_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.desc().kind == LayerKind::L0)
+            .map(|f| f.desc().size)
+            .sum()
+    }
+
+    /// Swaps the files named `removed` for `added` (compaction and GC).
+    pub fn replace(&mut self, removed: &[String], added: Vec<Arc<LayerFile>>) {
+        let mut files: Vec<Arc<LayerFile>> = self
+            .files
+            .iter()
+            .filter(|f| !removed.contains(&f.desc().name))
+            .cloned()
+            .chain(added)
+            .collect();
+        sort_layers(&mut files, |f| f.desc());
+        self.files = Arc::new(files);
     }
 
     /// Freezes the open layer as covering LSNs up to `lsn_end` and opens a new one after it.
@@ -76,10 +110,7 @@ impl LayerMap {
             "frozen layers are flushed oldest first, by one flusher"
         );
         if let Some(file) = file {
-            let mut files = Vec::with_capacity(self.files.len() + 1);
-            files.extend(self.files.iter().cloned());
-            files.push(file);
-            self.files = Arc::new(files);
+            self.replace(&[], vec![file]);
         }
     }
 }

@@ -5,16 +5,19 @@
 //! Object storage is the durable truth; the local data directory is a cache. See
 //! `docs/pageserver.md` for the file format, fencing and the ingest, flush and read paths.
 
+mod compaction;
 mod config;
-mod layer_format;
 mod error;
 mod flush;
+mod gc;
 mod in_memory_layer;
 mod layer_desc;
 mod layer_file;
+mod layer_format;
 mod layer_map;
 mod manifest;
 mod merge;
+mod publish;
 mod read_path;
 mod remote;
 mod server;
@@ -23,6 +26,8 @@ mod timeline;
 mod timeline_manager;
 mod wal_receiver;
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]

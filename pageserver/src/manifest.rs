@@ -38,6 +38,17 @@ pub(crate) struct Manifest {
     pub layers: Vec<LayerDesc>,
     /// `None` until branching is implemented.
     pub ancestor: Option<Ancestor>,
+    /// LSNs at which image layers hold every live key of the timeline: what GC may keep
+    /// instead of the history below. Ascending.
+    #[serde(default)]
+    pub image_lsns: Vec<Lsn>,
+    /// Reads below this LSN are refused: GC may have removed what they need.
+    #[serde(default)]
+    pub gc_cutoff_lsn: Lsn,
+    /// `(lsn, newest commit time at or below it)`, one per flush, ascending: maps a point in
+    /// time to an LSN (microseconds since the Unix epoch). Trimmed below the GC cutoff.
+    #[serde(default)]
+    pub commit_times: Vec<(Lsn, i64)>,
 }
 
 impl Manifest {
@@ -51,7 +62,32 @@ impl Manifest {
             disk_consistent_lsn: Lsn::ZERO,
             layers: Vec::new(),
             ancestor: None,
+            image_lsns: Vec::new(),
+            gc_cutoff_lsn: Lsn::ZERO,
+            commit_times: Vec::new(),
         }
+    }
+
+    /// Notes that every record at or below `lsn` committed at or before `micros`.
+    pub fn record_commit_time(&mut self, lsn: Lsn, micros: Option<i64>) {
+        let Some(micros) = micros else {
+            return;
+        };
+        match self.commit_times.last() {
+            None => self.commit_times.push((lsn, micros)),
+            // A running maximum, so times ascend with LSNs even if clocks step back.
+            Some(&(l, t)) if l < lsn => self.commit_times.push((lsn, micros.max(t))),
+            Some(_) => {}
+        }
+    }
+
+    /// The highest recorded LSN whose records all committed at or before `micros`.
+    pub fn lsn_at_time(&self, micros: i64) -> Option<Lsn> {
+        self.commit_times
+            .iter()
+            .take_while(|(_, t)| *t <= micros)
+            .last()
+            .map(|(l, _)| *l)
     }
 
     fn to_bytes(&self) -> Bytes {

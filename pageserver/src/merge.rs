@@ -111,6 +111,34 @@ impl MergeIterator {
     }
 }
 
+impl MergeIterator {
+    /// Every version of every key, tombstones included, in `(key, lsn)` order: what
+    /// compaction rewrites. Sources must not share a `(key, lsn)`.
+    pub fn versions(self) -> Versions {
+        Versions(self)
+    }
+}
+
+/// See [`MergeIterator::versions`].
+pub(crate) struct Versions(MergeIterator);
+
+impl Iterator for Versions {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.failed {
+            return None;
+        }
+        match self.0.pop() {
+            Ok(entry) => entry.map(Ok),
+            Err(e) => {
+                self.0.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 impl Iterator for MergeIterator {
     type Item = Result<(Bytes, Bytes)>;
 

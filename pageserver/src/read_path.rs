@@ -13,7 +13,7 @@ use crate::in_memory_layer::{InMemoryLayerIter, Value};
 use crate::layer_file::LayerFile;
 use crate::layer_format::Found;
 use crate::merge::{MergeIterator, Source};
-use crate::timeline::Timeline;
+use crate::timeline::{lock, Timeline};
 
 /// A scan chunk is sent once it holds this many bytes or entries.
 const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
@@ -50,6 +50,21 @@ impl Timeline {
         }
     }
 
+    /// Refuses reads below the GC cutoff: what they need may be gone. (A read that starts
+    /// just before GC raises the cutoff still holds its layer snapshot; GC keeps a grace
+    /// period before deleting, see `gc.rs`.)
+    fn check_gc_cutoff(&self, lsn: Lsn) -> Result<()> {
+        let cutoff = lock(&self.manifest).gc_cutoff_lsn;
+        if lsn < cutoff {
+            return Err(PageserverError::BelowGcCutoff {
+                timeline: self.id,
+                wanted: lsn,
+                cutoff,
+            });
+        }
+        Ok(())
+    }
+
     /// The value of each key at `lsn` (`None`: absent or deleted), in request order.
     pub(crate) async fn get(
         &self,
@@ -60,6 +75,8 @@ impl Timeline {
         check_lsns(lsn, not_modified_since)?;
         self.wait_lsn(not_modified_since).await?;
         let snapshot = self.layers_read().snapshot();
+        // After the snapshot: GC raises the cutoff before it drops layers from the map.
+        self.check_gc_cutoff(lsn)?;
         // `None`: not found yet; `Some(value)`: resolved by the newest layer holding a version.
         let mut found: Vec<Option<Value>> = vec![None; keys.len()];
         for layer in snapshot.in_memory.iter().filter(|l| l.start_lsn() <= lsn) {
@@ -78,8 +95,7 @@ impl Timeline {
                 continue;
             }
             let open = |i: usize| {
-                found[i].is_none()
-                    && best[i].as_ref().is_none_or(|(v, _)| *v < desc.lsn_end)
+                found[i].is_none() && best[i].as_ref().is_none_or(|(v, _)| *v < desc.lsn_end)
             };
             if (0..keys.len()).all(|i| !open(i)) {
                 break;
@@ -127,6 +143,8 @@ impl Timeline {
         }
         self.wait_lsn(not_modified_since).await?;
         let snapshot = self.layers_read().snapshot();
+        // After the snapshot: GC raises the cutoff before it drops layers from the map.
+        self.check_gc_cutoff(lsn)?;
         let mut sources: Vec<Source> = snapshot
             .in_memory
             .iter()

@@ -281,6 +281,57 @@ impl RemoteStorage {
         .await
     }
 
+    /// Deletes a layer object (absent counts as deleted), retrying a few times.
+    pub async fn delete_layer(&self, timeline: TimelineId, name: &str) -> Result<()> {
+        let location = Path::from(layout::layer_object(timeline, name));
+        self.delete(&location).await
+    }
+
+    /// Deletes an object (absent counts as deleted), retrying a few times.
+    pub async fn delete(&self, location: &Path) -> Result<()> {
+        let cancel = CancellationToken::new();
+        self.retry("delete", Some(self.read_attempts), &cancel, || async {
+            match self.store.delete(location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Layer objects of a timeline: name and last modification time.
+    pub async fn list_layers(
+        &self,
+        timeline: TimelineId,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let prefix = Path::from(layout::layer_object(timeline, ""));
+        self.retry(
+            "layer listing",
+            Some(self.read_attempts),
+            cancel,
+            || async {
+                let mut listing = self.store.list(Some(&prefix));
+                let mut layers = Vec::new();
+                while let Some(meta) = listing.next().await {
+                    let meta = meta?;
+                    if let Some(name) = meta.location.filename() {
+                        layers.push((name.to_string(), meta.last_modified));
+                    }
+                }
+                Ok(layers)
+            },
+        )
+        .await
+    }
+
+    /// Deletes one manifest version.
+    pub async fn delete_manifest(&self, timeline: TimelineId, version: u64) -> Result<()> {
+        let dir = layout::timeline_manifest_dir(timeline);
+        self.delete(&Path::from(layout::manifest_version(&dir, version)))
+            .await
+    }
+
     pub fn read_attempts(&self) -> u32 {
         self.read_attempts
     }

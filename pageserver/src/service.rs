@@ -41,7 +41,9 @@ impl PageserverService {
 /// Logs server-side failures where they are handled (here, at the edge) and converts them.
 fn log_status(e: PageserverError) -> Status {
     match &e {
-        PageserverError::InvalidArgument(_) | PageserverError::WaitLsnTimeout { .. } => {}
+        PageserverError::InvalidArgument(_)
+        | PageserverError::WaitLsnTimeout { .. }
+        | PageserverError::BelowGcCutoff { .. } => {}
         _ => warn!(error = %e, "request failed"),
     }
     e.into()

@@ -26,6 +26,10 @@ pub(crate) fn test_config(data_dir: &FsPath) -> PageserverConfig {
         block_size: 1024,
         remote_retry_initial_backoff: Duration::from_millis(5),
         remote_retry_max_backoff: Duration::from_millis(50),
+        // Tests of compaction turn it on; the rest see every L0 file they flushed.
+        compaction_threshold: usize::MAX,
+        image_creation_threshold: usize::MAX,
+        gc_period: Duration::from_secs(24 * 3600),
         ..PageserverConfig::default()
     }
 }

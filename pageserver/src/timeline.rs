@@ -15,6 +15,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::config::PageserverConfig;
 use crate::error::{PageserverError, Result};
+use crate::layer_desc::LayerKind;
 use crate::layer_file::LayerFile;
 use crate::layer_map::LayerMap;
 use crate::manifest::{self, Manifest, PublishOutcome};
@@ -34,6 +35,11 @@ pub(crate) struct TimelineStatus {
     pub layer_count: u64,
     pub frozen_layers: usize,
     pub ingest_stalls: u64,
+    /// L0 files waiting for compaction, their bytes, and ingest stalls they caused.
+    pub l0_layers: usize,
+    pub l0_bytes: u64,
+    pub l0_stalls: u64,
+    pub gc_cutoff_lsn: Lsn,
     pub generation: u64,
     pub fenced: bool,
 }
@@ -60,6 +66,16 @@ pub(crate) struct Timeline {
     /// Serializes flushing, so frozen layers are written and published in LSN order.
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) flush_requested: Arc<Notify>,
+    /// Serializes manifest changes (flush, compaction, GC): each starts from the last one.
+    pub(crate) publish_lock: tokio::sync::Mutex<()>,
+    /// One compaction or GC at a time.
+    pub(crate) compaction_lock: tokio::sync::Mutex<()>,
+    pub(crate) compaction_requested: Arc<Notify>,
+    /// Bytes of L0 files; ingest waits for it to drop below `l0_stall_bytes`.
+    pub(crate) l0_bytes: watch::Sender<u64>,
+    pub(crate) l0_stalls: AtomicU64,
+    /// When GC last ran, so the compaction loop runs it every `gc_period`.
+    pub(crate) last_gc: Mutex<std::time::Instant>,
     pub(crate) fenced: AtomicBool,
     pub(crate) ingest_stalls: AtomicU64,
     /// Cancelled when the timeline shuts down: stops downloads for reads.
@@ -68,7 +84,10 @@ pub(crate) struct Timeline {
     pub(crate) ingest_stop: CancellationToken,
     /// Stops the background flush loop (shutdown then flushes in the foreground).
     pub(crate) flush_stop: CancellationToken,
+    /// Stops compaction and GC (at shutdown, before the final flush, and when fenced).
+    pub(crate) compaction_stop: CancellationToken,
     flush_task: Mutex<Option<AbortOnDropHandle<()>>>,
+    compaction_task: Mutex<Option<AbortOnDropHandle<()>>>,
     receiver_task: Mutex<Option<AbortOnDropHandle<()>>>,
 }
 
@@ -104,12 +123,14 @@ impl Timeline {
             .map(|desc| Arc::new(LayerFile::new(desc.clone(), &layer_dir)))
             .collect();
         let lsn = manifest.disk_consistent_lsn;
+        let layers = LayerMap::new(lsn.next(), files);
+        let l0_bytes = layers.l0_bytes();
         let shutdown = CancellationToken::new();
         let timeline = Arc::new(Timeline {
             id,
             layer_dir,
             generation: manifest.generation,
-            layers: RwLock::new(LayerMap::new(lsn.next(), files)),
+            layers: RwLock::new(layers),
             last_record_lsn: watch::Sender::new(lsn),
             disk_consistent_lsn: AtomicU64::new(lsn.0),
             remote_consistent_lsn: watch::Sender::new(lsn),
@@ -118,12 +139,20 @@ impl Timeline {
             ingest_lock: tokio::sync::Mutex::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
             flush_requested: Arc::new(Notify::new()),
+            publish_lock: tokio::sync::Mutex::new(()),
+            compaction_lock: tokio::sync::Mutex::new(()),
+            compaction_requested: Arc::new(Notify::new()),
+            l0_bytes: watch::Sender::new(l0_bytes),
+            l0_stalls: AtomicU64::new(0),
+            last_gc: Mutex::new(std::time::Instant::now()),
             fenced: AtomicBool::new(false),
             ingest_stalls: AtomicU64::new(0),
             ingest_stop: shutdown.child_token(),
             flush_stop: shutdown.child_token(),
+            compaction_stop: shutdown.child_token(),
             shutdown,
             flush_task: Mutex::new(None),
+            compaction_task: Mutex::new(None),
             receiver_task: Mutex::new(None),
             conf,
             remote,
@@ -138,6 +167,16 @@ impl Timeline {
             .instrument(span.clone()),
         );
         *lock(&timeline.flush_task) = Some(AbortOnDropHandle::new(task));
+        let task = tokio::spawn(
+            Self::compaction_loop(
+                Arc::downgrade(&timeline),
+                timeline.compaction_requested.clone(),
+                timeline.compaction_stop.clone(),
+                timeline.conf.compaction_period,
+            )
+            .instrument(span.clone()),
+        );
+        *lock(&timeline.compaction_task) = Some(AbortOnDropHandle::new(task));
         span.in_scope(|| {
             info!(
                 generation = timeline.generation,
@@ -216,6 +255,7 @@ impl Timeline {
         }
         self.ingest_stop.cancel();
         self.flush_stop.cancel();
+        self.compaction_stop.cancel();
     }
 
     /// Applies one chunk of committed WAL, as the WAL receiver does: every mutation of every
@@ -233,6 +273,7 @@ impl Timeline {
         let open = self.layers_read().open.clone();
         let mut new_last = last.max(committed_lsn);
         for record in records.iter().filter(|r| r.lsn > last) {
+            open.note_commit_time(record.commit_time_micros);
             for m in &record.mutations {
                 match m {
                     Mutation::Put { key, value } => {
@@ -253,8 +294,10 @@ impl Timeline {
     }
 
     /// Ingest stalls while `max_frozen_layers` frozen layers wait for upload, so memory stays
-    /// bounded when object storage is slow or down. Stalls are counted.
+    /// bounded when object storage is slow or down, and while L0 files hold `l0_stall_bytes`,
+    /// so reads never cross an unbounded pile of them. Stalls are counted.
     async fn wait_for_flush_capacity(&self) -> Result<()> {
+        self.wait_for_compaction_capacity().await?;
         let max = self.conf.max_frozen_layers.max(1);
         let mut rx = self.frozen_count.subscribe();
         if *rx.borrow_and_update() < max {
@@ -262,6 +305,21 @@ impl Timeline {
         }
         let stalls = self.ingest_stalls.fetch_add(1, Ordering::Relaxed) + 1;
         warn!(timeline_id = %self.id, stalls, "ingest stalled: frozen layers wait for upload");
+        tokio::select! {
+            r = rx.wait_for(|n| *n < max) => r.map(|_| ()).map_err(|_| PageserverError::ShuttingDown),
+            _ = self.ingest_stop.cancelled() => Err(self.stopped_error()),
+        }
+    }
+
+    async fn wait_for_compaction_capacity(&self) -> Result<()> {
+        let max = self.conf.l0_stall_bytes;
+        let mut rx = self.l0_bytes.subscribe();
+        if *rx.borrow_and_update() < max {
+            return Ok(());
+        }
+        let stalls = self.l0_stalls.fetch_add(1, Ordering::Relaxed) + 1;
+        warn!(timeline_id = %self.id, stalls, "ingest stalled: L0 layers wait for compaction");
+        self.compaction_requested.notify_one();
         tokio::select! {
             r = rx.wait_for(|n| *n < max) => r.map(|_| ()).map_err(|_| PageserverError::ShuttingDown),
             _ = self.ingest_stop.cancelled() => Err(self.stopped_error()),
@@ -299,6 +357,14 @@ impl Timeline {
             layer_count: map.files.len() as u64,
             frozen_layers: map.frozen.len(),
             ingest_stalls: self.ingest_stalls.load(Ordering::Relaxed),
+            l0_layers: map
+                .files
+                .iter()
+                .filter(|f| f.desc().kind == LayerKind::L0)
+                .count(),
+            l0_bytes: map.l0_bytes(),
+            l0_stalls: self.l0_stalls.load(Ordering::Relaxed),
+            gc_cutoff_lsn: lock(&self.manifest).gc_cutoff_lsn,
             generation: self.generation,
             fenced: self.is_fenced(),
         }
@@ -327,6 +393,11 @@ impl Timeline {
         self.ingest_stop.cancel();
         let receiver = lock(&self.receiver_task).take();
         if let Some(task) = receiver {
+            let _ = task.await;
+        }
+        self.compaction_stop.cancel();
+        let compactor = lock(&self.compaction_task).take();
+        if let Some(task) = compactor {
             let _ = task.await;
         }
         self.flush_stop.cancel();

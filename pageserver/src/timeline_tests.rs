@@ -24,12 +24,12 @@ use crate::timeline::Timeline;
 
 /// Every version of every key: the answer any read must give.
 #[derive(Default)]
-struct Model {
+pub(crate) struct Model {
     versions: BTreeMap<(Bytes, Lsn), Option<Bytes>>,
 }
 
 impl Model {
-    fn apply(&mut self, r: &WalRecord) {
+    pub(crate) fn apply(&mut self, r: &WalRecord) {
         for m in &r.mutations {
             let value = match m {
                 Mutation::Put { value, .. } => Some(value.clone()),
@@ -39,14 +39,14 @@ impl Model {
         }
     }
 
-    fn get(&self, k: &Bytes, lsn: Lsn) -> Option<Bytes> {
+    pub(crate) fn get(&self, k: &Bytes, lsn: Lsn) -> Option<Bytes> {
         self.versions
             .range((k.clone(), Lsn::ZERO)..=(k.clone(), lsn))
             .next_back()
             .and_then(|(_, v)| v.clone())
     }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, lsn: Lsn) -> Vec<(Bytes, Bytes)> {
+    pub(crate) fn scan(&self, start: &[u8], end: Option<&[u8]>, lsn: Lsn) -> Vec<(Bytes, Bytes)> {
         let mut out: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
         for ((k, l), v) in &self.versions {
             if k.as_ref() >= start && end.is_none_or(|e| k.as_ref() < e) && *l <= lsn {
@@ -61,7 +61,7 @@ impl Model {
 
 /// A deterministic workload: record `i` (LSN `first + i`) writes or deletes a few of 300 keys
 /// with values of 50 to 350 bytes.
-fn workload(first: u64, count: u64) -> Vec<WalRecord> {
+pub(crate) fn workload(first: u64, count: u64) -> Vec<WalRecord> {
     (0..count)
         .map(|i| {
             let lsn = first + i;
@@ -81,7 +81,7 @@ fn workload(first: u64, count: u64) -> Vec<WalRecord> {
         .collect()
 }
 
-async fn ingest_all(t: &Timeline, records: &[WalRecord], model: &mut Model) {
+pub(crate) async fn ingest_all(t: &Timeline, records: &[WalRecord], model: &mut Model) {
     for chunk in records.chunks(3) {
         for r in chunk {
             model.apply(r);
@@ -92,7 +92,7 @@ async fn ingest_all(t: &Timeline, records: &[WalRecord], model: &mut Model) {
 }
 
 /// Freezes whatever is open and flushes every frozen layer in the foreground.
-async fn flush_all(t: &Timeline) -> Result<(), PageserverError> {
+pub(crate) async fn flush_all(t: &Timeline) -> Result<(), PageserverError> {
     {
         let guard = t.ingest_lock.lock().await;
         t.freeze(&guard);
@@ -101,12 +101,8 @@ async fn flush_all(t: &Timeline) -> Result<(), PageserverError> {
 }
 
 /// Checks Get at many LSNs for every key, and several scans, against the model.
-async fn assert_reads_match(t: &Timeline, model: &Model, max_lsn: u64) {
-    let keys: Vec<Bytes> = (0..300)
-        .map(key)
-        .chain([Bytes::from_static(b"nope")])
-        .collect();
-    for lsn in [
+pub(crate) async fn assert_reads_match(t: &Timeline, model: &Model, max_lsn: u64) {
+    let lsns = [
         0,
         1,
         max_lsn / 3,
@@ -114,7 +110,19 @@ async fn assert_reads_match(t: &Timeline, model: &Model, max_lsn: u64) {
         max_lsn - 1,
         max_lsn,
         u64::MAX,
-    ] {
+    ];
+    assert_reads_at(t, model, &lsns).await;
+    let limited = t.scan_all(b"", None, Lsn(max_lsn), Some(7)).await.unwrap();
+    assert_eq!(limited, model.scan(b"", None, Lsn(max_lsn))[..7]);
+}
+
+/// Checks Get for every key, and several scans, at each of `lsns`.
+pub(crate) async fn assert_reads_at(t: &Timeline, model: &Model, lsns: &[u64]) {
+    let keys: Vec<Bytes> = (0..300)
+        .map(key)
+        .chain([Bytes::from_static(b"nope")])
+        .collect();
+    for &lsn in lsns {
         let lsn = Lsn(lsn);
         let got = t.get(&keys, lsn, Lsn::ZERO).await.expect("get");
         let want: Vec<_> = keys.iter().map(|k| model.get(k, lsn)).collect();
@@ -128,17 +136,15 @@ async fn assert_reads_match(t: &Timeline, model: &Model, max_lsn: u64) {
             assert_eq!(got, model.scan(start, end, lsn), "scan at {lsn}");
         }
     }
-    let limited = t.scan_all(b"", None, Lsn(max_lsn), Some(7)).await.unwrap();
-    assert_eq!(limited, model.scan(b"", None, Lsn(max_lsn))[..7]);
 }
 
-struct Env {
+pub(crate) struct Env {
     _bucket: TempDir,
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         init_tracing();
         let bucket = tempfile::tempdir().unwrap();
         let store = local_store(bucket.path());
@@ -148,7 +154,7 @@ impl Env {
         }
     }
 
-    async fn attach(&self, id: TimelineId, conf: PageserverConfig) -> Arc<Timeline> {
+    pub(crate) async fn attach(&self, id: TimelineId, conf: PageserverConfig) -> Arc<Timeline> {
         self.attach_with(id, conf, self.store.clone()).await
     }
 
@@ -165,7 +171,7 @@ impl Env {
     }
 
     /// Every manifest version in the bucket, oldest first.
-    async fn manifests(&self, id: TimelineId) -> Vec<Manifest> {
+    pub(crate) async fn manifests(&self, id: TimelineId) -> Vec<Manifest> {
         let prefix = Path::from(layout::timeline_manifest_dir(id));
         let mut paths: Vec<Path> = self
             .store

@@ -87,7 +87,10 @@ impl LayerReader {
             }
             let probes = cur.get_u8();
             let bits = get_bytes(&mut cur).ok_or_else(|| bad("truncated bloom filter"))?;
-            Some(Bloom::from_parts(bits.to_vec(), probes).ok_or_else(|| bad("empty bloom filter"))?)
+            Some(
+                Bloom::from_parts(bits.to_vec(), probes)
+                    .ok_or_else(|| bad("empty bloom filter"))?,
+            )
         } else {
             None
         };
@@ -195,7 +198,9 @@ impl LayerReader {
         lsn: Lsn,
         last_block: &mut Option<(usize, Bytes)>,
     ) -> Result<Found> {
-        if lsn < self.footer.lsn_start || key < self.key_start.as_ref() || key > self.key_end.as_ref()
+        if lsn < self.footer.lsn_start
+            || key < self.key_start.as_ref()
+            || key > self.key_end.as_ref()
         {
             return Ok(None);
         }

@@ -240,14 +240,21 @@ fn an_image_knows_its_keys_are_all_there_is() {
     }
     let (desc, path) = w.finish(4).unwrap();
     assert_eq!(desc.kind, LayerKind::Image);
-    assert!(desc.name.ends_with("__0000000000000032-g00000004"), "{}", desc.name);
+    assert!(
+        desc.name.ends_with("__0000000000000032-g00000004"),
+        "{}",
+        desc.name
+    );
     let r = Arc::new(LayerReader::open(&path, &desc.name).unwrap());
     assert!(r.is_image());
     let v = Some(Bytes::from_static(b"v"));
     assert_eq!(r.get(&key(10), Lsn(60)).unwrap(), Some((Lsn(50), v)));
     // In range but missing: absent at the image's LSN. Out of range or before it: unknown.
     assert_eq!(r.get(&key(11), Lsn(60)).unwrap(), Some((Lsn(50), None)));
-    assert_eq!(r.get(b"key-000001x", Lsn(60)).unwrap(), Some((Lsn(50), None)));
+    assert_eq!(
+        r.get(b"key-000001x", Lsn(60)).unwrap(),
+        Some((Lsn(50), None))
+    );
     assert_eq!(r.get(b"key-", Lsn(60)).unwrap(), None);
     assert_eq!(r.get(&key(999), Lsn(60)).unwrap(), None);
     assert_eq!(r.get(&key(10), Lsn(49)).unwrap(), None);
@@ -280,7 +287,13 @@ fn write_v1(path: &std::path::Path, m: &Model) {
     put_bytes(&mut index, &m.keys().next_back().unwrap().0);
     index.extend_from_slice(&crc32c::crc32c(&index).to_le_bytes());
     let mut footer = Vec::new();
-    for word in [file.len() as u64, index.len() as u64, u64::from(entries), 10, 40] {
+    for word in [
+        file.len() as u64,
+        index.len() as u64,
+        u64::from(entries),
+        10,
+        40,
+    ] {
         footer.extend_from_slice(&word.to_le_bytes());
     }
     footer.extend_from_slice(&blocks.to_le_bytes());
@@ -304,7 +317,10 @@ fn version_1_files_are_still_read() {
     assert_eq!(r.entry_count(), m.len() as u64);
     for i in (0..2000).step_by(13) {
         for lsn in [9, 20, 40] {
-            assert_eq!(r.get(&key(i), Lsn(lsn)).unwrap(), expected(&m, &key(i), Lsn(lsn)));
+            assert_eq!(
+                r.get(&key(i), Lsn(lsn)).unwrap(),
+                expected(&m, &key(i), Lsn(lsn))
+            );
         }
     }
     assert_eq!(r.iter(Bytes::new(), None, Lsn::MAX).count(), m.len());

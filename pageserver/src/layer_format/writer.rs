@@ -61,10 +61,7 @@ impl LayerWriter {
         // Unique among concurrent writers of one directory (flush and compaction).
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp_path = dir.join(format!(
-            "{:016X}-{:016X}-{n}.tmp",
-            lsn_start.0, lsn_end.0
-        ));
+        let tmp_path = dir.join(format!("{:016X}-{:016X}-{n}.tmp", lsn_start.0, lsn_end.0));
         let file = File::create(&tmp_path)?;
         Ok(Self {
             kind,
@@ -113,7 +110,11 @@ impl LayerWriter {
         if self.min_key.is_none() {
             self.min_key = Some(key.clone());
         }
-        if self.last.as_ref().is_none_or(|(last_key, _)| last_key != key) {
+        if self
+            .last
+            .as_ref()
+            .is_none_or(|(last_key, _)| last_key != key)
+        {
             self.key_hashes.push(Bloom::hash(key));
         }
         encode_entry(&mut self.block, key, lsn, value);
