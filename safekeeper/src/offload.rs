@@ -81,6 +81,11 @@ impl Offloader {
                 _ = cancel.cancelled() => return,
                 _ = trim_tick.tick() => {
                     self.trim(&raft).await;
+                    if raft.metrics().borrow().current_leader == Some(self.node_id) {
+                        if let Err(e) = self.gc_bucket().await {
+                            tracing::warn!(error = %e, "WAL GC in the bucket failed; retrying later");
+                        }
+                    }
                     continue;
                 }
                 _ = tick.tick() => {}
@@ -225,6 +230,33 @@ impl Offloader {
             upto = upto.min(self.remote.remote_consistent_lsn(timeline).await?);
         }
         Ok(Some(upto))
+    }
+}
+
+impl Offloader {
+    /// Deletes offloaded WAL no one can need: below the newest state checkpoint (recovery
+    /// starts there) and below every timeline's GC cutoff (the pageserver reads nothing older,
+    /// and its layers hold the history within the PITR window). Older state checkpoints go
+    /// too. The leader does it; returns how many objects went.
+    pub(crate) async fn gc_bucket(&self) -> Result<usize, RemoteWalError> {
+        let Some(&newest_state) = self.remote.list_states().await?.last() else {
+            return Ok(0);
+        };
+        let timelines: Vec<_> = self.state.applied().wal.timelines.into_keys().collect();
+        let mut upto = newest_state;
+        for timeline in timelines {
+            upto = upto.min(self.remote.manifest_coverage(timeline).await?.gc_cutoff_lsn);
+        }
+        let deleted = self.remote.delete_below(upto, newest_state).await?;
+        if deleted > 0 {
+            tracing::info!(
+                upto,
+                newest_state,
+                deleted,
+                "deleted offloaded WAL below the GC horizon"
+            );
+        }
+        Ok(deleted)
     }
 }
 

@@ -236,10 +236,12 @@ impl RemoteWal {
     /// How far the pageserver's uploaded layers cover `timeline`: the `disk_consistent_lsn` of
     /// its newest manifest (see the pageserver's manifest format), 0 when it has none.
     pub(crate) async fn remote_consistent_lsn(&self, timeline: TimelineId) -> Result<u64> {
-        #[derive(serde::Deserialize)]
-        struct ManifestCoverage {
-            disk_consistent_lsn: u64,
-        }
+        Ok(self.manifest_coverage(timeline).await?.disk_consistent_lsn)
+    }
+
+    /// What the newest manifest of `timeline` says about the LSNs the pageserver covers and
+    /// still serves; zeros when it has none.
+    pub(crate) async fn manifest_coverage(&self, timeline: TimelineId) -> Result<ManifestCoverage> {
         let dir = layout::timeline_manifest_dir(timeline);
         let mut listing = self.store.list(Some(&Path::from(dir.as_str())));
         let mut newest = None;
@@ -253,7 +255,7 @@ impl RemoteWal {
             }
         }
         let Some(version) = newest else {
-            return Ok(0);
+            return Ok(ManifestCoverage::default());
         };
         let name = layout::manifest_version(&dir, version);
         let bytes = self
@@ -262,12 +264,55 @@ impl RemoteWal {
             .await?
             .bytes()
             .await?;
-        serde_json::from_slice::<ManifestCoverage>(&bytes)
-            .map(|m| m.disk_consistent_lsn)
-            .map_err(|e| RemoteWalError::Corrupt {
-                object: name,
-                detail: format!("not a manifest: {e}"),
-            })
+        serde_json::from_slice::<ManifestCoverage>(&bytes).map_err(|e| RemoteWalError::Corrupt {
+            object: name,
+            detail: format!("not a manifest: {e}"),
+        })
+    }
+
+    /// Indexes of the state checkpoints in the bucket, ascending.
+    pub(crate) async fn list_states(&self) -> Result<Vec<u64>> {
+        let prefix = Path::from(layout::SAFEKEEPER_STATE_DIR);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut states = Vec::new();
+        while let Some(meta) = listing.next().await {
+            if let Some(index) = meta?
+                .location
+                .filename()
+                .and_then(layout::parse_manifest_version)
+            {
+                states.push(index);
+            }
+        }
+        states.sort_unstable();
+        Ok(states)
+    }
+
+    /// Deletes the WAL objects whose entries all lie at or below `upto` and the state
+    /// checkpoints older than `keep_state`. Returns how many objects went.
+    pub(crate) async fn delete_below(&self, upto: u64, keep_state: u64) -> Result<usize> {
+        let mut deleted = 0;
+        for (first, last) in self.list_wal().await? {
+            if last <= upto {
+                self.delete(&layout::safekeeper_wal_object(first, last))
+                    .await?;
+                deleted += 1;
+            }
+        }
+        for index in self.list_states().await? {
+            if index < keep_state {
+                self.delete(&layout::safekeeper_state_object(index)).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        match self.store.delete(&Path::from(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The replicated state after the last offloaded entry: the newest checkpoint, then every
@@ -305,6 +350,16 @@ impl RemoteWal {
         }
         Ok(Some(state))
     }
+}
+
+/// The fields of a pageserver manifest the safekeepers read (see its format).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ManifestCoverage {
+    /// Every record at or below it is in uploaded layers.
+    pub disk_consistent_lsn: u64,
+    /// The pageserver's GC cutoff: no read goes below it any more.
+    #[serde(default)]
+    pub gc_cutoff_lsn: u64,
 }
 
 /// `body`, its crc32c and `magic`.

@@ -289,11 +289,22 @@ impl Cluster {
 
     /// Streams `timeline` from `node` until `committed_lsn` reaches `upto`.
     async fn stream(&self, node: u64, timeline: TimelineId, upto: u64) -> Result<Vec<WalRecord>> {
+        self.stream_from(node, timeline, 0, upto).await
+    }
+
+    /// Streams `timeline` from `node`, from `start`, until `committed_lsn` reaches `upto`.
+    async fn stream_from(
+        &self,
+        node: u64,
+        timeline: TimelineId,
+        start: u64,
+        upto: u64,
+    ) -> Result<Vec<WalRecord>> {
         let mut client = self.client(node);
         let mut stream = client
             .stream_wal(StreamWalRequest {
                 timeline_id: timeline.to_string(),
-                start_lsn: 0,
+                start_lsn: start,
             })
             .await?
             .into_inner();
@@ -1030,5 +1041,113 @@ async fn offloaded_wal_covered_by_layers_is_trimmed_from_local_disks() -> Result
     cluster.wait_leader().await?;
     assert_eq!(cluster.status(2).await?.first_log_index, covered + 1);
     assert_eq!(cluster.stream(2, tl, last).await?.len(), 200);
+    Ok(())
+}
+
+/// A manifest of the pageserver's, as far as the safekeepers read it.
+async fn put_manifest(
+    remote: &Arc<dyn ObjectStore>,
+    timeline: TimelineId,
+    version: u64,
+    disk_consistent_lsn: u64,
+    gc_cutoff_lsn: u64,
+) -> Result<()> {
+    let dir = strata_core::layout::timeline_manifest_dir(timeline);
+    let name = strata_core::layout::manifest_version(&dir, version);
+    let body = format!(
+        r#"{{"version": {version}, "disk_consistent_lsn": {disk_consistent_lsn}, "gc_cutoff_lsn": {gc_cutoff_lsn}, "layers": []}}"#
+    );
+    remote
+        .put(&object_store::path::Path::from(name), body.into())
+        .await?;
+    Ok(())
+}
+
+async fn list_state_objects(remote: &Arc<dyn ObjectStore>) -> Result<Vec<String>> {
+    use futures::TryStreamExt;
+    let prefix = object_store::path::Path::from(strata_core::layout::SAFEKEEPER_STATE_DIR);
+    let mut names: Vec<String> = remote
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await?;
+    names.sort();
+    Ok(names)
+}
+
+#[tokio::test]
+async fn offloaded_wal_below_every_gc_cutoff_and_the_newest_state_leaves_the_bucket() -> Result<()>
+{
+    let bucket = tempfile::tempdir()?;
+    let remote: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(bucket.path())?);
+    let configure = |config: &mut SafekeeperConfig| {
+        config.offload_bytes = 2 << 10;
+        config.offload_timeout = Duration::from_millis(200);
+        config.wal_trim_interval = Duration::from_millis(200);
+    };
+    let mut cluster = Cluster::start_full(configure, Some(remote.clone())).await?;
+    let leader = cluster.wait_leader().await?;
+    let tl = TimelineId::generate();
+    let generation = cluster.register(tl).await?.generation;
+    let mut lsns = Vec::new();
+    for i in 0..100 {
+        lsns.push(cluster.append(tl, generation, txn("t", i)).await?.lsn);
+    }
+    cluster
+        .client(leader)
+        .checkpoint(CheckpointRequest {})
+        .await?;
+    for i in 100..200 {
+        lsns.push(cluster.append(tl, generation, txn("t", i)).await?.lsn);
+    }
+    cluster
+        .client(leader)
+        .checkpoint(CheckpointRequest {})
+        .await?;
+    let last = *lsns.last().unwrap();
+    let before = list_wal_objects(&remote).await?;
+    assert!(before.len() > 4, "{before:?}");
+    assert_eq!(list_state_objects(&remote).await?.len(), 2);
+
+    // Layers cover everything, but nothing is below the pageserver's GC cutoff yet.
+    put_manifest(&remote, tl, 1, last, 0).await?;
+    sleep(Duration::from_millis(800)).await;
+    assert_eq!(list_wal_objects(&remote).await?, before);
+
+    // The cutoff moves to the middle: what lies wholly below it goes, and the older state.
+    let cutoff = lsns[99];
+    put_manifest(&remote, tl, 2, last, cutoff).await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = list_wal_objects(&remote).await?;
+        if now.iter().all(|(_, l)| *l > cutoff) {
+            assert!(now.len() < before.len(), "{now:?}");
+            assert_eq!(
+                now.first().unwrap().0,
+                before.iter().find(|(_, l)| *l > cutoff).unwrap().0
+            );
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not deleted: {now:?}");
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(list_state_objects(&remote).await?.len(), 1);
+
+    // The bucket alone still brings the group back, and everything above the cutoff streams.
+    cluster.stop_all().await?;
+    for dir in cluster.dirs.values() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    for id in 1..=3 {
+        cluster.restart(id).await?;
+    }
+    cluster.wait_leader().await?;
+    let records = cluster.stream_from(1, tl, cutoff + 1, last).await?;
+    assert_eq!(records.len(), 100);
+    assert_ordered(&records);
+    let next = cluster
+        .append(tl, cluster.register(tl).await?.generation, txn("after", 0))
+        .await?;
+    assert!(next.lsn > last);
     Ok(())
 }
