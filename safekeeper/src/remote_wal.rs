@@ -69,19 +69,12 @@ impl RemoteWal {
 
     /// Every WAL object's `(first, last)`, sorted by `first`.
     pub(crate) async fn list_wal(&self) -> Result<Vec<(u64, u64)>> {
-        let prefix = Path::from(layout::SAFEKEEPER_WAL_DIR);
-        let mut listing = self.store.list(Some(&prefix));
-        let mut objects = Vec::new();
-        while let Some(meta) = listing.next().await {
-            if let Some(range) = meta?
-                .location
-                .filename()
-                .and_then(layout::parse_safekeeper_wal_object)
-            {
-                objects.push(range);
-            }
-        }
-        objects.sort_unstable();
+        let objects = self
+            .list_names(
+                layout::SAFEKEEPER_WAL_DIR,
+                layout::parse_safekeeper_wal_object,
+            )
+            .await?;
         *self.listing.lock().unwrap_or_else(PoisonError::into_inner) = objects.clone();
         Ok(objects)
     }
@@ -129,24 +122,10 @@ impl RemoteWal {
 
     /// The newest state checkpoint, if any.
     async fn latest_state(&self) -> Result<Option<AppliedState>> {
-        let prefix = Path::from(layout::SAFEKEEPER_STATE_DIR);
-        let mut listing = self.store.list(Some(&prefix));
-        let mut newest: Option<(u64, Path)> = None;
-        while let Some(meta) = listing.next().await {
-            let meta = meta?;
-            if let Some(index) = meta
-                .location
-                .filename()
-                .and_then(layout::parse_manifest_version)
-            {
-                if newest.as_ref().is_none_or(|(n, _)| index > *n) {
-                    newest = Some((index, meta.location));
-                }
-            }
-        }
-        let Some((_, location)) = newest else {
+        let Some(&newest) = self.list_states().await?.last() else {
             return Ok(None);
         };
+        let location = Path::from(layout::safekeeper_state_object(newest));
         let bytes = self.store.get(&location).await?.bytes().await?;
         let object = location.to_string();
         let body = unseal(&bytes, STATE_MAGIC, &object)?;
@@ -243,18 +222,10 @@ impl RemoteWal {
     /// still serves; zeros when it has none.
     pub(crate) async fn manifest_coverage(&self, timeline: TimelineId) -> Result<ManifestCoverage> {
         let dir = layout::timeline_manifest_dir(timeline);
-        let mut listing = self.store.list(Some(&Path::from(dir.as_str())));
-        let mut newest = None;
-        while let Some(meta) = listing.next().await {
-            if let Some(v) = meta?
-                .location
-                .filename()
-                .and_then(layout::parse_manifest_version)
-            {
-                newest = newest.max(Some(v));
-            }
-        }
-        let Some(version) = newest else {
+        let versions = self
+            .list_names(&dir, layout::parse_manifest_version)
+            .await?;
+        let Some(&version) = versions.last() else {
             return Ok(ManifestCoverage::default());
         };
         let name = layout::manifest_version(&dir, version);
@@ -272,20 +243,22 @@ impl RemoteWal {
 
     /// Indexes of the state checkpoints in the bucket, ascending.
     pub(crate) async fn list_states(&self) -> Result<Vec<u64>> {
-        let prefix = Path::from(layout::SAFEKEEPER_STATE_DIR);
-        let mut listing = self.store.list(Some(&prefix));
-        let mut states = Vec::new();
+        self.list_names(layout::SAFEKEEPER_STATE_DIR, layout::parse_manifest_version)
+            .await
+    }
+
+    /// What `parse` makes of the names of the objects under `dir`, sorted; names it rejects
+    /// are skipped.
+    async fn list_names<T: Ord>(&self, dir: &str, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
+        let mut listing = self.store.list(Some(&Path::from(dir)));
+        let mut parsed = Vec::new();
         while let Some(meta) = listing.next().await {
-            if let Some(index) = meta?
-                .location
-                .filename()
-                .and_then(layout::parse_manifest_version)
-            {
-                states.push(index);
+            if let Some(item) = meta?.location.filename().and_then(parse) {
+                parsed.push(item);
             }
         }
-        states.sort_unstable();
-        Ok(states)
+        parsed.sort_unstable();
+        Ok(parsed)
     }
 
     /// Deletes the WAL objects whose entries all lie at or below `upto` and the state
