@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::error::{PageserverError, Result};
+use crate::layer_cache::LayerCache;
 use crate::layer_desc::{LayerDesc, LayerKind};
 use crate::layer_file::LayerFile;
 use crate::layer_format::{LayerReader, LayerWriter};
@@ -151,6 +152,7 @@ impl Timeline {
             block_size: self.conf.block_size,
             target_size: self.conf.compaction_target_size,
             generation: self.generation,
+            cache: self.cache.clone(),
         };
         let written = tokio::task::spawn_blocking(move || {
             plan.write(MergeIterator::new(sources, Lsn::MAX)?.versions())
@@ -189,6 +191,7 @@ impl Timeline {
             block_size: self.conf.block_size,
             target_size: self.conf.compaction_target_size,
             generation: self.generation,
+            cache: self.cache.clone(),
         };
         let written = tokio::task::spawn_blocking(move || {
             let live = MergeIterator::new(sources, lsn)?.map(|item| {
@@ -237,7 +240,7 @@ impl Timeline {
         .await?;
         let files: Vec<Arc<LayerFile>> = written
             .into_iter()
-            .map(|(desc, path, reader)| Arc::new(LayerFile::resident(desc, path, reader)))
+            .map(|(desc, path, reader)| LayerFile::resident(desc, path, reader, &self.cache))
             .collect();
         {
             let mut map = self.layers_write();
@@ -246,6 +249,7 @@ impl Timeline {
         }
         self.delete_layers(replaced.iter().map(|f| f.desc().clone()).collect())
             .await;
+        self.cache.enforce_budget().await;
         Ok(())
     }
 
@@ -276,6 +280,7 @@ struct SplitWriter {
     block_size: usize,
     target_size: u64,
     generation: u64,
+    cache: Arc<LayerCache>,
 }
 
 impl SplitWriter {
@@ -314,7 +319,8 @@ impl SplitWriter {
 
     fn finish(&self, writer: LayerWriter) -> Result<Written> {
         let (desc, path) = writer.finish(self.generation)?;
-        let reader = LayerReader::open(&path, &desc.name)?;
+        let reader =
+            LayerReader::open_cached(&path, &desc.name, &self.cache, self.cache.file_id())?;
         Ok((desc, path, Arc::new(reader)))
     }
 }

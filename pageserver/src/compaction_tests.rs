@@ -219,3 +219,42 @@ async fn ingest_stalls_while_l0_files_wait_and_compaction_unstalls_it() {
     assert_reads_match(&t, &model, 1200).await;
     t.shutdown().await;
 }
+
+/// Bytes of the layer files in a timeline's local directory.
+fn local_layer_bytes(data: &std::path::Path, id: TimelineId) -> u64 {
+    std::fs::read_dir(data.join(format!("timelines/{id}/layers")))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn local_layers_over_the_disk_budget_are_evicted_and_downloaded_again() {
+    let env = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let id = TimelineId::generate();
+    let counting = std::sync::Arc::new(strata_faults::FaultyObjectStore::new(env.store.clone()));
+    let budget = 24 * 1024;
+    let conf = PageserverConfig {
+        layer_cache_bytes: budget,
+        block_cache_bytes: 256 * 1024,
+        ..test_config(data.path())
+    };
+    let t = env.attach_with(id, conf, counting.clone()).await;
+    let mut model = Model::default();
+    ingest_all(&t, &workload(1, 1500), &mut model).await;
+    flush_all(&t).await.unwrap();
+    let total: u64 = latest(&env, id).await.layers.iter().map(|l| l.size).sum();
+    assert!(total > 4 * budget, "{total} bytes of layers");
+    assert!(local_layer_bytes(data.path(), id) <= budget);
+
+    let gets = counting.calls(strata_faults::Op::Read);
+    assert_reads_match(&t, &model, 1500).await;
+    let stats = t.cache.stats();
+    assert!(stats.downloads > 0 && stats.evictions > 0, "{stats:?}");
+    assert!(stats.block_hits > 0 && stats.block_misses > 0, "{stats:?}");
+    assert!(counting.calls(strata_faults::Op::Read) > gets);
+    assert!(local_layer_bytes(data.path(), id) <= budget);
+    assert!(t.cache.resident_bytes() <= budget);
+    t.shutdown().await;
+}

@@ -38,6 +38,11 @@ pub struct PageserverConfig {
     pub remote_retry_initial_backoff: Duration,
     #[serde(with = "humantime_serde")]
     pub remote_retry_max_backoff: Duration,
+    /// Memory for decompressed layer blocks (the hot tier of reads), shared by all timelines.
+    pub block_cache_bytes: u64,
+    /// Disk budget for local layer files (the warm tier): beyond it the least recently read
+    /// files are evicted and downloaded again from object storage when needed.
+    pub layer_cache_bytes: u64,
     /// L0 files (one per flush) that trigger a compaction into L1 files.
     pub compaction_threshold: usize,
     /// Target size of L1 and image files written by compaction.
@@ -77,6 +82,8 @@ impl Default for PageserverConfig {
             remote_retry_initial_backoff: Duration::from_millis(100),
             remote_retry_max_backoff: Duration::from_secs(10),
             remote_read_attempts: 5,
+            block_cache_bytes: 256 * 1024 * 1024,
+            layer_cache_bytes: 16 * 1024 * 1024 * 1024,
             compaction_threshold: 10,
             compaction_target_size: 128 * 1024 * 1024,
             image_creation_threshold: 3,

@@ -91,7 +91,7 @@ impl Timeline {
             self.remote
                 .upload_layer(self.id, &path, &desc.name, desc.size, cancel)
                 .await?;
-            Some(LayerFile::resident(desc, path, reader))
+            Some(LayerFile::resident(desc, path, reader, &self.cache))
         };
         let new_layer = file.as_ref().map(|f| f.desc().clone());
         let lsn_end = frozen.lsn_end;
@@ -109,12 +109,13 @@ impl Timeline {
             .fetch_max(frozen.lsn_end.0, Ordering::AcqRel);
         {
             let mut map = self.layers_write();
-            map.finish_flush(frozen, file.map(Arc::new));
+            map.finish_flush(frozen, file);
             self.frozen_count.send_replace(map.frozen.len());
             self.l0_bytes.send_replace(map.l0_bytes());
         }
         self.remote_consistent_lsn.send_replace(frozen.lsn_end);
         self.compaction_requested.notify_one();
+        self.cache.enforce_budget().await;
         Ok(())
     }
 
@@ -131,6 +132,7 @@ impl Timeline {
             let dir = self.layer_dir.clone();
             let block_size = self.conf.block_size;
             let generation = self.generation;
+            let cache = self.cache.clone();
             let written = tokio::task::spawn_blocking(move || {
                 let mem = &frozen.mem;
                 let mut writer =
@@ -139,7 +141,7 @@ impl Timeline {
                     writer.add(&entry.key, entry.lsn, entry.value.as_deref())?;
                 }
                 let (desc, path) = writer.finish(generation)?;
-                let reader = LayerReader::open(&path, &desc.name)?;
+                let reader = LayerReader::open_cached(&path, &desc.name, &cache, cache.file_id())?;
                 Ok::<_, PageserverError>((desc, path, Arc::new(reader)))
             })
             .await?;

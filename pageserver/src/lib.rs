@@ -11,6 +11,7 @@ mod error;
 mod flush;
 mod gc;
 mod in_memory_layer;
+mod layer_cache;
 mod layer_desc;
 mod layer_file;
 mod layer_format;
@@ -28,6 +29,8 @@ mod wal_receiver;
 
 #[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod read_latency;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::config::PageserverConfig;
 use crate::error::{PageserverError, Result};
+use crate::layer_cache::LayerCache;
 use crate::layer_desc::LayerKind;
 use crate::layer_file::LayerFile;
 use crate::layer_map::LayerMap;
@@ -48,6 +49,8 @@ pub(crate) struct Timeline {
     pub(crate) id: TimelineId,
     pub(crate) conf: Arc<PageserverConfig>,
     pub(crate) remote: RemoteStorage,
+    /// Block cache and local-disk budget, shared with the other timelines.
+    pub(crate) cache: Arc<LayerCache>,
     /// Local cache directory for this timeline's layer files.
     pub(crate) layer_dir: PathBuf,
     pub(crate) generation: u64,
@@ -105,6 +108,7 @@ impl Timeline {
         id: TimelineId,
         conf: Arc<PageserverConfig>,
         remote: RemoteStorage,
+        cache: Arc<LayerCache>,
     ) -> Result<Arc<Timeline>> {
         let span = info_span!("timeline", timeline_id = %id);
         let manifest = Self::take_ownership(id, &remote)
@@ -120,7 +124,7 @@ impl Timeline {
         let files = manifest
             .layers
             .iter()
-            .map(|desc| Arc::new(LayerFile::new(desc.clone(), &layer_dir)))
+            .map(|desc| LayerFile::new(desc.clone(), &layer_dir, &cache))
             .collect();
         let lsn = manifest.disk_consistent_lsn;
         let layers = LayerMap::new(lsn.next(), files);
@@ -156,6 +160,7 @@ impl Timeline {
             receiver_task: Mutex::new(None),
             conf,
             remote,
+            cache,
         });
         let task = tokio::spawn(
             Self::flush_loop(

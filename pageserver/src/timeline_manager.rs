@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::PageserverConfig;
 use crate::error::{PageserverError, Result};
+use crate::layer_cache::LayerCache;
 use crate::remote::RemoteStorage;
 use crate::timeline::{lock, Timeline};
 
@@ -18,15 +19,18 @@ type Slot = Arc<OnceCell<Arc<Timeline>>>;
 pub(crate) struct TimelineManager {
     conf: Arc<PageserverConfig>,
     remote: RemoteStorage,
+    cache: Arc<LayerCache>,
     timelines: Mutex<HashMap<TimelineId, Slot>>,
     closed: AtomicBool,
 }
 
 impl TimelineManager {
     pub fn new(conf: Arc<PageserverConfig>, remote: RemoteStorage) -> Self {
+        let cache = LayerCache::new(conf.block_cache_bytes, conf.layer_cache_bytes);
         Self {
             conf,
             remote,
+            cache,
             timelines: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         }
@@ -43,7 +47,13 @@ impl TimelineManager {
             if self.closed.load(Ordering::Acquire) {
                 return Err(PageserverError::ShuttingDown);
             }
-            let timeline = Timeline::attach(id, self.conf.clone(), self.remote.clone()).await?;
+            let timeline = Timeline::attach(
+                id,
+                self.conf.clone(),
+                self.remote.clone(),
+                self.cache.clone(),
+            )
+            .await?;
             timeline.start_wal_receiver(self.conf.safekeepers.clone());
             Ok(timeline)
         })

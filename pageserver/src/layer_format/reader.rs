@@ -14,6 +14,7 @@ use super::bloom::Bloom;
 use super::{decode_entry, get_bytes, BlockIndexEntry, FileKind, Footer, CRC_LEN, FOOTER_LEN};
 use crate::error::{PageserverError, Result};
 use crate::in_memory_layer::Value;
+use crate::layer_cache::LayerCache;
 use crate::merge::Entry;
 
 /// What one file says about a key at a read LSN: `None` when it knows nothing, otherwise
@@ -31,9 +32,29 @@ pub(crate) struct LayerReader {
     key_end: Bytes,
     /// `None` for version 1 files, which have none.
     bloom: Option<Bloom>,
+    /// The shared block cache and this file's id in it.
+    cache: Option<(Arc<LayerCache>, u64)>,
 }
 
 impl LayerReader {
+    /// Opens the file at `path` with its blocks cached in `cache` under `cache_id` (one id
+    /// per layer, so cached blocks outlive an eviction of the local file).
+    pub fn open_cached(
+        path: &Path,
+        name: &str,
+        cache: &Arc<LayerCache>,
+        cache_id: u64,
+    ) -> Result<Self> {
+        let mut reader = Self::open(path, name)?;
+        reader.cache = Some((cache.clone(), cache_id));
+        Ok(reader)
+    }
+
+    /// The id the file's blocks are cached under, if they are.
+    pub fn cache_id(&self) -> Option<u64> {
+        self.cache.as_ref().map(|(_, id)| *id)
+    }
+
     /// Opens the file at `path`, checking its footer and index. `name` labels errors.
     pub fn open(path: &Path, name: &str) -> Result<Self> {
         let file = File::open(path)?;
@@ -102,6 +123,7 @@ impl LayerReader {
             key_start,
             key_end,
             bloom,
+            cache: None,
         })
     }
 
@@ -133,8 +155,16 @@ impl LayerReader {
         self.footer.version
     }
 
-    /// Reads block `i`, checks its CRC and decompresses it.
+    /// Block `i`, from the block cache or from the file.
     fn read_block(&self, i: usize) -> Result<Bytes> {
+        match &self.cache {
+            Some((cache, id)) => cache.block((*id, i as u32), || self.load_block(i)),
+            None => self.load_block(i),
+        }
+    }
+
+    /// Reads block `i` from the file, checks its CRC and decompresses it.
+    fn load_block(&self, i: usize) -> Result<Bytes> {
         let block = &self.index[i];
         let mut buf = vec![0u8; block.len as usize + CRC_LEN];
         self.file.read_exact_at(&mut buf, block.offset)?;
