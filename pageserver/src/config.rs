@@ -40,8 +40,11 @@ pub struct PageserverConfig {
     pub remote_retry_max_backoff: Duration,
     /// Memory for decompressed layer blocks (the hot tier of reads), shared by all timelines.
     pub block_cache_bytes: u64,
-    /// Disk budget for local layer files (the warm tier): beyond it the least recently read
-    /// files are evicted and downloaded again from object storage when needed.
+    /// Local disk for layer blocks read from object storage (the block cache's disk tier,
+    /// in `<data_dir>/block-cache`).
+    pub block_disk_cache_bytes: u64,
+    /// Disk budget for the layer files this pageserver wrote: beyond it the least recently
+    /// read are deleted, and their blocks are read from object storage from then on.
     pub layer_cache_bytes: u64,
     /// L0 files (one per flush) that trigger a compaction into L1 files.
     pub compaction_threshold: usize,
@@ -83,6 +86,7 @@ impl Default for PageserverConfig {
             remote_retry_max_backoff: Duration::from_secs(10),
             remote_read_attempts: 5,
             block_cache_bytes: 256 * 1024 * 1024,
+            block_disk_cache_bytes: 8 * 1024 * 1024 * 1024,
             layer_cache_bytes: 16 * 1024 * 1024 * 1024,
             compaction_threshold: 10,
             compaction_target_size: 128 * 1024 * 1024,

@@ -1,6 +1,6 @@
-//! A layer file named by the manifest: present locally, or downloaded the first time a read
-//! needs it, and evicted again when local files exceed the disk budget (see `layer_cache.rs`).
-//! The local copy is only a cache of the object in object storage.
+//! A layer file named by the manifest: read from the local file this pageserver wrote while
+//! it has it, else from the object in object storage by range (see `layer_cache.rs`). Local
+//! files are evicted when they exceed the disk budget; they are only a cache of the objects.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,14 +16,15 @@ use crate::layer_desc::LayerDesc;
 use crate::layer_format::LayerReader;
 use crate::remote::RemoteStorage;
 
-/// One historic layer of a timeline. Opening it (and downloading it first if needed) happens
-/// under a lock, so concurrent readers wait for the same download.
+/// One historic layer of a timeline. Opening it happens under a lock, so concurrent readers
+/// share one open.
 #[derive(Debug)]
 pub(crate) struct LayerFile {
     desc: LayerDesc,
     local_path: PathBuf,
     reader: tokio::sync::Mutex<Option<Arc<LayerReader>>>,
-    /// Whether the local copy exists (counts against the disk budget).
+    /// Whether the local copy exists (counts against the disk budget). Set at creation only:
+    /// once evicted, the layer is read from object storage.
     on_disk: AtomicBool,
     /// The cache clock at the last read, for least-recently-read eviction.
     last_read: AtomicU64,
@@ -86,57 +87,44 @@ impl LayerFile {
         self.last_read.load(Ordering::Relaxed)
     }
 
-    /// The open file, downloading it first if the local copy is missing, of the wrong size,
-    /// or damaged.
+    /// The open layer: the local file if this pageserver has it (and it checks out), else
+    /// the object in object storage, read by range.
     pub async fn reader(
         &self,
         timeline: TimelineId,
         remote: &RemoteStorage,
-        cancel: &CancellationToken,
+        _cancel: &CancellationToken,
     ) -> Result<Arc<LayerReader>> {
         self.last_read.store(self.cache.tick(), Ordering::Relaxed);
         let mut slot = self.reader.lock().await;
         if let Some(reader) = slot.as_ref() {
             return Ok(reader.clone());
         }
-        let local_size = tokio::fs::metadata(&self.local_path)
-            .await
-            .ok()
-            .map(|m| m.len());
-        if local_size == Some(self.desc.size) {
-            match self.open().await {
+        if self.is_on_disk() {
+            match self.open_local().await {
                 Ok(reader) => {
-                    self.on_disk.store(true, Ordering::Release);
                     *slot = Some(reader.clone());
                     return Ok(reader);
                 }
-                Err(e) => warn!(
-                    layer = %self.desc.name,
-                    error = %e,
-                    "local layer copy unusable, downloading it again"
-                ),
+                Err(e) => {
+                    warn!(
+                        layer = %self.desc.name,
+                        error = %e,
+                        "local layer copy unusable, reading the object instead"
+                    );
+                    self.on_disk.store(false, Ordering::Release);
+                }
             }
         }
-        remote
-            .download_layer(
-                timeline,
-                &self.desc.name,
-                &self.local_path,
-                self.desc.size,
-                cancel,
-            )
-            .await?;
-        self.cache.note_download();
-        let reader = self.open().await?;
-        self.on_disk.store(true, Ordering::Release);
+        let reader = self.open_remote(timeline, remote).await?;
+        self.cache.note_remote_open();
         *slot = Some(reader.clone());
-        drop(slot);
-        self.cache.enforce_budget().await;
         Ok(reader)
     }
 
     /// Deletes the local copy unless a read is opening it right now. Readers holding the open
-    /// file keep reading it; the next read downloads it again. Returns whether it was evicted.
+    /// file keep reading it; the next read opens the object instead. Returns whether it was
+    /// evicted.
     pub async fn evict(&self) -> bool {
         let Ok(mut slot) = self.reader.try_lock() else {
             return false;
@@ -153,7 +141,7 @@ impl LayerFile {
         true
     }
 
-    async fn open(&self) -> Result<Arc<LayerReader>> {
+    async fn open_local(&self) -> Result<Arc<LayerReader>> {
         let path = self.local_path.clone();
         let name = self.desc.name.clone();
         let cache = self.cache.clone();
@@ -161,6 +149,28 @@ impl LayerFile {
         let reader =
             tokio::task::spawn_blocking(move || LayerReader::open_cached(&path, &name, &cache, id))
                 .await??;
+        self.check(reader)
+    }
+
+    async fn open_remote(
+        &self,
+        timeline: TimelineId,
+        remote: &RemoteStorage,
+    ) -> Result<Arc<LayerReader>> {
+        let remote = remote.clone();
+        let name = self.desc.name.clone();
+        let size = self.desc.size;
+        let cache = self.cache.clone();
+        let id = self.cache_id;
+        let reader = tokio::task::spawn_blocking(move || {
+            LayerReader::open_remote(remote, timeline, &name, size, &cache, id)
+        })
+        .await??;
+        self.check(reader)
+    }
+
+    /// The file must cover the LSNs the manifest says it does.
+    fn check(&self, reader: LayerReader) -> Result<Arc<LayerReader>> {
         let expected = (self.desc.lsn_start, self.desc.lsn_end);
         if reader.lsn_range() != expected {
             return Err(PageserverError::corruption(

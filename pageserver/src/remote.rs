@@ -11,7 +11,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use strata_core::{layout, TimelineId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -162,46 +162,23 @@ impl RemoteStorage {
         Ok(())
     }
 
-    /// Downloads a layer file to `local` (through a temporary file, fsync'd and renamed), and
-    /// checks its size. Gives up after the configured number of attempts.
-    pub async fn download_layer(
+    /// Bytes `range` of a layer object (one block, or a footer and index), with the retries a
+    /// read gets.
+    pub async fn get_layer_range(
         &self,
         timeline: TimelineId,
         name: &str,
-        local: &FsPath,
-        expected_size: u64,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes> {
         let location = Path::from(layout::layer_object(timeline, name));
-        let tmp = local.with_extension("download");
+        let cancel = CancellationToken::new();
         self.retry(
-            "layer download",
+            "layer range read",
             Some(self.read_attempts),
-            cancel,
-            || async {
-                let result = self.store.get(&location).await?;
-                let mut stream = result.into_stream();
-                let mut file = tokio::fs::File::create(&tmp).await?;
-                let mut written = 0u64;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk?;
-                    written += chunk.len() as u64;
-                    file.write_all(&chunk).await?;
-                }
-                file.sync_all().await?;
-                if written != expected_size {
-                    return Err(PageserverError::corruption(
-                        format!("layer {name}"),
-                        format!("object has {written} bytes, manifest says {expected_size}"),
-                    ));
-                }
-                tokio::fs::rename(&tmp, local).await?;
-                Ok(())
-            },
+            &cancel,
+            || async { Ok(self.store.get_range(&location, range.clone()).await?) },
         )
-        .await?;
-        info!(layer = name, size = expected_size, "downloaded layer");
-        Ok(())
+        .await
     }
 
     /// Versions of a timeline's manifest present in the store, unordered.

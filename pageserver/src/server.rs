@@ -31,7 +31,7 @@ pub async fn run(
     tokio::fs::create_dir_all(&config.data_dir).await?;
     let addr = listener.local_addr()?;
     let remote = RemoteStorage::new(remote, &config);
-    let timelines = Arc::new(TimelineManager::new(Arc::new(config), remote));
+    let timelines = Arc::new(TimelineManager::open(Arc::new(config), remote).await?);
     let service = PageserverServer::new(PageserverService::new(timelines.clone()))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);

@@ -26,6 +26,9 @@ pub(crate) fn test_config(data_dir: &FsPath) -> PageserverConfig {
         block_size: 1024,
         remote_retry_initial_backoff: Duration::from_millis(5),
         remote_retry_max_backoff: Duration::from_millis(50),
+        // Small caches, so that tests do not reserve gigabytes.
+        block_cache_bytes: 4 * 1024 * 1024,
+        block_disk_cache_bytes: 8 * 1024 * 1024,
         // Tests of compaction turn it on; the rest see every L0 file they flushed.
         compaction_threshold: usize::MAX,
         image_creation_threshold: usize::MAX,

@@ -25,15 +25,23 @@ pub(crate) struct TimelineManager {
 }
 
 impl TimelineManager {
-    pub fn new(conf: Arc<PageserverConfig>, remote: RemoteStorage) -> Self {
-        let cache = LayerCache::new(conf.block_cache_bytes, conf.layer_cache_bytes);
-        Self {
+    /// Opens the shared read caches (the block cache's disk tier lives in
+    /// `<data_dir>/block-cache`).
+    pub async fn open(conf: Arc<PageserverConfig>, remote: RemoteStorage) -> Result<Self> {
+        let cache = LayerCache::open(
+            &conf.data_dir.join("block-cache"),
+            conf.block_cache_bytes,
+            conf.block_disk_cache_bytes,
+            conf.layer_cache_bytes,
+        )
+        .await?;
+        Ok(Self {
             conf,
             remote,
             cache,
             timelines: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-        }
+        })
     }
 
     /// The timeline, attaching it (and starting its WAL receiver) if this is its first use.
@@ -78,5 +86,6 @@ impl TimelineManager {
             }
         });
         futures::future::join_all(shutdowns).await;
+        self.cache.close().await;
     }
 }

@@ -166,7 +166,14 @@ impl Env {
         store: Arc<dyn ObjectStore>,
     ) -> Arc<Timeline> {
         let remote = RemoteStorage::new(store, &conf);
-        let cache = LayerCache::new(conf.block_cache_bytes, conf.layer_cache_bytes);
+        let cache = LayerCache::open(
+            &conf.data_dir.join("block-cache"),
+            conf.block_cache_bytes,
+            conf.block_disk_cache_bytes,
+            conf.layer_cache_bytes,
+        )
+        .await
+        .expect("block cache");
         Timeline::attach(id, Arc::new(conf), remote, cache)
             .await
             .expect("attach")
@@ -241,7 +248,7 @@ async fn ingest_freeze_flush_upload_publish() {
 }
 
 #[tokio::test]
-async fn reopen_with_an_empty_local_dir_downloads_layers_and_reads_the_same() {
+async fn reopen_with_an_empty_local_dir_reads_layers_from_the_bucket() {
     let env = Env::new();
     let id = TimelineId::generate();
     let mut model = Model::default();
@@ -261,26 +268,44 @@ async fn reopen_with_an_empty_local_dir_downloads_layers_and_reads_the_same() {
     let layer_dir = data.path().join(format!("timelines/{id}/layers"));
     assert_eq!(std::fs::read_dir(&layer_dir).unwrap().count(), 0);
     assert_reads_match(&t, &model, 400).await;
-    assert_eq!(
-        std::fs::read_dir(&layer_dir).unwrap().count() as u64,
-        status.layer_count
-    );
+    // Blocks come by range from the bucket: nothing is downloaded whole, each layer opened once.
+    assert_eq!(std::fs::read_dir(&layer_dir).unwrap().count(), 0);
+    assert_eq!(t.cache.stats().remote_opens, status.layer_count);
 
     // Ingest continues after the manifest's LSN.
     ingest_all(&t, &workload(401, 50), &mut model).await;
     assert_reads_match(&t, &model, 450).await;
     t.shutdown().await;
 
-    // A damaged local copy is an error, never a wrong answer.
-    let t = env.attach(id, test_config(data.path())).await;
-    let first = t.layers_read().files[0].desc().clone();
-    assert_reads_match(&t, &model, 450).await;
-    let path = layer_dir.join(&first.name);
-    let mut bytes = std::fs::read(&path).unwrap();
+    // A damaged layer, in the bucket or on local disk, is an error, never a wrong answer.
+    let (oldest, newest) = {
+        let t = env.attach(id, test_config(data.path())).await;
+        let files = t.layers_read().files.clone();
+        let pair = (
+            files[0].desc().clone(),
+            files.last().unwrap().desc().clone(),
+        );
+        t.shutdown().await;
+        pair
+    };
+    assert!(layer_dir.join(&newest.name).exists());
+    let local = layer_dir.join(&newest.name);
+    let mut bytes = std::fs::read(&local).unwrap();
     bytes[10] ^= 0xff;
-    std::fs::write(&path, bytes).unwrap();
-    // Blocks read before the damage come from memory (checked when loaded); the rest fail.
-    t.cache.clear_blocks();
+    std::fs::write(&local, bytes).unwrap();
+    let object = Path::from(layout::layer_object(id, &oldest.name));
+    let mut bytes = env
+        .store
+        .get(&object)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    bytes[10] ^= 0xff;
+    env.store.put(&object, bytes.into()).await.unwrap();
+    let t = env.attach(id, test_config(data.path())).await;
     let err = t.scan_all(b"", None, Lsn::MAX, None).await.unwrap_err();
     assert!(matches!(err, PageserverError::Corruption { .. }), "{err}");
     t.shutdown().await;

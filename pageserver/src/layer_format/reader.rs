@@ -16,16 +16,31 @@ use crate::error::{PageserverError, Result};
 use crate::in_memory_layer::Value;
 use crate::layer_cache::LayerCache;
 use crate::merge::Entry;
+use crate::remote::RemoteStorage;
+use strata_core::TimelineId;
 
 /// What one file says about a key at a read LSN: `None` when it knows nothing, otherwise
 /// the LSN of the version it holds and the value (`None`: deleted, or absent from an image).
 pub(crate) type Found = Option<(Lsn, Value)>;
 
+/// Where a layer file's bytes come from.
+#[derive(Debug)]
+enum Source {
+    Local(File),
+    /// Range reads of the layer's object. Readers run on blocking threads, so the async read
+    /// is waited for with the runtime's handle.
+    Remote {
+        remote: RemoteStorage,
+        timeline: TimelineId,
+        handle: tokio::runtime::Handle,
+    },
+}
+
 /// An open layer file with its block index and bloom filter in memory.
 #[derive(Debug)]
 pub(crate) struct LayerReader {
     name: String,
-    file: File,
+    source: Source,
     footer: Footer,
     index: Vec<BlockIndexEntry>,
     key_start: Bytes,
@@ -55,17 +70,41 @@ impl LayerReader {
         self.cache.as_ref().map(|(_, id)| *id)
     }
 
+    /// Opens the object of layer `name` of `timeline` (`size` bytes, from the manifest) for
+    /// range reads, reading its footer and index; blocks are cached in `cache`. Must run on a
+    /// blocking thread of the runtime.
+    pub fn open_remote(
+        remote: RemoteStorage,
+        timeline: TimelineId,
+        name: &str,
+        size: u64,
+        cache: &Arc<LayerCache>,
+        cache_id: u64,
+    ) -> Result<Self> {
+        let source = Source::Remote {
+            remote,
+            timeline,
+            handle: tokio::runtime::Handle::current(),
+        };
+        let mut reader = Self::open_source(source, size, name)?;
+        reader.cache = Some((cache.clone(), cache_id));
+        Ok(reader)
+    }
+
     /// Opens the file at `path`, checking its footer and index. `name` labels errors.
     pub fn open(path: &Path, name: &str) -> Result<Self> {
         let file = File::open(path)?;
         let size = file.metadata()?.len();
+        Self::open_source(Source::Local(file), size, name)
+    }
+
+    fn open_source(source: Source, size: u64, name: &str) -> Result<Self> {
         let what = format!("layer {name}");
         let bad = |detail: &str| PageserverError::corruption(&what, detail);
         if size < FOOTER_LEN as u64 {
             return Err(bad("file shorter than its footer"));
         }
-        let mut footer_buf = [0u8; FOOTER_LEN];
-        file.read_exact_at(&mut footer_buf, size - FOOTER_LEN as u64)?;
+        let footer_buf = read_at(&source, name, size - FOOTER_LEN as u64, FOOTER_LEN)?;
         let footer = Footer::decode(&footer_buf, &what)?;
         let index_end = footer
             .index_offset
@@ -75,8 +114,9 @@ impl LayerReader {
         if footer.index_len < CRC_LEN as u64 {
             return Err(bad("index too short"));
         }
-        let mut index_buf = vec![0u8; (index_end - footer.index_offset) as usize];
-        file.read_exact_at(&mut index_buf, footer.index_offset)?;
+        let index_len =
+            usize::try_from(index_end - footer.index_offset).map_err(|_| bad("index too large"))?;
+        let index_buf = read_at(&source, name, footer.index_offset, index_len)?;
         let (body, crc) = index_buf.split_at(index_buf.len() - CRC_LEN);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(bad("index checksum mismatch"));
@@ -117,7 +157,7 @@ impl LayerReader {
         };
         Ok(Self {
             name: name.to_string(),
-            file,
+            source,
             footer,
             index,
             key_start,
@@ -166,8 +206,12 @@ impl LayerReader {
     /// Reads block `i` from the file, checks its CRC and decompresses it.
     fn load_block(&self, i: usize) -> Result<Bytes> {
         let block = &self.index[i];
-        let mut buf = vec![0u8; block.len as usize + CRC_LEN];
-        self.file.read_exact_at(&mut buf, block.offset)?;
+        let mut buf = read_at(
+            &self.source,
+            &self.name,
+            block.offset,
+            block.len as usize + CRC_LEN,
+        )?;
         let (body, crc) = buf.split_at(block.len as usize);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
             return Err(self.block_error(i, "block checksum mismatch"));
@@ -274,6 +318,32 @@ impl LayerReader {
             end,
             max_lsn,
             done: false,
+        }
+    }
+}
+
+/// `len` bytes at `offset` of the layer file.
+fn read_at(source: &Source, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+    match source {
+        Source::Local(file) => {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        }
+        Source::Remote {
+            remote,
+            timeline,
+            handle,
+        } => {
+            let range = offset..offset + len as u64;
+            let bytes = handle.block_on(remote.get_layer_range(*timeline, name, range))?;
+            if bytes.len() != len {
+                return Err(PageserverError::corruption(
+                    format!("layer {name}"),
+                    format!("object range read gave {} bytes, not {len}", bytes.len()),
+                ));
+            }
+            Ok(bytes.to_vec())
         }
     }
 }
