@@ -84,8 +84,9 @@ impl Timeline {
     pub(crate) async fn compact(&self, cancel: &CancellationToken) -> Result<CompactionOutcome> {
         let _compacting = self.compaction_lock.lock().await;
         let mut outcome = CompactionOutcome::default();
-        let files = self.layers_read().files.clone();
-        let l0: Vec<Arc<LayerFile>> = files
+        let l0: Vec<Arc<LayerFile>> = self
+            .layers_read()
+            .files
             .iter()
             .filter(|f| f.desc().kind == LayerKind::L0)
             .cloned()
@@ -159,9 +160,10 @@ impl Timeline {
         })
         .await??;
         let count = written.len();
-        self.swap_layers(&inputs, written, None, cancel).await?;
+        let l0 = inputs.len();
+        self.swap_layers(inputs, written, None, cancel).await?;
         info!(
-            l0 = inputs.len(),
+            l0,
             l1 = count,
             %lsn_start,
             %lsn_end,
@@ -205,7 +207,9 @@ impl Timeline {
         })
         .await??;
         let count = written.len();
-        self.swap_layers(&[], written, Some(lsn), cancel).await?;
+        drop(files);
+        self.swap_layers(Vec::new(), written, Some(lsn), cancel)
+            .await?;
         info!(%lsn, files = count, "wrote image layers of the whole key space");
         Ok((lsn, count))
     }
@@ -214,7 +218,7 @@ impl Timeline {
     /// noted), updates the layer map, then deletes the replaced files.
     async fn swap_layers(
         &self,
-        replaced: &[Arc<LayerFile>],
+        replaced: Vec<Arc<LayerFile>>,
         written: Vec<Written>,
         image_lsn: Option<Lsn>,
         cancel: &CancellationToken,
@@ -247,26 +251,56 @@ impl Timeline {
             map.replace(&removed, files);
             self.l0_bytes.send_replace(map.l0_bytes());
         }
-        self.delete_layers(replaced.iter().map(|f| f.desc().clone()).collect())
-            .await;
+        self.delete_layers(replaced).await;
         self.cache.enforce_budget().await;
         Ok(())
     }
 
     /// Deletes layers no published manifest of ours names any more: the local copy, then the
-    /// object. A failure only leaves garbage behind, which GC sweeps later.
-    pub(crate) async fn delete_layers(&self, layers: Vec<LayerDesc>) {
-        for desc in layers {
-            let local = self.layer_dir.join(&desc.name);
-            if let Err(e) = tokio::fs::remove_file(&local).await {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(layer = %desc.name, error = %e, "could not remove a replaced local layer");
-                }
-            }
-            if let Err(e) = self.remote.delete_layer(self.id, &desc.name).await {
-                warn!(layer = %desc.name, error = %e, "could not delete a replaced layer object");
-            }
+    /// object. Layers a read still holds (a scan that took its snapshot before the swap) are
+    /// deleted in the background once it lets go, or after `DELETE_GRACE` at the latest. A
+    /// failure, or a stop before then, only leaves garbage behind, which GC sweeps later.
+    pub(crate) async fn delete_layers(&self, layers: Vec<Arc<LayerFile>>) {
+        let (idle, mut busy): (Vec<_>, Vec<_>) = layers.into_iter().partition(|f| !f.in_use());
+        for file in idle {
+            delete_layer(&self.remote, self.id, &self.layer_dir, file.desc()).await;
         }
+        if busy.is_empty() {
+            return;
+        }
+        let (remote, id, dir) = (self.remote.clone(), self.id, self.layer_dir.clone());
+        let started = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            while !busy.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let expired = started.elapsed() >= DELETE_GRACE;
+                let (idle, still): (Vec<_>, Vec<_>) =
+                    busy.into_iter().partition(|f| expired || !f.in_use());
+                for file in idle {
+                    delete_layer(&remote, id, &dir, file.desc()).await;
+                }
+                busy = still;
+            }
+        });
+    }
+}
+
+/// How long a replaced layer waits for the reads that still use it.
+const DELETE_GRACE: Duration = Duration::from_secs(3600);
+
+async fn delete_layer(
+    remote: &crate::remote::RemoteStorage,
+    timeline: strata_core::TimelineId,
+    dir: &std::path::Path,
+    desc: &LayerDesc,
+) {
+    if let Err(e) = tokio::fs::remove_file(dir.join(&desc.name)).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            warn!(layer = %desc.name, error = %e, "could not remove a replaced local layer");
+        }
+    }
+    if let Err(e) = remote.delete_layer(timeline, &desc.name).await {
+        warn!(layer = %desc.name, error = %e, "could not delete a replaced layer object");
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
 use strata_core::{layout, Lsn, TimelineId};
 use tokio_util::sync::CancellationToken;
 
@@ -256,5 +257,76 @@ async fn local_layers_over_the_disk_budget_are_evicted_and_read_from_the_bucket(
     assert!(counting.calls(strata_faults::Op::Read) > gets);
     assert!(local_layer_bytes(data.path(), id) <= budget);
     assert!(t.cache.resident_bytes() <= budget);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_reads_retry_a_failing_store_and_fail_rather_than_answer_wrong() {
+    let env = Env::new();
+    let id = TimelineId::generate();
+    let mut model = Model::default();
+    {
+        let data = tempfile::tempdir().unwrap();
+        let t = env.attach(id, test_config(data.path())).await;
+        ingest_all(&t, &workload(1, 300), &mut model).await;
+        t.shutdown().await;
+    }
+    // A new pageserver: every layer is read from the bucket, through a store that fails.
+    let faulty = std::sync::Arc::new(strata_faults::FaultyObjectStore::new(env.store.clone()));
+    let data = tempfile::tempdir().unwrap();
+    let t = env
+        .attach_with(id, test_config(data.path()), faulty.clone())
+        .await;
+    // A few failures are retried away (read_attempts is 5).
+    faulty.fail_next(strata_faults::Op::Read, 3);
+    assert_reads_at(&t, &model, &[300]).await;
+    assert!(faulty.failed(strata_faults::Op::Read) >= 3);
+    // A store that keeps failing makes reads fail, not answer from what little they have.
+    t.cache.clear_blocks().await;
+    faulty.fail_next(strata_faults::Op::Read, 1_000);
+    let keys: Vec<_> = (0..300).map(key).collect();
+    let err = t.get(&keys, Lsn(300), Lsn::ZERO).await.unwrap_err();
+    assert!(matches!(err, PageserverError::Remote(_)), "{err}");
+    // Once it is back, everything reads as before.
+    faulty.fail_next(strata_faults::Op::Read, 0);
+    assert_reads_at(&t, &model, &[150, 300]).await;
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_layer_stays_readable_until_its_last_reader_lets_go() {
+    let env = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let id = TimelineId::generate();
+    let t = env.attach(id, compaction_config(data.path())).await;
+    let cancel = CancellationToken::new();
+    let mut model = Model::default();
+    ingest_rounds(&t, &mut model, 1, 3, 0).await;
+    // A scan in progress holds an L0 layer open (from the bucket, as after a restart).
+    let held = t.layers_read().files[0].clone();
+    held.evict().await;
+    let reader = held.reader(id, &t.remote, &cancel).await.unwrap();
+    let object = Path::from(layout::layer_object(id, &held.desc().name));
+    drop(held);
+    ingest_rounds(&t, &mut model, 301, 1, 0).await;
+    t.compact(&cancel).await.unwrap();
+    assert_eq!(t.status().l0_layers, 0);
+    // Replaced, but still read: the object stays, and the reader still answers.
+    assert!(env.store.head(&object).await.is_ok());
+    let entries = tokio::task::spawn_blocking({
+        let reader = reader.clone();
+        move || reader.iter(bytes::Bytes::new(), None, Lsn::MAX).count()
+    })
+    .await
+    .unwrap();
+    assert!(entries > 0);
+    drop(reader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.store.head(&object).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_bucket_holds_only_the_manifest(&env, id).await;
+    assert_reads_match(&t, &model, 400).await;
     t.shutdown().await;
 }

@@ -99,10 +99,20 @@ impl Timeline {
                 cancel,
             )
             .await?;
-            self.layers_write().replace(&names, Vec::new());
+            let files: Vec<_> = {
+                let mut map = self.layers_write();
+                let files = map
+                    .files
+                    .iter()
+                    .filter(|f| names.contains(&f.desc().name))
+                    .cloned()
+                    .collect();
+                map.replace(&names, Vec::new());
+                files
+            };
             outcome.cutoff = cutoff;
             outcome.layers_removed = dropped.len();
-            self.delete_layers(dropped).await;
+            self.delete_layers(files).await;
         }
         outcome.manifests_removed = self.sweep_manifests(cancel).await?;
         outcome.orphans_removed = self.sweep_orphans(cancel).await?;

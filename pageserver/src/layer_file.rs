@@ -83,6 +83,15 @@ impl LayerFile {
         self.on_disk.load(Ordering::Acquire)
     }
 
+    /// Whether anything but its caller holds this layer or its open reader: a read that took
+    /// a snapshot, or a scan still merging it.
+    pub fn in_use(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1
+            || self.reader.try_lock().map_or(true, |slot| {
+                slot.as_ref().is_some_and(|r| Arc::strong_count(r) > 1)
+            })
+    }
+
     pub fn last_read(&self) -> u64 {
         self.last_read.load(Ordering::Relaxed)
     }
