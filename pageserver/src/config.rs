@@ -86,7 +86,7 @@ impl Default for PageserverConfig {
             remote_retry_max_backoff: Duration::from_secs(10),
             remote_read_attempts: 5,
             block_cache_bytes: 256 * 1024 * 1024,
-            block_disk_cache_bytes: 8 * 1024 * 1024 * 1024,
+            block_disk_cache_bytes: 4 * 1024 * 1024 * 1024,
             layer_cache_bytes: 16 * 1024 * 1024 * 1024,
             compaction_threshold: 10,
             compaction_target_size: 128 * 1024 * 1024,

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use foyer::{
-    BlockEngineConfig, DeviceBuilder, FileDeviceBuilder, HybridCache, HybridCacheBuilder,
+    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
     HybridCachePolicy, PsyncIoEngineConfig,
 };
 use tracing::info;
@@ -30,8 +30,9 @@ use crate::layer_file::LayerFile;
 /// A block of one layer: the layer's cache id and the block index.
 pub(crate) type BlockKey = (u64, u32);
 
-/// The region size of foyer's disk tier: blocks larger than this stay in memory only.
-const DISK_REGION_BYTES: usize = 4 * 1024 * 1024;
+/// The region size of foyer's disk tier (one file each): blocks larger than this stay in
+/// memory only.
+const DISK_REGION_BYTES: usize = 16 * 1024 * 1024;
 
 fn cache_key((id, block): BlockKey) -> u128 {
     (u128::from(id) << 32) | u128::from(block)
@@ -95,8 +96,8 @@ impl LayerCache {
         let disk = usize::try_from(block_disk_cache_bytes)
             .unwrap_or(usize::MAX)
             .max(4 * DISK_REGION_BYTES);
-        // One file (a directory device opens one file per region: thousands of descriptors).
-        let device = FileDeviceBuilder::new(dir.join("blocks"))
+        // One file per region: 16 MiB regions keep the descriptors few (256 for 4 GiB).
+        let device = FsDeviceBuilder::new(dir)
             .with_capacity(disk)
             .build()
             .map_err(foyer_error)?;

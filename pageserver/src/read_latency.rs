@@ -177,6 +177,7 @@ async fn a_database_far_larger_than_the_cache_reads_back_exactly() {
         compaction_target_size: scaled(16 << 20),
         image_creation_threshold: 3,
         checkpoint_distance: scaled(32 << 20),
+        block_size: 32 * 1024,
         ..test_config(data.path())
     };
     let t = env.attach(TimelineId::generate(), conf).await;
