@@ -330,3 +330,39 @@ async fn a_replaced_layer_stays_readable_until_its_last_reader_lets_go() {
     assert_reads_match(&t, &model, 400).await;
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn attach_retries_a_failing_store_and_gives_up_with_an_error() {
+    let env = Env::new();
+    let id = TimelineId::generate();
+    let mut model = Model::default();
+    {
+        let data = tempfile::tempdir().unwrap();
+        let t = env.attach(id, test_config(data.path())).await;
+        ingest_all(&t, &workload(1, 200), &mut model).await;
+        t.shutdown().await;
+    }
+    let faulty = std::sync::Arc::new(strata_faults::FaultyObjectStore::new(env.store.clone()));
+    let data = tempfile::tempdir().unwrap();
+    let conf = test_config(data.path());
+    // Listing and reading the manifest fail a few times: attach retries (read_attempts is 5).
+    faulty.fail_next(strata_faults::Op::List, 2);
+    faulty.fail_next(strata_faults::Op::Read, 2);
+    let t = env.attach_with(id, conf.clone(), faulty.clone()).await;
+    assert_eq!(faulty.failed(strata_faults::Op::List), 2);
+    assert_eq!(faulty.failed(strata_faults::Op::Read), 2);
+    assert_eq!(t.status().last_record_lsn, Lsn(200));
+    assert_reads_at(&t, &model, &[200]).await;
+    t.shutdown().await;
+    // A store that stays down makes attach fail with an error, not start empty.
+    faulty.fail_next(strata_faults::Op::List, 1_000);
+    let remote = crate::remote::RemoteStorage::new(faulty.clone(), &conf);
+    let cache =
+        crate::layer_cache::LayerCache::open(&data.path().join("c"), 1 << 20, 1 << 20, 1 << 20)
+            .await
+            .unwrap();
+    let err = Timeline::attach(id, std::sync::Arc::new(conf), remote, cache)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PageserverError::Remote(_)), "{err}");
+}
