@@ -75,6 +75,17 @@ async fn assert_bucket_holds_only_the_manifest(env: &Env, id: TimelineId) {
     assert_eq!(objects, named);
 }
 
+/// A timeline of `records` workload records, written by a pageserver that then stopped: the
+/// bucket holds all of it.
+async fn written_and_stopped(env: &Env, id: TimelineId, records: u64) -> Model {
+    let mut model = Model::default();
+    let data = tempfile::tempdir().unwrap();
+    let t = env.attach(id, test_config(data.path())).await;
+    ingest_all(&t, &workload(1, records), &mut model).await;
+    t.shutdown().await;
+    model
+}
+
 fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -264,13 +275,7 @@ async fn local_layers_over_the_disk_budget_are_evicted_and_read_from_the_bucket(
 async fn range_reads_retry_a_failing_store_and_fail_rather_than_answer_wrong() {
     let env = Env::new();
     let id = TimelineId::generate();
-    let mut model = Model::default();
-    {
-        let data = tempfile::tempdir().unwrap();
-        let t = env.attach(id, test_config(data.path())).await;
-        ingest_all(&t, &workload(1, 300), &mut model).await;
-        t.shutdown().await;
-    }
+    let model = written_and_stopped(&env, id, 300).await;
     // A new pageserver: every layer is read from the bucket, through a store that fails.
     let faulty = std::sync::Arc::new(strata_faults::FaultyObjectStore::new(env.store.clone()));
     let data = tempfile::tempdir().unwrap();
@@ -335,13 +340,7 @@ async fn a_replaced_layer_stays_readable_until_its_last_reader_lets_go() {
 async fn attach_retries_a_failing_store_and_gives_up_with_an_error() {
     let env = Env::new();
     let id = TimelineId::generate();
-    let mut model = Model::default();
-    {
-        let data = tempfile::tempdir().unwrap();
-        let t = env.attach(id, test_config(data.path())).await;
-        ingest_all(&t, &workload(1, 200), &mut model).await;
-        t.shutdown().await;
-    }
+    let model = written_and_stopped(&env, id, 200).await;
     let faulty = std::sync::Arc::new(strata_faults::FaultyObjectStore::new(env.store.clone()));
     let data = tempfile::tempdir().unwrap();
     let conf = test_config(data.path());

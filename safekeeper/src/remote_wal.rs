@@ -148,12 +148,7 @@ impl RemoteWal {
             return Ok(cached.clone());
         }
         let name = layout::safekeeper_wal_object(first, last);
-        let bytes = self
-            .store
-            .get(&Path::from(name.as_str()))
-            .await?
-            .bytes()
-            .await?;
+        let bytes = self.get_bytes(&name).await?;
         let body = unseal(&bytes, WAL_MAGIC, &name)?;
         let entries: Vec<Entry> =
             postcard::from_bytes(body).map_err(|e| RemoteWalError::Corrupt {
@@ -229,12 +224,7 @@ impl RemoteWal {
             return Ok(ManifestCoverage::default());
         };
         let name = layout::manifest_version(&dir, version);
-        let bytes = self
-            .store
-            .get(&Path::from(name.as_str()))
-            .await?
-            .bytes()
-            .await?;
+        let bytes = self.get_bytes(&name).await?;
         serde_json::from_slice::<ManifestCoverage>(&bytes).map_err(|e| RemoteWalError::Corrupt {
             object: name,
             detail: format!("not a manifest: {e}"),
@@ -279,6 +269,10 @@ impl RemoteWal {
             }
         }
         Ok(deleted)
+    }
+
+    async fn get_bytes(&self, name: &str) -> Result<Bytes> {
+        Ok(self.store.get(&Path::from(name)).await?.bytes().await?)
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
