@@ -107,6 +107,15 @@ impl Timeline {
                 continue;
             }
             let reader = file.reader(self.id, &self.remote, &self.shutdown).await?;
+            // A delta the bloom filter rules out is skipped without a trip to a blocking
+            // thread (an image must still answer "absent" for keys in its range).
+            let mut pending = pending;
+            if !reader.is_image() {
+                pending.retain(|&i| reader.may_contain(&keys[i]));
+                if pending.is_empty() {
+                    continue;
+                }
+            }
             let wanted: Vec<Bytes> = pending.iter().map(|&i| keys[i].clone()).collect();
             let values =
                 tokio::task::spawn_blocking(move || reader.get_many(&wanted, lsn)).await??;

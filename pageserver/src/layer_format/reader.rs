@@ -226,7 +226,7 @@ impl LayerReader {
     }
 
     /// Whether the file may hold `key` (its key range, then its bloom filter).
-    fn may_contain(&self, key: &[u8]) -> bool {
+    pub fn may_contain(&self, key: &[u8]) -> bool {
         self.key_start.as_ref() <= key
             && key <= self.key_end.as_ref()
             && self.bloom.as_ref().is_none_or(|b| b.may_contain(key))
