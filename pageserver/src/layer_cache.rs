@@ -20,7 +20,7 @@ use std::path::Path;
 use bytes::Bytes;
 use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy, PsyncIoEngineConfig,
+    HybridCachePolicy, HybridCacheProperties, Location, PsyncIoEngineConfig,
 };
 use tracing::info;
 
@@ -144,23 +144,41 @@ impl LayerCache {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The block: from memory, from the disk tier, or `load`ed (and then cached). Runs on a
-    /// blocking thread: the disk tier is async and is waited for with the runtime's handle.
-    pub fn block(&self, key: BlockKey, load: impl FnOnce() -> Result<Bytes>) -> Result<Bytes> {
+    /// The block: from memory, from the disk tier, or `load`ed (and then cached). A block
+    /// of a `local` layer file is cached in memory only: the file already is its disk copy.
+    /// Runs on a blocking thread: the disk tier is async and is waited for with the runtime's
+    /// handle.
+    pub fn block(
+        &self,
+        key: BlockKey,
+        local: bool,
+        load: impl FnOnce() -> Result<Bytes>,
+    ) -> Result<Bytes> {
         let key = cache_key(key);
         if let Some(hit) = self.blocks.memory().get(&key) {
             self.block_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit.value().clone());
         }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            if let Ok(Some(hit)) = handle.block_on(self.blocks.get(&key)) {
-                self.block_disk_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(hit.value().clone());
+        if !local {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                if let Ok(Some(hit)) = handle.block_on(self.blocks.get(&key)) {
+                    self.block_disk_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(hit.value().clone());
+                }
             }
         }
         self.block_misses.fetch_add(1, Ordering::Relaxed);
         let block = load()?;
-        self.blocks.insert(key, block.clone());
+        let location = if local {
+            Location::InMem
+        } else {
+            Location::Default
+        };
+        self.blocks.insert_with_properties(
+            key,
+            block.clone(),
+            HybridCacheProperties::default().with_location(location),
+        );
         Ok(block)
     }
 
@@ -279,9 +297,11 @@ mod tests {
         let cache = caches[0].clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let block = Bytes::from(vec![7u8; 1000]);
-            let first = cache.block((1, 0), || Ok(block.clone())).unwrap();
+            let first = cache.block((1, 0), false, || Ok(block.clone())).unwrap();
             let again = cache
-                .block((1, 0), || panic!("a cached block is not loaded again"))
+                .block((1, 0), false, || {
+                    panic!("a cached block is not loaded again")
+                })
                 .unwrap();
             assert_eq!((first, again), (block.clone(), block));
             cache.stats()
@@ -295,7 +315,7 @@ mod tests {
         cache.clear_memory();
         let stats = tokio::task::spawn_blocking(move || {
             let block = cache
-                .block((1, 0), || {
+                .block((1, 0), false, || {
                     panic!("a block on the disk tier is not loaded again")
                 })
                 .unwrap();

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::log_store::LogReader;
-use crate::remote_wal::{RemoteWal, RemoteWalError};
+use crate::remote_wal::{ManifestCoverage, RemoteWal, RemoteWalError};
 use crate::state_machine::SharedState;
 use crate::types::Raft;
 
@@ -80,9 +80,17 @@ impl Offloader {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = trim_tick.tick() => {
-                    self.trim(&raft).await;
+                    // Every timeline's newest manifest, read once for both uses.
+                    let coverage = match self.layer_coverage().await {
+                        Ok(coverage) => coverage,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the timelines' manifests; keeping the WAL");
+                            continue;
+                        }
+                    };
+                    self.trim(&raft, coverage.disk_consistent_lsn).await;
                     if raft.metrics().borrow().current_leader == Some(self.node_id) {
-                        if let Err(e) = self.gc_bucket().await {
+                        if let Err(e) = self.gc_bucket(coverage.gc_cutoff_lsn).await {
                             tracing::warn!(error = %e, "WAL GC in the bucket failed; retrying later");
                         }
                     }
@@ -186,11 +194,33 @@ impl Offloader {
 }
 
 impl Offloader {
+    /// The lowest `disk_consistent_lsn` and `gc_cutoff_lsn` over every timeline's newest
+    /// manifest (`u64::MAX` each when there is no timeline).
+    async fn layer_coverage(&self) -> Result<ManifestCoverage, RemoteWalError> {
+        let mut lowest = ManifestCoverage {
+            disk_consistent_lsn: u64::MAX,
+            gc_cutoff_lsn: u64::MAX,
+        };
+        for timeline in self.state.applied().wal.timelines.into_keys() {
+            let coverage = self.remote.manifest_coverage(timeline).await?;
+            lowest.disk_consistent_lsn =
+                lowest.disk_consistent_lsn.min(coverage.disk_consistent_lsn);
+            lowest.gc_cutoff_lsn = lowest.gc_cutoff_lsn.min(coverage.gc_cutoff_lsn);
+        }
+        Ok(lowest)
+    }
+
     /// Drops the local log up to the last entry that is both offloaded and covered by the
-    /// uploaded layers of every timeline: a pageserver that falls behind reads it back from
-    /// the bucket. openraft purges only what a snapshot covers, so one is built first.
-    async fn trim(&self, raft: &Raft) {
-        let upto = match self.trim_point().await {
+    /// uploaded layers of every timeline (`covered`): a pageserver that falls behind reads it
+    /// back from the bucket. openraft purges only what a snapshot covers, so one is built
+    /// first.
+    async fn trim(&self, raft: &Raft, covered: u64) {
+        let offloaded = self
+            .remote
+            .list_wal()
+            .await
+            .map(|objects| objects.iter().map(|o| o.1).max());
+        let upto = match offloaded.map(|o| o.map(|o| o.min(covered))) {
             Ok(Some(upto)) if upto > 0 && upto >= self.log.first_index() => upto,
             Ok(_) => return,
             Err(e) => {
@@ -218,35 +248,19 @@ impl Offloader {
             Err(e) => tracing::warn!(error = %e, "cannot trim the WAL"),
         }
     }
-
-    /// The last index that is offloaded and below every timeline's uploaded layers.
-    async fn trim_point(&self) -> Result<Option<u64>, RemoteWalError> {
-        let Some(offloaded) = self.remote.list_wal().await?.iter().map(|o| o.1).max() else {
-            return Ok(None);
-        };
-        let timelines: Vec<_> = self.state.applied().wal.timelines.into_keys().collect();
-        let mut upto = offloaded;
-        for timeline in timelines {
-            upto = upto.min(self.remote.remote_consistent_lsn(timeline).await?);
-        }
-        Ok(Some(upto))
-    }
 }
 
 impl Offloader {
     /// Deletes offloaded WAL no one can need: below the newest state checkpoint (recovery
     /// starts there) and below every timeline's GC cutoff (the pageserver reads nothing older,
     /// and its layers hold the history within the PITR window). Older state checkpoints go
-    /// too. The leader does it; returns how many objects went.
-    pub(crate) async fn gc_bucket(&self) -> Result<usize, RemoteWalError> {
+    /// too. The leader does it, with `gc_cutoff` the lowest cutoff of all timelines; returns
+    /// how many objects went.
+    pub(crate) async fn gc_bucket(&self, gc_cutoff: u64) -> Result<usize, RemoteWalError> {
         let Some(&newest_state) = self.remote.list_states().await?.last() else {
             return Ok(0);
         };
-        let timelines: Vec<_> = self.state.applied().wal.timelines.into_keys().collect();
-        let mut upto = newest_state;
-        for timeline in timelines {
-            upto = upto.min(self.remote.manifest_coverage(timeline).await?.gc_cutoff_lsn);
-        }
+        let upto = newest_state.min(gc_cutoff);
         let deleted = self.remote.delete_below(upto, newest_state).await?;
         if deleted > 0 {
             tracing::info!(

@@ -207,12 +207,6 @@ impl RemoteWal {
         Ok(object.entries[from..to.max(from)].to_vec())
     }
 
-    /// How far the pageserver's uploaded layers cover `timeline`: the `disk_consistent_lsn` of
-    /// its newest manifest (see the pageserver's manifest format), 0 when it has none.
-    pub(crate) async fn remote_consistent_lsn(&self, timeline: TimelineId) -> Result<u64> {
-        Ok(self.manifest_coverage(timeline).await?.disk_consistent_lsn)
-    }
-
     /// What the newest manifest of `timeline` says about the LSNs the pageserver covers and
     /// still serves; zeros when it has none.
     pub(crate) async fn manifest_coverage(&self, timeline: TimelineId) -> Result<ManifestCoverage> {

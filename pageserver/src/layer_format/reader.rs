@@ -198,7 +198,10 @@ impl LayerReader {
     /// Block `i`, from the block cache or from the file.
     fn read_block(&self, i: usize) -> Result<Bytes> {
         match &self.cache {
-            Some((cache, id)) => cache.block((*id, i as u32), || self.load_block(i)),
+            Some((cache, id)) => {
+                let local = matches!(self.source, Source::Local(_));
+                cache.block((*id, i as u32), local, || self.load_block(i))
+            }
             None => self.load_block(i),
         }
     }

@@ -131,7 +131,8 @@ impl LayerWriter {
         self.entry_count == 0
     }
 
-    /// Bytes written so far (compressed blocks), to cut files at a target size.
+    /// Bytes written so far, to cut files at a target size: the compressed blocks plus the
+    /// open block at an assumed 2:1 compression (it is compressed only when it is finished).
     pub fn written_bytes(&self) -> u64 {
         self.offset + self.block.len() as u64 / 2
     }
