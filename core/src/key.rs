@@ -9,11 +9,19 @@
 //! - `m …`                                   the catalog (databases, schemas, tables, sequences)
 //! - `t <table id:u64> r <primary key>`      table rows
 //! - `t <table id:u64> i <index id:u64> …`   secondary-index entries
+//! - `~ …`                                   kept by the pageserver for itself ([`COMMIT_TIME_KEY`])
 
 /// First byte of every catalog key.
 pub const CATALOG_PREFIX: u8 = b'm';
 /// First byte of every table-data key.
 pub const TABLE_PREFIX: u8 = b't';
+/// First byte of the keys the pageserver keeps for itself. Scans served to computes end
+/// before it.
+pub const META_PREFIX: u8 = b'~';
+/// The key under which the pageserver records, at every WAL record's LSN, when that record
+/// committed: its versions map a point in time to an LSN. It sorts after every table key, so
+/// no table or catalog scan meets it.
+pub const COMMIT_TIME_KEY: &[u8] = b"~commit-time";
 const ROW_MARKER: u8 = b'r';
 const INDEX_MARKER: u8 = b'i';
 

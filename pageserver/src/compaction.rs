@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::ancestry::{has_image_at, AncestorSource};
 use crate::error::{PageserverError, Result};
 use crate::layer_cache::LayerCache;
 use crate::layer_desc::{LayerDesc, LayerKind};
@@ -184,6 +185,20 @@ impl Timeline {
         for file in files.iter().rev().filter(|f| f.desc().lsn_start <= lsn) {
             let reader = file.reader(self.id, &self.remote, &self.shutdown).await?;
             sources.push(Box::new(reader.iter(Bytes::new(), None, lsn)));
+        }
+        // A branch's first image takes in its ancestor's keys, so that reads at or above it
+        // never need the ancestor (see `ancestry.rs`).
+        if let Some(ancestor) = self
+            .ancestor
+            .as_ref()
+            .filter(|_| !has_image_at(&files, lsn))
+        {
+            let at = lsn.min(ancestor.lsn);
+            let upstream = ancestor
+                .timeline
+                .scan(Bytes::new(), None, at, at, None)
+                .await?;
+            sources.push(Box::new(AncestorSource::new(upstream, at)));
         }
         let plan = SplitWriter {
             dir: self.layer_dir.clone(),

@@ -19,7 +19,7 @@ use crate::test_util::*;
 use crate::timeline::Timeline;
 use crate::timeline_tests::*;
 
-fn compaction_config(data: &std::path::Path) -> PageserverConfig {
+pub(crate) fn compaction_config(data: &std::path::Path) -> PageserverConfig {
     PageserverConfig {
         // One L0 file per flush_all, so the tests know when each threshold is reached.
         checkpoint_distance: 16 * 1024 * 1024,
@@ -33,7 +33,7 @@ fn compaction_config(data: &std::path::Path) -> PageserverConfig {
 
 /// Ingests `rounds` batches of 100 records from `first`, flushing after each (one L0 file
 /// per round), with every record committed at `commit_micros`.
-async fn ingest_rounds(
+pub(crate) async fn ingest_rounds(
     t: &Timeline,
     model: &mut Model,
     first: u64,
@@ -360,7 +360,7 @@ async fn attach_retries_a_failing_store_and_gives_up_with_an_error() {
         crate::layer_cache::LayerCache::open(&data.path().join("c"), 1 << 20, 1 << 20, 1 << 20)
             .await
             .unwrap();
-    let err = Timeline::attach(id, std::sync::Arc::new(conf), remote, cache)
+    let err = Timeline::attach(id, std::sync::Arc::new(conf), remote, cache, None)
         .await
         .unwrap_err();
     assert!(matches!(err, PageserverError::Remote(_)), "{err}");

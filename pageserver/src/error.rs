@@ -30,6 +30,29 @@ pub enum PageserverError {
         cutoff: Lsn,
     },
 
+    /// The read asks a branch for a state before it was created.
+    #[error("timeline {timeline}: LSN {wanted} is before the branch was created (at {start})")]
+    BeforeBranch {
+        timeline: TimelineId,
+        wanted: Lsn,
+        start: Lsn,
+    },
+
+    /// A point in time outside what the timeline can answer for (before its first commit,
+    /// before the branch was created, or before the retained history).
+    #[error("{0}")]
+    TimeOutOfRange(String),
+
+    #[error("timeline {0} does not exist (it was deleted)")]
+    NoSuchTimeline(TimelineId),
+
+    #[error("timeline {0} already exists")]
+    TimelineExists(TimelineId),
+
+    /// Deleting a timeline that other branches read through.
+    #[error("timeline {0} has branches; delete them first")]
+    HasBranches(TimelineId),
+
     /// Another pageserver took the timeline over (published a manifest with a higher
     /// generation). This one must not ingest or upload for it any more.
     #[error("timeline {0} is owned by another pageserver (fenced by a newer generation)")]
@@ -76,7 +99,12 @@ impl From<PageserverError> for tonic::Status {
         let message = e.to_string();
         match e {
             PageserverError::InvalidArgument(_) => Status::invalid_argument(message),
-            PageserverError::BelowGcCutoff { .. } => Status::out_of_range(message),
+            PageserverError::BelowGcCutoff { .. }
+            | PageserverError::BeforeBranch { .. }
+            | PageserverError::TimeOutOfRange(_) => Status::out_of_range(message),
+            PageserverError::NoSuchTimeline(_) => Status::not_found(message),
+            PageserverError::TimelineExists(_) => Status::already_exists(message),
+            PageserverError::HasBranches(_) => Status::failed_precondition(message),
             PageserverError::WaitLsnTimeout { .. }
             | PageserverError::ShuttingDown
             | PageserverError::Remote(_)

@@ -1,8 +1,9 @@
 //! Garbage collection: removes what no read can need any more.
 //!
 //! The horizon is the newest LSN older than the PITR window (`pitr_window`, mapped to an LSN
-//! through the manifest's commit times). Branch points and LSN leases will hold it back too
-//! once they exist. GC picks the newest complete image set at or below the horizon as the new
+//! through the manifest's commit times), held back by the branch points of the timeline's
+//! children (kept in its manifest) and by LSN leases (kept in memory, for readers pinned in
+//! the past). GC picks the newest complete image set at or below the horizon as the new
 //! cutoff, and drops every layer whose versions all lie at or below it (except that image
 //! set): a read at or above the cutoff finds everything it needs in the image and above.
 //! Reads below the cutoff are refused from then on.
@@ -11,7 +12,7 @@
 //! versions older than the last few, and layer objects that no manifest names (uploads of
 //! a crash or of a fenced owner), are swept too.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata_core::Lsn;
 use tokio_util::sync::CancellationToken;
@@ -48,15 +49,40 @@ impl Timeline {
         Ok(Some(outcome))
     }
 
-    /// The LSN below which no read within the PITR window can go.
+    /// The LSN below which no read can go: the oldest of the PITR window's start, every
+    /// branch point on this timeline, and every live LSN lease.
     pub(crate) fn gc_horizon(&self) -> Lsn {
         let window = i64::try_from(self.conf.pitr_window.as_micros()).unwrap_or(i64::MAX);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        lock(&self.manifest)
-            .lsn_at_time(now.saturating_sub(window))
+        let manifest = lock(&self.manifest);
+        let pitr = manifest
+            .lsn_at_time(now_micros().saturating_sub(window))
+            .unwrap_or(Lsn::ZERO);
+        let branches = manifest.branch_points.iter().map(|b| b.lsn).min();
+        let leases = self.oldest_lease();
+        [Some(pitr), branches, leases]
+            .into_iter()
+            .flatten()
+            .min()
             .unwrap_or(Lsn::ZERO)
+    }
+
+    /// Holds GC back from `lsn` for `duration` (a reader pinned in the past, a branch being
+    /// created). Refused when GC has already passed it.
+    pub(crate) fn lease_lsn(&self, lsn: Lsn, duration: Duration) -> Result<Instant> {
+        self.check_gc_cutoff(lsn)?;
+        let expires = Instant::now() + duration;
+        let mut leases = lock(&self.leases);
+        let entry = leases.entry(lsn).or_insert(expires);
+        *entry = (*entry).max(expires);
+        Ok(*entry)
+    }
+
+    /// The oldest LSN a live lease holds; expired leases are dropped.
+    fn oldest_lease(&self) -> Option<Lsn> {
+        let now = Instant::now();
+        let mut leases = lock(&self.leases);
+        leases.retain(|_, expires| *expires > now);
+        leases.keys().next().copied()
     }
 
     /// One GC run; see the module documentation.
@@ -152,4 +178,11 @@ impl Timeline {
         }
         Ok(removed)
     }
+}
+
+/// Now, in microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

@@ -5,6 +5,8 @@
 //! Object storage is the durable truth; the local data directory is a cache. See
 //! `docs/pageserver.md` for the file format, fencing and the ingest, flush and read paths.
 
+mod ancestry;
+mod commit_time;
 mod compaction;
 mod config;
 mod error;
@@ -27,6 +29,8 @@ mod timeline;
 mod timeline_manager;
 mod wal_receiver;
 
+#[cfg(test)]
+mod branch_tests;
 #[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]

@@ -17,10 +17,18 @@ use crate::remote::{CreateOutcome, RemoteStorage};
 
 const FORMAT_VERSION: u32 = 1;
 
-/// Where a branch's history continues below its first LSN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a branch's history continues below its first LSN: the timeline it was created from,
+/// and the LSN it was created at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Ancestor {
     pub timeline_id: TimelineId,
+    pub lsn: Lsn,
+}
+
+/// A branch created from this timeline (`child`), and the LSN it reads this one at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BranchPoint {
+    pub child: TimelineId,
     pub lsn: Lsn,
 }
 
@@ -36,8 +44,17 @@ pub(crate) struct Manifest {
     pub disk_consistent_lsn: Lsn,
     /// Layer files, oldest LSN range first.
     pub layers: Vec<LayerDesc>,
-    /// `None` until branching is implemented.
+    /// The timeline this branch was created from: reads of keys this timeline never wrote
+    /// continue there, at `ancestor.lsn`. `None` for a root timeline.
     pub ancestor: Option<Ancestor>,
+    /// The branches created from this timeline, and where: GC keeps what reads at each of
+    /// these LSNs need, for as long as the child exists.
+    #[serde(default)]
+    pub branch_points: Vec<BranchPoint>,
+    /// Set on the last version of a deleted timeline: nothing may attach it, and the
+    /// safekeepers stop keeping WAL for it.
+    #[serde(default)]
+    pub deleted: bool,
     /// LSNs at which image layers hold every live key of the timeline: what GC may keep
     /// instead of the history below. Ascending.
     #[serde(default)]
@@ -62,9 +79,22 @@ impl Manifest {
             disk_consistent_lsn: Lsn::ZERO,
             layers: Vec::new(),
             ancestor: None,
+            branch_points: Vec::new(),
+            deleted: false,
             image_lsns: Vec::new(),
             gc_cutoff_lsn: Lsn::ZERO,
             commit_times: Vec::new(),
+        }
+    }
+
+    /// The first manifest of a branch of `ancestor`: no layers, WAL replay starting after the
+    /// branch point.
+    pub fn branch(timeline_id: TimelineId, ancestor: Ancestor) -> Self {
+        Self {
+            version: 1,
+            disk_consistent_lsn: ancestor.lsn,
+            ancestor: Some(ancestor),
+            ..Self::empty(timeline_id)
         }
     }
 

@@ -1,5 +1,6 @@
 //! Reads at an LSN: wait for ingest to reach `not_modified_since`, then search the layers
-//! newest first (open layer, frozen layers, layer files), downloading layer files on demand.
+//! newest first (open layer, frozen layers, layer files), downloading layer files on demand,
+//! then a branch's ancestor at the branch point for keys the branch never wrote.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use strata_core::Lsn;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::ancestry::{has_image_at, AncestorSource};
 use crate::error::{PageserverError, Result};
 use crate::in_memory_layer::{InMemoryLayerIter, Value};
 use crate::layer_file::LayerFile;
@@ -52,14 +54,21 @@ impl Timeline {
 
     /// Refuses reads below the GC cutoff: what they need may be gone. (A read that starts
     /// just before GC raises the cutoff still holds its layer snapshot; GC keeps a grace
-    /// period before deleting, see `gc.rs`.)
-    fn check_gc_cutoff(&self, lsn: Lsn) -> Result<()> {
+    /// period before deleting, see `gc.rs`.) Refuses reads of a branch before it was created.
+    pub(crate) fn check_gc_cutoff(&self, lsn: Lsn) -> Result<()> {
         let cutoff = lock(&self.manifest).gc_cutoff_lsn;
         if lsn < cutoff {
             return Err(PageserverError::BelowGcCutoff {
                 timeline: self.id,
                 wanted: lsn,
                 cutoff,
+            });
+        }
+        if lsn < self.start_lsn() {
+            return Err(PageserverError::BeforeBranch {
+                timeline: self.id,
+                wanted: lsn,
+                start: self.start_lsn(),
             });
         }
         Ok(())
@@ -127,11 +136,32 @@ impl Timeline {
                 }
             }
         }
-        Ok(found
+        // `None`: this timeline never wrote the key (at or below `lsn`).
+        let mut values: Vec<Option<Value>> = found
             .into_iter()
             .zip(best)
-            .map(|(mem, file)| mem.or(file.map(|(_, v)| v)).flatten())
-            .collect())
+            .map(|(mem, file)| mem.or(file.map(|(_, v)| v)))
+            .collect();
+        if let Some(ancestor) = self
+            .ancestor
+            .as_ref()
+            .filter(|_| !has_image_at(&snapshot.files, lsn))
+        {
+            let missing: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
+            if !missing.is_empty() {
+                let wanted: Vec<Bytes> = missing.iter().map(|&i| keys[i].clone()).collect();
+                let upstream = Box::pin(ancestor.timeline.get(
+                    &wanted,
+                    lsn.min(ancestor.lsn),
+                    not_modified_since.min(ancestor.lsn),
+                ))
+                .await?;
+                for (i, value) in missing.into_iter().zip(upstream) {
+                    values[i] = Some(value);
+                }
+            }
+        }
+        Ok(values.into_iter().map(Option::flatten).collect())
     }
 
     /// Starts a scan of `[start, end)` at `lsn`, returning its chunks through a channel.
@@ -177,13 +207,29 @@ impl Timeline {
             let reader = file.reader(self.id, &self.remote, &self.shutdown).await?;
             sources.push(Box::new(reader.iter(start.clone(), end.clone(), lsn)));
         }
+        if let Some(ancestor) = self
+            .ancestor
+            .as_ref()
+            .filter(|_| !has_image_at(&snapshot.files, lsn))
+        {
+            let at = lsn.min(ancestor.lsn);
+            let upstream = Box::pin(ancestor.timeline.scan(
+                start.clone(),
+                end.clone(),
+                at,
+                not_modified_since.min(ancestor.lsn),
+                None,
+            ))
+            .await?;
+            sources.push(Box::new(AncestorSource::new(upstream, at)));
+        }
         debug!(sources = sources.len(), "scan started");
         let (tx, rx) = mpsc::channel(SCAN_CHANNEL_CHUNKS);
         tokio::task::spawn_blocking(move || run_merge(sources, lsn, limit, tx));
         Ok(rx)
     }
 
-    /// Collects a whole scan; for tests and small reads.
+    /// Collects a whole scan of the clients' key space; for tests.
     #[cfg(test)]
     pub(crate) async fn scan_all(
         &self,
@@ -192,6 +238,9 @@ impl Timeline {
         lsn: Lsn,
         limit: Option<u64>,
     ) -> Result<ScanBatch> {
+        // As the gRPC edge does: the pageserver's own keys are not the caller's.
+        let meta = [strata_core::key::META_PREFIX];
+        let end = Some(end.map_or(&meta[..], |e| e.min(&meta[..])));
         let mut rx = self
             .scan(
                 Bytes::copy_from_slice(start),

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
+use strata_core::key::META_PREFIX;
 use strata_core::{Lsn, TimelineId};
 use strata_proto::pageserver::pageserver_server::Pageserver;
 use strata_proto::pageserver::{
-    CheckpointRequest, CheckpointResponse, GetRequest, GetResponse, OptionalValue, ScanChunk,
-    ScanRequest, TimelineStatusRequest, TimelineStatusResponse,
+    CheckpointRequest, CheckpointResponse, CommitAtRequest, CommitAtResponse,
+    CreateTimelineRequest, CreateTimelineResponse, DeleteTimelineRequest, DeleteTimelineResponse,
+    GetRequest, GetResponse, LeaseLsnRequest, LeaseLsnResponse, LsnAtRequest, LsnAtResponse,
+    OptionalValue, ScanChunk, ScanRequest, TimelineStatusRequest, TimelineStatusResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -31,11 +34,24 @@ impl PageserverService {
     }
 
     async fn timeline(&self, id: &str) -> Result<Arc<Timeline>, Status> {
-        let id: TimelineId = id.parse().map_err(|e: strata_core::ParseTimelineIdError| {
-            Status::invalid_argument(e.to_string())
-        })?;
-        self.timelines.get(id).await.map_err(log_status)
+        self.timelines.get(parse_id(id)?).await.map_err(log_status)
     }
+}
+
+/// Where a scan a client asked for ends: never past the keys the pageserver keeps for itself
+/// (an empty `end` means the end of the clients' key space).
+fn user_end(end: Bytes) -> Bytes {
+    let meta = Bytes::from_static(&[META_PREFIX]);
+    if end.is_empty() || end > meta {
+        meta
+    } else {
+        end
+    }
+}
+
+fn parse_id(id: &str) -> Result<TimelineId, Status> {
+    id.parse()
+        .map_err(|e: strata_core::ParseTimelineIdError| Status::invalid_argument(e.to_string()))
 }
 
 /// Logs server-side failures where they are handled (here, at the edge) and converts them.
@@ -43,7 +59,12 @@ fn log_status(e: PageserverError) -> Status {
     match &e {
         PageserverError::InvalidArgument(_)
         | PageserverError::WaitLsnTimeout { .. }
-        | PageserverError::BelowGcCutoff { .. } => {}
+        | PageserverError::BelowGcCutoff { .. }
+        | PageserverError::BeforeBranch { .. }
+        | PageserverError::TimeOutOfRange(_)
+        | PageserverError::NoSuchTimeline(_)
+        | PageserverError::TimelineExists(_)
+        | PageserverError::HasBranches(_) => {}
         _ => warn!(error = %e, "request failed"),
     }
     e.into()
@@ -75,7 +96,7 @@ impl Pageserver for PageserverService {
     async fn scan(&self, request: Request<ScanRequest>) -> Result<Response<ScanStream>, Status> {
         let req = request.into_inner();
         let timeline = self.timeline(&req.timeline_id).await?;
-        let end = (!req.end.is_empty()).then_some(req.end);
+        let end = Some(user_end(req.end));
         let limit = (req.limit != 0).then_some(req.limit);
         let rx = timeline
             .scan(
@@ -119,5 +140,74 @@ impl Pageserver for PageserverService {
         Ok(Response::new(CheckpointResponse {
             remote_consistent_lsn: lsn.0,
         }))
+    }
+
+    #[instrument(skip_all, fields(timeline_id = %request.get_ref().timeline_id))]
+    async fn create_timeline(
+        &self,
+        request: Request<CreateTimelineRequest>,
+    ) -> Result<Response<CreateTimelineResponse>, Status> {
+        let req = request.into_inner();
+        self.timelines
+            .create_branch(
+                parse_id(&req.timeline_id)?,
+                parse_id(&req.ancestor_timeline_id)?,
+                Lsn(req.ancestor_lsn),
+            )
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(CreateTimelineResponse {}))
+    }
+
+    #[instrument(skip_all, fields(timeline_id = %request.get_ref().timeline_id))]
+    async fn delete_timeline(
+        &self,
+        request: Request<DeleteTimelineRequest>,
+    ) -> Result<Response<DeleteTimelineResponse>, Status> {
+        let id = parse_id(&request.get_ref().timeline_id)?;
+        self.timelines.delete(id).await.map_err(log_status)?;
+        Ok(Response::new(DeleteTimelineResponse {}))
+    }
+
+    async fn lsn_at(
+        &self,
+        request: Request<LsnAtRequest>,
+    ) -> Result<Response<LsnAtResponse>, Status> {
+        let req = request.into_inner();
+        let timeline = self.timeline(&req.timeline_id).await?;
+        let commit = timeline
+            .lsn_at_time(req.timestamp_micros, Lsn(req.not_modified_since))
+            .await
+            .map_err(log_status)?;
+        Ok(Response::new(LsnAtResponse {
+            lsn: commit.lsn.0,
+            commit_time_micros: commit.micros,
+        }))
+    }
+
+    async fn commit_at(
+        &self,
+        request: Request<CommitAtRequest>,
+    ) -> Result<Response<CommitAtResponse>, Status> {
+        let req = request.into_inner();
+        let timeline = self.timeline(&req.timeline_id).await?;
+        let commit = timeline.commit_at(Lsn(req.lsn)).await.map_err(log_status)?;
+        Ok(Response::new(CommitAtResponse {
+            found: commit.is_some(),
+            commit_lsn: commit.map_or(0, |c| c.lsn.0),
+            commit_time_micros: commit.map_or(0, |c| c.micros),
+        }))
+    }
+
+    async fn lease_lsn(
+        &self,
+        request: Request<LeaseLsnRequest>,
+    ) -> Result<Response<LeaseLsnResponse>, Status> {
+        let req = request.into_inner();
+        let timeline = self.timeline(&req.timeline_id).await?;
+        timeline
+            .lease_lsn(Lsn(req.lsn), std::time::Duration::from_secs(req.seconds))
+            .map_err(log_status)?;
+        Ok(Response::new(LeaseLsnResponse {}))
     }
 }

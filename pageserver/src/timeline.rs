@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
+use bytes::Bytes;
+use strata_core::key::COMMIT_TIME_KEY;
 use strata_core::wal::{Mutation, WalRecord};
 use strata_core::{Lsn, TimelineId};
 use tokio::sync::{watch, Notify};
@@ -13,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use crate::commit_time;
 use crate::config::PageserverConfig;
 use crate::error::{PageserverError, Result};
 use crate::layer_cache::LayerCache;
@@ -45,8 +48,16 @@ pub(crate) struct TimelineStatus {
     pub fenced: bool,
 }
 
+/// The timeline a branch reads through to, and the LSN it reads it at.
+pub(crate) struct AncestorLink {
+    pub timeline: Arc<Timeline>,
+    pub lsn: Lsn,
+}
+
 pub(crate) struct Timeline {
     pub(crate) id: TimelineId,
+    /// Where keys this timeline never wrote are read (`None` for a root timeline).
+    pub(crate) ancestor: Option<AncestorLink>,
     pub(crate) conf: Arc<PageserverConfig>,
     pub(crate) remote: RemoteStorage,
     /// Block cache and local-disk budget, shared with the other timelines.
@@ -77,6 +88,8 @@ pub(crate) struct Timeline {
     /// Bytes of L0 files; ingest waits for it to drop below `l0_stall_bytes`.
     pub(crate) l0_bytes: watch::Sender<u64>,
     pub(crate) l0_stalls: AtomicU64,
+    /// LSN leases: GC keeps what reads at each LSN need until its expiry.
+    pub(crate) leases: Mutex<std::collections::BTreeMap<Lsn, std::time::Instant>>,
     /// When GC last ran, so the compaction loop runs it every `gc_period`.
     pub(crate) last_gc: Mutex<std::time::Instant>,
     pub(crate) fenced: AtomicBool,
@@ -103,17 +116,33 @@ impl std::fmt::Debug for Timeline {
 impl Timeline {
     /// Takes ownership of a timeline: loads its newest manifest (none = a new, empty
     /// timeline), publishes the next version with `generation + 1` (fencing any earlier
-    /// owner), and starts the flush loop. The WAL receiver is started separately.
+    /// owner), and starts the flush loop. The WAL receiver is started separately. A branch
+    /// needs its ancestor timeline, attached first (`ancestor`, which must be the one its
+    /// manifest names).
     pub(crate) async fn attach(
         id: TimelineId,
         conf: Arc<PageserverConfig>,
         remote: RemoteStorage,
         cache: Arc<LayerCache>,
+        ancestor: Option<Arc<Timeline>>,
     ) -> Result<Arc<Timeline>> {
         let span = info_span!("timeline", timeline_id = %id);
         let manifest = Self::take_ownership(id, &remote)
             .instrument(span.clone())
             .await?;
+        let ancestor = match (manifest.ancestor, ancestor) {
+            (None, None) => None,
+            (Some(a), Some(timeline)) if timeline.id == a.timeline_id => Some(AncestorLink {
+                timeline,
+                lsn: a.lsn,
+            }),
+            (named, given) => {
+                return Err(PageserverError::Internal(format!(
+                    "timeline {id}: manifest names ancestor {named:?}, attach was given {:?}",
+                    given.map(|t| t.id)
+                )))
+            }
+        };
         let layer_dir = conf
             .data_dir
             .join("timelines")
@@ -132,6 +161,7 @@ impl Timeline {
         let shutdown = CancellationToken::new();
         let timeline = Arc::new(Timeline {
             id,
+            ancestor,
             layer_dir,
             generation: manifest.generation,
             layers: RwLock::new(layers),
@@ -148,6 +178,7 @@ impl Timeline {
             compaction_requested: Arc::new(Notify::new()),
             l0_bytes: watch::Sender::new(l0_bytes),
             l0_stalls: AtomicU64::new(0),
+            leases: Mutex::new(Default::default()),
             last_gc: Mutex::new(std::time::Instant::now()),
             fenced: AtomicBool::new(false),
             ingest_stalls: AtomicU64::new(0),
@@ -199,6 +230,9 @@ impl Timeline {
             let latest = manifest::load_latest(remote, id, &cancel)
                 .await?
                 .unwrap_or_else(|| Manifest::empty(id));
+            if latest.deleted {
+                return Err(PageserverError::NoSuchTimeline(id));
+            }
             let next = Manifest {
                 version: latest.version + 1,
                 generation: latest.generation + 1,
@@ -240,6 +274,11 @@ impl Timeline {
         self.layers.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The first LSN this timeline has a state at: its branch point (0 for a root timeline).
+    pub(crate) fn start_lsn(&self) -> Lsn {
+        self.ancestor.as_ref().map_or(Lsn::ZERO, |a| a.lsn)
+    }
+
     pub(crate) fn last_record_lsn(&self) -> Lsn {
         *self.last_record_lsn.borrow()
     }
@@ -279,6 +318,11 @@ impl Timeline {
         let mut new_last = last.max(committed_lsn);
         for record in records.iter().filter(|r| r.lsn > last) {
             open.note_commit_time(record.commit_time_micros);
+            open.put(
+                Bytes::from_static(COMMIT_TIME_KEY),
+                record.lsn,
+                Some(commit_time::encode(record.commit_time_micros, record.lsn)),
+            );
             for m in &record.mutations {
                 match m {
                     Mutation::Put { key, value } => {
@@ -395,6 +439,31 @@ impl Timeline {
     /// Stops the WAL receiver, then freezes and flushes everything ingested, so that object
     /// storage holds it all (unless fenced: then nothing more is uploaded).
     pub(crate) async fn shutdown(&self) {
+        self.stop_background_tasks().await;
+        if !self.is_fenced() {
+            {
+                let guard = self.ingest_lock.lock().await;
+                self.freeze(&guard);
+            }
+            // Retries until it succeeds: a clean stop leaves object storage holding everything
+            // ingested. Dropping the `run` future aborts it (the WAL is still on the
+            // safekeepers, so nothing is lost).
+            if let Err(e) = self.flush_frozen_layers(&CancellationToken::new()).await {
+                error!(timeline_id = %self.id, error = %e, "final flush failed");
+            }
+        }
+        self.shutdown.cancel();
+        info!(timeline_id = %self.id, status = ?self.status(), "timeline shut down");
+    }
+
+    /// Stops ingest and every background task, uploading nothing more: the timeline is
+    /// about to be deleted.
+    pub(crate) async fn stop_for_delete(&self) {
+        self.stop_background_tasks().await;
+        self.shutdown.cancel();
+    }
+
+    async fn stop_background_tasks(&self) {
         self.ingest_stop.cancel();
         let receiver = lock(&self.receiver_task).take();
         if let Some(task) = receiver {
@@ -410,20 +479,6 @@ impl Timeline {
         if let Some(task) = flusher {
             let _ = task.await;
         }
-        if !self.is_fenced() {
-            {
-                let guard = self.ingest_lock.lock().await;
-                self.freeze(&guard);
-            }
-            // Retries until it succeeds: a clean stop leaves object storage holding everything
-            // ingested. Dropping the `run` future aborts it (the WAL is still on the
-            // safekeepers, so nothing is lost).
-            if let Err(e) = self.flush_frozen_layers(&CancellationToken::new()).await {
-                error!(timeline_id = %self.id, error = %e, "final flush failed");
-            }
-        }
-        self.shutdown.cancel();
-        info!(timeline_id = %self.id, status = ?self.status(), "timeline shut down");
     }
 }
 

@@ -40,6 +40,18 @@ impl Model {
         }
     }
 
+    /// What a branch created at `lsn` starts with: the versions at or below it.
+    pub(crate) fn branch_at(&self, lsn: Lsn) -> Model {
+        Model {
+            versions: self
+                .versions
+                .iter()
+                .filter(|((_, l), _)| *l <= lsn)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     pub(crate) fn get(&self, k: &Bytes, lsn: Lsn) -> Option<Bytes> {
         self.versions
             .range((k.clone(), Lsn::ZERO)..=(k.clone(), lsn))
@@ -174,7 +186,7 @@ impl Env {
         )
         .await
         .expect("block cache");
-        Timeline::attach(id, Arc::new(conf), remote, cache)
+        Timeline::attach(id, Arc::new(conf), remote, cache, None)
             .await
             .expect("attach")
     }

@@ -200,9 +200,13 @@ impl Offloader {
         let mut lowest = ManifestCoverage {
             disk_consistent_lsn: u64::MAX,
             gc_cutoff_lsn: u64::MAX,
+            deleted: false,
         };
         for timeline in self.state.applied().wal.timelines.into_keys() {
             let coverage = self.remote.manifest_coverage(timeline).await?;
+            if coverage.deleted {
+                continue;
+            }
             lowest.disk_consistent_lsn =
                 lowest.disk_consistent_lsn.min(coverage.disk_consistent_lsn);
             lowest.gc_cutoff_lsn = lowest.gc_cutoff_lsn.min(coverage.gc_cutoff_lsn);

@@ -321,6 +321,9 @@ pub(crate) struct ManifestCoverage {
     /// The pageserver's GC cutoff: no read goes below it any more.
     #[serde(default)]
     pub gc_cutoff_lsn: u64,
+    /// A deleted timeline needs no WAL kept for it.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// `body`, its crc32c and `magic`.
