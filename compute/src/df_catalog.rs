@@ -8,6 +8,9 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::datasource::TableProvider;
 
+use strata_core::Lsn;
+
+use crate::as_of::parse_as_of_name;
 use crate::catalog::{TableDef, DEFAULT_SCHEMA};
 use crate::pg_catalog::{
     is_pg_catalog_table, CatalogHandle, SystemSchema, INFORMATION_SCHEMA, PG_CATALOG,
@@ -63,6 +66,18 @@ pub struct StrataSchemaProvider {
 }
 
 impl StrataSchemaProvider {
+    /// `name` as the catalog had it at `lsn`, read at `lsn`.
+    async fn past_table(&self, name: &str, lsn: Lsn) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let catalog = self
+            .primary
+            .catalog_at(lsn)
+            .await
+            .map_err(|e| e.into_datafusion())?;
+        Ok(catalog.get(&self.schema, name).map(|def| {
+            Arc::new(StrataTable::as_of(def, self.primary.clone(), lsn)) as Arc<dyn TableProvider>
+        }))
+    }
+
     fn lookup(&self, name: &str) -> DFResult<Option<Arc<TableDef>>> {
         self.slot
             .with_catalog(&self.primary.catalog, |view| view.get(&self.schema, name))
@@ -78,8 +93,16 @@ impl SchemaProvider for StrataSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if let Some((base, lsn)) = parse_as_of_name(name) {
+            return self.past_table(base, lsn).await;
+        }
         if is_pg_catalog_table(name) {
             return self.system.table(name).await;
+        }
+        if let Some(lsn) = self.slot.as_of() {
+            if !name.ends_with(KEYED_SUFFIX) {
+                return self.past_table(name, lsn).await;
+            }
         }
         if let Some(base) = name.strip_suffix(KEYED_SUFFIX) {
             return Ok(self.lookup(base)?.map(|def| {

@@ -68,6 +68,7 @@ pub mod sqlstate {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    pub const SNAPSHOT_TOO_OLD: &str = "72000";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const DATA_CORRUPTED: &str = "XX001";
 }
@@ -201,6 +202,8 @@ impl From<StorageError> for SqlError {
             StorageError::TooLarge(_) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
             StorageError::Unavailable(_) => sqlstate::CANNOT_CONNECT_NOW,
             StorageError::Corrupt(_) => sqlstate::DATA_CORRUPTED,
+            StorageError::SnapshotTooOld(_) => sqlstate::SNAPSHOT_TOO_OLD,
+            StorageError::BeforeStart(_) => sqlstate::DATETIME_FIELD_OVERFLOW,
             StorageError::Rpc(_) => sqlstate::INTERNAL_ERROR,
         };
         SqlError::new(code, e.to_string())

@@ -6,6 +6,7 @@
 //! safekeeper quorum. Nothing here is durable: kill a compute at any moment and a new one carries
 //! on from storage.
 
+mod as_of;
 mod bytea;
 mod catalog;
 mod checks;
@@ -13,6 +14,7 @@ mod column_names;
 mod copy;
 mod ddl;
 mod df_catalog;
+mod dialect;
 mod dml;
 mod error;
 mod fast_path;
@@ -122,6 +124,7 @@ pub async fn run(
         sequences: sequence::Sequences::default(),
         txns: TxnManager::new(safekeepers, generation, commit_lsn),
         pageserver,
+        past_catalogs: Default::default(),
     });
     let server = server::Server::new(primary);
     let mut connections = JoinSet::new();

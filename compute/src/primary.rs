@@ -1,9 +1,14 @@
 //! State shared by every session of a primary compute.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::catalog::Catalog;
+use futures::StreamExt;
+use strata_core::Lsn;
+
+use crate::catalog::{catalog_range, Catalog};
+use crate::error::SqlResult;
 use crate::sequence::Sequences;
 use crate::storage::PageserverClient;
 use crate::txn::TxnManager;
@@ -13,6 +18,43 @@ pub struct Primary {
     pub sequences: Sequences,
     pub txns: Arc<TxnManager>,
     pub pageserver: PageserverClient,
+    /// Catalogs as they were at past LSNs, for reads in the past (see [`Primary::catalog_at`]).
+    pub past_catalogs: Mutex<HashMap<Lsn, Arc<Catalog>>>,
+}
+
+/// Past catalogs kept; the cache starts over when full.
+const MAX_PAST_CATALOGS: usize = 64;
+
+impl Primary {
+    /// The catalog as it was at `lsn`: tables dropped since are there, tables created since
+    /// are not. Read from the pageserver once per LSN.
+    pub async fn catalog_at(&self, lsn: Lsn) -> SqlResult<Arc<Catalog>> {
+        if let Some(c) = self.past_catalogs.lock().expect("past catalogs").get(&lsn) {
+            return Ok(c.clone());
+        }
+        let (start, end) = catalog_range();
+        let mut scan = self
+            .pageserver
+            .scan(start, Some(end), lsn, lsn, None)
+            .await?;
+        let mut entries = Vec::new();
+        while let Some(chunk) = scan.next().await {
+            let chunk = chunk?;
+            entries.extend(
+                chunk
+                    .keys
+                    .into_iter()
+                    .zip(chunk.values.into_iter().map(Some)),
+            );
+        }
+        let catalog = Arc::new(Catalog::load(&entries)?);
+        let mut cache = self.past_catalogs.lock().expect("past catalogs");
+        if cache.len() >= MAX_PAST_CATALOGS {
+            cache.clear();
+        }
+        cache.insert(lsn, catalog.clone());
+        Ok(catalog)
+    }
 }
 
 impl fmt::Debug for Primary {

@@ -44,6 +44,9 @@ const PARAMETERS: &[(&str, &str, bool, bool)] = &[
     ("bytea_output", "hex", false, false),
     ("timezone_abbreviations", "Default", false, false),
     ("session_authorization", "postgres", true, true),
+    // Empty: the present. Otherwise a timestamp or LSN the session's reads are pinned at
+    // (resolved by the session when set; see `session/time_travel.rs`).
+    ("strata.as_of", "", false, false),
 ];
 
 #[derive(Debug, Clone)]

@@ -178,7 +178,16 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         previous = Some(i);
     }
     row_lock_strengths(&mut tokens);
-    Parser::new(&dialect)
+    let time_travel = tokens
+        .iter()
+        .any(|t| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("system_time")));
+    let versioned = crate::dialect::TimeTravelDialect::default();
+    let parser = if time_travel {
+        Parser::new(&versioned)
+    } else {
+        Parser::new(&dialect)
+    };
+    parser
         .with_tokens_with_locations(order_sequence_options(tokens))
         .parse_statements()
         .map_err(|e| e.to_string())

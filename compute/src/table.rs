@@ -10,6 +10,8 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use strata_core::Lsn;
+
 use crate::catalog::TableDef;
 use crate::key_range::{plan_access, Access};
 use crate::primary::Primary;
@@ -29,6 +31,8 @@ pub struct StrataTable {
     schema: SchemaRef,
     keyed: bool,
     primary: Arc<Primary>,
+    /// Read at this LSN, as it was then, instead of at the transaction's snapshot.
+    as_of: Option<Lsn>,
 }
 
 impl StrataTable {
@@ -38,6 +42,15 @@ impl StrataTable {
             def,
             keyed: false,
             primary,
+            as_of: None,
+        }
+    }
+
+    /// The table as it was at `lsn` (`def` is its definition then), read at `lsn`.
+    pub fn as_of(def: Arc<TableDef>, primary: Arc<Primary>, lsn: Lsn) -> Self {
+        Self {
+            as_of: Some(lsn),
+            ..Self::new(def, primary)
         }
     }
 
@@ -55,6 +68,7 @@ impl StrataTable {
             def,
             keyed: true,
             primary,
+            as_of: None,
         }
     }
 }
@@ -102,7 +116,48 @@ impl TableProvider for StrataTable {
         let access = plan_access(&self.def, filters);
 
         // The statement's snapshot, and the transaction's own writes among the keys read.
-        let (snapshot, overlay) = txn_slot(state.config())?.with(|txn| {
+        // A read in the past sees neither: only what was committed at its LSN.
+        let (snapshot, overlay) = match self.as_of {
+            Some(lsn) => (lsn, Vec::new()),
+            None => self.snapshot_and_overlay(state, &access)?,
+        };
+        let last_written = self.primary.txns.last_written();
+        let not_modified_since = match &access {
+            Access::Points(keys) => last_written.for_keys(keys),
+            Access::Range { start, end, .. } => last_written.for_range(start, end),
+            Access::Index { .. } => {
+                let (start, end) = table_range(self.def.id);
+                last_written.for_range(&start, &end)
+            }
+        };
+        let spec = ScanSpec {
+            table: self.def.clone(),
+            projection: table_projection,
+            key_position,
+            access,
+            limit,
+            snapshot,
+            not_modified_since: not_modified_since.min(snapshot),
+            overlay,
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        Ok(Arc::new(StrataScanExec::new(
+            spec,
+            schema,
+            self.primary.pageserver.clone(),
+        )))
+    }
+}
+
+impl StrataTable {
+    /// The snapshot of the statement being planned, and its transaction's own writes among
+    /// the keys `access` reads.
+    fn snapshot_and_overlay(
+        &self,
+        state: &dyn Session,
+        access: &Access,
+    ) -> DFResult<(Lsn, Vec<(bytes::Bytes, crate::txn::Write)>)> {
+        txn_slot(state.config())?.with(|txn| {
             let overlay = match &access {
                 Access::Points(keys) => keys
                     .iter()
@@ -122,32 +177,7 @@ impl TableProvider for StrataTable {
                 }
             };
             (txn.snapshot(), overlay)
-        })?;
-        let last_written = self.primary.txns.last_written();
-        let not_modified_since = match &access {
-            Access::Points(keys) => last_written.for_keys(keys),
-            Access::Range { start, end, .. } => last_written.for_range(start, end),
-            Access::Index { .. } => {
-                let (start, end) = table_range(self.def.id);
-                last_written.for_range(&start, &end)
-            }
-        };
-        let spec = ScanSpec {
-            table: self.def.clone(),
-            projection: table_projection,
-            key_position,
-            access,
-            limit,
-            snapshot,
-            not_modified_since,
-            overlay,
-        };
-        let schema = Arc::new(self.schema.project(&projection)?);
-        Ok(Arc::new(StrataScanExec::new(
-            spec,
-            schema,
-            self.primary.pageserver.clone(),
-        )))
+        })
     }
 }
 

@@ -16,6 +16,8 @@ use crate::txn::Transaction;
 #[derive(Default)]
 pub struct TxnSlot {
     txn: Mutex<Option<Transaction>>,
+    /// `SET strata.as_of`: every table is read at this LSN, and writes are refused.
+    as_of: Mutex<Option<strata_core::Lsn>>,
 }
 
 impl std::fmt::Debug for TxnSlot {
@@ -31,6 +33,15 @@ impl TxnSlot {
 
     pub fn take(&self) -> Option<Transaction> {
         self.txn.lock().expect("txn slot lock").take()
+    }
+
+    /// The LSN the session is pinned at (`SET strata.as_of`), if any.
+    pub fn as_of(&self) -> Option<strata_core::Lsn> {
+        *self.as_of.lock().expect("as_of lock")
+    }
+
+    pub fn set_as_of(&self, lsn: Option<strata_core::Lsn>) {
+        *self.as_of.lock().expect("as_of lock") = lsn;
     }
 
     /// Runs `f` on the current transaction.

@@ -6,4 +6,5 @@ mod drivers;
 mod durability;
 mod round_trip;
 mod support;
+mod time_travel;
 mod transactions;

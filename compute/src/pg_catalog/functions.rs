@@ -255,6 +255,22 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                 Ok(Arc::new(StringArray::from(out)) as ArrayRef)
             },
         ),
+        // Where this session reads: its `strata.as_of` pin, else its snapshot (the LSN of the
+        // last commit it sees), printed as PostgreSQL prints LSNs.
+        function(
+            "strata_current_lsn",
+            &[0],
+            DataType::Utf8,
+            h,
+            |h, _, rows| {
+                let lsn = h
+                    .slot
+                    .as_of()
+                    .or_else(|| h.slot.with_optional(|t| t.map(|t| t.snapshot())))
+                    .unwrap_or_else(|| h.primary.txns.last_commit_lsn());
+                Ok(Arc::new(StringArray::from(vec![lsn.to_string(); rows])) as ArrayRef)
+            },
+        ),
         function("pg_backend_pid", &[0], DataType::Int32, h, |h, _, rows| {
             let pid = h.pid.load(Ordering::Relaxed);
             Ok(Arc::new(Int32Array::from(vec![pid; rows])) as ArrayRef)

@@ -9,6 +9,7 @@ mod block;
 mod copy;
 mod prepare;
 mod run;
+mod time_travel;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use pgwire::messages::response::TransactionStatus;
 use crate::bytea::{ByteaCastRule, ByteaIn};
 use crate::catalog::{catalog_range, DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::df_catalog::StrataCatalogProvider;
-use crate::error::{SqlError, SqlResult};
+use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::pg_catalog::CatalogHandle;
 use crate::pg_encode::ResultColumn;
 use crate::primary::Primary;
@@ -90,6 +91,26 @@ pub struct Session {
     copy_in: Mutex<Option<copy::CopyIn>>,
     /// Plans of simple-protocol queries by normalized text (`None`: not a fast statement).
     shapes: Mutex<HashMap<String, Option<Arc<Prepared>>>>,
+}
+
+/// Whether a statement changes data or schema (refused while the session reads the past).
+fn writes_data(prepared: &Prepared) -> bool {
+    match &prepared.kind {
+        Kind::Query | Kind::Explain { .. } => false,
+        Kind::Fast(plan) => !plan.is_read_only(),
+        Kind::Insert { .. } | Kind::UpdateOrDelete(_) | Kind::Locking(_) => true,
+        Kind::Other => !matches!(
+            prepared.statement,
+            Statement::Set(_)
+                | Statement::ShowVariable { .. }
+                | Statement::Reset(_)
+                | Statement::Query(_)
+                | Statement::Explain { .. }
+                | Statement::Copy { to: true, .. }
+                | Statement::Discard { .. }
+                | Statement::Deallocate { .. }
+        ),
+    }
 }
 
 /// Simple-protocol statement shapes remembered per session; the cache starts over when full.
@@ -232,6 +253,16 @@ impl Session {
         if let Some(output) = self.transaction_control(&prepared.statement).await? {
             return Ok(output);
         }
+        if self.slot.as_of().is_some() && writes_data(prepared) {
+            return Err(SqlError::new(
+                sqlstate::READ_ONLY_SQL_TRANSACTION,
+                format!(
+                    "cannot execute {} while reading the past",
+                    statement_kind(&prepared.statement)
+                ),
+            )
+            .with_hint("RESET strata.as_of returns the session to the present."));
+        }
         if let Statement::Copy { to: false, .. } = &prepared.statement {
             if self.block_failed() {
                 return Err(block::aborted());
@@ -272,7 +303,10 @@ impl Session {
     /// query's literals become parameters of a plan made once per shape. `None` if the query
     /// is not one (the caller runs it as usual).
     pub async fn run_fast_simple(&self, sql: &str) -> Option<SqlResult<Output>> {
-        if self.block_failed() || self.copy_in.lock().expect("copy lock").is_some() {
+        if self.block_failed()
+            || self.copy_in.lock().expect("copy lock").is_some()
+            || self.slot.as_of().is_some()
+        {
             return None;
         }
         let (normalized, literals) = crate::sql_rewrite::normalize_literals(sql)?;

@@ -67,6 +67,7 @@ impl Session {
 
     /// Plans a statement: result columns and parameter types, without running it.
     pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
+        let statement = self.resolve_time_travel(statement).await?;
         let mut prepared = Prepared {
             statement,
             kind: Kind::Other,
@@ -75,9 +76,13 @@ impl Session {
             param_types: Vec::new(),
             catalog: self.catalog_stamp(),
         };
-        let fast = self.slot.with_catalog(&self.primary.catalog, |view| {
-            fast_path::recognize(&prepared.statement, view)
-        })?;
+        // The fast path reads the present; a session pinned in the past plans everything.
+        let fast = match self.slot.as_of() {
+            Some(_) => None,
+            None => self.slot.with_catalog(&self.primary.catalog, |view| {
+                fast_path::recognize(&prepared.statement, view)
+            })?,
+        };
         if let Some(plan) = fast {
             if let FastKind::Select { projection, .. } = &plan.kind {
                 let schema = plan.table.arrow_schema().project(projection)?;

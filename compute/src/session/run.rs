@@ -372,6 +372,7 @@ impl Session {
             // planner statistics yet. Accepted so that tools that run them work.
             Statement::Vacuum(_) => Ok(Output::command("VACUUM")),
             Statement::Analyze(_) => Ok(Output::command("ANALYZE")),
+            Statement::Set(set) if is_as_of(set) => self.set_as_of(set).await,
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => {
                 let (_, value) = self.show(&setting_name(variable))?;
@@ -391,6 +392,9 @@ impl Session {
                     }
                     Reset::ConfigurationParameter(name) => settings.reset(&name.to_string())?,
                 };
+                if settings.get(AS_OF_SETTING)?.1.is_empty() {
+                    self.slot.set_as_of(None);
+                }
                 let parameter_status = match status {
                     Some(name) => Some((name.clone(), settings.get(&name)?.1)),
                     None => None,
@@ -403,6 +407,35 @@ impl Session {
             }
             other => Err(SqlError::unsupported(statement_kind(other))),
         }
+    }
+
+    /// `SET strata.as_of = <timestamp or LSN>`: every later read of the session sees the
+    /// database as it was then, and writes are refused; `DEFAULT` or an empty value returns to
+    /// the present. The point is resolved to an LSN now, once.
+    async fn set_as_of(&self, set: &Set) -> SqlResult<Output> {
+        let Set::SingleAssignment { values, .. } = set else {
+            return Err(SqlError::unsupported(format!("{set}")));
+        };
+        let [point] = values.as_slice() else {
+            return Err(SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                "SET strata.as_of takes one value: a timestamp or an LSN",
+            ));
+        };
+        let text = setting_value(point).unwrap_or_else(|_| point.to_string());
+        let present = text.is_empty() || text.eq_ignore_ascii_case("default");
+        let lsn = if present {
+            None
+        } else {
+            Some(self.resolve_point(point).await?)
+        };
+        self.slot.set_as_of(lsn);
+        let mut settings = self.settings.lock().expect("settings lock");
+        match lsn {
+            Some(lsn) => settings.set(AS_OF_SETTING, &format!("{text} (LSN {lsn})"))?,
+            None => settings.reset(AS_OF_SETTING)?,
+        };
+        Ok(Output::command("SET"))
     }
 
     /// Runs `f` on the current transaction, taken out of the slot while it awaits.
@@ -469,6 +502,13 @@ fn bind(prepared: &Prepared, params: Vec<ScalarValue>) -> SqlResult<LogicalPlan>
         return Ok(plan);
     }
     Ok(plan.with_param_values(ParamValues::from(params))?)
+}
+
+/// The setting that pins a session's reads in the past.
+const AS_OF_SETTING: &str = "strata.as_of";
+
+fn is_as_of(set: &Set) -> bool {
+    matches!(set, Set::SingleAssignment { variable, .. } if variable.to_string().eq_ignore_ascii_case(AS_OF_SETTING))
 }
 
 fn setting_value(e: &SqlExpr) -> SqlResult<String> {

@@ -24,6 +24,12 @@ pub enum StorageError {
     Unavailable(String),
     #[error("storage returned corrupt data: {0}")]
     Corrupt(String),
+    /// A read in the past that garbage collection has removed.
+    #[error("{0}")]
+    SnapshotTooOld(String),
+    /// A read in the past before the branch existed (or before its first commit).
+    #[error("{0}")]
+    BeforeStart(String),
     #[error("storage request failed: {0}")]
     Rpc(String),
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use strata_core::{Lsn, TimelineId};
 use strata_proto::pageserver::pageserver_client::PageserverClient as GrpcClient;
-use strata_proto::pageserver::{GetRequest, ScanChunk, ScanRequest};
+use strata_proto::pageserver::{GetRequest, LeaseLsnRequest, LsnAtRequest, ScanChunk, ScanRequest};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -110,6 +110,48 @@ impl PageserverClient {
         Ok(stream)
     }
 
+    /// The LSN of the last commit at or before `micros` (microseconds since the Unix epoch),
+    /// counting every commit up to `not_modified_since`; and when that commit happened.
+    pub async fn lsn_at(
+        &self,
+        micros: i64,
+        not_modified_since: Lsn,
+    ) -> Result<(Lsn, i64), StorageError> {
+        let request = LsnAtRequest {
+            timeline_id: self.timeline.to_string(),
+            timestamp_micros: micros,
+            not_modified_since: not_modified_since.0,
+        };
+        let mut backoff = Backoff::new(RETRY_DEADLINE);
+        loop {
+            match self.client.clone().lsn_at(request.clone()).await {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    return Ok((Lsn(resp.lsn), resp.commit_time_micros));
+                }
+                Err(status) if is_transient(&status) && backoff.wait().await => {}
+                Err(status) => return Err(status_error(status)),
+            }
+        }
+    }
+
+    /// Holds the pageserver's garbage collection back from `lsn` for `seconds`.
+    pub async fn lease(&self, lsn: Lsn, seconds: u64) -> Result<(), StorageError> {
+        let request = LeaseLsnRequest {
+            timeline_id: self.timeline.to_string(),
+            lsn: lsn.0,
+            seconds,
+        };
+        let mut backoff = Backoff::new(RETRY_DEADLINE);
+        loop {
+            match self.client.clone().lease_lsn(request.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(status) if is_transient(&status) && backoff.wait().await => {}
+                Err(status) => return Err(status_error(status)),
+            }
+        }
+    }
+
     async fn open_scan(
         &self,
         start: Bytes,
@@ -141,6 +183,18 @@ impl PageserverClient {
 
 fn status_error(status: tonic::Status) -> StorageError {
     match status.code() {
+        Code::OutOfRange => {
+            let reason = status
+                .metadata()
+                .get(strata_proto::OUT_OF_RANGE_REASON)
+                .and_then(|v| v.to_str().ok());
+            let message = status.message().to_string();
+            if reason == Some(strata_proto::OUT_OF_RANGE_BEFORE_START) {
+                StorageError::BeforeStart(message)
+            } else {
+                StorageError::SnapshotTooOld(message)
+            }
+        }
         Code::DataLoss => StorageError::Corrupt(status.message().to_string()),
         Code::Unavailable | Code::DeadlineExceeded => {
             StorageError::Unavailable(status.message().to_string())
