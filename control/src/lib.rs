@@ -7,7 +7,9 @@
 mod error;
 mod manifest;
 mod object_store_url;
+mod proxy;
 
 pub use error::ControlError;
 pub use manifest::{Branch, ControlManifest, MAIN_BRANCH};
 pub use object_store_url::open_object_store;
+pub use proxy::{serve_proxy, RouteError, Router};
