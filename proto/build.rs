@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/safekeeper.proto",
         "proto/pageserver.proto",
         "proto/raft.proto",
+        "proto/control.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

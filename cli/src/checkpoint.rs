@@ -33,23 +33,26 @@ pub struct CheckpointArgs {
 pub struct Checkpointed {
     /// Every committed transaction up to this LSN is in the offloaded WAL.
     pub wal_lsn: u64,
-    /// The main timeline's layers in object storage cover it up to this LSN.
+    /// The main branch's layers in object storage cover it up to this LSN.
     pub layers_lsn: u64,
 }
 
 /// `strata checkpoint`.
 pub async fn run(args: CheckpointArgs) -> anyhow::Result<()> {
-    let path = args.data_dir.join("up.json");
-    let info: RuntimeInfo = serde_json::from_slice(&std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read {} (is `strata up --data-dir {}` running?)",
-            path.display(),
-            args.data_dir.display()
-        )
-    })?)
-    .with_context(|| format!("{} is not what `strata up` writes", path.display()))?;
-    let timeline: TimelineId = info.main_timeline.parse()?;
-    let done = checkpoint(&info.safekeepers, Some(info.pageserver), timeline).await?;
+    let info = RuntimeInfo::read(&args.data_dir)?;
+    // Every branch's timeline, from the control manifest.
+    let store = strata_control::open_object_store(&info.object_store)?;
+    let timelines: Vec<TimelineId> =
+        match strata_control::ControlManifest::load(store.as_ref()).await? {
+            // `main` first: its LSN is the one reported.
+            Some(m) => {
+                let mut branches = m.branches.clone();
+                branches.sort_by_key(|b| b.name != strata_control::MAIN_BRANCH);
+                branches.iter().map(|b| b.timeline_id).collect()
+            }
+            None => vec![info.main_timeline.parse()?],
+        };
+    let done = checkpoint(&info.safekeepers, Some(info.pageserver), &timelines).await?;
     println!(
         "Checkpoint done: object storage ({}) holds every commit up to LSN {} (layers up to LSN {}).",
         info.object_store, done.wal_lsn, done.layers_lsn
@@ -58,11 +61,11 @@ pub async fn run(args: CheckpointArgs) -> anyhow::Result<()> {
 }
 
 /// Offloads the safekeepers' WAL (any node can do it; the first that answers does), then,
-/// with a pageserver, uploads its layers of `timeline`.
+/// with a pageserver, uploads its layers of each of `timelines`.
 pub async fn checkpoint(
     safekeepers: &[SocketAddr],
     pageserver: Option<SocketAddr>,
-    timeline: TimelineId,
+    timelines: &[TimelineId],
 ) -> anyhow::Result<Checkpointed> {
     tracing::info!("checkpoint: offloading the safekeepers' WAL");
     let mut wal_lsn = None;
@@ -89,13 +92,17 @@ pub async fn checkpoint(
     if let Some(addr) = pageserver {
         tracing::info!("checkpoint: uploading the pageserver's layers");
         let mut client = PageserverClient::new(endpoint(addr)?.connect_lazy());
-        let response = client
-            .checkpoint(strata_proto::pageserver::CheckpointRequest {
-                timeline_id: timeline.to_string(),
-            })
-            .await
-            .with_context(|| format!("pageserver {addr} could not checkpoint"))?;
-        layers_lsn = response.into_inner().remote_consistent_lsn;
+        for timeline in timelines {
+            let response = client
+                .checkpoint(strata_proto::pageserver::CheckpointRequest {
+                    timeline_id: timeline.to_string(),
+                })
+                .await
+                .with_context(|| format!("pageserver {addr} could not checkpoint {timeline}"))?;
+            if layers_lsn == 0 {
+                layers_lsn = response.into_inner().remote_consistent_lsn;
+            }
+        }
         tracing::info!(lsn = layers_lsn, "checkpoint: layers uploaded");
     }
     Ok(Checkpointed {

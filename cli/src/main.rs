@@ -1,7 +1,7 @@
 //! `strata`: runs the whole system on one machine (`strata up`) or any one component.
 
 use clap::{Parser, Subcommand};
-use strata::{checkpoint, components, up};
+use strata::{branch, checkpoint, components, up};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -24,6 +24,12 @@ enum Command {
     /// safekeepers offload their WAL, the pageserver uploads its layers. After it, every local
     /// directory is disposable. (A clean stop of `strata up` does the same.)
     Checkpoint(checkpoint::CheckpointArgs),
+    /// Branches of the running `strata up`: create (instant, copy-on-write), list, delete,
+    /// restore to a past state.
+    Branch(branch::BranchArgs),
+    /// Endpoints (computes) of the running `strata up`: start a branch's primary or a
+    /// read-only compute pinned in the past, stop, list.
+    Endpoint(branch::EndpointArgs),
     /// Run one safekeeper of a Raft group.
     Safekeeper(components::SafekeeperArgs),
     /// Run a pageserver.
@@ -50,6 +56,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Checkpoint(args) => checkpoint::run(args).await,
+            Command::Branch(args) => branch::branch(args).await,
+            Command::Endpoint(args) => branch::endpoint(args).await,
             Command::Safekeeper(args) => components::safekeeper(args).await,
             Command::Pageserver(args) => components::pageserver(args).await,
             Command::Compute(args) => components::compute(args).await,

@@ -1,22 +1,29 @@
 //! `strata up`: the whole system in one process, on loopback ports.
 //!
-//! Three safekeepers, a pageserver and a primary compute for the `main` branch run as tasks of
-//! this process but talk to each other over real gRPC on loopback, exactly as separate processes
-//! would. Stopping (SIGINT/SIGTERM) goes in dependency order: the compute stops taking queries,
-//! the pageserver flushes and uploads what it ingested, then the safekeepers stop.
+//! Three safekeepers, a pageserver, the control plane, the proxy, and computes run as tasks of
+//! this process but talk to each other over real gRPC and PostgreSQL connections on loopback,
+//! exactly as separate processes would. Clients connect to the proxy (the front port), which
+//! starts the compute of the endpoint a connection names (`options=endpoint=NAME`; `main` by
+//! default) on demand. Stopping (SIGINT/SIGTERM) goes in dependency order: the proxy and the
+//! computes stop taking queries, the pageserver flushes and uploads what it ingested, then the
+//! safekeepers stop.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use strata_compute::ComputeConfig;
-use strata_control::{open_object_store, ControlManifest, MAIN_BRANCH};
-use strata_core::TimelineId;
+use strata_control::{
+    open_object_store, serve_control, serve_proxy, Compute, ComputeLauncher, ControlManifest,
+    ControlPlane, PlaneConfig, Router, MAIN_BRANCH,
+};
+use strata_core::{Lsn, TimelineId};
 use strata_pageserver::PageserverConfig;
 use strata_safekeeper::SafekeeperConfig;
 use tokio::net::TcpListener;
@@ -67,6 +74,24 @@ pub struct RuntimeInfo {
     pub safekeepers: Vec<SocketAddr>,
     pub object_store: String,
     pub main_timeline: String,
+    /// The control plane's gRPC API (`strata branch`, `strata endpoint`).
+    pub control: SocketAddr,
+}
+
+impl RuntimeInfo {
+    /// What the `strata up` running on `data_dir` wrote about itself.
+    pub fn read(data_dir: &Path) -> anyhow::Result<RuntimeInfo> {
+        let path = data_dir.join("up.json");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {} (is `strata up --data-dir {}` running?)",
+                path.display(),
+                data_dir.display()
+            )
+        })?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not what `strata up` writes", path.display()))
+    }
 }
 
 /// A running system (see [`start`]).
@@ -75,7 +100,9 @@ pub struct Running {
     pub postgres: SocketAddr,
     info_path: PathBuf,
     failed: CancellationToken,
-    compute: (CancellationToken, JoinHandle<()>),
+    /// The proxy and the control plane's API.
+    front: (CancellationToken, Vec<JoinHandle<()>>),
+    plane: Arc<ControlPlane>,
     pageserver: (CancellationToken, JoinHandle<()>),
     safekeepers: (CancellationToken, Vec<JoinHandle<()>>),
     safekeeper_addrs: Vec<SocketAddr>,
@@ -110,6 +137,7 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         sk_listeners.push((id, listener));
     }
     let ps_listener = TcpListener::bind((loopback, 0)).await?;
+    let control_listener = TcpListener::bind((loopback, 0)).await?;
     let pg_listener = TcpListener::bind((args.listen_addr, args.port))
         .await
         .with_context(|| {
@@ -128,6 +156,7 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
             .collect::<Result<_, _>>()?,
         object_store: object_store_url.clone(),
         main_timeline: timeline.to_string(),
+        control: control_listener.local_addr()?,
     };
 
     let failed = CancellationToken::new();
@@ -154,21 +183,41 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         ..Default::default()
     };
     let ps_stop = CancellationToken::new();
-    let token = ps_stop.clone();
+    let (token, ps_remote) = (ps_stop.clone(), remote.clone());
     let pageserver = spawn("pageserver", &failed, async move {
-        strata_pageserver::run(ps_config, ps_listener, remote, token)
+        strata_pageserver::run(ps_config, ps_listener, ps_remote, token)
             .await
             .map_err(Into::into)
     });
-    let compute_config = ComputeConfig::new(
-        timeline,
-        peers.values().cloned().collect(),
-        info.pageserver.to_string(),
-    );
-    let compute_stop = CancellationToken::new();
-    let token = compute_stop.clone();
-    let compute = spawn("compute", &failed, async move {
-        strata_compute::run(compute_config, pg_listener, token)
+    let launcher = Arc::new(InProcessComputes {
+        safekeepers: peers.values().cloned().collect(),
+        pageserver: info.pageserver.to_string(),
+    });
+    let plane = ControlPlane::new(
+        remote.clone(),
+        PlaneConfig {
+            front: info.postgres,
+            pageserver: info.pageserver.to_string(),
+            safekeepers: peers.values().cloned().collect(),
+        },
+        launcher,
+    )
+    .await
+    .context("cannot start the control plane")?;
+    // `main` is what a connection without an endpoint gets: started now, not on the first
+    // connection.
+    plane.ensure_running(MAIN_BRANCH).await?;
+    let front_stop = CancellationToken::new();
+    let router: Arc<dyn Router> = plane.clone();
+    let token = front_stop.clone();
+    let proxy = spawn("proxy", &failed, async move {
+        serve_proxy(pg_listener, router, token)
+            .await
+            .map_err(Into::into)
+    });
+    let (token, control_plane) = (front_stop.clone(), plane.clone());
+    let control = spawn("control", &failed, async move {
+        serve_control(control_plane, control_listener, token)
             .await
             .map_err(Into::into)
     });
@@ -180,7 +229,8 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         postgres: info.postgres,
         info_path,
         failed,
-        compute: (compute_stop, compute),
+        front: (front_stop, vec![proxy, control]),
+        plane,
         pageserver: (ps_stop, pageserver),
         safekeepers: (sk_stop, safekeepers),
         safekeeper_addrs: info.safekeepers.clone(),
@@ -199,11 +249,14 @@ impl Running {
     /// uploads what it ingested, the safekeepers offload their WAL (a checkpoint), then they
     /// stop. After a clean stop the bucket alone holds everything.
     pub async fn stop(self) {
-        self.compute.0.cancel();
-        let _ = self.compute.1.await;
+        self.front.0.cancel();
+        for task in self.front.1 {
+            let _ = task.await;
+        }
+        self.plane.shutdown().await;
         self.pageserver.0.cancel();
         let _ = self.pageserver.1.await;
-        match checkpoint::checkpoint(&self.safekeeper_addrs, None, self.timeline).await {
+        match checkpoint::checkpoint(&self.safekeeper_addrs, None, &[self.timeline]).await {
             Ok(done) => tracing::info!(lsn = done.wal_lsn, "WAL offloaded"),
             Err(e) => tracing::error!(
                 error = format!("{e:#}"),
@@ -265,5 +318,34 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(_) => anyhow::bail!("another strata process is using {}", dir.display()),
+    }
+}
+
+/// Starts computes as tasks of this process, each on its own loopback port.
+struct InProcessComputes {
+    safekeepers: Vec<String>,
+    pageserver: String,
+}
+
+#[async_trait::async_trait]
+impl ComputeLauncher for InProcessComputes {
+    async fn launch(&self, timeline: TimelineId, pinned: Option<Lsn>) -> Result<Compute, String> {
+        let listener = TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0))
+            .await
+            .map_err(|e| format!("cannot listen on loopback: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut config =
+            ComputeConfig::new(timeline, self.safekeepers.clone(), self.pageserver.clone());
+        config.pinned = pinned;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        // A compute that fails is logged and started again by the next connection to its
+        // endpoint; it does not take the rest of the system down.
+        let task = tokio::spawn(async move {
+            if let Err(e) = strata_compute::run(config, listener, token).await {
+                tracing::error!(%timeline, error = format!("{e:#}"), "compute failed");
+            }
+        });
+        Ok(Compute { addr, stop, task })
     }
 }

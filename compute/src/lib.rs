@@ -72,6 +72,10 @@ pub struct ComputeConfig {
     pub pageserver: String,
     /// How long to wait for the safekeepers to accept this compute as primary.
     pub register_timeout: Duration,
+    /// A read-only compute: every session reads the branch at this LSN (as if `SET
+    /// strata.as_of` were in force) and writes are refused. It never registers as primary, so
+    /// it runs beside the branch's primary.
+    pub pinned: Option<strata_core::Lsn>,
 }
 
 impl ComputeConfig {
@@ -81,6 +85,7 @@ impl ComputeConfig {
             safekeepers,
             pageserver,
             register_timeout: Duration::from_secs(60),
+            pinned: None,
         }
     }
 }
@@ -95,11 +100,20 @@ pub async fn run(
         .map_err(ComputeError::Register)?;
     let pageserver = PageserverClient::connect_lazy(&config.pageserver, config.timeline)
         .map_err(ComputeError::Register)?;
-    let (generation, commit_lsn) = tokio::select! {
-        r = safekeepers.register_primary(config.register_timeout) => r.map_err(ComputeError::Register)?,
-        _ = shutdown.cancelled() => return Ok(()),
+    let (generation, commit_lsn) = match config.pinned {
+        Some(lsn) => {
+            tracing::info!(timeline = %config.timeline, %lsn, "read-only compute");
+            (0, lsn)
+        }
+        None => {
+            let registered = tokio::select! {
+                r = safekeepers.register_primary(config.register_timeout) => r.map_err(ComputeError::Register)?,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            tracing::info!(timeline = %config.timeline, generation = registered.0, commit_lsn = %registered.1, "registered as primary");
+            registered
+        }
     };
-    tracing::info!(timeline = %config.timeline, generation, %commit_lsn, "registered as primary");
 
     let (start, end) = catalog_range();
     let mut entries = Vec::new();
@@ -125,6 +139,7 @@ pub async fn run(
         txns: TxnManager::new(safekeepers, generation, commit_lsn),
         pageserver,
         past_catalogs: Default::default(),
+        pinned: config.pinned,
     });
     let server = server::Server::new(primary);
     let mut connections = JoinSet::new();

@@ -20,6 +20,8 @@ pub struct Primary {
     pub pageserver: PageserverClient,
     /// Catalogs as they were at past LSNs, for reads in the past (see [`Primary::catalog_at`]).
     pub past_catalogs: Mutex<HashMap<Lsn, Arc<Catalog>>>,
+    /// A read-only compute's LSN: where every session reads unless it picks another past.
+    pub pinned: Option<Lsn>,
 }
 
 /// Past catalogs kept; the cache starts over when full.

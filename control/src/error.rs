@@ -10,4 +10,21 @@ pub enum ControlError {
     NoSuchBranch(String),
     #[error("another writer updated the control manifest concurrently; retry")]
     Conflict,
+    #[error("endpoint {0:?} does not exist")]
+    NoSuchEndpoint(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    /// The request is well formed but the state does not allow it.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A point in time or LSN the branch cannot be read at.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The pageserver or safekeepers failed or could not be reached.
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("cannot start a compute: {0}")]
+    Launch(String),
 }

@@ -21,6 +21,18 @@ pub struct Branch {
     pub ancestor_lsn: Option<Lsn>,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// When the last commit at `ancestor_lsn` happened (RFC 3339), if known.
+    #[serde(default)]
+    pub branch_time: Option<String>,
+}
+
+/// A read-only endpoint: a compute pinned at one LSN of a branch. (Every branch also has a
+/// read-write primary endpoint, named like the branch, which needs no entry.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub branch: String,
+    pub lsn: Lsn,
 }
 
 /// The control plane's state, one version of `control/manifest/<version>`.
@@ -29,6 +41,8 @@ pub struct ControlManifest {
     #[serde(skip)]
     pub version: u64,
     pub branches: Vec<Branch>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSpec>,
 }
 
 impl ControlManifest {
@@ -54,7 +68,9 @@ impl ControlManifest {
                 parent: None,
                 ancestor_lsn: None,
                 created_at: chrono::Utc::now().to_rfc3339(),
+                branch_time: None,
             }],
+            endpoints: Vec::new(),
         };
         match manifest.publish(store).await {
             Ok(()) => {
@@ -63,6 +79,25 @@ impl ControlManifest {
             }
             Err(ControlError::Conflict) => Self::load(store).await?.ok_or(ControlError::Conflict),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `change` to the latest manifest and publishes the result as the next version,
+    /// starting over when another writer published first. Returns the published manifest and
+    /// what `change` returned.
+    pub async fn update<T>(
+        store: &dyn ObjectStore,
+        mut change: impl FnMut(&mut ControlManifest) -> Result<T, ControlError>,
+    ) -> Result<(ControlManifest, T), ControlError> {
+        loop {
+            let mut next = Self::load_or_init(store).await?;
+            let out = change(&mut next)?;
+            next.version += 1;
+            match next.publish(store).await {
+                Ok(()) => return Ok((next, out)),
+                Err(ControlError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -166,7 +166,7 @@ async fn a_point_in_time_maps_to_the_last_commit_before_it_on_every_branch() {
     assert_eq!(lsn_at(&root, at(10_000)).await.unwrap(), 300);
     let before = lsn_at(&root, at(1) - 1).await;
     assert!(
-        matches!(before, Err(PageserverError::TimeOutOfRange(_))),
+        matches!(before, Err(PageserverError::TimeBeforeStart(_))),
         "{before:?}"
     );
 
@@ -180,7 +180,7 @@ async fn a_point_in_time_maps_to_the_last_commit_before_it_on_every_branch() {
     assert_eq!(lsn_at(&child, at(250)).await.unwrap(), 250);
     let before = lsn_at(&child, at(100)).await;
     assert!(
-        matches!(before, Err(PageserverError::TimeOutOfRange(_))),
+        matches!(before, Err(PageserverError::TimeBeforeStart(_))),
         "{before:?}"
     );
     mgr.shutdown().await;

@@ -69,14 +69,14 @@ impl Timeline {
             // The state at `start` is at or before `micros`: search upwards from it.
             Some(c) if c.micros <= micros => {}
             _ if start > self.start_lsn() => {
-                return Err(PageserverError::TimeOutOfRange(format!(
+                return Err(PageserverError::TimeBeforeRetention(format!(
                     "{} is before the retained history of this branch (garbage collection \
                      removed what is older than LSN {start})",
                     show(micros)
                 )))
             }
             _ if self.ancestor.is_some() => {
-                return Err(PageserverError::TimeOutOfRange(format!(
+                return Err(PageserverError::TimeBeforeStart(format!(
                     "{} is before this branch was created (at LSN {start})",
                     show(micros)
                 )))
@@ -106,7 +106,7 @@ impl Timeline {
         }
         match self.commit_at(lo).await? {
             Some(c) if c.micros <= micros => Ok(self.clamp(c)),
-            _ => Err(PageserverError::TimeOutOfRange(format!(
+            _ => Err(PageserverError::TimeBeforeStart(format!(
                 "{} is before the first commit of this database",
                 show(micros)
             ))),

@@ -1,6 +1,7 @@
 //! The pageserver's errors, and the gRPC status code each one becomes at the edge.
 
 use strata_core::{Lsn, TimelineId};
+use strata_proto::{OUT_OF_RANGE_BEFORE_START, OUT_OF_RANGE_REASON, OUT_OF_RANGE_RETENTION};
 
 /// Everything that can go wrong inside the pageserver. The variant tells the caller what to do:
 /// retry later (`WaitLsnTimeout`, `Remote`, `ShuttingDown`), fix the request
@@ -38,10 +39,14 @@ pub enum PageserverError {
         start: Lsn,
     },
 
-    /// A point in time outside what the timeline can answer for (before its first commit,
-    /// before the branch was created, or before the retained history).
+    /// A point in time older than the history GC keeps.
     #[error("{0}")]
-    TimeOutOfRange(String),
+    TimeBeforeRetention(String),
+
+    /// A point in time before the timeline has a state: before the branch was created, or
+    /// before the first commit.
+    #[error("{0}")]
+    TimeBeforeStart(String),
 
     #[error("timeline {0} does not exist (it was deleted)")]
     NoSuchTimeline(TimelineId),
@@ -99,9 +104,12 @@ impl From<PageserverError> for tonic::Status {
         let message = e.to_string();
         match e {
             PageserverError::InvalidArgument(_) => Status::invalid_argument(message),
-            PageserverError::BelowGcCutoff { .. }
-            | PageserverError::BeforeBranch { .. }
-            | PageserverError::TimeOutOfRange(_) => Status::out_of_range(message),
+            PageserverError::BelowGcCutoff { .. } | PageserverError::TimeBeforeRetention(_) => {
+                out_of_range(message, OUT_OF_RANGE_RETENTION)
+            }
+            PageserverError::BeforeBranch { .. } | PageserverError::TimeBeforeStart(_) => {
+                out_of_range(message, OUT_OF_RANGE_BEFORE_START)
+            }
             PageserverError::NoSuchTimeline(_) => Status::not_found(message),
             PageserverError::TimelineExists(_) => Status::already_exists(message),
             PageserverError::HasBranches(_) => Status::failed_precondition(message),
@@ -114,6 +122,15 @@ impl From<PageserverError> for tonic::Status {
             PageserverError::Io(_) | PageserverError::Internal(_) => Status::internal(message),
         }
     }
+}
+
+fn out_of_range(message: String, reason: &'static str) -> tonic::Status {
+    let mut status = tonic::Status::out_of_range(message);
+    status.metadata_mut().insert(
+        OUT_OF_RANGE_REASON,
+        tonic::metadata::MetadataValue::from_static(reason),
+    );
+    status
 }
 
 pub(crate) type Result<T, E = PageserverError> = std::result::Result<T, E>;

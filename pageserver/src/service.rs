@@ -12,8 +12,9 @@ use strata_proto::pageserver::pageserver_server::Pageserver;
 use strata_proto::pageserver::{
     CheckpointRequest, CheckpointResponse, CommitAtRequest, CommitAtResponse,
     CreateTimelineRequest, CreateTimelineResponse, DeleteTimelineRequest, DeleteTimelineResponse,
-    GetRequest, GetResponse, LeaseLsnRequest, LeaseLsnResponse, LsnAtRequest, LsnAtResponse,
-    OptionalValue, ScanChunk, ScanRequest, TimelineStatusRequest, TimelineStatusResponse,
+    GetRequest, GetResponse, LeaseLsnRequest, LeaseLsnResponse, LogicalSizeRequest,
+    LogicalSizeResponse, LsnAtRequest, LsnAtResponse, OptionalValue, ScanChunk, ScanRequest,
+    TimelineStatusRequest, TimelineStatusResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -61,7 +62,8 @@ fn log_status(e: PageserverError) -> Status {
         | PageserverError::WaitLsnTimeout { .. }
         | PageserverError::BelowGcCutoff { .. }
         | PageserverError::BeforeBranch { .. }
-        | PageserverError::TimeOutOfRange(_)
+        | PageserverError::TimeBeforeRetention(_)
+        | PageserverError::TimeBeforeStart(_)
         | PageserverError::NoSuchTimeline(_)
         | PageserverError::TimelineExists(_)
         | PageserverError::HasBranches(_) => {}
@@ -209,5 +211,26 @@ impl Pageserver for PageserverService {
             .lease_lsn(Lsn(req.lsn), std::time::Duration::from_secs(req.seconds))
             .map_err(log_status)?;
         Ok(Response::new(LeaseLsnResponse {}))
+    }
+
+    async fn logical_size(
+        &self,
+        request: Request<LogicalSizeRequest>,
+    ) -> Result<Response<LogicalSizeResponse>, Status> {
+        let timeline = self.timeline(&request.get_ref().timeline_id).await?;
+        let lsn = timeline.last_record_lsn();
+        let mut rx = timeline
+            .scan(Bytes::new(), Some(user_end(Bytes::new())), lsn, lsn, None)
+            .await
+            .map_err(log_status)?;
+        let mut bytes = 0u64;
+        while let Some(batch) = rx.recv().await {
+            let batch = batch.map_err(log_status)?;
+            bytes += batch
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum::<u64>();
+        }
+        Ok(Response::new(LogicalSizeResponse { lsn: lsn.0, bytes }))
     }
 }

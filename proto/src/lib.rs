@@ -10,6 +10,10 @@ pub mod pageserver {
     tonic::include_proto!("strata.pageserver");
 }
 
+pub mod control {
+    tonic::include_proto!("strata.control");
+}
+
 pub mod raft {
     tonic::include_proto!("strata.raft");
 }

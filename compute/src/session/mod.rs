@@ -119,6 +119,7 @@ const MAX_SHAPES: usize = 1024;
 impl Session {
     pub fn new(primary: Arc<Primary>, settings: Settings) -> Self {
         let slot = Arc::new(TxnSlot::default());
+        slot.set_as_of(primary.pinned);
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(DEFAULT_DATABASE, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -261,7 +262,10 @@ impl Session {
                     statement_kind(&prepared.statement)
                 ),
             )
-            .with_hint("RESET strata.as_of returns the session to the present."));
+            .with_hint(match self.primary.pinned {
+                Some(lsn) => format!("This endpoint is read-only, pinned at LSN {lsn}."),
+                None => "RESET strata.as_of returns the session to the present.".to_string(),
+            }));
         }
         if let Statement::Copy { to: false, .. } = &prepared.statement {
             if self.block_failed() {

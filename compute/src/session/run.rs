@@ -393,7 +393,7 @@ impl Session {
                     Reset::ConfigurationParameter(name) => settings.reset(&name.to_string())?,
                 };
                 if settings.get(AS_OF_SETTING)?.1.is_empty() {
-                    self.slot.set_as_of(None);
+                    self.slot.set_as_of(self.primary.pinned);
                 }
                 let parameter_status = match status {
                     Some(name) => Some((name.clone(), settings.get(&name)?.1)),
@@ -411,7 +411,8 @@ impl Session {
 
     /// `SET strata.as_of = <timestamp or LSN>`: every later read of the session sees the
     /// database as it was then, and writes are refused; `DEFAULT` or an empty value returns to
-    /// the present. The point is resolved to an LSN now, once.
+    /// the present (a read-only compute's pinned LSN). The point is resolved to an LSN now,
+    /// once.
     async fn set_as_of(&self, set: &Set) -> SqlResult<Output> {
         let Set::SingleAssignment { values, .. } = set else {
             return Err(SqlError::unsupported(format!("{set}")));
@@ -429,7 +430,8 @@ impl Session {
         } else {
             Some(self.resolve_point(point).await?)
         };
-        self.slot.set_as_of(lsn);
+        // The present of a read-only compute is its pinned LSN.
+        self.slot.set_as_of(lsn.or(self.primary.pinned));
         let mut settings = self.settings.lock().expect("settings lock");
         match lsn {
             Some(lsn) => settings.set(AS_OF_SETTING, &format!("{text} (LSN {lsn})"))?,
