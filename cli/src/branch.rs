@@ -121,7 +121,26 @@ fn branch_json(b: &BranchInfo) -> serde_json::Value {
         "created_at": b.created_at,
         "logical_size": b.logical_size,
         "connection_string": b.connection_string,
+        "jdbc_url": jdbc_url(&b.connection_string),
     })
+}
+
+/// The JDBC form of a `postgres://user@host:port/db?params` connection string (pgjdbc reads
+/// only `jdbc:postgresql:` URLs, with the user as a parameter).
+fn jdbc_url(connection_string: &str) -> String {
+    let rest = connection_string
+        .strip_prefix("postgres://")
+        .unwrap_or(connection_string);
+    let (user, rest) = rest.split_once('@').unwrap_or(("", rest));
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut query: Vec<String> = Vec::new();
+    if !user.is_empty() {
+        query.push(format!("user={user}"));
+    }
+    if !params.is_empty() {
+        query.push(params.to_string());
+    }
+    format!("jdbc:postgresql://{path}?{}", query.join("&"))
 }
 
 fn endpoint_json(e: &EndpointInfo) -> serde_json::Value {
@@ -133,6 +152,7 @@ fn endpoint_json(e: &EndpointInfo) -> serde_json::Value {
         "running": e.running,
         "compute_address": (!e.compute_address.is_empty()).then_some(&e.compute_address),
         "connection_string": e.connection_string,
+        "jdbc_url": jdbc_url(&e.connection_string),
     })
 }
 

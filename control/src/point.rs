@@ -1,6 +1,6 @@
 //! A point in a branch's history as a user writes it on the command line: an LSN
-//! (`0/16B3748`) or a timestamp (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`, UTC when
-//! no offset is given, as in a UTC session of PostgreSQL).
+//! (`0/16B3748`) or a timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`, or a date
+//! for its midnight; UTC when no offset is given, as in a UTC session of PostgreSQL).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use strata_core::Lsn;
@@ -35,6 +35,11 @@ impl Point {
             ]
             .iter()
             .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            })
             .map(|t| t.and_utc())
             .ok_or(())
         });
@@ -61,6 +66,10 @@ mod tests {
         assert_eq!(Point::parse("2025-11-24 16:30:00+00").unwrap(), utc);
         assert_eq!(Point::parse("2025-11-24 17:30:00+01:00").unwrap(), utc);
         assert_eq!(Point::parse("2025-11-24 16:30:00").unwrap(), utc);
+        assert_eq!(
+            Point::parse("2025-11-24").unwrap(),
+            Some(Point::Time(1_763_942_400_000_000))
+        );
         assert!(Point::parse("yesterday").is_err());
     }
 }

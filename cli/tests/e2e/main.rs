@@ -1,6 +1,7 @@
 //! End-to-end tests: real `strata` processes on loopback, real clients (psql, tokio-postgres,
 //! and the driver suites under drivers/).
 
+mod branches;
 mod bulk;
 mod drivers;
 mod durability;
