@@ -15,8 +15,9 @@ use tonic::transport::Channel;
 
 use crate::up::RuntimeInfo;
 
+/// Which running system to talk to, and how to answer.
 #[derive(Args, Debug)]
-pub struct BranchArgs {
+pub struct Target {
     /// The data directory of the running `strata up`.
     #[arg(
         long,
@@ -28,6 +29,12 @@ pub struct BranchArgs {
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BranchArgs {
+    #[command(flatten)]
+    pub target: Target,
     #[command(subcommand)]
     pub command: BranchCommand,
 }
@@ -64,17 +71,8 @@ pub enum BranchCommand {
 
 #[derive(Args, Debug)]
 pub struct EndpointArgs {
-    /// The data directory of the running `strata up`.
-    #[arg(
-        long,
-        env = "STRATA_DATA_DIR",
-        default_value = "./.strata",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-    /// Print JSON for scripts instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
     #[command(subcommand)]
     pub command: EndpointCommand,
 }
@@ -164,7 +162,7 @@ fn print_json(value: &serde_json::Value) {
 }
 
 pub async fn branch(args: BranchArgs) -> anyhow::Result<()> {
-    let mut control = client(&args.data_dir).await?;
+    let mut control = client(&args.target.data_dir).await?;
     match args.command {
         BranchCommand::Create { name, parent, at } => {
             let b = control
@@ -176,7 +174,7 @@ pub async fn branch(args: BranchArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(failed)?
                 .into_inner();
-            if args.json {
+            if args.target.json {
                 print_json(&branch_json(&b));
             } else {
                 println!(
@@ -202,7 +200,7 @@ pub async fn branch(args: BranchArgs) -> anyhow::Result<()> {
                 .map_err(failed)?
                 .into_inner()
                 .branches;
-            if args.json {
+            if args.target.json {
                 print_json(&json!(branches.iter().map(branch_json).collect::<Vec<_>>()));
             } else {
                 print_tree(&branches, !no_sizes);
@@ -213,7 +211,7 @@ pub async fn branch(args: BranchArgs) -> anyhow::Result<()> {
                 .delete_branch(DeleteBranchRequest { name: name.clone() })
                 .await
                 .map_err(failed)?;
-            if args.json {
+            if args.target.json {
                 print_json(&json!({ "deleted": name }));
             } else {
                 println!("Deleted branch {name}.");
@@ -226,7 +224,7 @@ pub async fn branch(args: BranchArgs) -> anyhow::Result<()> {
                 .map_err(failed)?
                 .into_inner();
             let (b, backup) = (r.branch.unwrap_or_default(), r.backup.unwrap_or_default());
-            if args.json {
+            if args.target.json {
                 print_json(&json!({ "branch": branch_json(&b), "backup": branch_json(&backup) }));
             } else {
                 println!(
@@ -318,7 +316,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 pub async fn endpoint(args: EndpointArgs) -> anyhow::Result<()> {
-    let mut control = client(&args.data_dir).await?;
+    let mut control = client(&args.target.data_dir).await?;
     match args.command {
         EndpointCommand::Start { name, branch, at } => {
             let e = control
@@ -330,7 +328,7 @@ pub async fn endpoint(args: EndpointArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(failed)?
                 .into_inner();
-            if args.json {
+            if args.target.json {
                 print_json(&endpoint_json(&e));
             } else {
                 let what = if e.kind == "read-only" {
@@ -349,7 +347,7 @@ pub async fn endpoint(args: EndpointArgs) -> anyhow::Result<()> {
                 .stop_endpoint(StopEndpointRequest { name: name.clone() })
                 .await
                 .map_err(failed)?;
-            if args.json {
+            if args.target.json {
                 print_json(&json!({ "stopped": name }));
             } else {
                 println!("Stopped endpoint {name}.");
@@ -362,7 +360,7 @@ pub async fn endpoint(args: EndpointArgs) -> anyhow::Result<()> {
                 .map_err(failed)?
                 .into_inner()
                 .endpoints;
-            if args.json {
+            if args.target.json {
                 print_json(&json!(endpoints
                     .iter()
                     .map(endpoint_json)

@@ -360,6 +360,9 @@ pub enum ComputeError {
     Register(StorageError),
     #[error("could not load the catalog: {0}")]
     Catalog(SqlError),
+    /// A read-only compute's LSN is (or is about to be) below the pageserver's GC cutoff.
+    #[error("cannot hold the pinned LSN: {0}")]
+    Pinned(StorageError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -90,6 +90,25 @@ impl ComputeConfig {
     }
 }
 
+/// How long a read-only compute's lease on its LSN lasts; it is renewed at half that.
+const PIN_LEASE: Duration = Duration::from_secs(600);
+
+async fn renew_pin_lease(
+    pageserver: PageserverClient,
+    lsn: strata_core::Lsn,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PIN_LEASE / 2) => {}
+        }
+        if let Err(e) = pageserver.lease(lsn, PIN_LEASE.as_secs()).await {
+            tracing::warn!(%lsn, error = %e, "could not renew the lease on the pinned LSN");
+        }
+    }
+}
+
 /// Runs a primary compute on `listener` until `shutdown` is cancelled.
 pub async fn run(
     config: ComputeConfig,
@@ -103,6 +122,12 @@ pub async fn run(
     let (generation, commit_lsn) = match config.pinned {
         Some(lsn) => {
             tracing::info!(timeline = %config.timeline, %lsn, "read-only compute");
+            // GC must not pass the pinned LSN while this compute runs: a lease, renewed.
+            pageserver
+                .lease(lsn, PIN_LEASE.as_secs())
+                .await
+                .map_err(ComputeError::Pinned)?;
+            tokio::spawn(renew_pin_lease(pageserver.clone(), lsn, shutdown.clone()));
             (0, lsn)
         }
         None => {

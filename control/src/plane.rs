@@ -264,6 +264,11 @@ impl ControlPlane {
     /// (a scan of its live data at the latest LSN: slow on large branches).
     pub async fn list_branches(&self, sizes: bool) -> Result<Vec<BranchInfo>, ControlError> {
         let manifest = self.manifest().await?;
+        let head = if sizes {
+            self.commit_lsn().await?
+        } else {
+            Lsn::ZERO
+        };
         let mut out = Vec::new();
         for b in tree_order(&manifest.branches) {
             let size = if sizes {
@@ -271,6 +276,7 @@ impl ControlPlane {
                     .clone()
                     .logical_size(LogicalSizeRequest {
                         timeline_id: b.timeline_id.to_string(),
+                        not_modified_since: head.0,
                     })
                     .await
                     .map_err(storage_error)?

@@ -230,6 +230,49 @@ async fn deleting_follows_the_tree_and_branching_checks_its_point() {
     assert!(left.is_empty(), "layer objects left: {}", left.len());
     // The root is whole.
     assert_reads_at(&root, &m, &[50, 100]).await;
+    // Deleting again is a no-op; a delete that stopped after its tombstone is finished by
+    // the next one (the parent's branch point goes).
+    mgr.delete(id).await.unwrap();
+    let interrupted = TimelineId::generate();
+    let child = mgr
+        .create_branch(interrupted, root_id, Lsn(70))
+        .await
+        .unwrap();
+    child
+        .publish_manifest(|m| m.deleted = true, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(crate::timeline::lock(&root.manifest).branch_points.len(), 1);
+    mgr.delete(interrupted).await.unwrap();
+    assert!(crate::timeline::lock(&root.manifest)
+        .branch_points
+        .is_empty());
     mgr.delete(root_id).await.unwrap();
+    mgr.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_branch_publishes_that_other_timelines_wal_went_by() {
+    let env = Env::new();
+    let data = tempfile::tempdir().unwrap();
+    let conf = PageserverConfig {
+        checkpoint_timeout: Duration::from_millis(20),
+        ..test_config(data.path())
+    };
+    let mgr = manager(&env, conf).await;
+    let (root_id, id) = (TimelineId::generate(), TimelineId::generate());
+    let root = mgr.get(root_id).await.unwrap();
+    ingest_all(&root, &workload(1, 10), &mut Model::default()).await;
+    let child = mgr.create_branch(id, root_id, Lsn(10)).await.unwrap();
+    // Nothing of the branch's own, but the log moved on to 500 (other timelines' WAL).
+    child.ingest(&[], Lsn(500)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    child.freeze_if_old().await;
+    child
+        .flush_frozen_layers(&CancellationToken::new())
+        .await
+        .unwrap();
+    let published = crate::timeline::lock(&child.manifest).disk_consistent_lsn;
+    assert_eq!(published, Lsn(500));
     mgr.shutdown().await;
 }

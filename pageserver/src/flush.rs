@@ -52,12 +52,19 @@ impl Timeline {
 
     /// Freezes the open layer if it holds entries older than `checkpoint_timeout`. Skips the
     /// check when ingest is busy: it may be stalled waiting for this very loop to flush.
-    async fn freeze_if_old(&self) {
+    ///
+    /// An idle timeline (a branch nobody writes to) is frozen empty as well once WAL of other
+    /// timelines has gone by: its next manifest then covers that WAL, so the safekeepers may
+    /// trim it. That costs one manifest per `checkpoint_timeout` at most.
+    pub(crate) async fn freeze_if_old(&self) {
         let Ok(guard) = self.ingest_lock.try_lock() else {
             return;
         };
         let open = self.layers_read().open.clone();
-        if !open.is_empty() && open.created().elapsed() >= self.conf.checkpoint_timeout {
+        let passed_by = open.is_empty() && self.last_record_lsn() >= open.start_lsn();
+        if (!open.is_empty() || passed_by)
+            && open.created().elapsed() >= self.conf.checkpoint_timeout
+        {
             info!(
                 size = open.size(),
                 "checkpoint timeout: freezing the open layer"

@@ -217,7 +217,12 @@ impl Pageserver for PageserverService {
         &self,
         request: Request<LogicalSizeRequest>,
     ) -> Result<Response<LogicalSizeResponse>, Status> {
-        let timeline = self.timeline(&request.get_ref().timeline_id).await?;
+        let req = request.into_inner();
+        let timeline = self.timeline(&req.timeline_id).await?;
+        timeline
+            .wait_lsn(Lsn(req.not_modified_since))
+            .await
+            .map_err(log_status)?;
         let lsn = timeline.last_record_lsn();
         let mut rx = timeline
             .scan(Bytes::new(), Some(user_end(Bytes::new())), lsn, lsn, None)

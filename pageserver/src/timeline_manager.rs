@@ -126,13 +126,25 @@ impl TimelineManager {
     /// publishes a last manifest marked deleted, deletes its layer objects and local files,
     /// and releases its branch point on the ancestor.
     pub async fn delete(&self, id: TimelineId) -> Result<()> {
+        let cancel = CancellationToken::new();
+        match manifest::load_latest(&self.remote, id, &cancel).await? {
+            None => return Err(PageserverError::NoSuchTimeline(id)),
+            // A delete that stopped after its tombstone: finish it.
+            Some(m) if m.deleted => {
+                let slot = lock(&self.timelines).remove(&id);
+                if let Some(timeline) = slot.as_ref().and_then(|s| s.get()) {
+                    timeline.stop_for_delete().await;
+                }
+                return self.release_branch_point(id, m.ancestor).await;
+            }
+            Some(_) => {}
+        }
         let timeline = self.get(id).await?;
         if !lock(&timeline.manifest).branch_points.is_empty() {
             return Err(PageserverError::HasBranches(id));
         }
         timeline.stop_for_delete().await;
         lock(&self.timelines).remove(&id);
-        let cancel = CancellationToken::new();
         let tombstone = timeline
             .publish_manifest(
                 |m| {
@@ -148,13 +160,30 @@ impl TimelineManager {
         let _ =
             tokio::fs::remove_dir_all(timeline.layer_dir.parent().unwrap_or(&timeline.layer_dir))
                 .await;
-        if let Some(a) = tombstone.ancestor {
-            let parent = self.get(a.timeline_id).await?;
+        self.release_branch_point(id, tombstone.ancestor).await?;
+        info!(timeline_id = %id, "deleted timeline");
+        Ok(())
+    }
+
+    /// Drops deleted timeline `id`'s branch point from its ancestor, so that the ancestor's
+    /// GC may pass it and the ancestor may be deleted.
+    async fn release_branch_point(&self, id: TimelineId, ancestor: Option<Ancestor>) -> Result<()> {
+        let Some(a) = ancestor else {
+            return Ok(());
+        };
+        let parent = self.get(a.timeline_id).await?;
+        if lock(&parent.manifest)
+            .branch_points
+            .iter()
+            .any(|p| p.child == id)
+        {
             parent
-                .publish_manifest(|m| m.branch_points.retain(|p| p.child != id), &cancel)
+                .publish_manifest(
+                    |m| m.branch_points.retain(|p| p.child != id),
+                    &CancellationToken::new(),
+                )
                 .await?;
         }
-        info!(timeline_id = %id, "deleted timeline");
         Ok(())
     }
 

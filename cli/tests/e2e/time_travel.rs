@@ -165,9 +165,12 @@ async fn as_of_reads_rows_deletes_updates_and_ddl_exactly_as_they_were() {
         error_code(&c, "CREATE TABLE nope (x int)").await,
         SqlState::READ_ONLY_SQL_TRANSACTION
     );
+    let shown = rows(&c, "SHOW strata.as_of").await.remove(0);
+    assert!(shown.starts_with(&b) && shown.contains("(LSN "), "{shown}");
     let pinned = rows(&c, "SELECT strata_current_lsn()").await.remove(0);
     assert_ne!(pinned, now_lsn);
     c.batch_execute("RESET strata.as_of").await.unwrap();
+    assert_eq!(rows(&c, "SHOW strata.as_of").await, [""]);
     assert_eq!(
         rows(&c, "SELECT * FROM t ORDER BY id").await,
         ["2|B|20", "4|d|40"]

@@ -415,17 +415,18 @@ impl Session {
     }
 }
 
-/// The setting a `SHOW` names; `SHOW TIME ZONE` is PostgreSQL's two-word spelling of TimeZone.
+/// The setting a `SHOW` names. `SHOW TIME ZONE` and `SHOW TRANSACTION ISOLATION LEVEL` are
+/// PostgreSQL's multi-word spellings; any other name of several parts is a dotted one
+/// (`SHOW strata.as_of`).
 fn setting_name(variable: &[Ident]) -> String {
-    let name = variable
-        .iter()
-        .map(|i| i.value.clone())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.eq_ignore_ascii_case("time zone") {
+    let words: Vec<&str> = variable.iter().map(|i| i.value.as_str()).collect();
+    let spaced = words.join(" ");
+    if spaced.eq_ignore_ascii_case("time zone") {
         "timezone".to_string()
+    } else if spaced.eq_ignore_ascii_case("transaction isolation level") {
+        spaced
     } else {
-        name
+        words.join(".")
     }
 }
 
