@@ -165,6 +165,7 @@ pub async fn run(
         pageserver,
         past_catalogs: Default::default(),
         pinned: config.pinned,
+        points: Default::default(),
     });
     let server = server::Server::new(primary);
     let mut connections = JoinSet::new();

@@ -22,6 +22,8 @@ pub struct Primary {
     pub past_catalogs: Mutex<HashMap<Lsn, Arc<Catalog>>>,
     /// A read-only compute's LSN: where every session reads unless it picks another past.
     pub pinned: Option<Lsn>,
+    /// Points in the past already resolved or leased.
+    pub points: crate::session::PointCache,
 }
 
 /// Past catalogs kept; the cache starts over when full.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+use crate::durability::wipe_local_state;
 use crate::support::{connect, Up, STRATA};
 
 /// Runs `strata <args> --data-dir <dir> --json`, expecting success; returns its JSON.
@@ -368,4 +369,55 @@ async fn every_client_reaches_a_branch_by_its_connection_string() {
             .get::<_, String>(0),
         "main"
     );
+}
+
+/// A branch's writes survive kill -9 (replayed from the safekeepers when the branch is next
+/// used), and after `strata checkpoint` the bucket alone brings back every branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branches_survive_a_crash_and_the_loss_of_every_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Up::start(dir.path()).await;
+    let main = connect(up.port).await;
+    main.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'main')",
+    )
+    .await
+    .unwrap();
+    let dev_url = create_branch(dir.path(), "dev", "main");
+    let dev = connect_to(&dev_url).await.unwrap();
+    dev.batch_execute("INSERT INTO t VALUES (2, 'dev'); CREATE TABLE only_dev (id int PRIMARY KEY); INSERT INTO only_dev VALUES (7)")
+        .await
+        .unwrap();
+    main.batch_execute("INSERT INTO t VALUES (3, 'main')")
+        .await
+        .unwrap();
+    // A restart picks a new front port; the branch's connection string follows it.
+    let first_port = up.port;
+    let dev_url_now = |port: u16| dev_url.replace(&format!(":{first_port}/"), &format!(":{port}/"));
+
+    // kill -9: nothing flushed; the branch comes back from the safekeepers' WAL.
+    up.process.kill9();
+    let mut up = Up::start(dir.path()).await;
+    let dev = connect_to(&dev_url_now(up.port)).await.unwrap();
+    assert_eq!(ids(&dev, "t").await, [1, 2]);
+    assert_eq!(ids(&dev, "only_dev").await, [7]);
+    assert_eq!(ids(&connect(up.port).await, "t").await, [1, 3]);
+    dev.batch_execute("INSERT INTO t VALUES (4, 'dev again')")
+        .await
+        .unwrap();
+
+    // A checkpoint, kill -9, every local directory gone: the bucket alone.
+    let checkpoint = Command::new(STRATA)
+        .args(["checkpoint", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(checkpoint.status.success(), "{checkpoint:?}");
+    up.process.kill9();
+    wipe_local_state(dir.path());
+    let up = Up::start(dir.path()).await;
+    let dev = connect_to(&dev_url_now(up.port)).await.unwrap();
+    assert_eq!(ids(&dev, "t").await, [1, 2, 4]);
+    assert_eq!(ids(&dev, "only_dev").await, [7]);
+    assert_eq!(ids(&connect(up.port).await, "t").await, [1, 3]);
 }

@@ -289,7 +289,7 @@ async fn serial_values_are_not_reused_after_a_crash() {
 }
 
 /// Deletes every local directory of a stopped `strata up`: only `objects/` (the bucket) stays.
-fn wipe_local_state(dir: &std::path::Path) {
+pub(crate) fn wipe_local_state(dir: &std::path::Path) {
     for name in ["safekeeper-1", "safekeeper-2", "safekeeper-3", "pageserver"] {
         std::fs::remove_dir_all(dir.join(name)).unwrap();
     }

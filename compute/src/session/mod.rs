@@ -33,6 +33,7 @@ use crate::txn_slot::TxnSlot;
 
 pub use block::Notice;
 pub use prepare::{Kind, Prepared};
+pub use time_travel::PointCache;
 
 /// What running a statement produced.
 pub enum Output {

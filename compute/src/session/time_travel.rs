@@ -12,7 +12,10 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectNamePart,
     Statement, TableAlias, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
 };
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use strata_core::Lsn;
 
 use super::Session;
@@ -60,15 +63,42 @@ impl Session {
             Some(lsn) => lsn,
             None => {
                 let micros = self.evaluate_time(point).await?;
-                self.primary.pageserver.lsn_at(micros, head).await?.0
+                let cache = &self.primary.points;
+                match cache.lsn_at(micros) {
+                    Some(lsn) => lsn,
+                    None => {
+                        let (lsn, _) = self.primary.pageserver.lsn_at(micros, head).await?;
+                        // Final once `micros` is well in the past: later commits are stamped
+                        // later (with room for clocks that disagree a little).
+                        if micros < now_micros() - SETTLED.as_micros() as i64 {
+                            cache.remember_lsn_at(micros, lsn);
+                        }
+                        lsn
+                    }
+                }
             }
         };
-        self.primary.pageserver.lease(lsn, LEASE_SECONDS).await?;
+        if self.primary.points.needs_lease(lsn) {
+            self.primary.pageserver.lease(lsn, LEASE_SECONDS).await?;
+            self.primary.points.leased(lsn);
+        }
         Ok(lsn)
     }
 
-    /// Evaluates an expression to a point in time, in microseconds since the Unix epoch.
+    /// Evaluates an expression to a point in time, in microseconds since the Unix epoch. A
+    /// string literal is cast directly (as planning `SELECT '…'` would), anything else is
+    /// planned and run.
     async fn evaluate_time(&self, expr: &SqlExpr) -> SqlResult<i64> {
+        let target = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+        if let SqlExpr::Value(v) = expr {
+            if let Value::SingleQuotedString(s) = &v.value {
+                if let Ok(ScalarValue::TimestampMicrosecond(Some(micros), _)) =
+                    ScalarValue::Utf8(Some(s.clone())).cast_to(&target)
+                {
+                    return Ok(micros);
+                }
+            }
+        }
         let bad = || {
             SqlError::new(
                 sqlstate::INVALID_DATETIME_FORMAT,
@@ -90,7 +120,6 @@ impl Session {
             }
             _ => return Err(bad()),
         };
-        let target = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
         match value.cast_to(&target) {
             Ok(ScalarValue::TimestampMicrosecond(Some(micros), _)) => Ok(micros),
             _ => Err(bad()),
@@ -198,5 +227,62 @@ impl VisitorMut for Apply {
             *expr = SqlExpr::value(Value::SingleQuotedString(lsn.to_string()));
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// What a compute remembers about points in the past, so that repeating a query in the past
+/// does not repeat its round trips: timestamps already mapped to a final LSN, and LSNs leased
+/// recently.
+#[derive(Default)]
+pub struct PointCache {
+    lsn_at: Mutex<HashMap<i64, Lsn>>,
+    leased: Mutex<HashMap<Lsn, Instant>>,
+}
+
+/// How far in the past a time must be for its LSN to be final.
+const SETTLED: Duration = Duration::from_secs(5);
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Entries kept in each map; a full map starts over.
+const MAX_POINTS: usize = 4096;
+
+impl PointCache {
+    fn lsn_at(&self, micros: i64) -> Option<Lsn> {
+        self.lsn_at
+            .lock()
+            .expect("points lock")
+            .get(&micros)
+            .copied()
+    }
+
+    fn remember_lsn_at(&self, micros: i64, lsn: Lsn) {
+        let mut map = self.lsn_at.lock().expect("points lock");
+        if map.len() >= MAX_POINTS {
+            map.clear();
+        }
+        map.insert(micros, lsn);
+    }
+
+    /// Whether `lsn`'s lease is older than half its length (or absent).
+    fn needs_lease(&self, lsn: Lsn) -> bool {
+        let renew_after = Duration::from_secs(LEASE_SECONDS / 2);
+        self.leased
+            .lock()
+            .expect("points lock")
+            .get(&lsn)
+            .is_none_or(|at| at.elapsed() >= renew_after)
+    }
+
+    fn leased(&self, lsn: Lsn) {
+        let mut map = self.leased.lock().expect("points lock");
+        if map.len() >= MAX_POINTS {
+            map.clear();
+        }
+        map.insert(lsn, Instant::now());
     }
 }
