@@ -50,6 +50,10 @@ pub struct UpArgs {
     /// variables, AWS_ENDPOINT_URL included) or a local directory. Default: <data-dir>/objects.
     #[arg(long, env = "STRATA_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// Stop an endpoint's compute after this many seconds without connections (scale to
+    /// zero); the next connection starts it again. 0 keeps computes running.
+    #[arg(long, env = "STRATA_SUSPEND_AFTER", default_value_t = 300)]
+    pub suspend_after: u64,
 }
 
 impl UpArgs {
@@ -60,6 +64,7 @@ impl UpArgs {
             port: 0,
             listen_addr: [127, 0, 0, 1].into(),
             object_store: None,
+            suspend_after: 300,
         }
     }
 }
@@ -221,6 +226,14 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
             .await
             .map_err(Into::into)
     });
+    let mut front_tasks = vec![proxy, control];
+    if args.suspend_after > 0 {
+        let (token, control_plane) = (front_stop.clone(), plane.clone());
+        let after = std::time::Duration::from_secs(args.suspend_after);
+        front_tasks.push(tokio::spawn(async move {
+            control_plane.suspend_idle(after, token).await
+        }));
+    }
 
     let info_path = data_dir.join("up.json");
     std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)?;
@@ -229,7 +242,7 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
         postgres: info.postgres,
         info_path,
         failed,
-        front: (front_stop, vec![proxy, control]),
+        front: (front_stop, front_tasks),
         plane,
         pageserver: (ps_stop, pageserver),
         safekeepers: (sk_stop, safekeepers),

@@ -20,5 +20,5 @@ pub use manifest::{Branch, ControlManifest, EndpointSpec, MAIN_BRANCH};
 pub use object_store_url::open_object_store;
 pub use plane::{Compute, ComputeLauncher, ControlPlane, PlaneConfig};
 pub use point::Point;
-pub use proxy::{serve_proxy, RouteError, Router};
+pub use proxy::{serve_proxy, Route, RouteError, Router};
 pub use service::{serve_control, ControlService};

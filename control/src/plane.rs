@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,7 +30,7 @@ use tracing::{info, warn};
 
 use crate::manifest::{Branch, ControlManifest, EndpointSpec, MAIN_BRANCH};
 use crate::point::Point;
-use crate::proxy::{RouteError, Router};
+use crate::proxy::{Route, RouteError, Router};
 use crate::ControlError;
 
 /// A running compute, as a [`ComputeLauncher`] started it.
@@ -66,8 +67,11 @@ pub struct ControlPlane {
     safekeepers: Vec<SafekeeperClient<Channel>>,
     launcher: Arc<dyn ComputeLauncher>,
     /// Running computes by endpoint name. Held while a compute starts, so that two
-    /// connections to a sleeping endpoint start one compute.
+    /// connections to a sleeping endpoint start one compute, and while idle computes are
+    /// suspended, so that none is stopped under a connection being routed to it.
     running: tokio::sync::Mutex<HashMap<String, Compute>>,
+    /// Open connections per endpoint and when the last one closed.
+    activity: Arc<std::sync::Mutex<HashMap<String, Activity>>>,
     /// Serializes branch changes (each reads the manifest, asks the pageserver, writes it).
     changes: tokio::sync::Mutex<()>,
 }
@@ -129,6 +133,7 @@ impl ControlPlane {
             safekeepers,
             launcher,
             running: Default::default(),
+            activity: Default::default(),
             changes: Default::default(),
         }))
     }
@@ -497,6 +502,65 @@ impl ControlPlane {
     /// The address of the endpoint's compute, starting it if it is not running.
     pub async fn ensure_running(&self, name: &str) -> Result<SocketAddr, ControlError> {
         let mut running = self.running.lock().await;
+        self.start_locked(&mut running, name).await
+    }
+
+    /// A connection to the endpoint: its compute's address (started if need be), and a guard
+    /// that counts the connection as open until dropped.
+    pub async fn connect(&self, name: &str) -> Result<Route, ControlError> {
+        let mut running = self.running.lock().await;
+        let addr = self.start_locked(&mut running, name).await?;
+        // Counted under the `running` lock: the suspender checks under it too.
+        let mut activity = lock(&self.activity);
+        activity.entry(name.to_string()).or_default().connections += 1;
+        Ok(Route {
+            addr,
+            guard: Some(Box::new(ConnectionGuard {
+                activity: self.activity.clone(),
+                endpoint: name.to_string(),
+            })),
+        })
+    }
+
+    /// Stops the computes of endpoints that have had no connection for `after` (scale to
+    /// zero); the next connection starts them again. Runs until `stop`.
+    pub async fn suspend_idle(&self, after: Duration, stop: CancellationToken) {
+        let tick = (after / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            let idle: Vec<(String, Compute)> = {
+                let mut running = self.running.lock().await;
+                let activity = lock(&self.activity);
+                let names: Vec<String> = running
+                    .keys()
+                    .filter(|name| {
+                        activity
+                            .get(*name)
+                            .is_none_or(|a| a.connections == 0 && a.since.elapsed() >= after)
+                    })
+                    .cloned()
+                    .collect();
+                names
+                    .into_iter()
+                    .filter_map(|n| running.remove(&n).map(|c| (n, c)))
+                    .collect()
+            };
+            for (name, compute) in idle {
+                compute.stop.cancel();
+                let _ = compute.task.await;
+                info!(endpoint = %name, idle_for = ?after, "suspended idle compute");
+            }
+        }
+    }
+
+    async fn start_locked(
+        &self,
+        running: &mut HashMap<String, Compute>,
+        name: &str,
+    ) -> Result<SocketAddr, ControlError> {
         if let Some(c) = running.get(name) {
             if !c.task.is_finished() {
                 return Ok(c.addr);
@@ -519,6 +583,11 @@ impl ControlPlane {
         let addr = compute.addr;
         info!(endpoint = name, %timeline, ?pinned, %addr, "started compute");
         running.insert(name.to_string(), compute);
+        // A compute just started counts as just used.
+        lock(&self.activity)
+            .entry(name.to_string())
+            .or_default()
+            .since = Instant::now();
         Ok(addr)
     }
 
@@ -554,6 +623,42 @@ impl ControlPlane {
     }
 }
 
+/// Connections of one endpoint.
+struct Activity {
+    connections: usize,
+    /// When the count last changed (or the compute started).
+    since: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            connections: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// Counts one open connection; dropped when the connection ends.
+struct ConnectionGuard {
+    activity: Arc<std::sync::Mutex<HashMap<String, Activity>>>,
+    endpoint: String,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let mut activity = lock(&self.activity);
+        if let Some(a) = activity.get_mut(&self.endpoint) {
+            a.connections = a.connections.saturating_sub(1);
+            a.since = Instant::now();
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Branches with every parent before its children (depth first, names in order).
 fn tree_order(branches: &[Branch]) -> Vec<&Branch> {
     fn visit<'a>(parent: Option<&str>, all: &'a [Branch], out: &mut Vec<&'a Branch>) {
@@ -578,9 +683,9 @@ impl Router for ControlPlane {
         &self,
         endpoint: Option<&str>,
         _database: Option<&str>,
-    ) -> Result<SocketAddr, RouteError> {
+    ) -> Result<Route, RouteError> {
         let name = endpoint.unwrap_or(MAIN_BRANCH);
-        self.ensure_running(name).await.map_err(|e| match e {
+        self.connect(name).await.map_err(|e| match e {
             ControlError::NoSuchEndpoint(_) => RouteError::new(
                 "3D000",
                 format!("endpoint \"{name}\" does not exist (see `strata endpoint list`)"),

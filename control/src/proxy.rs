@@ -56,6 +56,19 @@ impl RouteError {
     }
 }
 
+/// Where a connection goes, and a guard the proxy holds until the connection ends (a router
+/// counts open connections with it: an endpoint without any may be suspended).
+pub struct Route {
+    pub addr: SocketAddr,
+    pub guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl From<SocketAddr> for Route {
+    fn from(addr: SocketAddr) -> Self {
+        Route { addr, guard: None }
+    }
+}
+
 /// Where a connection goes.
 #[async_trait::async_trait]
 pub trait Router: Send + Sync + 'static {
@@ -65,7 +78,7 @@ pub trait Router: Send + Sync + 'static {
         &self,
         endpoint: Option<&str>,
         database: Option<&str>,
-    ) -> Result<SocketAddr, RouteError>;
+    ) -> Result<Route, RouteError>;
 
     /// Every backend a CancelRequest may belong to. A CancelRequest carries only a backend pid
     /// and secret, not an endpoint, so the proxy forwards it to each of them; a backend ignores
@@ -186,11 +199,12 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
     };
 
     let endpoint = startup.take_endpoint();
-    let addr = match router
+    // Held until the connection ends.
+    let route = match router
         .route(endpoint.as_deref(), startup.get("database"))
         .await
     {
-        Ok(addr) => addr,
+        Ok(route) => route,
         Err(e) => {
             send_fatal(&mut client, e.sqlstate, &e.message).await;
             return Err(ProxyError::Route {
@@ -199,6 +213,7 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
             });
         }
     };
+    let addr = route.addr;
     let mut backend = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(backend)) => backend,
         Ok(Err(source)) => {
@@ -225,6 +240,7 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
         .await
         .map_err(ProxyError::Splice)?;
     tracing::debug!(to_backend, to_client, "session ended");
+    drop(route);
     Ok(())
 }
 
@@ -530,7 +546,7 @@ mod tests {
             &self,
             endpoint: Option<&str>,
             database: Option<&str>,
-        ) -> Result<SocketAddr, RouteError> {
+        ) -> Result<Route, RouteError> {
             self.asked
                 .lock()
                 .unwrap()
@@ -539,7 +555,7 @@ mod tests {
                 Some(name) => self.endpoints.get(name).copied(),
                 None => self.default,
             };
-            addr.ok_or_else(|| {
+            addr.map(Route::from).ok_or_else(|| {
                 RouteError::new("3D000", format!("endpoint {endpoint:?} does not exist"))
             })
         }

@@ -421,3 +421,51 @@ async fn branches_survive_a_crash_and_the_loss_of_every_local_directory() {
     assert_eq!(ids(&dev, "only_dev").await, [7]);
     assert_eq!(ids(&connect(up.port).await, "t").await, [1, 3]);
 }
+
+fn endpoint_running(dir: &Path, name: &str) -> bool {
+    let list = strata_json(dir, &["endpoint", "list"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no endpoint {name} in {list}"))["running"]
+        .as_bool()
+        .unwrap()
+}
+
+/// Scale to zero: a compute without connections stops after `--suspend-after`, one with an
+/// open connection does not, and the next connection starts it again with the data intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_computes_scale_to_zero_and_wake_on_the_next_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start_with(
+        dir.path(),
+        &["--suspend-after".to_string(), "1".to_string()],
+    )
+    .await;
+    let main = connect(up.port).await;
+    main.batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await
+        .unwrap();
+    // An open connection keeps it running, idle or not.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(endpoint_running(dir.path(), "main"));
+    assert_eq!(ids(&main, "t").await, [1, 2]);
+    drop(main);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while endpoint_running(dir.path(), "main") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "main's compute was not suspended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Woken by the next connection.
+    let main = connect(up.port).await;
+    assert_eq!(ids(&main, "t").await, [1, 2]);
+    assert!(endpoint_running(dir.path(), "main"));
+    main.batch_execute("INSERT INTO t VALUES (3)")
+        .await
+        .unwrap();
+    assert_eq!(ids(&main, "t").await, [1, 2, 3]);
+}
