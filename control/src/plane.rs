@@ -326,9 +326,10 @@ impl ControlPlane {
                     .map(|e| e.name.clone()),
             )
             .collect();
-        for endpoint in &endpoints {
-            self.stop_compute(endpoint).await;
-        }
+        // No compute may start for the branch while it goes: routing waits on this lock.
+        let mut running = self.running.lock().await;
+        let computes: Vec<Compute> = endpoints.iter().filter_map(|e| running.remove(e)).collect();
+        stop_all(computes).await;
         match self
             .pageserver
             .clone()
@@ -349,6 +350,7 @@ impl ControlPlane {
             Ok(())
         })
         .await?;
+        drop(running);
         info!(branch = name, "deleted branch");
         Ok(())
     }
@@ -382,7 +384,6 @@ impl ControlPlane {
             })
             .await
             .map_err(storage_error)?;
-        self.stop_compute(name).await;
         let backup = Branch {
             name: backup_name.clone(),
             ..old.clone()
@@ -395,6 +396,10 @@ impl ControlPlane {
             created_at: Utc::now().to_rfc3339(),
             branch_time: self.commit_time(old.timeline_id, lsn).await,
         };
+        // The branch's primary moves to the new timeline: its compute stops in the same step as
+        // the manifest changes (routing waits on this lock), and the next connection starts
+        // one on the new timeline.
+        let mut running = self.running.lock().await;
         ControlManifest::update(self.store.as_ref(), |m| {
             for b in &mut m.branches {
                 if b.parent.as_deref() == Some(name) {
@@ -412,6 +417,9 @@ impl ControlPlane {
             Ok(())
         })
         .await?;
+        let primary = running.remove(name);
+        drop(running);
+        stop_all(primary.into_iter().collect()).await;
         info!(branch = name, %lsn, backup = %backup_name, "restored branch");
         Ok((self.info(&restored, 0), self.info(&backup, 0)))
     }
@@ -593,22 +601,13 @@ impl ControlPlane {
 
     async fn stop_compute(&self, name: &str) {
         let compute = self.running.lock().await.remove(name);
-        if let Some(c) = compute {
-            c.stop.cancel();
-            let _ = c.task.await;
-            info!(endpoint = name, "stopped compute");
-        }
+        stop_all(compute.into_iter().collect()).await;
     }
 
     /// Stops every compute.
     pub async fn shutdown(&self) {
         let computes: Vec<Compute> = self.running.lock().await.drain().map(|(_, c)| c).collect();
-        for c in &computes {
-            c.stop.cancel();
-        }
-        for c in computes {
-            let _ = c.task.await;
-        }
+        stop_all(computes).await;
     }
 
     /// Every branch's timeline (for checkpoints).
@@ -620,6 +619,18 @@ impl ControlPlane {
             .iter()
             .map(|b| b.timeline_id)
             .collect())
+    }
+}
+
+/// Stops computes and waits until they have stopped.
+async fn stop_all(computes: Vec<Compute>) {
+    for c in &computes {
+        c.stop.cancel();
+    }
+    for c in computes {
+        let addr = c.addr;
+        let _ = c.task.await;
+        info!(%addr, "stopped compute");
     }
 }
 
