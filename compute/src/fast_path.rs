@@ -71,6 +71,8 @@ pub struct FastPlan {
     pub kind: FastKind,
     /// Types of `$1`, `$2`, …, from the columns they are compared with or assigned to.
     pub param_types: Vec<Option<DataType>>,
+    /// A read in the past: the LSN it reads at (`table` is the definition then).
+    pub as_of: Option<strata_core::Lsn>,
 }
 
 impl FastPlan {
@@ -117,6 +119,7 @@ pub fn recognize(statement: &Statement, view: &CatalogView) -> SqlResult<Option<
             table,
             kind,
             param_types,
+            as_of: None,
         }
     }))
 }
@@ -148,6 +151,9 @@ fn target(
     let Ok((schema, table)) = table_name(name) else {
         return Ok(None);
     };
+    // A table read in the past: `view` is the catalog of that time.
+    let table =
+        crate::as_of::parse_as_of_name(&table).map_or(table.clone(), |(base, _)| base.to_string());
     if crate::pg_catalog::is_pg_catalog_table(&table) {
         return Ok(None);
     }
@@ -687,9 +693,20 @@ pub async fn execute(
     match &plan.kind {
         FastKind::Select { projection, key } => {
             let schema = Arc::new(def.arrow_schema().project(projection)?);
-            let value = match key_of(def, key, params, now)? {
-                Some(key) => read_row(primary, txn, &key, txn.snapshot()).await?,
-                None => None,
+            let value = match (key_of(def, key, params, now)?, plan.as_of) {
+                (Some(key), None) => read_row(primary, txn, &key, txn.snapshot()).await?,
+                // The past: what was committed then, without this transaction's writes.
+                (Some(key), Some(lsn)) => primary
+                    .pageserver
+                    .get(
+                        vec![key.clone()],
+                        lsn,
+                        primary.txns.last_written().for_keys(&[key]),
+                    )
+                    .await?
+                    .pop()
+                    .flatten(),
+                (None, _) => None,
             };
             let columns = decode(def, projection, value.as_deref())?;
             let options = datafusion::arrow::record_batch::RecordBatchOptions::new()

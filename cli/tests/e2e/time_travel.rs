@@ -135,6 +135,22 @@ async fn as_of_reads_rows_deletes_updates_and_ddl_exactly_as_they_were() {
         ["2"]
     );
 
+    // Point reads by primary key (the fast path, at the catalog of that time), simple and
+    // prepared, with and without an alias.
+    let point =
+        |t: &str, id: i32| format!("SELECT v FROM t FOR SYSTEM_TIME AS OF '{t}' WHERE id = {id}");
+    assert_eq!(rows(&c, &point(&a, 2)).await, ["b"]);
+    assert_eq!(rows(&c, &point(&b, 2)).await, ["B"]);
+    assert!(rows(&c, &point(&b, 3)).await.is_empty());
+    let by_id = c
+        .prepare(&format!(
+            "SELECT p.v FROM t FOR SYSTEM_TIME AS OF '{a}' AS p WHERE p.id = $1"
+        ))
+        .await
+        .unwrap();
+    let v: String = c.query_one(&by_id, &[&3i32]).await.unwrap().get(0);
+    assert_eq!(v, "c");
+
     // LSNs: the time of `a` maps to an LSN that reads the same state.
     let lsn = rows(&c, &format!("SELECT strata_lsn_at('{a}')"))
         .await
@@ -165,12 +181,16 @@ async fn as_of_reads_rows_deletes_updates_and_ddl_exactly_as_they_were() {
         error_code(&c, "CREATE TABLE nope (x int)").await,
         SqlState::READ_ONLY_SQL_TRANSACTION
     );
+    // A statement prepared while pinned reads the present once the session is back.
+    let pinned_by_id = c.prepare("SELECT v FROM t WHERE id = $1").await.unwrap();
+    assert_eq!(c.query(&pinned_by_id, &[&1i32]).await.unwrap().len(), 1);
     let shown = rows(&c, "SHOW strata.as_of").await.remove(0);
     assert!(shown.starts_with(&b) && shown.contains("(LSN "), "{shown}");
     let pinned = rows(&c, "SELECT strata_current_lsn()").await.remove(0);
     assert_ne!(pinned, now_lsn);
     c.batch_execute("RESET strata.as_of").await.unwrap();
     assert_eq!(rows(&c, "SHOW strata.as_of").await, [""]);
+    assert!(c.query(&pinned_by_id, &[&1i32]).await.unwrap().is_empty());
     assert_eq!(
         rows(&c, "SELECT * FROM t ORDER BY id").await,
         ["2|B|20", "4|d|40"]

@@ -358,6 +358,10 @@ impl Session {
     /// Whether a fast plan's table is still the one the catalog names, unchanged: any change to
     /// its definition (a new id after TRUNCATE, columns, defaults, constraints) plans again.
     fn fast_plan_current(&self, plan: &crate::fast_path::FastPlan) -> bool {
+        if plan.as_of.is_some() {
+            // A definition of the past never changes.
+            return true;
+        }
         let current = self.slot.with_catalog(&self.primary.catalog, |view| {
             view.get(&plan.table.schema, &plan.table.name)
         });

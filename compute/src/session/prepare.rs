@@ -52,6 +52,28 @@ pub struct Prepared {
     pub param_types: Vec<Option<DataType>>,
     /// The catalog the plan was made against: a statement run after DDL is planned again.
     pub catalog: crate::catalog::CatalogStamp,
+    /// The session's `strata.as_of` when it was planned: a statement run after it changed is
+    /// planned again.
+    pub as_of: Option<strata_core::Lsn>,
+}
+
+/// The LSN of the tables a statement reads in the past (`FOR SYSTEM_TIME AS OF`, resolved),
+/// when they all read one.
+fn past_read(statement: &Statement) -> Option<strata_core::Lsn> {
+    let mut lsns = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
+        if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+            if let Some((_, lsn)) = crate::as_of::parse_as_of_name(&last.value) {
+                lsns.push(lsn);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    lsns.dedup();
+    match lsns.as_slice() {
+        [lsn] => Some(*lsn),
+        _ => None,
+    }
 }
 
 pub(super) fn single_text_column(name: &str) -> Arc<Vec<ResultColumn>> {
@@ -65,6 +87,39 @@ impl Session {
             .with_catalog(&self.primary.catalog, |view| view.stamp())
     }
 
+    /// The fast plan of a statement, if it is a point statement: against the catalog of the
+    /// past for a point read in the past, else against the catalog the transaction sees.
+    ///
+    /// Returns a boxed future built here, so that callers' futures (every statement's) hold a
+    /// pointer rather than this one's state: in debug builds a future is built on the stack.
+    fn recognize_fast<'a>(
+        &'a self,
+        prepared: &'a Prepared,
+    ) -> futures::future::BoxFuture<'a, SqlResult<Option<FastPlan>>> {
+        Box::pin(self.recognize_fast_inner(prepared))
+    }
+
+    async fn recognize_fast_inner(&self, prepared: &Prepared) -> SqlResult<Option<FastPlan>> {
+        match past_read(&prepared.statement).or(prepared.as_of) {
+            Some(lsn) => {
+                let past = self.primary.catalog_at(lsn).await?;
+                let view = crate::catalog::CatalogView {
+                    committed: &past,
+                    txn: None,
+                };
+                Ok(fast_path::recognize(&prepared.statement, &view)?
+                    .filter(|p| p.is_read_only())
+                    .map(|p| FastPlan {
+                        as_of: Some(lsn),
+                        ..p
+                    }))
+            }
+            None => self.slot.with_catalog(&self.primary.catalog, |view| {
+                fast_path::recognize(&prepared.statement, view)
+            }),
+        }
+    }
+
     /// Plans a statement: result columns and parameter types, without running it.
     pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
         let statement = self.resolve_time_travel(statement).await?;
@@ -75,14 +130,9 @@ impl Session {
             columns: None,
             param_types: Vec::new(),
             catalog: self.catalog_stamp(),
+            as_of: self.slot.as_of(),
         };
-        // The fast path reads the present; a session pinned in the past plans everything.
-        let fast = match self.slot.as_of() {
-            Some(_) => None,
-            None => self.slot.with_catalog(&self.primary.catalog, |view| {
-                fast_path::recognize(&prepared.statement, view)
-            })?,
-        };
+        let fast = self.recognize_fast(&prepared).await?;
         if let Some(plan) = fast {
             if let FastKind::Select { projection, .. } = &plan.kind {
                 let schema = plan.table.arrow_schema().project(projection)?;

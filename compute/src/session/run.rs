@@ -36,8 +36,11 @@ impl Session {
                 | Kind::UpdateOrDelete(_)
                 | Kind::Explain { .. }
         );
-        if planned && prepared.catalog != self.catalog_stamp() {
-            // DDL since the plan was made (a prepared statement outliving a schema change).
+        let moved_in_time =
+            prepared.as_of != self.slot.as_of() && !matches!(prepared.kind, Kind::Other);
+        if (planned && prepared.catalog != self.catalog_stamp()) || moved_in_time {
+            // DDL since the plan was made (a prepared statement outliving a schema change), or
+            // the session moved in time (`SET strata.as_of`) since.
             let replanned = self.plan_statement(prepared.statement.clone()).await?;
             return Box::pin(self.run(&replanned, params)).await;
         }

@@ -31,10 +31,17 @@ pub const LSN_AT_FUNCTION: &str = "strata_lsn_at";
 impl Session {
     /// Resolves every `FOR SYSTEM_TIME AS OF` and `strata_lsn_at(…)` of a statement: tables
     /// read in the past get internal names carrying their LSN, calls become LSN literals.
-    pub(super) async fn resolve_time_travel(
+    ///
+    /// Returns a boxed future built here, so that every statement's future holds a pointer
+    /// rather than this one's state (in debug builds a future is built on the stack).
+    pub(super) fn resolve_time_travel(
         &self,
-        mut statement: Statement,
-    ) -> SqlResult<Statement> {
+        statement: Statement,
+    ) -> futures::future::BoxFuture<'_, SqlResult<Statement>> {
+        Box::pin(self.resolve_time_travel_inner(statement))
+    }
+
+    async fn resolve_time_travel_inner(&self, mut statement: Statement) -> SqlResult<Statement> {
         let mut found = Collect::default();
         let _ = statement.visit(&mut found);
         if found.points.is_empty() {
