@@ -22,14 +22,7 @@ SCALES=("$@")
 if [ ${#SCALES[@]} -eq 0 ]; then SCALES=(45000 4800000); fi
 BATCH=200000
 RUN_SECONDS="${SECONDS_PER_RUN:-10}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-if [ -n "${STRATA_BIN:-}" ]; then
-  STRATA="$STRATA_BIN"
-else
-  cargo build --release -p strata >&2
-  STRATA="$CARGO_TARGET_DIR/release/strata"
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source bench/strata_bin.sh
 now_ms() { date +%s%3N; }
 
 WORK=""

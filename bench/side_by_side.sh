@@ -1,17 +1,9 @@
-# Sourced by the benchmarks: builds `strata` in release mode (or uses STRATA_BIN when set, e.g. a
-# debug build for measurements that do not depend on speed), then starts a vanilla PostgreSQL
-# (default settings) and a `strata up` side by side on free loopback ports, in a scratch
-# directory that is removed on exit. Sets WORK, STRATA, PG_URL and ST_URL.
+# Sourced by the benchmarks: takes `strata` from bench/strata_bin.sh, then starts a vanilla
+# PostgreSQL (default settings) and a `strata up` side by side on free loopback ports, in a
+# scratch directory that is removed on exit. Sets WORK, STRATA, PG_URL and ST_URL.
 WORK="$(mktemp -d /tmp/strata-bench.XXXXXX)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-if [ -n "${STRATA_BIN:-}" ]; then
-  STRATA="$STRATA_BIN"
-else
-  cargo build --release -p strata >&2
-  STRATA="$CARGO_TARGET_DIR/release/strata"
-fi
+source bench/strata_bin.sh
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$WORK"; as_pg=(runuser -u postgres --); fi

@@ -634,7 +634,7 @@ fn key_of(
     Ok(Some(Bytes::from(bytes)))
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 

@@ -56,8 +56,6 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ComputeError, SqlError};
 pub use storage::StorageError;
 
-use catalog::{catalog_range, Catalog};
-use futures::StreamExt;
 use primary::Primary;
 use storage::{PageserverClient, SafekeeperClient};
 use txn::TxnManager;
@@ -140,23 +138,9 @@ pub async fn run(
         }
     };
 
-    let (start, end) = catalog_range();
-    let mut entries = Vec::new();
-    let mut scan = pageserver
-        .scan(start, Some(end), commit_lsn, commit_lsn, None)
+    let catalog = primary::load_catalog(&pageserver, commit_lsn)
         .await
-        .map_err(|e| ComputeError::Catalog(e.into()))?;
-    while let Some(chunk) = scan.next().await {
-        let chunk = chunk.map_err(|e| ComputeError::Catalog(e.into()))?;
-        entries.extend(
-            chunk
-                .keys
-                .into_iter()
-                .zip(chunk.values.into_iter().map(Some)),
-        );
-    }
-    let catalog = Catalog::load(&entries).map_err(ComputeError::Catalog)?;
-    tracing::info!(entries = entries.len(), "catalog loaded");
+        .map_err(ComputeError::Catalog)?;
 
     let primary = Arc::new(Primary {
         catalog,

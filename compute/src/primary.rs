@@ -36,22 +36,7 @@ impl Primary {
         if let Some(c) = self.past_catalogs.lock().expect("past catalogs").get(&lsn) {
             return Ok(c.clone());
         }
-        let (start, end) = catalog_range();
-        let mut scan = self
-            .pageserver
-            .scan(start, Some(end), lsn, lsn, None)
-            .await?;
-        let mut entries = Vec::new();
-        while let Some(chunk) = scan.next().await {
-            let chunk = chunk?;
-            entries.extend(
-                chunk
-                    .keys
-                    .into_iter()
-                    .zip(chunk.values.into_iter().map(Some)),
-            );
-        }
-        let catalog = Arc::new(Catalog::load(&entries)?);
+        let catalog = Arc::new(load_catalog(&self.pageserver, lsn).await?);
         let mut cache = self.past_catalogs.lock().expect("past catalogs");
         if cache.len() >= MAX_PAST_CATALOGS {
             cache.clear();
@@ -59,6 +44,25 @@ impl Primary {
         cache.insert(lsn, catalog.clone());
         Ok(catalog)
     }
+}
+
+/// The catalog as committed at `lsn`, read from the pageserver.
+pub async fn load_catalog(pageserver: &PageserverClient, lsn: Lsn) -> SqlResult<Catalog> {
+    let (start, end) = catalog_range();
+    let mut scan = pageserver.scan(start, Some(end), lsn, lsn, None).await?;
+    let mut entries = Vec::new();
+    while let Some(chunk) = scan.next().await {
+        let chunk = chunk?;
+        entries.extend(
+            chunk
+                .keys
+                .into_iter()
+                .zip(chunk.values.into_iter().map(Some)),
+        );
+    }
+    let catalog = Catalog::load(&entries)?;
+    tracing::info!(%lsn, entries = entries.len(), "catalog loaded");
+    Ok(catalog)
 }
 
 impl fmt::Debug for Primary {

@@ -3,7 +3,7 @@
 //! a new one that starts from the bucket alone.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use object_store::path::Path;
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PageserverConfig;
 use crate::error::PageserverError;
+use crate::gc::now_micros;
 use crate::layer_desc::LayerKind;
 use crate::manifest::Manifest;
 use crate::test_util::*;
@@ -84,13 +85,6 @@ async fn written_and_stopped(env: &Env, id: TimelineId, records: u64) -> Model {
     ingest_all(&t, &workload(1, records), &mut model).await;
     t.shutdown().await;
     model
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
 }
 
 #[tokio::test]

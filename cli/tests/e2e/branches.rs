@@ -53,6 +53,18 @@ async fn connect_to(connection_string: &str) -> Result<Client, tokio_postgres::E
     Ok(client)
 }
 
+/// A connection to `main`, where `t (id int PRIMARY KEY, v text)` was created holding `rows`
+/// (a VALUES list).
+async fn main_with_t(port: u16, rows: &str) -> Client {
+    let main = connect(port).await;
+    main.batch_execute(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES {rows}"
+    ))
+    .await
+    .unwrap();
+    main
+}
+
 async fn ids(client: &Client, table: &str) -> Vec<i32> {
     client
         .query(&format!("SELECT id FROM {table} ORDER BY id"), &[])
@@ -67,12 +79,7 @@ async fn ids(client: &Client, table: &str) -> Vec<i32> {
 async fn branches_are_isolated_and_a_chain_of_five_reads_right_at_every_level() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path()).await;
-    let main = connect(up.port).await;
-    main.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'main')",
-    )
-    .await
-    .unwrap();
+    let main = main_with_t(up.port, "(1, 'main')").await;
 
     // A branch sees its parent at the branch point, and neither sees the other's writes.
     let b1 = connect_to(&create_branch(dir.path(), "b1", "main"))
@@ -189,12 +196,7 @@ async fn branches_are_isolated_and_a_chain_of_five_reads_right_at_every_level() 
 async fn restore_keeps_a_backup_and_read_only_endpoints_read_the_past() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path()).await;
-    let main = connect(up.port).await;
-    main.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one'), (2, 'two')",
-    )
-    .await
-    .unwrap();
+    let main = main_with_t(up.port, "(1, 'one'), (2, 'two')").await;
     let before = chrono::Utc::now()
         .format("%Y-%m-%d %H:%M:%S%.6f+00")
         .to_string();
@@ -269,12 +271,7 @@ async fn restore_keeps_a_backup_and_read_only_endpoints_read_the_past() {
 async fn every_client_reaches_a_branch_by_its_connection_string() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path()).await;
-    let main = connect(up.port).await;
-    main.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'main')",
-    )
-    .await
-    .unwrap();
+    let main = main_with_t(up.port, "(1, 'main')").await;
     let b = strata_json(dir.path(), &["branch", "create", "feature"]);
     let conn = b["connection_string"].as_str().unwrap().to_string();
     let jdbc = b["jdbc_url"].as_str().unwrap().to_string();
@@ -377,12 +374,7 @@ async fn every_client_reaches_a_branch_by_its_connection_string() {
 async fn branches_survive_a_crash_and_the_loss_of_every_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = Up::start(dir.path()).await;
-    let main = connect(up.port).await;
-    main.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'main')",
-    )
-    .await
-    .unwrap();
+    let main = main_with_t(up.port, "(1, 'main')").await;
     let dev_url = create_branch(dir.path(), "dev", "main");
     let dev = connect_to(&dev_url).await.unwrap();
     dev.batch_execute("INSERT INTO t VALUES (2, 'dev'); CREATE TABLE only_dev (id int PRIMARY KEY); INSERT INTO only_dev VALUES (7)")

@@ -77,7 +77,7 @@ impl Session {
                         let (lsn, _) = self.primary.pageserver.lsn_at(micros, head).await?;
                         // Final once `micros` is well in the past: later commits are stamped
                         // later (with room for clocks that disagree a little).
-                        if micros < now_micros() - SETTLED.as_micros() as i64 {
+                        if micros < crate::fast_path::now_micros() - SETTLED.as_micros() as i64 {
                             cache.remember_lsn_at(micros, lsn);
                         }
                         lsn
@@ -248,12 +248,6 @@ pub struct PointCache {
 
 /// How far in the past a time must be for its LSN to be final.
 const SETTLED: Duration = Duration::from_secs(5);
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
 
 /// Entries kept in each map; a full map starts over.
 const MAX_POINTS: usize = 4096;
