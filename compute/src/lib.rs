@@ -34,6 +34,7 @@ mod primary;
 mod row_codec;
 mod scan;
 mod sequence;
+mod series;
 mod server;
 mod session;
 mod settings;

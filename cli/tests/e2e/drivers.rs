@@ -53,7 +53,7 @@ struct Database {
 impl Database {
     /// A fresh database `drivers_<name>` in the PostgreSQL the test command started.
     async fn postgres(name: &str) -> Database {
-        let base = installed_postgres_url();
+        let base = crate::support::postgres_url();
         let (client, connection) =
             tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
                 .await
@@ -89,17 +89,6 @@ impl Database {
             _strata: Some((up, dir)),
         }
     }
-}
-
-fn installed_postgres_url() -> String {
-    std::env::var("STRATA_TEST_POSTGRES_URL")
-        .map(|u| u.trim_end_matches('/').to_string())
-        .unwrap_or_else(|_| {
-            panic!(
-                "STRATA_TEST_POSTGRES_URL is not set: the driver suites check themselves against \
-                 the PostgreSQL ./scripts/test starts; run ./scripts/test -E 'test(drivers)'"
-            )
-        })
 }
 
 /// Runs a driver program against `db`; returns its stdout, or fails with all it printed.

@@ -3,6 +3,7 @@
 
 mod branches;
 mod bulk;
+mod describe;
 mod drivers;
 mod durability;
 mod round_trip;

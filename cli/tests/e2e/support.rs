@@ -141,6 +141,18 @@ impl Up {
     }
 }
 
+/// The PostgreSQL 15 server `./scripts/test` starts, for tests that compare Strata with it.
+pub fn postgres_url() -> String {
+    std::env::var("STRATA_TEST_POSTGRES_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| {
+            panic!(
+                "STRATA_TEST_POSTGRES_URL is not set: this test checks Strata against the \
+                 PostgreSQL ./scripts/test starts; run the test through ./scripts/test"
+            )
+        })
+}
+
 pub fn url(port: u16) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }

@@ -278,6 +278,8 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text("pg_get_userbyid", &[1], h, |snap, _| {
             Some(snap.user.clone())
         }),
+        // Strata has no triggers, so no oid names one.
+        oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),
         constant_bool("pg_table_is_visible", &[1], true, h),
         constant_bool("pg_type_is_visible", &[1], true, h),
         constant_bool("pg_function_is_visible", &[1], true, h),
@@ -313,19 +315,40 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             h,
             |h, args, rows| {
                 let oids = ints(arg(args, 0)?)?;
+                let columns = match args.get(1) {
+                    Some(a) => ints(a)?,
+                    None => vec![Some(0); rows],
+                };
                 let pretty: Vec<Option<bool>> = match args.get(2) {
                     Some(a) => cast(a, &DataType::Boolean)?.as_boolean().iter().collect(),
                     None => vec![None; rows],
                 };
                 let snap = h.snapshot();
                 Ok(text_per_row(rows, |i| {
-                    oids[i].and_then(|oid| snap.index_definition(oid, pretty[i] == Some(true)))
+                    let column = columns[i]?;
+                    oids[i]
+                        .and_then(|oid| snap.index_definition(oid, column, pretty[i] == Some(true)))
                 }))
             },
         ),
-        oid_to_text("pg_get_constraintdef", &[1, 2], h, |snap, oid| {
-            snap.constraint_definition(oid)
-        }),
+        function(
+            "pg_get_constraintdef",
+            &[1, 2],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let oids = ints(arg(args, 0)?)?;
+                let pretty: Vec<Option<bool>> = match args.get(1) {
+                    Some(a) => cast(a, &DataType::Boolean)?.as_boolean().iter().collect(),
+                    None => vec![Some(false); rows],
+                };
+                let snap = h.snapshot();
+                Ok(text_per_row(rows, |i| {
+                    oids[i]
+                        .and_then(|oid| snap.constraint_definition(oid, pretty[i].unwrap_or(false)))
+                }))
+            },
+        ),
         constant_text("obj_description", &[1, 2], h, no_text),
         constant_text("col_description", &[2], h, no_text),
         constant_text("shobj_description", &[2], h, no_text),

@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::SchemaProvider;
-use datafusion::common::{exec_err, Result as DFResult};
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::common::{exec_err, DFSchema, Result as DFResult};
+use datafusion::datasource::{MemTable, TableProvider, ViewTable};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 
 pub use functions::all as functions;
 pub use rewrite::rewrite_catalog_syntax;
@@ -88,6 +89,17 @@ impl SchemaProvider for SystemSchema {
             tables::rows(name, &snap)
         };
         let batch = tables::batch(columns, rows)?;
+        if batch.num_rows() == 0 {
+            // Planned as an empty relation, so the optimizer drops whatever reads it, including
+            // correlated subqueries DataFusion could not run (psql's `\d` asks `pg_policy` for
+            // role names with `oid = ANY(pol.polroles)`).
+            let schema = DFSchema::try_from(batch.schema().as_ref().clone())?;
+            let empty = LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(schema),
+            });
+            return Ok(Some(Arc::new(ViewTable::new(empty, None))));
+        }
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         Ok(Some(Arc::new(table)))
     }

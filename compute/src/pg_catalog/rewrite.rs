@@ -11,12 +11,15 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    TableFactor, Value, VisitMut, VisitorMut,
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, ObjectName, ObjectNamePart, OneOrManyWithParens,
+    OrderByKind, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement,
+    TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use super::functions::{REGCLASS_NAME, REGCLASS_OID, REGNAMESPACE_NAME, REGTYPE_NAME, REGTYPE_OID};
+use super::quote_ident;
 
 /// Applies the rewrites to every expression of `stmt`.
 pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
@@ -28,8 +31,20 @@ pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
                 *expr = new;
             }
             if let Expr::Subquery(query) = expr {
-                aggregate_catalog_lookup(query);
+                if let Some(new) = catalog_lookup(query) {
+                    *expr = new;
+                }
             }
+            if let Expr::Exists { subquery, negated } = expr {
+                if let Some(new) = catalog_exists(subquery, *negated) {
+                    *expr = new;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            no_partition_ancestors(query);
             ControlFlow::Continue(())
         }
 
@@ -48,6 +63,9 @@ pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
                     }
                 }
             }
+            if let Some(empty) = no_partition_ancestors_table(factor) {
+                *factor = empty;
+            }
             ControlFlow::Continue(())
         }
     }
@@ -55,45 +73,367 @@ pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
 }
 
 /// A scalar subquery that looks one value up in the system catalogs
-/// (`(SELECT c.collname FROM pg_catalog.pg_collation c WHERE c.oid = a.attcollation)`) selects
-/// `max(value)` instead: DataFusion plans a correlated scalar subquery only when it is
-/// aggregated, and such lookups find at most one row. Subqueries over user tables are left
-/// alone, so that they keep PostgreSQL's error for more than one row.
-fn aggregate_catalog_lookup(query: &mut Query) {
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return;
+/// (`(SELECT c.collname FROM pg_catalog.pg_collation c WHERE c.oid = a.attcollation)`), rewritten
+/// into a form DataFusion decorrelates. Subqueries over user tables are left alone, so that they
+/// keep PostgreSQL's error for more than one row.
+///
+/// - The value becomes `max(value)`: DataFusion plans a correlated scalar subquery only when it
+///   is aggregated, and such lookups find at most one row.
+/// - DataFusion decorrelates only equalities between inner and outer columns. A condition on
+///   outer columns alone (`AND a.atthasdef`) moves out of the subquery into
+///   `CASE WHEN cond THEN (subquery) END`, which keeps the NULL the filtered subquery gave. So
+///   does a comparison of an outer and an inner value (`a.attcollation <> t.typcollation`), once
+///   its inner side is itself looked up with the remaining conditions.
+fn catalog_lookup(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
     };
     if select.projection.len() != 1
         || select.from.is_empty()
         || !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
     {
-        return;
+        return None;
     }
-    let only_catalog = select.from.iter().all(|t| {
-        std::iter::once(&t.relation)
-            .chain(t.joins.iter().map(|j| &j.relation))
-            .all(|f| match f {
-                TableFactor::Table {
-                    name, args: None, ..
-                } => {
-                    let parts = name_parts(name);
-                    let table = parts.last().map(|p| p.to_lowercase()).unwrap_or_default();
-                    super::is_pg_catalog_table(&table)
-                        && (parts.len() == 1 || parts[0].eq_ignore_ascii_case("pg_catalog"))
-                }
-                _ => false,
-            })
-    });
-    if !only_catalog {
-        return;
-    }
-    let item = &mut select.projection[0];
-    let expr = match item {
+    let inner_names = catalog_relations(select)?;
+    let value = match &select.projection[0] {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-        _ => return,
+        _ => return None,
     };
-    if let Some(aggregated) = parse_expr(&format!("max({expr})")) {
-        *expr = aggregated;
+    if is_aggregate(value) {
+        return None;
+    }
+    let mut kept = Vec::new();
+    let mut hoisted = Vec::new();
+    let mut mixed = Vec::new();
+    for conjunct in select.selection.iter().flat_map(conjuncts) {
+        match (side_of(conjunct, &inner_names), conjunct) {
+            (Side::Outer, _) => hoisted.push(conjunct.to_string()),
+            (
+                Side::Both,
+                Expr::BinaryOp {
+                    left,
+                    op:
+                        op @ (BinaryOperator::NotEq
+                        | BinaryOperator::Lt
+                        | BinaryOperator::LtEq
+                        | BinaryOperator::Gt
+                        | BinaryOperator::GtEq),
+                    right,
+                },
+            ) if matches!(
+                (side_of(left, &inner_names), side_of(right, &inner_names)),
+                (Side::Outer, Side::Inner) | (Side::Inner, Side::Outer)
+            ) =>
+            {
+                mixed.push((left, op, right))
+            }
+            _ => kept.push(conjunct.to_string()),
+        }
+    }
+    let mut from = select
+        .from
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !kept.is_empty() {
+        from = format!("{from} WHERE {}", kept.join(" AND "));
+    }
+    let lookup = |e: &Expr| format!("(SELECT max({e}) FROM {from})");
+    for (left, op, right) in mixed {
+        let side = |e: &Expr| match side_of(e, &inner_names) {
+            Side::Inner => lookup(e),
+            _ => e.to_string(),
+        };
+        hoisted.push(format!("{} {op} {}", side(left), side(right)));
+    }
+    if hoisted.is_empty() {
+        parse_expr(&lookup(value))
+    } else {
+        parse_expr(&format!(
+            "CASE WHEN {} THEN {} END",
+            hoisted.join(" AND "),
+            lookup(value)
+        ))
+    }
+}
+
+/// The names (aliases, or else table names) of the relations a SELECT reads, when they are all
+/// `pg_catalog` tables.
+fn catalog_relations(select: &Select) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for factor in select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+    {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = factor
+        else {
+            return None;
+        };
+        let parts = name_parts(name);
+        let table = parts.last().map(|p| p.to_lowercase()).unwrap_or_default();
+        let in_catalog = super::is_pg_catalog_table(&table)
+            && (parts.len() == 1 || parts[0].eq_ignore_ascii_case("pg_catalog"));
+        if !in_catalog {
+            return None;
+        }
+        names.push(match alias {
+            Some(a) => a.name.value.to_lowercase(),
+            None => table,
+        });
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+/// `EXISTS (SELECT … FROM <catalog tables> WHERE …)` as `(SELECT count(*) …) > 0`: DataFusion
+/// runs EXISTS only as a filter, psql's `\d index` selects it as a column.
+fn catalog_exists(subquery: &Query, negated: bool) -> Option<Expr> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    if subquery.limit_clause.is_some()
+        || select.having.is_some()
+        || !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return None;
+    }
+    catalog_relations(select)?;
+    let from = select
+        .from
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|s| format!(" WHERE {s}"))
+        .unwrap_or_default();
+    let test = if negated { "= 0" } else { "> 0" };
+    parse_expr(&format!("((SELECT count(*) FROM {from}{filter}) {test})"))
+}
+
+/// `SELECT pg_partition_ancestors(r)`: Strata has no partitions, so no relation has ancestors and
+/// the set is empty. psql's `\d` unions it with `r` itself (`… UNION ALL VALUES (r)`); that union
+/// becomes its other side (DataFusion mislabels a union with a side it found empty).
+fn no_partition_ancestors(query: &mut Query) {
+    let body = query.body.as_mut();
+    if let SetExpr::SetOperation {
+        op: SetOperator::Union,
+        set_quantifier: SetQuantifier::All,
+        left,
+        right,
+    } = body
+    {
+        let rest = if partition_ancestors_of(left).is_some() {
+            (**right).clone()
+        } else if partition_ancestors_of(right).is_some() {
+            (**left).clone()
+        } else {
+            return;
+        };
+        *body = match &rest {
+            // `IN (VALUES (r))` does not plan; `IN (SELECT r)` does.
+            SetExpr::Values(values) if values.rows.len() == 1 && values.rows[0].len() == 1 => {
+                match parser(&format!("SELECT {}", values.rows[0][0]))
+                    .and_then(|mut p| p.parse_query().ok())
+                {
+                    Some(select) => *select.body,
+                    None => rest,
+                }
+            }
+            _ => rest,
+        };
+        return;
+    }
+    if let (Some(relation), SetExpr::Select(select)) = (partition_ancestors_of(body), &mut *body) {
+        let relation = if is_literal(&relation) {
+            call(REGCLASS_OID, vec![relation])
+        } else {
+            relation
+        };
+        select.projection[0] = SelectItem::ExprWithAlias {
+            expr: relation,
+            alias: Ident::new("pg_partition_ancestors"),
+        };
+        select.selection = parse_expr("false");
+    }
+}
+
+/// `FROM pg_partition_ancestors(r) [WITH ORDINALITY] AS a(relid, depth)`, which psql's `\d` reads
+/// for triggers: an empty derived table with the alias's columns.
+fn no_partition_ancestors_table(factor: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Table {
+        name,
+        args: Some(_),
+        alias,
+        with_ordinality,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if !name_parts(name)
+        .last()
+        .is_some_and(|n| n.eq_ignore_ascii_case("pg_partition_ancestors"))
+    {
+        return None;
+    }
+    let mut columns = vec!["pg_partition_ancestors".to_string()];
+    if *with_ordinality {
+        columns.push("ordinality".into());
+    }
+    if let Some(alias) = alias {
+        for (column, named) in columns.iter_mut().zip(&alias.columns) {
+            *column = named.name.value.clone();
+        }
+    }
+    let items = columns
+        .iter()
+        .map(|c| format!("CAST(0 AS BIGINT) AS {}", quote_ident(c)))
+        .collect::<Vec<_>>();
+    let query = parser(&format!("SELECT {} WHERE false", items.join(", ")))?
+        .parse_query()
+        .ok()?;
+    let mut alias = alias.clone().unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new("pg_partition_ancestors"),
+        columns: vec![],
+        at: None,
+    });
+    alias.columns.clear();
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias: Some(alias),
+        sample: None,
+    })
+}
+
+/// `r`, when `body` is `SELECT pg_partition_ancestors(r)`.
+fn partition_ancestors_of(body: &SetExpr) -> Option<Expr> {
+    let SetExpr::Select(select) = body else {
+        return None;
+    };
+    if !select.from.is_empty() || select.projection.len() != 1 {
+        return None;
+    }
+    let (SelectItem::UnnamedExpr(Expr::Function(f))
+    | SelectItem::ExprWithAlias {
+        expr: Expr::Function(f),
+        ..
+    }) = &select.projection[0]
+    else {
+        return None;
+    };
+    if !name_parts(&f.name)
+        .last()
+        .is_some_and(|n| n.eq_ignore_ascii_case("pg_partition_ancestors"))
+    {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(relation))] => Some(relation.clone()),
+        _ => None,
+    }
+}
+
+/// Whether `expr` is already an aggregate call, which a lookup must not wrap again.
+fn is_aggregate(expr: &Expr) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "array_agg",
+        "string_agg",
+        "count",
+        "max",
+        "min",
+        "sum",
+        "avg",
+        "bool_and",
+        "bool_or",
+    ];
+    matches!(expr, Expr::Function(f)
+        if AGGREGATES.contains(&name_parts(&f.name).join(".").to_lowercase().as_str()))
+}
+
+/// The conjuncts of an `AND` tree.
+fn conjuncts(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(left);
+            all.extend(conjuncts(right));
+            all
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
+/// Which query's columns an expression of a catalog lookup refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Only constants.
+    Neither,
+    /// Only the subquery's own tables (or unqualified names, which may be either).
+    Inner,
+    /// Only columns of an enclosing query.
+    Outer,
+    Both,
+}
+
+fn side_of(expr: &Expr, inner_names: &[String]) -> Side {
+    use datafusion::sql::sqlparser::ast::Visit;
+    struct Refs<'a> {
+        inner_names: &'a [String],
+        inner: bool,
+        outer: bool,
+    }
+    impl datafusion::sql::sqlparser::ast::Visitor for Refs<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(_) => self.inner = true,
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    let qualifier = parts[parts.len() - 2].value.to_lowercase();
+                    if self.inner_names.contains(&qualifier) {
+                        self.inner = true;
+                    } else {
+                        self.outer = true;
+                    }
+                }
+                // Anything nested may name columns this walk cannot place.
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    self.inner = true;
+                    self.outer = true;
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut refs = Refs {
+        inner_names,
+        inner: false,
+        outer: false,
+    };
+    let _ = expr.visit(&mut refs);
+    match (refs.inner, refs.outer) {
+        (false, false) => Side::Neither,
+        (true, false) => Side::Inner,
+        (false, true) => Side::Outer,
+        (true, true) => Side::Both,
     }
 }
 
@@ -168,6 +508,24 @@ fn rewrite(expr: &Expr) -> Option<Expr> {
         Expr::Collate { expr, .. } => Some((**expr).clone()),
         Expr::BinaryOp {
             left,
+            op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq),
+            right,
+        } => {
+            let (left, right) = match (array_literal(left, right), array_literal(right, left)) {
+                (None, None) => return None,
+                (l, r) => (
+                    l.unwrap_or_else(|| (**left).clone()),
+                    r.unwrap_or_else(|| (**right).clone()),
+                ),
+            };
+            Some(Expr::BinaryOp {
+                left: Box::new(left),
+                op: op.clone(),
+                right: Box::new(right),
+            })
+        }
+        Expr::BinaryOp {
+            left,
             op: BinaryOperator::PGCustomBinaryOperator(parts),
             right,
         } => {
@@ -202,6 +560,172 @@ fn rewrite(expr: &Expr) -> Option<Expr> {
     }
 }
 
+/// `'{0}'` compared with a catalog array column (`pol.polroles = '{0}'`) becomes
+/// `make_array(0)`: PostgreSQL types the literal from the column, DataFusion cannot cast text to
+/// a list.
+fn array_literal(literal: &Expr, column: &Expr) -> Option<Expr> {
+    let column = match column {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => &parts.last()?.value,
+        _ => return None,
+    };
+    if !super::tables::is_array_column(&column.to_lowercase()) {
+        return None;
+    }
+    let Expr::Value(v) = literal else {
+        return None;
+    };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return None;
+    };
+    let items = text.strip_prefix('{')?.strip_suffix('}')?;
+    if items.is_empty() {
+        return None;
+    }
+    let items = items
+        .split(',')
+        .map(|item| match item.trim().parse::<i64>() {
+            Ok(n) => n.to_string(),
+            Err(_) => format!("'{}'", item.trim().trim_matches('"').replace('\'', "''")),
+        })
+        .collect::<Vec<_>>();
+    parse_expr(&format!("make_array({})", items.join(", ")))
+}
+
+/// `ARRAY(SELECT e(x) FROM unnest(a) x [WHERE w(x)])` as
+/// `array_transform(array_filter(a, x -> w(x)), x -> e(x))`: a map over an array, which stays a
+/// plain expression when `a` is a column of the enclosing query (psql's `\d+` prefixes toast
+/// options this way).
+fn mapped_array(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || select.projection.len() != 1
+        || select.distinct.is_some()
+        || select.having.is_some()
+        || select.from.len() != 1
+        || !select.from[0].joins.is_empty()
+        || !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return None;
+    }
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias: Some(alias),
+        ..
+    } = &select.from[0].relation
+    else {
+        return None;
+    };
+    if !name_parts(name)
+        .last()
+        .is_some_and(|n| n.eq_ignore_ascii_case("unnest"))
+    {
+        return None;
+    }
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] = args.args.as_slice() else {
+        return None;
+    };
+    let variable = match alias.columns.as_slice() {
+        [] => alias.name.clone(),
+        [column] => column.name.clone(),
+        _ => return None,
+    };
+    let value = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    let lambda = |body: &Expr| {
+        Expr::Lambda(LambdaFunction {
+            params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                name: variable.clone(),
+                data_type: None,
+            }),
+            body: Box::new(body.clone()),
+            syntax: LambdaSyntax::Arrow,
+        })
+    };
+    let higher_order = |function: &str, array: Expr, body: &Expr| {
+        let mut call = call(function, vec![]);
+        if let Expr::Function(f) = &mut call {
+            f.args = FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(lambda(body))),
+                ],
+                clauses: vec![],
+            });
+        }
+        call
+    };
+    let mut array = array.clone();
+    if let Some(filter) = &select.selection {
+        array = higher_order("array_filter", array, filter);
+    }
+    Some(higher_order("array_transform", array, value))
+}
+
+/// `ARRAY(SELECT v FROM … WHERE … ORDER BY …)` of one plain SELECT as
+/// `(SELECT array_agg(v ORDER BY …) FROM … WHERE …)`: one aggregate, which DataFusion can
+/// decorrelate, where a derived table would hide the outer columns.
+fn aggregated_rows(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if query.with.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+        || select.projection.len() != 1
+        || select.distinct.is_some()
+        || select.having.is_some()
+        || select.from.is_empty()
+        || !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+    {
+        return None;
+    }
+    let value = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    let order = match &query.order_by {
+        None => String::new(),
+        Some(order_by) => {
+            let OrderByKind::Expressions(items) = &order_by.kind else {
+                return None;
+            };
+            let items = items
+                .iter()
+                .map(|item| {
+                    let by_position = matches!(&item.expr,
+                        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == "1"));
+                    let expr = if by_position { value } else { &item.expr };
+                    format!("{expr}{}", item.options)
+                })
+                .collect::<Vec<_>>();
+            format!(" ORDER BY {}", items.join(", "))
+        }
+    };
+    let from = select
+        .from
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|s| format!(" WHERE {s}"))
+        .unwrap_or_default();
+    parse_expr(&format!(
+        "(SELECT array_agg({value}{order}) FROM {from}{filter})"
+    ))
+}
+
 fn rewrite_function(f: &Function) -> Option<Expr> {
     let parts = name_parts(&f.name);
     let unqualified = match parts.as_slice() {
@@ -213,9 +737,13 @@ fn rewrite_function(f: &Function) -> Option<Expr> {
     // ARRAY(SELECT …)
     if lower == "array" {
         if let FunctionArguments::Subquery(query) = &f.args {
-            return parse_expr(&format!(
-                "(SELECT array_agg(_array.x) FROM ({query}) AS _array(x))"
-            ));
+            return mapped_array(query)
+                .or_else(|| aggregated_rows(query))
+                .or_else(|| {
+                    parse_expr(&format!(
+                        "(SELECT array_agg(_array.x) FROM ({query}) AS _array(x))"
+                    ))
+                });
         }
     }
     let bare =
@@ -238,8 +766,9 @@ fn rewrite_function(f: &Function) -> Option<Expr> {
     Some(Expr::Function(new))
 }
 
-fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
-    let type_name = match data_type {
+/// The lower-case name a cast's target type goes by here (`pg_catalog.int2[]` is `int2[]`).
+fn cast_type_name(data_type: &DataType) -> Option<String> {
+    Some(match data_type {
         DataType::Regclass => "regclass".to_string(),
         DataType::Text | DataType::Varchar(_) | DataType::String(_) => "text".to_string(),
         DataType::Custom(name, modifiers) if modifiers.is_empty() => {
@@ -250,8 +779,15 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
                 _ => return None,
             }
         }
+        DataType::Array(ArrayElemTypeDef::SquareBracket(element, _)) => {
+            format!("{}[]", cast_type_name(element)?)
+        }
         _ => return None,
-    };
+    })
+}
+
+fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
+    let type_name = cast_type_name(data_type)?;
     let inner = inner.clone();
     let with_type = |sql_type: &str| -> Option<Expr> {
         let Expr::Cast {
@@ -293,6 +829,9 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         "int2" | "int4" | "int8" | "float4" | "float8" | "bool" | "numeric" | "date"
         | "timestamp" | "timestamptz" | "bytea" => with_type(&type_name),
         "int2[]" | "_int2" | "int2vector" => with_type("smallint[]"),
+        "int4[]" | "_int4" => with_type("int[]"),
+        "int8[]" | "_int8" | "oid[]" | "_oid" => with_type("bigint[]"),
+        "text[]" | "_text" | "name[]" | "_name" => with_type("text[]"),
         "oidvector" => with_type("bigint[]"),
         _ => None,
     }
@@ -327,8 +866,62 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT x::pg_catalog.text"), "SELECT x::TEXT");
         assert_eq!(
+            rewritten("SELECT 1 FROM pg_policy p WHERE p.polroles = '{0}' AND name = '{0}'"),
+            "SELECT 1 FROM pg_policy p WHERE p.polroles = make_array(0) AND name = '{0}'"
+        );
+        assert_eq!(
             rewritten("SELECT array(select 1)"),
             "SELECT (SELECT array_agg(_array.x) FROM (SELECT 1) AS _array (x))"
+        );
+        assert_eq!(
+            rewritten("SELECT array(select rolname from pg_roles where oid = 1 order by 1 desc)"),
+            "SELECT (SELECT array_agg(rolname ORDER BY rolname DESC) FROM pg_roles WHERE oid = 1)"
+        );
+        assert_eq!(
+            rewritten("SELECT array(select 'toast.' || x from pg_catalog.unnest(tc.o) x)"),
+            "SELECT array_transform(tc.o, x -> 'toast.' || x)"
+        );
+        assert_eq!(
+            rewritten("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = i.indrelid)"),
+            "SELECT ((SELECT count(*) FROM pg_constraint WHERE conrelid = i.indrelid) > 0)"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT 1 WHERE x IN (SELECT pg_catalog.pg_partition_ancestors('1') \
+                 UNION ALL VALUES ('1'::pg_catalog.regclass))"
+            ),
+            "SELECT 1 WHERE x IN (SELECT strata_regclass_oid('1'))"
+        );
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_partition_ancestors('16384')"),
+            "SELECT strata_regclass_oid('16384') AS pg_partition_ancestors WHERE false"
+        );
+    }
+
+    #[test]
+    fn moves_outer_conditions_out_of_catalog_lookups() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+                 WHERE d.adrelid = a.attrelid AND a.atthasdef) FROM pg_attribute a"
+            ),
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT max(d.adbin) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adrelid = a.attrelid) END FROM pg_attribute a"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT c.collname FROM pg_collation c, pg_type t \
+                 WHERE c.oid = a.attcollation AND a.attcollation <> t.typcollation) \
+                 FROM pg_attribute a"
+            ),
+            "SELECT CASE WHEN a.attcollation <> (SELECT max(t.typcollation) FROM pg_collation c, \
+             pg_type t WHERE c.oid = a.attcollation) THEN (SELECT max(c.collname) FROM \
+             pg_collation c, pg_type t WHERE c.oid = a.attcollation) END FROM pg_attribute a"
+        );
+        // A lookup in a user table keeps PostgreSQL's semantics.
+        assert_eq!(
+            rewritten("SELECT (SELECT x FROM t WHERE t.a = o.a AND o.b) FROM o"),
+            "SELECT (SELECT x FROM t WHERE t.a = o.a AND o.b) FROM o"
         );
     }
 }

@@ -251,8 +251,14 @@ impl Snapshot {
 
     /// `pg_get_indexdef` of an index; `pretty` leaves out the schema of a table on the search
     /// path, as PostgreSQL's pretty form does.
-    pub fn index_definition(&self, oid: i64, pretty: bool) -> Option<String> {
+    /// `pg_get_indexdef(oid, column, pretty)`: with a column number above 0, that column's
+    /// definition (its name) alone.
+    pub fn index_definition(&self, oid: i64, column: i64, pretty: bool) -> Option<String> {
         let index = self.index_by_oid(oid)?;
+        if column > 0 {
+            let position = *index.positions.get(usize::try_from(column - 1).ok()?)?;
+            return Some(quote_ident(&index.table.columns[position].name));
+        }
         let t = index.table;
         let table = if pretty {
             quote_ident(&t.name)
@@ -267,12 +273,17 @@ impl Snapshot {
         ))
     }
 
-    /// `pg_get_constraintdef` of a constraint.
-    pub fn constraint_definition(&self, oid: i64) -> Option<String> {
+    /// `pg_get_constraintdef` of a constraint. `pretty` (its second argument, which psql's `\d`
+    /// passes) leaves out the parentheses PostgreSQL otherwise puts around a check's expression.
+    pub fn constraint_definition(&self, oid: i64, pretty: bool) -> Option<String> {
         for t in &self.tables {
             for (i, check) in t.checks.iter().enumerate() {
                 if check_oid(t, i) == oid {
-                    return Some(format!("CHECK (({}))", check.expr));
+                    return Some(if pretty {
+                        format!("CHECK ({})", check.expr)
+                    } else {
+                        format!("CHECK (({}))", check.expr)
+                    });
                 }
             }
         }

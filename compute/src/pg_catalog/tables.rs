@@ -322,6 +322,15 @@ pub fn columns_of(name: &str) -> Option<Columns> {
     TABLES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
+/// Whether some catalog table has an array column of this name (`indkey`, `polroles`, …).
+pub fn is_array_column(name: &str) -> bool {
+    TABLES.iter().any(|(_, columns)| {
+        columns
+            .iter()
+            .any(|(n, ty)| *n == name && matches!(ty, Ty::I16s | Ty::Oids | Ty::Texts))
+    })
+}
+
 pub fn schema_of(columns: Columns) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -378,7 +387,13 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
         "pg_class" => snap
             .tables
             .iter()
-            .flat_map(|t| pg_class(t))
+            .flat_map(|t| {
+                let referenced = snap
+                    .tables
+                    .iter()
+                    .any(|o| o.foreign_keys.iter().any(|fk| fk.parent == t.id));
+                pg_class(t, referenced)
+            })
             .chain(snap.sequences.iter().map(|q| sequence_class(q)))
             .collect(),
         "pg_attrdef" => snap
@@ -438,7 +453,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
         "pg_indexes" => snap
             .indexes()
             .map(|i| {
-                let definition = snap.index_definition(i.oid, false);
+                let definition = snap.index_definition(i.oid, 0, false);
                 vec![
                     ("schemaname", s(&i.table.schema)), ("tablename", s(&i.table.name)),
                     ("indexname", s(&i.name)),
@@ -557,9 +572,11 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     }
 }
 
-/// A table's `pg_class` row, and its primary-key index's.
+/// A table's `pg_class` row, and its primary-key index's. `referenced`: some foreign key
+/// references the table. PostgreSQL enforces foreign keys with triggers on both tables, and psql
+/// lists them only where `relhastriggers` says so.
 #[rustfmt::skip]
-fn pg_class(t: &TableDef) -> Vec<Row> {
+fn pg_class(t: &TableDef, referenced: bool) -> Vec<Row> {
     let relation = |oid: i64, name: String, am: i64, kind: &str, natts: usize, tuples: f32| {
         vec![
             ("oid", V::I(oid)), ("relname", s(name)), ("relnamespace", V::I(namespace_oid(&t.schema))),
@@ -570,7 +587,11 @@ fn pg_class(t: &TableDef) -> Vec<Row> {
     };
     let indexes = table_indexes(t);
     let mut table = relation(table_oid(t), t.name.clone(), HEAP_AM, "r", t.columns.len(), -1.0);
-    table.extend([("relhasindex", V::B(!indexes.is_empty())), ("relreplident", s("d"))]);
+    table.extend([
+        ("relhasindex", V::B(!indexes.is_empty())), ("relreplident", s("d")),
+        ("relchecks", V::I(t.checks.len() as i64)),
+        ("relhastriggers", V::B(referenced || !t.foreign_keys.is_empty())),
+    ]);
     let mut rows = vec![table];
     for i in indexes {
         let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.positions.len(), 0.0);
@@ -603,7 +624,7 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
             ("attstattarget", V::I(-1)), ("attlen", V::I(len.into())), ("attnum", V::I(num as i64)),
             ("attcacheoff", V::I(-1)), ("atttypmod", V::I(col.ty.typmod().into())),
             ("attbyval", V::B(by_value(len))), ("attalign", s(alignment(len))),
-            ("attstorage", s(storage(len))), ("attcompression", s("")),
+            ("attstorage", s(storage(ty, len))), ("attcompression", s("")),
             ("attnotnull", V::B(!col.nullable)),
             ("atthasdef", V::B(col.default.is_some() && col.identity.is_none())),
             ("attidentity", s(col.identity.map_or("", |i| i.code()))),
@@ -636,7 +657,7 @@ fn pg_type(t: &BuiltinType) -> Row {
         ("typinput", s(format!("{}in", t.name))), ("typoutput", s(format!("{}out", t.name))),
         ("typreceive", s(format!("{}recv", t.name))), ("typsend", s(format!("{}send", t.name))),
         ("typmodin", s("-")), ("typmodout", s("-")), ("typalign", s(alignment(t.len))),
-        ("typstorage", s(storage(t.len))), ("typtypmod", V::I(-1)),
+        ("typstorage", s(storage(t.oid, t.len))), ("typtypmod", V::I(-1)),
         ("typcollation", V::I(if t.category == "S" { 100 } else { 0 })),
     ]
 }
@@ -655,10 +676,13 @@ fn alignment(len: i16) -> &'static str {
     }
 }
 
-fn storage(len: i16) -> &'static str {
-    if len > 0 {
-        "p"
-    } else {
-        "x"
+/// `typstorage`: plain for fixed-length types; `numeric` is kept inline (main), every other
+/// variable-length type may move out of line (extended).
+fn storage(oid: i64, len: i16) -> &'static str {
+    const NUMERIC: i64 = 1700;
+    match (oid, len) {
+        (_, 1..) => "p",
+        (NUMERIC, _) => "m",
+        _ => "x",
     }
 }

@@ -141,6 +141,10 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
+        ctx.register_udtf(
+            crate::series::NAME,
+            Arc::new(crate::series::GenerateSeries::new()),
+        );
         let settings = Arc::new(Mutex::new(settings));
         let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
         let handle = CatalogHandle {

@@ -1,0 +1,80 @@
+//! psql's describe commands print for Strata exactly what they print for PostgreSQL 15: the same
+//! script runs against both, and the outputs are compared whole.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{postgres_url, url, Up};
+
+/// Tables with every kind of column and constraint `\d` shows. Defaults and checks are chosen so
+/// that their text needs no type annotation: PostgreSQL prints `'x'::text` for a text default,
+/// where Strata prints the expression as written.
+const SCHEMA: &str = "
+    CREATE TABLE accounts (
+        id integer PRIMARY KEY,
+        owner text NOT NULL,
+        balance bigint DEFAULT 0 CHECK (balance >= 0),
+        opened date,
+        code varchar(8) UNIQUE,
+        rate numeric(6,3)
+    );
+    CREATE INDEX accounts_owner_opened_idx ON accounts (owner, opened);
+    CREATE TABLE entries (
+        id bigint PRIMARY KEY,
+        account integer REFERENCES accounts (id),
+        amount numeric(12,2) NOT NULL,
+        note text
+    );
+";
+
+const DESCRIBE: &[&str] = &[
+    "\\d accounts",
+    "\\d+ accounts",
+    "\\d entries",
+    "\\d accounts_pkey",
+    "\\d accounts_owner_opened_idx",
+    "\\d",
+    "\\dt",
+    "\\di",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describes_tables_and_indexes_as_postgres_does() {
+    let database = format!("strata_describe_{}", std::process::id());
+    let admin = format!("{}/postgres", postgres_url());
+    run_psql(&admin, &format!("DROP DATABASE IF EXISTS {database}"));
+    run_psql(&admin, &format!("CREATE DATABASE {database}"));
+    let postgres = format!("{}/{database}", postgres_url());
+
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    let strata = url(up.port);
+
+    run_psql(&postgres, SCHEMA);
+    run_psql(&strata, SCHEMA);
+    for command in DESCRIBE {
+        let expected = run_psql(&postgres, command);
+        let actual = run_psql(&strata, command);
+        assert!(!expected.trim().is_empty(), "{command} printed nothing");
+        assert_eq!(
+            actual, expected,
+            "{command} differs\n--- Strata\n{actual}\n--- PostgreSQL\n{expected}"
+        );
+    }
+    run_psql(&admin, &format!("DROP DATABASE {database}"));
+}
+
+/// Runs a script through psql with its default (aligned) output; returns stdout.
+fn run_psql(url: &str, script: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {script:?} against {url} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
