@@ -12,6 +12,8 @@
 //! - `m S <sequence id:u64>`              → a sequence definition (JSON); sequences and tables
 //!   share ids and names, as relations do in PostgreSQL
 //! - `m V <sequence id:u64>`              → a sequence's durable state (see `sequence`)
+//! - `m W <view id:u64>`                  → a view definition (JSON); views share ids and names
+//!   with tables and sequences
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -279,6 +281,8 @@ struct Tables {
     sequence_names: HashMap<(String, String), u64>,
     /// Index name → the id of its table.
     index_names: HashMap<(String, String), u64>,
+    views: HashMap<u64, Arc<crate::views::ViewDef>>,
+    view_names: HashMap<(String, String), u64>,
 }
 
 impl Tables {
@@ -356,6 +360,54 @@ impl Catalog {
         }
     }
 
+    pub fn view(&self, schema: &str, name: &str) -> Option<Arc<crate::views::ViewDef>> {
+        let t = self.tables.read().expect("catalog lock");
+        t.view_names
+            .get(&(schema.to_string(), name.to_string()))
+            .and_then(|id| t.views.get(id))
+            .cloned()
+    }
+
+    pub fn view_by_id(&self, id: u64) -> Option<Arc<crate::views::ViewDef>> {
+        self.tables
+            .read()
+            .expect("catalog lock")
+            .views
+            .get(&id)
+            .cloned()
+    }
+
+    pub fn view_names(&self, schema: &str) -> Vec<String> {
+        let t = self.tables.read().expect("catalog lock");
+        t.view_names
+            .keys()
+            .filter(|(s, _)| s == schema)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// Whether any view exists: statements are searched for view names only then.
+    pub fn has_views(&self) -> bool {
+        !self.tables.read().expect("catalog lock").views.is_empty()
+    }
+
+    fn upsert_view(&self, def: crate::views::ViewDef) {
+        let mut t = self.tables.write().expect("catalog lock");
+        if let Some(old) = t.views.get(&def.id).cloned() {
+            t.view_names.remove(&(old.schema.clone(), old.name.clone()));
+        }
+        t.view_names
+            .insert((def.schema.clone(), def.name.clone()), def.id);
+        t.views.insert(def.id, Arc::new(def));
+    }
+
+    fn remove_view(&self, id: u64) {
+        let mut t = self.tables.write().expect("catalog lock");
+        if let Some(old) = t.views.remove(&id) {
+            t.view_names.remove(&(old.schema.clone(), old.name.clone()));
+        }
+    }
+
     pub fn get(&self, schema: &str, name: &str) -> Option<Arc<TableDef>> {
         let t = self.tables.read().expect("catalog lock");
         t.by_name
@@ -409,6 +461,14 @@ impl Catalog {
     pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
         let mut definitions_changed = false;
         for (key, write) in writes {
+            if let Some(id) = id_of_def_key(key, b'W') {
+                match write {
+                    Some(value) => self.upsert_view(crate::views::decode_view_def(value)?),
+                    None => self.remove_view(id),
+                }
+                definitions_changed = true;
+                continue;
+            }
             match (id_of_def_key(key, b'T'), id_of_def_key(key, b'S'), write) {
                 (Some(_), _, Some(value)) => self.upsert(decode_table_def(value)?),
                 (Some(id), _, None) => self.remove(id),
@@ -427,7 +487,8 @@ impl Catalog {
     }
 }
 
-/// The id a definition key of `kind` (`T` table, `S` sequence, `V` sequence state) names.
+/// The id a definition key of `kind` (`T` table, `S` sequence, `V` sequence state, `W` view)
+/// names.
 pub fn id_of_def_key(key: &[u8], kind: u8) -> Option<u64> {
     match key {
         [CATALOG_PREFIX, k, id @ ..] if *k == kind => id.try_into().ok().map(u64::from_be_bytes),
@@ -529,6 +590,7 @@ impl CatalogView<'_> {
             None => {
                 self.committed.get(schema, name).is_some()
                     || self.committed.sequence(schema, name).is_some()
+                    || self.committed.view(schema, name).is_some()
                     || self.committed.index_table(schema, name).is_some()
             }
         })
@@ -577,6 +639,53 @@ impl CatalogView<'_> {
             }
         }
         Ok(self.committed.sequence_by_id(id))
+    }
+
+    pub fn get_view(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<Arc<crate::views::ViewDef>>> {
+        match self.own_name(schema, name)? {
+            Some(Some(id)) => self.view_by_id(id),
+            Some(None) => Ok(None),
+            None => match self.committed.view(schema, name) {
+                // The transaction may have replaced or dropped it.
+                Some(def) => self.view_by_id(def.id),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// A view by id, with this transaction's own changes.
+    pub fn view_by_id(&self, id: u64) -> SqlResult<Option<Arc<crate::views::ViewDef>>> {
+        if let Some(txn) = self.txn {
+            match txn.write(&crate::views::view_def_key(id)) {
+                Some(Some(def)) => return Ok(Some(Arc::new(crate::views::decode_view_def(def)?))),
+                Some(None) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(self.committed.view_by_id(id))
+    }
+
+    /// Whether a view may exist in this view of the catalog (committed, or made by the
+    /// transaction).
+    pub fn may_have_views(&self) -> bool {
+        self.committed.has_views()
+            || self.txn.is_some_and(|txn| {
+                let start = crate::views::view_def_key(0);
+                let end = crate::views::view_def_key(u64::MAX);
+                !txn.writes_in(&start, &end).is_empty()
+            })
+    }
+
+    /// Every view in `schema`, in name order.
+    pub fn views(&self, schema: &str) -> Vec<Arc<crate::views::ViewDef>> {
+        self.relation_names(schema, self.committed.view_names(schema))
+            .iter()
+            .filter_map(|name| self.get_view(schema, name).ok().flatten())
+            .collect()
     }
 
     /// Whether the sequence was created (or changed) by this view's transaction.

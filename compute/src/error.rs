@@ -47,6 +47,7 @@ pub mod sqlstate {
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
     pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_OBJECT: &str = "42704";
@@ -60,6 +61,7 @@ pub mod sqlstate {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";

@@ -45,6 +45,7 @@ mod txn;
 mod txn_slot;
 mod types;
 mod upsert;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

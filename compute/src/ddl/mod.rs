@@ -3,6 +3,7 @@
 pub mod alter;
 pub mod index;
 pub mod sequence;
+pub mod view;
 
 use std::collections::HashSet;
 
@@ -299,7 +300,7 @@ async fn rewrite_under_new_id(
     let id = allocate_table_id(primary, txn).await?;
     let mut new = TableDef { id, ..new };
     // What names the table by id follows it: its own foreign keys to itself, other tables'
-    // foreign keys to it, and the sequences its columns own.
+    // foreign keys to it, the views that read it, and the sequences its columns own.
     for fk in new.foreign_keys.iter_mut().filter(|fk| fk.parent == def.id) {
         fk.parent = id;
     }
@@ -328,6 +329,16 @@ async fn rewrite_under_new_id(
             fk.parent = id;
         }
         replace_table_def(txn, &changed).await?;
+    }
+    let dependent_views = crate::views::dependent_views(&txn_view(primary, txn), def.id);
+    for view in dependent_views {
+        let mut changed = view.as_ref().clone();
+        for relation in changed.depends_on.iter_mut().filter(|r| **r == def.id) {
+            *relation = id;
+        }
+        let key = crate::views::view_def_key(view.id);
+        txn.lock(&key).await?;
+        txn.put(key, crate::views::encode_view_def(&changed));
     }
     for seq in owned {
         let mut changed = seq.as_ref().clone();
@@ -828,6 +839,10 @@ pub async fn drop_tables(
                         .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
                     }
                 }
+                notices.extend(
+                    view::drop_dependents(primary, txn, def.id, &def.name, "table", cascade)
+                        .await?,
+                );
                 // CASCADE drops the referencing constraints.
                 for (child, fk) in referencing {
                     let mut changed = child.as_ref().clone();
@@ -856,6 +871,13 @@ pub async fn drop_tables(
                     sequence::remove_sequence(txn, &seq).await?;
                 }
                 tracing::info!(table = %def.name, id = def.id, "dropped table");
+            }
+            None if view.get_view(&schema, &table)?.is_some() => {
+                return Err(SqlError::new(
+                    sqlstate::WRONG_OBJECT_TYPE,
+                    format!("\"{table}\" is not a table"),
+                )
+                .with_hint("Use DROP VIEW to remove a view."))
             }
             None if view.get_sequence(&schema, &table)?.is_some() => {
                 return Err(SqlError::new(

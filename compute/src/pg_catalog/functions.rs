@@ -278,6 +278,9 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text("pg_get_userbyid", &[1], h, |snap, _| {
             Some(snap.user.clone())
         }),
+        oid_to_text("pg_get_viewdef", &[1, 2], h, |snap, oid| {
+            snap.view_definition(oid)
+        }),
         // Strata has no triggers, so no oid names one.
         oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),
         constant_bool("pg_table_is_visible", &[1], true, h),

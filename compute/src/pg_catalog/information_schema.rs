@@ -103,6 +103,34 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("is_typed", s("NO")),
                 ]
             })
+            .chain(snap.views.iter().map(|v| {
+                vec![
+                    ("table_catalog", s(db)),
+                    ("table_schema", s(&v.schema)),
+                    ("table_name", s(&v.name)),
+                    ("table_type", s("VIEW")),
+                    ("is_insertable_into", s("NO")),
+                    ("is_typed", s("NO")),
+                ]
+            }))
+            .collect(),
+        "views" => snap
+            .views
+            .iter()
+            .map(|v| {
+                vec![
+                    ("table_catalog", s(db)),
+                    ("table_schema", s(&v.schema)),
+                    ("table_name", s(&v.name)),
+                    (
+                        "view_definition",
+                        snap.view_definition(v.id as i64).map_or(V::Null, s),
+                    ),
+                    ("check_option", s("NONE")),
+                    ("is_updatable", s("NO")),
+                    ("is_insertable_into", s("NO")),
+                ]
+            })
             .collect(),
         "columns" => snap
             .tables
@@ -113,6 +141,11 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     .enumerate()
                     .map(move |(i, c)| column(db, t, i + 1, c))
             })
+            .chain(
+                snap.views
+                    .iter()
+                    .flat_map(|v| (1..=v.columns.len()).map(move |i| view_column(db, v, i))),
+            )
             .collect(),
         "sequences" => snap
             .sequences
@@ -215,8 +248,65 @@ fn table_constraint(db: &str, t: &TableDef, name: String, kind: &str) -> Row {
 
 /// One column's `information_schema.columns` row.
 fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
-    let oid = i64::from(c.ty.pg_type().oid());
-    let typmod = c.ty.typmod();
+    let mut row = vec![
+        ("table_catalog", s(db)),
+        ("table_schema", s(&t.schema)),
+        ("table_name", s(&t.name)),
+        ("column_name", s(&c.name)),
+        ("ordinal_position", V::I(position as i64)),
+        ("is_nullable", s(if c.nullable { "YES" } else { "NO" })),
+    ];
+    row.extend(column_type(
+        db,
+        i64::from(c.ty.pg_type().oid()),
+        c.ty.typmod(),
+    ));
+    row.extend([
+        (
+            "column_default",
+            match (&c.default, c.identity) {
+                (Some(d), None) => s(d),
+                _ => V::Null,
+            },
+        ),
+        (
+            "is_identity",
+            s(if c.identity.is_some() { "YES" } else { "NO" }),
+        ),
+        (
+            "identity_generation",
+            match c.identity {
+                Some(crate::catalog::Identity::Always) => s("ALWAYS"),
+                Some(crate::catalog::Identity::ByDefault) => s("BY DEFAULT"),
+                None => V::Null,
+            },
+        ),
+        ("is_generated", s("NEVER")),
+        ("is_updatable", s("YES")),
+    ]);
+    row
+}
+
+/// A view's column: nullable, without a default.
+fn view_column(db: &str, v: &crate::views::ViewDef, position: usize) -> Row {
+    let c = &v.columns[position - 1];
+    let mut row = vec![
+        ("table_catalog", s(db)),
+        ("table_schema", s(&v.schema)),
+        ("table_name", s(&v.name)),
+        ("column_name", s(&c.name)),
+        ("ordinal_position", V::I(position as i64)),
+        ("is_nullable", s("YES")),
+        ("is_identity", s("NO")),
+        ("is_generated", s("NEVER")),
+        ("is_updatable", s("NO")),
+    ];
+    row.extend(column_type(db, i64::from(c.pg_type), c.typmod));
+    row
+}
+
+/// The type columns of an `information_schema.columns` row.
+fn column_type(db: &str, oid: i64, typmod: i32) -> Vec<(&'static str, V)> {
     let data_type = match oid {
         1043 => "character varying".to_string(),
         1042 => "character".to_string(),
@@ -249,12 +339,6 @@ fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
     };
     let udt = super::types::builtin_type(oid).map_or("text", |t| t.name);
     vec![
-        ("table_catalog", s(db)),
-        ("table_schema", s(&t.schema)),
-        ("table_name", s(&t.name)),
-        ("column_name", s(&c.name)),
-        ("ordinal_position", V::I(position as i64)),
-        ("is_nullable", s(if c.nullable { "YES" } else { "NO" })),
         ("data_type", s(data_type)),
         ("character_maximum_length", int(char_len)),
         ("character_octet_length", int(octet_len)),
@@ -265,26 +349,5 @@ fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
         ("udt_catalog", s(db)),
         ("udt_schema", s("pg_catalog")),
         ("udt_name", s(udt)),
-        (
-            "column_default",
-            match (&c.default, c.identity) {
-                (Some(d), None) => s(d),
-                _ => V::Null,
-            },
-        ),
-        (
-            "is_identity",
-            s(if c.identity.is_some() { "YES" } else { "NO" }),
-        ),
-        (
-            "identity_generation",
-            match c.identity {
-                Some(crate::catalog::Identity::Always) => s("ALWAYS"),
-                Some(crate::catalog::Identity::ByDefault) => s("BY DEFAULT"),
-                None => V::Null,
-            },
-        ),
-        ("is_generated", s("NEVER")),
-        ("is_updatable", s("YES")),
     ]
 }

@@ -161,14 +161,19 @@ pub struct CatalogHandle {
 pub struct Snapshot {
     pub tables: Vec<Arc<TableDef>>,
     pub sequences: Vec<Arc<SequenceDef>>,
+    pub views: Vec<Arc<crate::views::ViewDef>>,
     pub settings: Vec<(String, String)>,
     pub user: String,
 }
 
 impl CatalogHandle {
     pub fn snapshot(&self) -> Snapshot {
-        let (tables, sequences) = self.slot.with_catalog(&self.primary.catalog, |view| {
-            (view.tables(DEFAULT_SCHEMA), view.sequences(DEFAULT_SCHEMA))
+        let (tables, sequences, views) = self.slot.with_catalog(&self.primary.catalog, |view| {
+            (
+                view.tables(DEFAULT_SCHEMA),
+                view.sequences(DEFAULT_SCHEMA),
+                view.views(DEFAULT_SCHEMA),
+            )
         });
         let settings = self.settings.lock().expect("settings lock");
         let user = settings
@@ -178,6 +183,7 @@ impl CatalogHandle {
         Snapshot {
             tables,
             sequences,
+            views,
             settings: settings.all(),
             user,
         }
@@ -187,6 +193,16 @@ impl CatalogHandle {
 impl Snapshot {
     pub fn database(&self) -> &'static str {
         DEFAULT_DATABASE
+    }
+
+    pub fn view_by_oid(&self, oid: i64) -> Option<&Arc<crate::views::ViewDef>> {
+        self.views.iter().find(|v| v.id as i64 == oid)
+    }
+
+    /// `pg_get_viewdef`: the view's query, as PostgreSQL prints it (a leading space, a final
+    /// semicolon), though not re-indented as PostgreSQL's deparser does.
+    pub fn view_definition(&self, oid: i64) -> Option<String> {
+        self.view_by_oid(oid).map(|v| format!(" {};", v.query))
     }
 
     pub fn table_by_oid(&self, oid: i64) -> Option<&Arc<TableDef>> {

@@ -395,6 +395,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 pg_class(t, referenced)
             })
             .chain(snap.sequences.iter().map(|q| sequence_class(q)))
+            .chain(snap.views.iter().map(|v| view_class(v)))
             .collect(),
         "pg_attrdef" => snap
             .tables
@@ -434,7 +435,21 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ])
             })
             .collect(),
-        "pg_attribute" => snap.tables.iter().flat_map(|t| pg_attribute(t)).collect(),
+        "pg_attribute" => snap
+            .tables
+            .iter()
+            .flat_map(|t| pg_attribute(t))
+            .chain(snap.views.iter().flat_map(|v| view_attributes(v)))
+            .collect(),
+        "pg_views" => snap
+            .views
+            .iter()
+            .map(|v| vec![
+                ("schemaname", s(&v.schema)), ("viewname", s(&v.name)),
+                ("viewowner", s(&snap.user)),
+                ("definition", snap.view_definition(v.id as i64).map_or(V::Null, s)),
+            ])
+            .collect(),
         "pg_type" => BUILTIN_TYPES.iter().map(pg_type).collect(),
         "pg_index" => snap
             .indexes()
@@ -610,6 +625,40 @@ fn sequence_class(q: &SequenceDef) -> Row {
         ("relfilenode", V::I(sequence_oid(q))), ("relpersistence", s("p")), ("relkind", s("S")),
         ("relnatts", V::I(3)), ("relispopulated", V::B(true)), ("relreplident", s("n")),
     ]
+}
+
+/// A view's `pg_class` row.
+#[rustfmt::skip]
+fn view_class(v: &crate::views::ViewDef) -> Row {
+    vec![
+        ("oid", V::I(v.id as i64)), ("relname", s(&v.name)),
+        ("relnamespace", V::I(namespace_oid(&v.schema))), ("relowner", V::I(OWNER_ROLE)),
+        ("relpersistence", s("p")), ("relkind", s("v")), ("relnatts", V::I(v.columns.len() as i64)),
+        ("relispopulated", V::B(true)), ("relreplident", s("n")), ("reltuples", V::F(-1.0)),
+    ]
+}
+
+/// A view's `pg_attribute` rows.
+#[rustfmt::skip]
+fn view_attributes(v: &crate::views::ViewDef) -> Vec<Row> {
+    v.columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = i64::from(c.pg_type);
+            let len = builtin_type(ty).map_or(-1, |t| t.len);
+            let collatable = builtin_type(ty).is_some_and(|t| t.category == "S");
+            vec![
+                ("attrelid", V::I(v.id as i64)), ("attname", s(&c.name)), ("atttypid", V::I(ty)),
+                ("attstattarget", V::I(-1)), ("attlen", V::I(len.into())),
+                ("attnum", V::I(i as i64 + 1)), ("attcacheoff", V::I(-1)),
+                ("atttypmod", V::I(c.typmod.into())), ("attbyval", V::B(by_value(len))),
+                ("attalign", s(alignment(len))), ("attstorage", s(storage(ty, len))),
+                ("attcompression", s("")), ("attidentity", s("")), ("attgenerated", s("")),
+                ("attislocal", V::B(true)), ("attcollation", V::I(if collatable { 100 } else { 0 })),
+            ]
+        })
+        .collect()
 }
 
 /// A table's `pg_attribute` rows, and its primary-key index's.

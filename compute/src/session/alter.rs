@@ -35,6 +35,7 @@ impl Session {
         // A RENAME TO changes the name later operations find the table by.
         let mut table = table;
         for operation in &alter.operations {
+            self.check_views_allow(&schema, &table, operation)?;
             if let AlterTableOperation::RenameTable { table_name: new } = operation {
                 let (RenameTableNameKind::To(new) | RenameTableNameKind::As(new)) = new;
                 let (_, new) = table_name(new)?;
@@ -51,6 +52,37 @@ impl Session {
             }
         }
         Ok(ddl_output(DdlOutcome::with_notices("ALTER TABLE", notices)))
+    }
+
+    /// Views find their tables and columns by name when they are expanded, so renaming what a
+    /// view reads, or dropping a column of it, would break the view: refused while one does.
+    /// (PostgreSQL binds views by oid and allows renames; it refuses dropping a column only when
+    /// a view uses that column.)
+    fn check_views_allow(
+        &self,
+        schema: &str,
+        table: &str,
+        operation: &AlterTableOperation,
+    ) -> SqlResult<()> {
+        let what = match operation {
+            AlterTableOperation::RenameTable { .. } => "rename table",
+            AlterTableOperation::RenameColumn { .. } => "rename a column of table",
+            AlterTableOperation::DropColumn { .. } => "drop a column of table",
+            _ => return Ok(()),
+        };
+        let def = self.current_table(schema, table)?;
+        let views = self.slot.with_catalog(&self.primary.catalog, |catalog| {
+            crate::views::dependent_views(catalog, def.id)
+        });
+        match views.first() {
+            None => Ok(()),
+            Some(view) => Err(SqlError::new(
+                sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot {what} {table} because other objects depend on it"),
+            )
+            .with_detail(format!("view {} depends on table {table}", view.name))
+            .with_hint("Drop the view first, and create it again afterwards.")),
+        }
     }
 
     fn current_table(&self, schema: &str, table: &str) -> SqlResult<Arc<TableDef>> {

@@ -10,6 +10,7 @@ mod copy;
 mod prepare;
 mod run;
 mod time_travel;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

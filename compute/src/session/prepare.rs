@@ -123,6 +123,9 @@ impl Session {
     /// Plans a statement: result columns and parameter types, without running it.
     pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
         let statement = self.resolve_time_travel(statement).await?;
+        self.slot.with_catalog(&self.primary.catalog, |view| {
+            crate::views::reject_writes_to_views(&statement, view)
+        })?;
         let mut prepared = Prepared {
             statement,
             kind: Kind::Other,
@@ -277,6 +280,9 @@ impl Session {
 
     pub(super) async fn logical_plan(&self, statement: &Statement) -> SqlResult<LogicalPlan> {
         let mut statement = statement.clone();
+        self.slot.with_catalog(&self.primary.catalog, |view| {
+            crate::views::expand_views(&mut statement, view)
+        })?;
         alias_duplicate_expressions(&mut statement);
         crate::pg_catalog::rewrite_catalog_syntax(&mut statement);
         let state = self.ctx.state();
@@ -308,7 +314,7 @@ impl Session {
 }
 
 /// Inferred types of `$1..$n`, in order.
-fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
+pub(super) fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
     let types = plan.get_parameter_types()?;
     let mut indexed: Vec<(usize, Option<DataType>)> = types
         .into_iter()

@@ -344,6 +344,21 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::CreateView(create) => self.create_view(create).await,
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::view::drop_views(&self.primary, txn, names, *if_exists, *cascade).await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::CreateIndex(ci) => {
                 let (table, new) = ddl::index::NewIndex::from_create_index(ci)?;
                 let (schema, name) = crate::names::table_name(&table)?;
