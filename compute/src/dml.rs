@@ -483,7 +483,7 @@ pub struct RowFinder {
     /// Names of the RETURNING columns, as the client sees them.
     pub returning_names: Vec<String>,
     /// Parameter types known from `SET col = $n`.
-    pub param_hints: HashMap<usize, DataType>,
+    pub param_hints: HashMap<usize, datafusion::arrow::datatypes::Field>,
 }
 
 /// Builds the row-finding SELECT for an UPDATE.
@@ -524,7 +524,7 @@ pub fn update_finder(d: &DmlContext<'_>, update: &Update) -> SqlResult<RowFinder
         if let SqlExpr::Value(v) = value {
             if let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value {
                 if let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
-                    param_hints.insert(n, def.columns[position].ty.arrow_type());
+                    param_hints.insert(n, def.columns[position].ty.param_field());
                 }
             }
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, Expr, Insert, ObjectName, SelectItem, SetExpr,
@@ -70,7 +70,7 @@ pub struct FastPlan {
     pub table: Arc<TableDef>,
     pub kind: FastKind,
     /// Types of `$1`, `$2`, …, from the columns they are compared with or assigned to.
-    pub param_types: Vec<Option<DataType>>,
+    pub param_types: Vec<Option<Field>>,
     /// A read in the past: the LSN it reads at (`table` is the definition then).
     pub as_of: Option<strata_core::Lsn>,
 }
@@ -98,7 +98,7 @@ pub fn recognize(statement: &Statement, view: &CatalogView) -> SqlResult<Option<
     Ok(plan.map(|(table, kind)| {
         let mut param_types = Vec::new();
         let mut hint = |v: &Value, column: usize| {
-            infer(v, table.columns[column].ty.arrow_type(), &mut param_types)
+            infer(v, table.columns[column].ty.param_field(), &mut param_types)
         };
         match &kind {
             FastKind::Select { key, .. } => key
@@ -124,7 +124,7 @@ pub fn recognize(statement: &Statement, view: &CatalogView) -> SqlResult<Option<
     }))
 }
 
-fn infer(v: &Value, ty: DataType, types: &mut Vec<Option<DataType>>) {
+fn infer(v: &Value, ty: Field, types: &mut Vec<Option<Field>>) {
     match v {
         Value::Param(n) => {
             if types.len() < *n {
@@ -619,10 +619,14 @@ fn key_of(
         if value.is_null() {
             return Ok(None);
         }
-        // char(n) keys are stored blank-padded.
+        // char(n) keys are stored blank-padded,
         let value = match (ty, value) {
             (SqlType::Char { len }, ScalarValue::Utf8(Some(s))) => {
                 ScalarValue::Utf8(Some(format!("{s:<width$}", width = len as usize)))
+            }
+            // uuid keys are stored in canonical form.
+            (SqlType::Uuid, ScalarValue::Utf8(Some(s))) => {
+                ScalarValue::Utf8(Some(crate::types::canonical_uuid(&s)?))
             }
             (_, value) => value,
         };

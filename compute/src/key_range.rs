@@ -423,6 +423,23 @@ pub(crate) fn encode(ty: SqlType, v: &ScalarValue) -> Option<Vec<u8>> {
             | ScalarValue::Utf8View(Some(s)) => e.str(s),
             _ => return None,
         },
+        SqlType::Jsonb => match v {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => {
+                e.str(&crate::json::stored_text(s, SqlType::Jsonb).ok()?)
+            }
+            _ => return None,
+        },
+        // json values that differ in spacing are different keys: never a key range.
+        SqlType::Json => return None,
+        // A key holds the canonical form; a literal in another form names the same key.
+        SqlType::Uuid => match v {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => e.str(&crate::types::canonical_uuid(s).ok()?),
+            _ => return None,
+        },
         SqlType::Bytea => match v {
             ScalarValue::Binary(Some(b))
             | ScalarValue::LargeBinary(Some(b))

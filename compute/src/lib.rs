@@ -21,6 +21,7 @@ mod fast_path;
 mod foreign_keys;
 mod indexes;
 mod insert_defaults;
+mod json;
 mod key_range;
 mod last_written;
 mod named_statements;
@@ -45,6 +46,7 @@ mod txn;
 mod txn_slot;
 mod types;
 mod upsert;
+mod uuid_functions;
 mod views;
 
 use std::sync::Arc;

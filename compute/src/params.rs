@@ -104,6 +104,19 @@ fn decode_binary(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
             ScalarValue::Utf8(Some(String::from_utf8(raw.to_vec()).map_err(|_| bad())?))
         }
         Type::BYTEA => ScalarValue::Binary(Some(raw.to_vec())),
+        // jsonb's binary form is a version byte (1) and the text.
+        Type::JSONB => match raw.split_first() {
+            Some((1, text)) => {
+                ScalarValue::Utf8(Some(String::from_utf8(text.to_vec()).map_err(|_| bad())?))
+            }
+            _ => return Err(bad()),
+        },
+        Type::JSON => ScalarValue::Utf8(Some(String::from_utf8(raw.to_vec()).map_err(|_| bad())?)),
+        Type::UUID => ScalarValue::Utf8(Some(
+            uuid::Uuid::from_bytes(fixed::<16>(raw).ok_or_else(bad)?)
+                .hyphenated()
+                .to_string(),
+        )),
         Type::DATE => ScalarValue::Date32(Some(
             i32::from_be_bytes(fixed(raw).ok_or_else(bad)?) + PG_EPOCH_DAYS,
         )),

@@ -69,17 +69,45 @@ fn type_size(t: &pgwire::api::Type) -> i16 {
 
 /// Encodes every row of a batch. A bug that panics while encoding becomes an error for this
 /// query, not a dropped connection.
-pub fn encode_batch(batch: &RecordBatch, formats: &[FieldFormat]) -> SqlResult<Vec<DataRow>> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode_rows(batch, formats)))
-        .unwrap_or_else(|panic| Err(crate::error::panic_error(panic)))
+/// `described` are the result's columns as RowDescription announced them.
+pub fn encode_batch(
+    batch: &RecordBatch,
+    described: &[ResultColumn],
+    formats: &[FieldFormat],
+) -> SqlResult<Vec<DataRow>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        encode_rows(batch, described, formats)
+    }))
+    .unwrap_or_else(|panic| Err(crate::error::panic_error(panic)))
 }
 
-fn encode_rows(batch: &RecordBatch, formats: &[FieldFormat]) -> SqlResult<Vec<DataRow>> {
+fn encode_rows(
+    batch: &RecordBatch,
+    described: &[ResultColumn],
+    formats: &[FieldFormat],
+) -> SqlResult<Vec<DataRow>> {
     let columns: Vec<ColumnEncoder> = batch
         .columns()
         .iter()
         .enumerate()
-        .map(|(i, a)| ColumnEncoder::new(a, formats.get(i).copied().unwrap_or(FieldFormat::Text)))
+        .map(|(i, a)| {
+            let format = formats.get(i).copied().unwrap_or(FieldFormat::Text);
+            let uuid = described
+                .get(i)
+                .is_some_and(|c| c.pg_type == pgwire::api::Type::UUID);
+            if uuid && format == FieldFormat::Binary && a.data_type() == &DataType::Utf8 {
+                // A uuid is stored as its text; its binary form is the 16 bytes.
+                return ColumnEncoder::new(&uuid_bytes(a)?, format);
+            }
+            let jsonb = described
+                .get(i)
+                .is_some_and(|c| c.pg_type == pgwire::api::Type::JSONB);
+            if jsonb && format == FieldFormat::Binary && a.data_type() == &DataType::Utf8 {
+                // jsonb's binary form is a version byte (1) and the text.
+                return ColumnEncoder::new(&jsonb_binary(a), format);
+            }
+            ColumnEncoder::new(a, format)
+        })
         .collect::<SqlResult<_>>()?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     let mut buf = BytesMut::with_capacity(64 * columns.len());
@@ -333,6 +361,33 @@ pub fn numeric_binary(value: i128, scale: i8, buf: &mut BytesMut) {
     for g in groups {
         buf.put_i16(g);
     }
+}
+
+fn jsonb_binary(array: &ArrayRef) -> ArrayRef {
+    let mut bytes = datafusion::arrow::array::BinaryBuilder::new();
+    for value in array.as_string::<i32>() {
+        match value {
+            Some(text) => {
+                let mut v = Vec::with_capacity(text.len() + 1);
+                v.push(1);
+                v.extend_from_slice(text.as_bytes());
+                bytes.append_value(v);
+            }
+            None => bytes.append_null(),
+        }
+    }
+    Arc::new(bytes.finish())
+}
+
+fn uuid_bytes(array: &ArrayRef) -> SqlResult<ArrayRef> {
+    let mut bytes = datafusion::arrow::array::BinaryBuilder::new();
+    for value in array.as_string::<i32>() {
+        match value {
+            Some(text) => bytes.append_value(crate::types::uuid_bytes(text)?),
+            None => bytes.append_null(),
+        }
+    }
+    Ok(Arc::new(bytes.finish()))
 }
 
 /// Keeps the schema's column names and types for a result.

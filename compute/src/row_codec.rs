@@ -78,9 +78,12 @@ impl ColumnReader {
             SqlType::Float4 => take!(Float32Array, F32),
             SqlType::Float8 => take!(Float64Array, F64),
             SqlType::Numeric { .. } => take!(Decimal128Array, Dec),
-            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => {
-                take!(StringArray, Str)
-            }
+            SqlType::Text
+            | SqlType::Varchar { .. }
+            | SqlType::Char { .. }
+            | SqlType::Uuid
+            | SqlType::Json
+            | SqlType::Jsonb => take!(StringArray, Str),
             SqlType::Bytea => take!(BinaryArray, Bin),
             SqlType::Date => take!(Date32Array, Date),
             SqlType::Timestamp | SqlType::Timestamptz => take!(TimestampMicrosecondArray, Ts),
@@ -231,6 +234,27 @@ fn blank_pad(array: &ArrayRef, len: usize) -> SqlResult<ArrayRef> {
     Ok(Arc::new(padded))
 }
 
+/// Text values as canonical uuids; anything else is `22P02`, as PostgreSQL's `uuid_in` says.
+fn canonical_uuids(array: &ArrayRef) -> SqlResult<ArrayRef> {
+    let strings = cast(array, &DataType::Utf8)?;
+    let strings = datafusion::arrow::array::AsArray::as_string::<i32>(&strings);
+    let canonical = strings
+        .iter()
+        .map(|v| v.map(crate::types::canonical_uuid).transpose())
+        .collect::<SqlResult<StringArray>>()?;
+    Ok(Arc::new(canonical))
+}
+
+/// Text values as stored json or jsonb (see `json`); not json is `22P02`.
+fn stored_json(array: &ArrayRef, ty: SqlType) -> SqlResult<ArrayRef> {
+    let strings = cast(array, &DataType::Utf8)?;
+    let stored = datafusion::arrow::array::AsArray::as_string::<i32>(&strings)
+        .iter()
+        .map(|v| v.map(|t| crate::json::stored_text(t, ty)).transpose())
+        .collect::<SqlResult<StringArray>>()?;
+    Ok(Arc::new(stored))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -253,6 +277,10 @@ impl<'a> RowEncoder<'a> {
             .zip(columns)
             .map(|(col, array)| match col.ty {
                 SqlType::Char { len } => ColumnReader::new(col, &blank_pad(array, len as usize)?),
+                SqlType::Uuid => ColumnReader::new(col, &canonical_uuids(array)?),
+                SqlType::Json | SqlType::Jsonb => {
+                    ColumnReader::new(col, &stored_json(array, col.ty)?)
+                }
                 _ => ColumnReader::new(col, array),
             })
             .collect::<SqlResult<Vec<_>>>()?;
@@ -394,9 +422,12 @@ impl ColumnBuilder {
             SqlType::Numeric {
                 precision, scale, ..
             } => ColumnBuilder::Dec(Decimal128Builder::new(), precision, scale),
-            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => {
-                ColumnBuilder::Str(StringBuilder::new())
-            }
+            SqlType::Text
+            | SqlType::Varchar { .. }
+            | SqlType::Char { .. }
+            | SqlType::Uuid
+            | SqlType::Json
+            | SqlType::Jsonb => ColumnBuilder::Str(StringBuilder::new()),
             SqlType::Bytea => ColumnBuilder::Bin(BinaryBuilder::new()),
             SqlType::Date => ColumnBuilder::Date(Date32Builder::new()),
             SqlType::Timestamp => ColumnBuilder::Ts(TimestampMicrosecondBuilder::new(), false),

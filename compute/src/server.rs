@@ -50,7 +50,7 @@ use crate::pg_encode::{encode_batch, field_infos, text_values, ResultColumn};
 use crate::primary::Primary;
 use crate::session::{Notice, Output, Prepared, Session};
 use crate::settings::Settings;
-use crate::types::{arrow_type_of_pg, pg_type_of_arrow};
+use crate::types::{arrow_type_of_pg, pg_type_of_field};
 
 /// What every connection of one compute shares.
 pub struct Server {
@@ -395,13 +395,14 @@ where
 /// the session's transaction block, as any error does.
 fn row_stream(
     stream: SendableRecordBatchStream,
+    columns: Arc<Vec<ResultColumn>>,
     formats: Vec<FieldFormat>,
     session: Arc<Session>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
     stream.flat_map(move |batch| {
         let rows: Vec<PgWireResult<DataRow>> = match batch
             .map_err(SqlError::from)
-            .and_then(|b| encode_batch(&b, &formats))
+            .and_then(|b| encode_batch(&b, &columns, &formats))
         {
             Ok(rows) => rows.into_iter().map(Ok).collect(),
             Err(e) => {
@@ -414,14 +415,17 @@ fn row_stream(
 }
 
 fn query_response(
-    columns: &[ResultColumn],
+    columns: &Arc<Vec<ResultColumn>>,
     stream: SendableRecordBatchStream,
     formats: Vec<FieldFormat>,
     tag: &str,
     session: Arc<Session>,
 ) -> QueryResponse {
     let fields = Arc::new(field_infos(columns, &formats));
-    let mut response = QueryResponse::new(fields, row_stream(stream, formats, session));
+    let mut response = QueryResponse::new(
+        fields,
+        row_stream(stream, columns.clone(), formats, session),
+    );
     response.set_command_tag(tag);
     response
 }
@@ -545,10 +549,14 @@ impl SimpleQueryHandler for ConnectionHandler {
                     tag,
                 }) if several => {
                     let formats = vec![FieldFormat::Text; columns.len()];
-                    let rows: Vec<PgWireResult<DataRow>> =
-                        row_stream(stream, formats.clone(), self.session.clone())
-                            .collect()
-                            .await;
+                    let rows: Vec<PgWireResult<DataRow>> = row_stream(
+                        stream,
+                        columns.clone(),
+                        formats.clone(),
+                        self.session.clone(),
+                    )
+                    .collect()
+                    .await;
                     if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
                         let info = match e {
                             PgWireError::UserError(info) => (**info).clone_info(),
@@ -641,7 +649,7 @@ impl QueryParser for StrataQueryParser {
         Ok(stmt
             .param_types
             .iter()
-            .map(|t| t.as_ref().map(pg_type_of_arrow).unwrap_or(Type::TEXT))
+            .map(|t| t.as_ref().map_or(Type::TEXT, |f| pg_type_of_field(f).0))
             .collect())
     }
 
@@ -682,15 +690,19 @@ fn bind_params(portal: &Portal<Arc<Prepared>>) -> SqlResult<Vec<datafusion::comm
         .iter()
         .enumerate()
         .map(|(i, raw)| {
+            let inferred = prepared.param_types[i].as_ref();
+            // Undeclared, a parameter has the type ParameterDescription announced (a uuid
+            // parameter's binary form is 16 bytes, though Arrow binds it as text).
             let declared = declared
                 .get(i)
-                .and_then(|t| t.as_ref())
-                .filter(|t| arrow_type_of_pg(t).is_some() || **t != Type::UNKNOWN);
+                .and_then(|t| t.clone())
+                .filter(|t| arrow_type_of_pg(t).is_some() || *t != Type::UNKNOWN)
+                .or_else(|| inferred.map(|f| pg_type_of_field(f).0));
             decode_param(
                 raw.as_ref(),
                 portal.parameter_format.is_binary(i),
-                prepared.param_types[i].as_ref(),
-                declared,
+                inferred.map(|f| f.data_type()),
+                declared.as_ref(),
             )
         })
         .collect()

@@ -49,6 +49,12 @@ pub enum SqlType {
     Date,
     Timestamp,
     Timestamptz,
+    /// Stored as its canonical text (lower-case, hyphenated), which sorts as the 16 bytes do.
+    Uuid,
+    /// Stored as the text given, validated.
+    Json,
+    /// Stored as PostgreSQL prints it (see `json`).
+    Jsonb,
 }
 
 impl SqlType {
@@ -75,6 +81,9 @@ impl SqlType {
                 len: varchar_len(len.as_ref())?.unwrap_or(1),
             },
             D::Bytea => SqlType::Bytea,
+            D::Uuid => SqlType::Uuid,
+            D::JSON => SqlType::Json,
+            D::JSONB => SqlType::Jsonb,
             D::Date => SqlType::Date,
             D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
                 SqlType::Timestamp
@@ -90,6 +99,9 @@ impl SqlType {
                     "float8" => SqlType::Float8,
                     "bool" => SqlType::Bool,
                     "bpchar" => SqlType::Char { len: 1 },
+                    "uuid" => SqlType::Uuid,
+                    "json" => SqlType::Json,
+                    "jsonb" => SqlType::Jsonb,
                     other => return Err(unknown_type(other)),
                 }
             }
@@ -113,7 +125,12 @@ impl SqlType {
             SqlType::Numeric {
                 precision, scale, ..
             } => DataType::Decimal128(*precision, *scale),
-            SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => DataType::Utf8,
+            SqlType::Text
+            | SqlType::Varchar { .. }
+            | SqlType::Char { .. }
+            | SqlType::Uuid
+            | SqlType::Json
+            | SqlType::Jsonb => DataType::Utf8,
             SqlType::Bytea => DataType::Binary,
             SqlType::Date => DataType::Date32,
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -139,6 +156,9 @@ impl SqlType {
             SqlType::Date => Type::DATE,
             SqlType::Timestamp => Type::TIMESTAMP,
             SqlType::Timestamptz => Type::TIMESTAMPTZ,
+            SqlType::Uuid => Type::UUID,
+            SqlType::Json => Type::JSON,
+            SqlType::Jsonb => Type::JSONB,
         }
     }
 
@@ -153,6 +173,13 @@ impl SqlType {
             SqlType::Varchar { max_len: Some(n) } | SqlType::Char { len: n } => *n as i32 + 4,
             _ => -1,
         }
+    }
+
+    /// The Arrow field a parameter bound to a column of this type is: its type, and the
+    /// PostgreSQL type ParameterDescription announces (a uuid parameter is text to Arrow).
+    pub fn param_field(&self) -> datafusion::arrow::datatypes::Field {
+        datafusion::arrow::datatypes::Field::new("", self.arrow_type(), true)
+            .with_metadata(self.field_metadata())
     }
 
     /// Arrow field metadata recording the PostgreSQL type of a column (see [`pg_type_of_field`]).
@@ -192,6 +219,9 @@ impl SqlType {
             SqlType::Date => "date".into(),
             SqlType::Timestamp => "timestamp without time zone".into(),
             SqlType::Timestamptz => "timestamp with time zone".into(),
+            SqlType::Uuid => "uuid".into(),
+            SqlType::Json => "json".into(),
+            SqlType::Jsonb => "jsonb".into(),
         }
     }
 }
@@ -265,7 +295,12 @@ pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i
         .and_then(Type::from_oid)
         .filter(|t| {
             arrow_type_of_pg(t).is_none_or(|a| {
-                &a == field.data_type() || *t == Type::VARCHAR || *t == Type::BPCHAR
+                &a == field.data_type()
+                    || *t == Type::VARCHAR
+                    || *t == Type::BPCHAR
+                    || *t == Type::UUID
+                    || *t == Type::JSON
+                    || *t == Type::JSONB
             })
         });
     match declared {
@@ -313,7 +348,14 @@ pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
         Type::INT8 => DataType::Int64,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => DataType::Utf8,
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::UNKNOWN
+        | Type::UUID
+        | Type::JSON
+        | Type::JSONB => DataType::Utf8,
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -323,6 +365,26 @@ pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
         }
         _ => return None,
     })
+}
+
+/// A uuid in its canonical text form, from any of PostgreSQL's input forms (upper case, braces,
+/// no hyphens): `22P02` otherwise.
+pub fn canonical_uuid(text: &str) -> SqlResult<String> {
+    uuid::Uuid::try_parse(text.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| {
+            SqlError::new(
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type uuid: \"{text}\""),
+            )
+        })
+}
+
+/// The 16 bytes of a uuid's binary wire format, from its canonical text.
+pub fn uuid_bytes(text: &str) -> SqlResult<[u8; 16]> {
+    Ok(*uuid::Uuid::try_parse(text)
+        .map_err(|_| SqlError::internal(format!("stored uuid {text:?} does not parse")))?
+        .as_bytes())
 }
 
 #[cfg(test)]
@@ -377,6 +439,19 @@ mod tests {
         );
         assert_eq!(parse_type("bytea").unwrap(), SqlType::Bytea);
         assert_eq!(parse_type("boolean").unwrap(), SqlType::Bool);
+        assert_eq!(parse_type("uuid").unwrap(), SqlType::Uuid);
+        assert_eq!(
+            canonical_uuid("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}").unwrap(),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert_eq!(
+            canonical_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11").unwrap(),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert_eq!(
+            canonical_uuid("nope").unwrap_err().code,
+            sqlstate::INVALID_TEXT_REPRESENTATION
+        );
         assert_eq!(
             parse_type("numeric(50,2)").unwrap_err().code,
             sqlstate::INVALID_PARAMETER_VALUE

@@ -26,6 +26,7 @@ import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.UUID;
 import java.util.Objects;
 import java.util.Properties;
 
@@ -49,15 +50,16 @@ public class Smoke {
     static final String CREATE_TABLE = "CREATE TABLE smoke ("
             + " id integer PRIMARY KEY, big bigint NOT NULL, amount numeric(10,2), note text,"
             + " code varchar(16), flag boolean, day date, at timestamp, at_tz timestamptz,"
-            + " payload bytea, ratio double precision)";
-    static final String COLUMNS = "id, big, amount, note, code, flag, day, at, at_tz, payload, ratio";
+            + " payload bytea, ratio double precision, token uuid)";
+    static final String COLUMNS = "id, big, amount, note, code, flag, day, at, at_tz, payload, ratio, token";
     static final String[] NAMES = COLUMNS.split(", ");
     static final String[] TYPE_NAMES = {
-        "int4", "int8", "numeric", "text", "varchar", "bool", "date", "timestamp", "timestamptz", "bytea", "float8"
+        "int4", "int8", "numeric", "text", "varchar", "bool", "date", "timestamp", "timestamptz", "bytea", "float8",
+        "uuid"
     };
     static final int[] SQL_TYPES = {
         Types.INTEGER, Types.BIGINT, Types.NUMERIC, Types.VARCHAR, Types.VARCHAR, Types.BIT, Types.DATE,
-        Types.TIMESTAMP, Types.TIMESTAMP, Types.BINARY, Types.DOUBLE
+        Types.TIMESTAMP, Types.TIMESTAMP, Types.BINARY, Types.DOUBLE, Types.OTHER
     };
 
     static final Object[][] ROWS = {
@@ -65,14 +67,14 @@ public class Smoke {
             1, (1L << 40) + 7, new BigDecimal("12345678.90"), "hello", "v1", true, LocalDate.of(2024, 2, 29),
             LocalDateTime.of(2024, 2, 29, 12, 34, 56, 123456000),
             OffsetDateTime.of(2024, 2, 29, 12, 34, 56, 654321000, ZoneOffset.UTC), new byte[] {0, 1, (byte) 0xfe, (byte) 0xff},
-            1.5
+            1.5, UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
         },
         {
             2, -(1L << 62), new BigDecimal("-0.01"), "ünïcödé ✓ 'quoted' \\ back", "", false, LocalDate.of(1999, 12, 31),
             LocalDateTime.of(1999, 12, 31, 23, 59, 59), OffsetDateTime.of(2000, 1, 1, 1, 0, 0, 0, ZoneOffset.ofHours(2)),
-            new byte[0], -2.5e-300
+            new byte[0], -2.5e-300, UUID.fromString("00000000-0000-0000-0000-000000000000")
         },
-        {3, 0L, null, null, null, null, null, null, null, null, null},
+        {3, 0L, null, null, null, null, null, null, null, null, null, null},
     };
 
     public static void main(String[] args) throws Exception {
@@ -217,7 +219,7 @@ public class Smoke {
     static void insert() throws Exception {
         try (Connection c = open();
                 PreparedStatement ps = c.prepareStatement(
-                        "INSERT INTO smoke (" + COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                        "INSERT INTO smoke (" + COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
             for (Object[] row : ROWS) {
                 ps.setInt(1, (Integer) row[0]);
                 ps.setLong(2, (Long) row[1]);
@@ -231,6 +233,7 @@ public class Smoke {
                     ps.setNull(9, Types.TIMESTAMP_WITH_TIMEZONE);
                     ps.setNull(10, Types.BINARY);
                     ps.setNull(11, Types.DOUBLE);
+                    ps.setNull(12, Types.OTHER);
                 } else {
                     ps.setBigDecimal(3, (BigDecimal) row[2]);
                     ps.setString(4, (String) row[3]);
@@ -241,6 +244,7 @@ public class Smoke {
                     ps.setObject(9, row[8]);
                     ps.setBytes(10, (byte[]) row[9]);
                     ps.setDouble(11, (Double) row[10]);
+                    ps.setObject(12, row[11]);
                 }
                 equal(ps.executeUpdate(), 1);
             }
@@ -304,6 +308,7 @@ public class Smoke {
                 check(row[8] == null ? tz == null : ((OffsetDateTime) row[8]).isEqual(tz), "at_tz " + tz);
                 equal(rs.getBytes(10), row[9]);
                 equal(rs.getObject(11), row[10]);
+                equal(rs.getObject(12), row[11]);
                 check(rs.getObject(4) instanceof String || row[3] == null, "text as String");
                 check(rs.getObject(2) instanceof Long, "int8 as Long");
                 check(rs.getObject(3) == null || rs.getObject(3) instanceof BigDecimal, "numeric as BigDecimal");

@@ -54,10 +54,11 @@ CREATE TABLE smoke (
     at timestamp,
     at_tz timestamptz,
     payload bytea,
-    ratio double precision
+    ratio double precision,
+    token uuid
 )`;
-const COLUMNS = ['id', 'big', 'amount', 'note', 'code', 'flag', 'day', 'at', 'at_tz', 'payload', 'ratio'];
-const OIDS = [23, 20, 1700, 25, 1043, 16, 1082, 1114, 1184, 17, 701];
+const COLUMNS = ['id', 'big', 'amount', 'note', 'code', 'flag', 'day', 'at', 'at_tz', 'payload', 'ratio', 'token'];
+const OIDS = [23, 20, 1700, 25, 1043, 16, 1082, 1114, 1184, 17, 701, 2950];
 const INSERT = `INSERT INTO smoke (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
 
 // What the application binds, and what node-postgres gives back (int8 and numeric as strings,
@@ -66,21 +67,23 @@ const ROWS = [
   {
     bind: [1, '1099511627783', '12345678.90', 'hello', 'v1', true, '2024-02-29',
       '2024-02-29 12:34:56.123456', new Date('2024-02-29T12:34:56.654Z'),
-      Buffer.from([0, 1, 0xfe, 0xff]), 1.5],
+      Buffer.from([0, 1, 0xfe, 0xff]), 1.5, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'],
     read: [1, '1099511627783', '12345678.90', 'hello', 'v1', true, new Date('2024-02-29T00:00:00Z'),
       new Date('2024-02-29T12:34:56.123Z'), new Date('2024-02-29T12:34:56.654Z'),
-      Buffer.from([0, 1, 0xfe, 0xff]), 1.5],
+      Buffer.from([0, 1, 0xfe, 0xff]), 1.5, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'],
   },
   {
     bind: [2, '-4611686018427387904', '-0.01', "ünïcödé ✓ 'quoted' \\ back", '', false, '1999-12-31',
-      '1999-12-31 23:59:59', '2000-01-01 01:00:00+02', Buffer.alloc(0), -2.5e-300],
+      '1999-12-31 23:59:59', '2000-01-01 01:00:00+02', Buffer.alloc(0), -2.5e-300,
+      '00000000-0000-0000-0000-000000000000'],
     read: [2, '-4611686018427387904', '-0.01', "ünïcödé ✓ 'quoted' \\ back", '', false,
       new Date('1999-12-31T00:00:00Z'), new Date('1999-12-31T23:59:59Z'),
-      new Date('1999-12-31T23:00:00Z'), Buffer.alloc(0), -2.5e-300],
+      new Date('1999-12-31T23:00:00Z'), Buffer.alloc(0), -2.5e-300,
+      '00000000-0000-0000-0000-000000000000'],
   },
   {
-    bind: [3, 0, null, null, null, null, null, null, null, null, null],
-    read: [3, '0', null, null, null, null, null, null, null, null, null],
+    bind: [3, 0, null, null, null, null, null, null, null, null, null, null],
+    read: [3, '0', null, null, null, null, null, null, null, null, null, null],
   },
 ];
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from psycopg import errors
+from psycopg.types.json import Jsonb
 
 from conftest import RESULT_TYPES_GAP, DATABASE_URL, strata_gap
 from smoke_data import COLUMNS, CREATE_TABLE, OIDS, ROWS
@@ -125,6 +126,14 @@ def test_savepoints(conn):
                 conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (5, "erin", 5))
                 conn.execute("INSERT INTO accounts VALUES (%s, %s, %s)", (1, "again", 0))
     assert conn.execute("SELECT id FROM accounts WHERE id >= 4 ORDER BY id").fetchall() == [(4,)]
+
+
+def test_jsonb_round_trips(conn):
+    conn.execute("CREATE TABLE docs (id integer PRIMARY KEY, doc jsonb)")
+    conn.execute("INSERT INTO docs VALUES (%s, %s)", (1, Jsonb({"b": 1, "a": [1, None, "x"]})))
+    row = conn.execute("SELECT doc, doc -> 'a', doc ->> 'b' FROM docs WHERE doc @> %s", (Jsonb({"b": 1}),)).fetchone()
+    assert row == ({"a": [1, None, "x"], "b": 1}, [1, None, "x"], "1")
+    assert scalar(conn, "SELECT doc::text FROM docs") == '{"a": [1, null, "x"], "b": 1}'
 
 
 def test_duplicate_key_sqlstate(conn):

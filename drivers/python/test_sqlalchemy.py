@@ -8,10 +8,11 @@ not work yet: the inspector's column reflection.
 
 from datetime import date, datetime
 from decimal import Decimal
+from uuid import UUID
 
 import psycopg.errors
 import pytest
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, LargeBinary, Numeric, String, Text, create_engine, func, inspect, select, text, update
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -42,6 +43,7 @@ class Item(Base):
     at_tz: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
     ratio: Mapped[float | None] = mapped_column(Double)
+    token: Mapped[UUID | None] = mapped_column(Uuid)
 
     def values(self):
         return tuple(getattr(self, c) for c in COLUMNS)

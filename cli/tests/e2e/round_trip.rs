@@ -328,7 +328,7 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         ("SELECT * FROM missing", &SqlState::UNDEFINED_TABLE),
         ("SELECT nope FROM t", &SqlState::UNDEFINED_COLUMN),
         (
-            "CREATE VIEW v AS SELECT 1",
+            "CREATE MATERIALIZED VIEW v AS SELECT 1",
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (

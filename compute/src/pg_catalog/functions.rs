@@ -281,6 +281,9 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text("pg_get_viewdef", &[1, 2], h, |snap, oid| {
             snap.view_definition(oid)
         }),
+        function(TEXT_NAME, &[1], DataType::Utf8, h, |_, args, _| {
+            Ok(cast(arg(args, 0)?, &DataType::Utf8)?)
+        }),
         // Strata has no triggers, so no oid names one.
         oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),
         constant_bool("pg_table_is_visible", &[1], true, h),
@@ -484,6 +487,8 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
 }
 
 pub const REGCLASS_OID: &str = "strata_regclass_oid";
+/// `x::text` of a non-literal: the value as plain text.
+pub const TEXT_NAME: &str = "strata_text";
 pub const REGCLASS_NAME: &str = "strata_regclass_name";
 pub const REGTYPE_OID: &str = "strata_regtype_oid";
 pub const REGTYPE_NAME: &str = "strata_regtype_name";

@@ -508,6 +508,32 @@ fn rewrite(expr: &Expr) -> Option<Expr> {
         Expr::Collate { expr, .. } => Some((**expr).clone()),
         Expr::BinaryOp {
             left,
+            op: BinaryOperator::Arrow,
+            right,
+        } => Some(call(
+            crate::json::GET,
+            vec![(**left).clone(), (**right).clone()],
+        )),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::LongArrow,
+            right,
+        } => Some(call(
+            crate::json::GET_TEXT,
+            vec![(**left).clone(), (**right).clone()],
+        )),
+        // `@>` is also array containment: it is jsonb containment when one side is a text
+        // literal or a json value.
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::AtArrow,
+            right,
+        } if is_json_operand(left) || is_json_operand(right) => Some(call(
+            crate::json::CONTAINS,
+            vec![(**left).clone(), (**right).clone()],
+        )),
+        Expr::BinaryOp {
+            left,
             op: op @ (BinaryOperator::Eq | BinaryOperator::NotEq),
             right,
         } => {
@@ -726,6 +752,25 @@ fn aggregated_rows(query: &Query) -> Option<Expr> {
     ))
 }
 
+/// A text literal, a parameter (Strata stores no arrays, so `col @> $1` is jsonb), or a value a
+/// json function made (`'…'::jsonb`, `doc -> 'k'`).
+fn is_json_operand(expr: &Expr) -> bool {
+    let json_functions = [
+        crate::json::JSON_CAST,
+        crate::json::JSONB_CAST,
+        crate::json::GET,
+    ];
+    match expr {
+        Expr::Value(v) => matches!(
+            v.value,
+            Value::SingleQuotedString(_) | Value::Placeholder(_)
+        ),
+        Expr::Function(f) => json_functions.contains(&name_parts(&f.name).join(".").as_str()),
+        Expr::Nested(inner) => is_json_operand(inner),
+        _ => false,
+    }
+}
+
 fn rewrite_function(f: &Function) -> Option<Expr> {
     let parts = name_parts(&f.name);
     let unqualified = match parts.as_slice() {
@@ -770,6 +815,9 @@ fn rewrite_function(f: &Function) -> Option<Expr> {
 fn cast_type_name(data_type: &DataType) -> Option<String> {
     Some(match data_type {
         DataType::Regclass => "regclass".to_string(),
+        DataType::Uuid => "uuid".to_string(),
+        DataType::JSON => "json".to_string(),
+        DataType::JSONB => "jsonb".to_string(),
         DataType::Text | DataType::Varchar(_) | DataType::String(_) => "text".to_string(),
         DataType::Custom(name, modifiers) if modifiers.is_empty() => {
             let parts = name_parts(name);
@@ -814,6 +862,9 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         "regtype" if is_literal(&inner) => Some(call(REGTYPE_OID, vec![inner])),
         "regtype" => Some(call(REGTYPE_NAME, vec![inner])),
         "regnamespace" => Some(call(REGNAMESPACE_NAME, vec![inner])),
+        "uuid" => Some(call(crate::uuid_functions::CAST_NAME, vec![inner])),
+        "json" => Some(call(crate::json::JSON_CAST, vec![inner])),
+        "jsonb" => Some(call(crate::json::JSONB_CAST, vec![inner])),
         "regproc" | "regprocedure" => with_type("text"),
         "oid" | "xid" | "cid" | "tid" => with_type("bigint"),
         // `'t'::regclass::text` prints the name back.
@@ -823,6 +874,10 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
             }
             Expr::Function(f) if name_parts(&f.name) == [REGTYPE_OID] => {
                 Some(call(REGTYPE_NAME, vec![inner.clone()]))
+            }
+            // A plain text value: a cast alone would keep a json or uuid column's type.
+            _ if !is_literal(&inner) && type_name == "text" => {
+                Some(call(super::functions::TEXT_NAME, vec![inner.clone()]))
             }
             _ => with_type("text"),
         },
@@ -864,7 +919,11 @@ mod tests {
             rewritten("SELECT current_schema, user"),
             "SELECT current_schema(), current_user()"
         );
-        assert_eq!(rewritten("SELECT x::pg_catalog.text"), "SELECT x::TEXT");
+        assert_eq!(
+            rewritten("SELECT x::pg_catalog.text"),
+            "SELECT strata_text(x)"
+        );
+        assert_eq!(rewritten("SELECT 'a'::pg_catalog.text"), "SELECT 'a'::TEXT");
         assert_eq!(
             rewritten("SELECT 1 FROM pg_policy p WHERE p.polroles = '{0}' AND name = '{0}'"),
             "SELECT 1 FROM pg_policy p WHERE p.polroles = make_array(0) AND name = '{0}'"

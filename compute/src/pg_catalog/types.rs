@@ -51,6 +51,9 @@ pub const BUILTIN_TYPES: &[BuiltinType] = &[
     t(1184, "timestamptz", 8, "D", 1185, 0),
     t(1700, "numeric", -1, "N", 1231, 0),
     t(2205, "regclass", 4, "N", 2210, 0),
+    t(2950, "uuid", 16, "U", 2951, 0),
+    t(114, "json", -1, "U", 199, 0),
+    t(3802, "jsonb", -1, "U", 3807, 0),
     t(2206, "regtype", 4, "N", 2211, 0),
     t(1000, "_bool", -1, "A", 0, 16),
     t(1001, "_bytea", -1, "A", 0, 17),
@@ -69,6 +72,9 @@ pub const BUILTIN_TYPES: &[BuiltinType] = &[
     t(1115, "_timestamp", -1, "A", 0, 1114),
     t(1185, "_timestamptz", -1, "A", 0, 1184),
     t(1231, "_numeric", -1, "A", 0, 1700),
+    t(2951, "_uuid", -1, "A", 0, 2950),
+    t(199, "_json", -1, "A", 0, 114),
+    t(3807, "_jsonb", -1, "A", 0, 3802),
 ];
 
 pub fn builtin_type(oid: i64) -> Option<&'static BuiltinType> {

@@ -158,6 +158,8 @@ impl Session {
         for function in crate::pg_catalog::functions(&handle)
             .into_iter()
             .chain(crate::sequence::functions::all(&handle))
+            .chain(crate::uuid_functions::all())
+            .chain(crate::json::all())
         {
             ctx.register_udf(function);
         }

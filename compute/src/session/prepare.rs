@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::Field;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{OnInsert, SelectItem, Statement};
@@ -49,7 +49,7 @@ pub struct Prepared {
     /// Result columns, for statements that return rows.
     pub columns: Option<Arc<Vec<ResultColumn>>>,
     /// Types of `$1`, `$2`, … (`None` where they could not be inferred).
-    pub param_types: Vec<Option<DataType>>,
+    pub param_types: Vec<Option<Field>>,
     /// The catalog the plan was made against: a statement run after DDL is planned again.
     pub catalog: crate::catalog::CatalogStamp,
     /// The session's `strata.as_of` when it was planned: a statement run after it changed is
@@ -314,14 +314,14 @@ impl Session {
 }
 
 /// Inferred types of `$1..$n`, in order.
-pub(super) fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_types()?;
-    let mut indexed: Vec<(usize, Option<DataType>)> = types
+pub(super) fn param_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<Field>>> {
+    let types = plan.get_parameter_fields()?;
+    let mut indexed: Vec<(usize, Option<Field>)> = types
         .into_iter()
         .filter_map(|(name, t)| {
             name.strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
-                .map(|n| (n, t))
+                .map(|n| (n, t.map(|f| f.as_ref().clone())))
         })
         .collect();
     indexed.sort_by_key(|(n, _)| *n);
