@@ -130,12 +130,7 @@ fn catalog_lookup(query: &Query) -> Option<Expr> {
             _ => kept.push(conjunct.to_string()),
         }
     }
-    let mut from = select
-        .from
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut from = from_list(select);
     if !kept.is_empty() {
         from = format!("{from} WHERE {}", kept.join(" AND "));
     }
@@ -204,17 +199,7 @@ fn catalog_exists(subquery: &Query, negated: bool) -> Option<Expr> {
         return None;
     }
     catalog_relations(select)?;
-    let from = select
-        .from
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let filter = select
-        .selection
-        .as_ref()
-        .map(|s| format!(" WHERE {s}"))
-        .unwrap_or_default();
+    let (from, filter) = (from_list(select), where_clause(select));
     let test = if negated { "= 0" } else { "> 0" };
     parse_expr(&format!("((SELECT count(*) FROM {from}{filter}) {test})"))
 }
@@ -362,6 +347,25 @@ fn is_aggregate(expr: &Expr) -> bool {
     ];
     matches!(expr, Expr::Function(f)
         if AGGREGATES.contains(&name_parts(&f.name).join(".").to_lowercase().as_str()))
+}
+
+/// A SELECT's `FROM` list as SQL text.
+fn from_list(select: &Select) -> String {
+    select
+        .from
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A SELECT's ` WHERE …`, or nothing.
+fn where_clause(select: &Select) -> String {
+    select
+        .selection
+        .as_ref()
+        .map(|s| format!(" WHERE {s}"))
+        .unwrap_or_default()
 }
 
 /// The conjuncts of an `AND` tree.
@@ -736,17 +740,7 @@ fn aggregated_rows(query: &Query) -> Option<Expr> {
             format!(" ORDER BY {}", items.join(", "))
         }
     };
-    let from = select
-        .from
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let filter = select
-        .selection
-        .as_ref()
-        .map(|s| format!(" WHERE {s}"))
-        .unwrap_or_default();
+    let (from, filter) = (from_list(select), where_clause(select));
     parse_expr(&format!(
         "(SELECT array_agg({value}{order}) FROM {from}{filter})"
     ))
