@@ -5,16 +5,16 @@ use std::process::{Command, Stdio};
 
 use crate::support::{postgres_url, url, Up};
 
-/// Tables with every kind of column and constraint `\d` shows. Defaults and checks are chosen so
-/// that their text needs no type annotation: PostgreSQL prints `'x'::text` for a text default,
-/// where Strata prints the expression as written.
+/// Tables with every kind of column and constraint `\d` shows. Checks are chosen so that their
+/// text needs no type annotation: PostgreSQL prints `amount > 0::numeric` for a check on a
+/// numeric column, where Strata prints the expression as written.
 const SCHEMA: &str = "
     CREATE TABLE accounts (
         id integer PRIMARY KEY,
-        owner text NOT NULL,
+        owner text NOT NULL DEFAULT 'nobody',
         balance bigint DEFAULT 0 CHECK (balance >= 0),
-        opened date,
-        code varchar(8) UNIQUE,
+        opened date DEFAULT '2024-01-01',
+        code varchar(8) UNIQUE DEFAULT 'new',
         rate numeric(6,3)
     );
     CREATE INDEX accounts_owner_opened_idx ON accounts (owner, opened);

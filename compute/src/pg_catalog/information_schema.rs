@@ -265,7 +265,7 @@ fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
         (
             "column_default",
             match (&c.default, c.identity) {
-                (Some(d), None) => s(d),
+                (Some(d), None) => s(super::snapshot::default_text(c, d)),
                 _ => V::Null,
             },
         ),

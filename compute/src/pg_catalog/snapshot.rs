@@ -166,6 +166,25 @@ pub struct Snapshot {
     pub user: String,
 }
 
+/// A column default as `pg_get_expr` prints it: PostgreSQL shows a string literal with the cast
+/// to the column's type it gets (`'x'::text`, `'2024-01-01'::date`); other expressions as written.
+pub fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String {
+    let literal = default.len() >= 2
+        && default.starts_with('\'')
+        && default.ends_with('\'')
+        && !default[1..default.len() - 1]
+            .replace("''", "")
+            .contains('\'');
+    if literal {
+        let oid = i64::from(column.ty.pg_type().oid());
+        let type_name =
+            super::types::format_type(oid, None).unwrap_or_else(|| column.ty.display_name());
+        format!("{default}::{type_name}")
+    } else {
+        default.to_string()
+    }
+}
+
 impl CatalogHandle {
     pub fn snapshot(&self) -> Snapshot {
         let (tables, sequences, views) = self.slot.with_catalog(&self.primary.catalog, |view| {

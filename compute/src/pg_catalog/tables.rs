@@ -404,7 +404,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 t.columns.iter().enumerate().filter(|(_, c)| c.identity.is_none()).filter_map(|(i, c)| {
                     c.default.as_ref().map(|d| vec![
                         ("oid", V::I(attrdef_oid(t, c.id))), ("adrelid", V::I(table_oid(t))),
-                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(d)),
+                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(super::snapshot::default_text(c, d))),
                     ])
                 })
             })
