@@ -6,7 +6,7 @@
 //! The statements themselves live in pgwire's portal store; this keeps the names, which that
 //! store cannot list.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
@@ -40,7 +40,18 @@ impl Deallocate {
 
 #[derive(Debug, Default)]
 pub struct NamedStatements {
-    names: Mutex<BTreeSet<String>>,
+    names: Mutex<BTreeMap<String, NamedStatement>>,
+}
+
+/// What `pg_prepared_statements` shows of a named statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamedStatement {
+    /// The SQL text as the client sent it.
+    pub statement: String,
+    /// When it was prepared, in microseconds since the Unix epoch.
+    pub prepare_time: i64,
+    /// Its parameters' types, as `format_type` prints them.
+    pub parameter_types: Vec<String>,
 }
 
 impl NamedStatements {
@@ -49,18 +60,32 @@ impl NamedStatements {
         if name.is_empty() {
             return Ok(());
         }
-        if !self
-            .names
-            .lock()
-            .expect("names lock")
-            .insert(name.to_string())
-        {
+        let mut names = self.names.lock().expect("names lock");
+        if names.contains_key(name) {
             return Err(SqlError::new(
                 sqlstate::DUPLICATE_PREPARED_STATEMENT,
                 format!("prepared statement \"{name}\" already exists"),
             ));
         }
+        names.insert(name.to_string(), NamedStatement::default());
         Ok(())
+    }
+
+    /// Records what a statement that took `name` is, once it parsed.
+    pub fn describe(&self, name: &str, statement: NamedStatement) {
+        if let Some(entry) = self.names.lock().expect("names lock").get_mut(name) {
+            *entry = statement;
+        }
+    }
+
+    /// Every named statement, by name.
+    pub fn list(&self) -> Vec<(String, NamedStatement)> {
+        self.names
+            .lock()
+            .expect("names lock")
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect()
     }
 
     /// Frees a name (Close of a statement); freeing a free name is not an error, as in Close.
@@ -72,9 +97,9 @@ impl NamedStatements {
     pub fn deallocate(&self, what: &Deallocate) -> SqlResult<Vec<String>> {
         let mut names = self.names.lock().expect("names lock");
         match what {
-            Deallocate::All => Ok(std::mem::take(&mut *names).into_iter().collect()),
+            Deallocate::All => Ok(std::mem::take(&mut *names).into_keys().collect()),
             Deallocate::Named(name) => {
-                if names.remove(name) {
+                if names.remove(name).is_some() {
                     Ok(vec![name.clone()])
                 } else {
                     Err(SqlError::new(

@@ -44,7 +44,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use crate::catalog::DEFAULT_DATABASE;
 use crate::copy::{format_row, CopyOptions};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::named_statements::{Deallocate, NamedStatements};
+use crate::named_statements::{Deallocate, NamedStatement};
 use crate::params::decode_param;
 use crate::pg_encode::{encode_batch, field_infos, text_values, ResultColumn};
 use crate::primary::Primary;
@@ -77,7 +77,6 @@ impl Server {
                     session: session.clone(),
                 }),
                 session,
-                named: NamedStatements::default(),
             }),
         }
     }
@@ -115,7 +114,6 @@ pub struct ConnectionHandler {
     server: Arc<Server>,
     session: Arc<Session>,
     parser: Arc<StrataQueryParser>,
-    named: NamedStatements,
 }
 
 impl ConnectionHandler {
@@ -173,7 +171,8 @@ impl ConnectionHandler {
         C::PortalStore: PortalStore,
     {
         let names = self
-            .named
+            .session
+            .named_statements()
             .deallocate(what)
             .inspect_err(|_| self.session.fail_block())?;
         for name in names {
@@ -731,14 +730,46 @@ impl ExtendedQueryHandler for ConnectionHandler {
             .clone()
             .unwrap_or_else(|| DEFAULT_NAME.to_owned());
         if name != DEFAULT_NAME {
-            self.named.take(&name)?;
+            self.session.named_statements().take(&name)?;
         }
         let parsed = StoredStatement::parse(client, &message, self.query_parser()).await;
         match parsed {
-            Ok(Some(stmt)) => client.portal_store().put_statement(Arc::new(stmt)),
+            Ok(Some(stmt)) => {
+                if name != DEFAULT_NAME {
+                    // A type the client declared, else the one Strata inferred.
+                    let parameter_types = stmt
+                        .statement
+                        .param_types
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let declared = message
+                                .type_oids
+                                .get(i)
+                                .filter(|oid| **oid != 0)
+                                .and_then(|oid| Type::from_oid(*oid));
+                            let (t, typmod) = match declared {
+                                Some(t) => (t, -1),
+                                None => f.as_ref().map_or((Type::TEXT, -1), pg_type_of_field),
+                            };
+                            crate::pg_catalog::format_type(i64::from(t.oid()), Some(typmod))
+                                .unwrap_or_else(|| t.name().to_string())
+                        })
+                        .collect();
+                    self.session.named_statements().describe(
+                        &name,
+                        NamedStatement {
+                            statement: message.query.clone(),
+                            prepare_time: chrono::Utc::now().timestamp_micros(),
+                            parameter_types,
+                        },
+                    );
+                }
+                client.portal_store().put_statement(Arc::new(stmt))
+            }
             Ok(None) => client.portal_store().put_empty_statement(&name),
             Err(e) => {
-                self.named.free(&name);
+                self.session.named_statements().free(&name);
                 return Err(e);
             }
         }
@@ -756,7 +787,8 @@ impl ExtendedQueryHandler for ConnectionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
-            self.named
+            self.session
+                .named_statements()
                 .free(message.name.as_deref().unwrap_or(DEFAULT_NAME));
         }
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);

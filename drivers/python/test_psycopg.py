@@ -201,10 +201,6 @@ def test_rollback_after_prepared_statements():
         c.rollback()
 
 
-@strata_gap(
-    "pg_prepared_statements is not among the catalog tables yet: it is answered 42P01",
-    raises=errors.UndefinedTable,
-)
 def test_prepared_statements_are_server_side(conn):
     conn.execute("SELECT owner FROM accounts WHERE id = %s", (1,), prepare=True)
     assert scalar(conn, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ("%FROM accounts%",)) >= 1

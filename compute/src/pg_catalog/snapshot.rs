@@ -155,6 +155,8 @@ pub struct CatalogHandle {
     pub pid: Arc<std::sync::atomic::AtomicI32>,
     /// The sequence values this session took (`currval`, `lastval`).
     pub sequence_values: Arc<Mutex<crate::sequence::functions::SessionSequences>>,
+    /// The connection's named prepared statements (`pg_prepared_statements`).
+    pub prepared: Arc<crate::named_statements::NamedStatements>,
 }
 
 /// The user tables the session sees, and its settings.
@@ -162,6 +164,7 @@ pub struct Snapshot {
     pub tables: Vec<Arc<TableDef>>,
     pub sequences: Vec<Arc<SequenceDef>>,
     pub views: Vec<Arc<crate::views::ViewDef>>,
+    pub prepared: Vec<(String, crate::named_statements::NamedStatement)>,
     pub settings: Vec<(String, String)>,
     pub user: String,
 }
@@ -203,6 +206,7 @@ impl CatalogHandle {
             tables,
             sequences,
             views,
+            prepared: self.prepared.list(),
             settings: settings.all(),
             user,
         }

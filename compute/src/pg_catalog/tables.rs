@@ -31,6 +31,7 @@ pub enum Ty {
     I16s,
     Oids,
     Texts,
+    Timestamptz,
 }
 
 impl Ty {
@@ -40,7 +41,7 @@ impl Ty {
             Ty::Bool => V::B(false),
             Ty::I16 | Ty::I32 | Ty::Oid => V::I(0),
             Ty::F32 => V::F(0.0),
-            Ty::Text | Ty::I16s | Ty::Oids | Ty::Texts => V::Null,
+            Ty::Text | Ty::I16s | Ty::Oids | Ty::Texts | Ty::Timestamptz => V::Null,
         }
     }
 
@@ -56,6 +57,10 @@ impl Ty {
             Ty::I16s => list(DataType::Int16),
             Ty::Oids => list(DataType::Int64),
             Ty::Texts => list(DataType::Utf8),
+            Ty::Timestamptz => DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                Some(Arc::from(crate::types::UTC)),
+            ),
         }
     }
 }
@@ -85,6 +90,9 @@ impl V {
             (V::I(i), Ty::Oid) => ScalarValue::Int64(Some(*i)),
             (V::F(f), Ty::F32) => ScalarValue::Float32(Some(*f)),
             (V::S(s), Ty::Text) => ScalarValue::Utf8(Some(s.clone())),
+            (V::I(i), Ty::Timestamptz) => {
+                ScalarValue::TimestampMicrosecond(Some(*i), Some(Arc::from(crate::types::UTC)))
+            }
             (V::L(items), Ty::I16s | Ty::Oids | Ty::Texts) => {
                 let element = match ty {
                     Ty::I16s => Ty::I16,
@@ -280,6 +288,11 @@ const PG_INDEXES: Columns = &[
     ("indexdef", Text),
 ];
 #[rustfmt::skip]
+const PG_PREPARED_STATEMENTS: Columns = &[
+    ("name", Text), ("statement", Text), ("prepare_time", Timestamptz),
+    ("parameter_types", Texts), ("from_sql", Bool),
+];
+#[rustfmt::skip]
 const PG_VIEWS: Columns = &[
     ("schemaname", Text), ("viewname", Text), ("viewowner", Text), ("definition", Text),
 ];
@@ -316,6 +329,7 @@ pub const TABLES: &[(&str, Columns)] = &[
     ("pg_type", PG_TYPE),
     ("pg_user", PG_USER),
     ("pg_views", PG_VIEWS),
+    ("pg_prepared_statements", PG_PREPARED_STATEMENTS),
 ];
 
 pub fn columns_of(name: &str) -> Option<Columns> {
@@ -440,6 +454,15 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .iter()
             .flat_map(|t| pg_attribute(t))
             .chain(snap.views.iter().flat_map(|v| view_attributes(v)))
+            .collect(),
+        "pg_prepared_statements" => snap
+            .prepared
+            .iter()
+            .map(|(name, p)| vec![
+                ("name", s(name)), ("statement", s(&p.statement)),
+                ("prepare_time", V::I(p.prepare_time)),
+                ("parameter_types", V::L(p.parameter_types.iter().map(s).collect())),
+            ])
             .collect(),
         "pg_views" => snap
             .views

@@ -93,6 +93,8 @@ pub struct Session {
     copy_in: Mutex<Option<copy::CopyIn>>,
     /// Plans of simple-protocol queries by normalized text (`None`: not a fast statement).
     shapes: Mutex<HashMap<String, Option<Arc<Prepared>>>>,
+    /// The connection's named prepared statements.
+    named: Arc<crate::named_statements::NamedStatements>,
 }
 
 /// Whether a statement changes data or schema (refused while the session reads the past).
@@ -148,12 +150,14 @@ impl Session {
         );
         let settings = Arc::new(Mutex::new(settings));
         let pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let named = Arc::new(crate::named_statements::NamedStatements::default());
         let handle = CatalogHandle {
             primary: primary.clone(),
             slot: slot.clone(),
             settings: settings.clone(),
             pid: pid.clone(),
             sequence_values: Default::default(),
+            prepared: named.clone(),
         };
         for function in crate::pg_catalog::functions(&handle)
             .into_iter()
@@ -177,7 +181,13 @@ impl Session {
             next_isolation: Mutex::new(None),
             copy_in: Mutex::new(None),
             shapes: Mutex::new(HashMap::new()),
+            named,
         }
+    }
+
+    /// The connection's named prepared statements (Parse, Close, DEALLOCATE).
+    pub fn named_statements(&self) -> &crate::named_statements::NamedStatements {
+        &self.named
     }
 
     /// Records the backend process id the client was given.
