@@ -7,13 +7,14 @@
 //! and resolved by name each time it is expanded, so a table it reads cannot be renamed while
 //! the view exists (PostgreSQL, which binds views by oid, allows that).
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
     FromTable, Ident, ObjectName, Query, Statement, TableAlias, TableAliasColumnDef, TableFactor,
-    TableObject, VisitMut, VisitorMut,
+    TableObject, Visit, VisitMut, Visitor, VisitorMut,
 };
 use serde::{Deserialize, Serialize};
 use strata_core::key::CATALOG_PREFIX;
@@ -72,11 +73,12 @@ pub fn expand_views(statement: &mut Statement, catalog: &CatalogView) -> SqlResu
     }
     let mut expander = Expander {
         catalog,
+        shadowed: cte_names(statement),
         used: Vec::new(),
         error: None,
         depth: 0,
     };
-    let _ = statement.visit(&mut expander);
+    let _ = VisitMut::visit(statement, &mut expander);
     match expander.error {
         Some(e) => Err(e),
         None => Ok(expander.used),
@@ -85,6 +87,10 @@ pub fn expand_views(statement: &mut Statement, catalog: &CatalogView) -> SqlResu
 
 struct Expander<'a, 'b> {
     catalog: &'a CatalogView<'b>,
+    /// Names of the CTEs of the query being expanded (the statement, or a view's query): a CTE
+    /// named like a view shadows it. (Coarse: throughout that query, not only in the CTE's
+    /// scope.)
+    shadowed: HashSet<String>,
     used: Vec<u64>,
     error: Option<SqlError>,
     depth: usize,
@@ -104,6 +110,9 @@ impl Expander<'_, '_> {
         let Some((schema, view_name)) = view_name(name) else {
             return Ok(());
         };
+        if name.0.len() == 1 && self.shadowed.contains(&view_name) {
+            return Ok(());
+        }
         let Some(view) = self.catalog.get_view(&schema, &view_name)? else {
             return Ok(());
         };
@@ -114,10 +123,12 @@ impl Expander<'_, '_> {
             ));
         }
         let mut query = parse_query(&view.query)?;
-        // Views the view reads are expanded in turn.
+        // Views the view reads are expanded in turn, shadowed by the view's own CTEs only.
+        let outer = std::mem::replace(&mut self.shadowed, cte_names(&query));
         self.depth += 1;
-        let _ = query.visit(self);
+        let _ = VisitMut::visit(&mut query, self);
         self.depth -= 1;
+        self.shadowed = outer;
         let mut alias = alias.clone().unwrap_or_else(|| TableAlias {
             explicit: true,
             name: Ident::new(&view.name),
@@ -148,24 +159,6 @@ impl Expander<'_, '_> {
 impl VisitorMut for Expander<'_, '_> {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        // A CTE of a view's name shadows the view within this query: leave the query alone.
-        // (Coarse: it also leaves alone views named elsewhere in the same query.)
-        if let Some(with) = &query.with {
-            let shadowed = with.cte_tables.iter().any(|cte| {
-                self.catalog
-                    .get_view(crate::catalog::DEFAULT_SCHEMA, &cte.alias.name.value)
-                    .ok()
-                    .flatten()
-                    .is_some()
-            });
-            if shadowed {
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    }
-
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         if self.error.is_some() {
             return ControlFlow::Break(());
@@ -176,6 +169,27 @@ impl VisitorMut for Expander<'_, '_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The names every `WITH` clause of `node` (a statement or a view's query) defines.
+fn cte_names(node: &impl Visit) -> HashSet<String> {
+    struct Names(HashSet<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let Some(with) = &query.with {
+                self.0.extend(
+                    with.cte_tables
+                        .iter()
+                        .map(|cte| crate::names::normalize(&cte.alias.name)),
+                );
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(HashSet::new());
+    let _ = node.visit(&mut names);
+    names.0
 }
 
 /// `(schema, name)` of a relation name that may be a view: unqualified or in `public`.

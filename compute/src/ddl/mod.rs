@@ -872,30 +872,42 @@ pub async fn drop_tables(
                 }
                 tracing::info!(table = %def.name, id = def.id, "dropped table");
             }
-            None if view.get_view(&schema, &table)?.is_some() => {
-                return Err(SqlError::new(
-                    sqlstate::WRONG_OBJECT_TYPE,
-                    format!("\"{table}\" is not a table"),
-                )
-                .with_hint("Use DROP VIEW to remove a view."))
-            }
-            None if view.get_sequence(&schema, &table)?.is_some() => {
-                return Err(SqlError::new(
-                    sqlstate::WRONG_OBJECT_TYPE,
-                    format!("\"{table}\" is not a table"),
-                )
-                .with_hint("Use DROP SEQUENCE to remove a sequence."))
-            }
-            None if if_exists => {
-                notices.push(format!("table \"{table}\" does not exist, skipping"))
-            }
-            None => {
-                return Err(SqlError::new(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!("table \"{table}\" does not exist"),
-                ))
-            }
+            None => notices.push(not_dropped(&view, &schema, &table, "table", if_exists)?),
         }
     }
     Ok(DdlOutcome::with_notices("DROP TABLE", notices))
+}
+
+/// `DROP <kind> name` of a name that is no `kind`: 42809 with a hint naming the right DROP when
+/// it is another kind of relation, else 42P01, or with `IF EXISTS` the notice to send.
+pub(crate) fn not_dropped(
+    view: &CatalogView,
+    schema: &str,
+    name: &str,
+    kind: &str,
+    if_exists: bool,
+) -> SqlResult<String> {
+    let other = if view.get(schema, name)?.is_some() {
+        Some("Use DROP TABLE to remove a table.")
+    } else if view.get_view(schema, name)?.is_some() {
+        Some("Use DROP VIEW to remove a view.")
+    } else if view.get_sequence(schema, name)?.is_some() {
+        Some("Use DROP SEQUENCE to remove a sequence.")
+    } else if view.index(schema, name)?.is_some() {
+        Some("Use DROP INDEX to remove an index.")
+    } else {
+        None
+    };
+    match other {
+        Some(hint) => Err(SqlError::new(
+            sqlstate::WRONG_OBJECT_TYPE,
+            format!("\"{name}\" is not a {kind}"),
+        )
+        .with_hint(hint)),
+        None if if_exists => Ok(format!("{kind} \"{name}\" does not exist, skipping")),
+        None => Err(SqlError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("{kind} \"{name}\" does not exist"),
+        )),
+    }
 }

@@ -289,22 +289,9 @@ pub async fn drop_sequences(
                 drop_dependent_defaults(txn, &def, dependents, cascade).await?;
                 remove_sequence(txn, &def).await?
             }
-            None if view.get(&schema, &seq)?.is_some() => {
-                return Err(SqlError::new(
-                    sqlstate::WRONG_OBJECT_TYPE,
-                    format!("\"{seq}\" is not a sequence"),
-                )
-                .with_hint("Use DROP TABLE to remove a table."))
-            }
-            None if if_exists => {
-                notices.push(format!("sequence \"{seq}\" does not exist, skipping"))
-            }
-            None => {
-                return Err(SqlError::new(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!("sequence \"{seq}\" does not exist"),
-                ))
-            }
+            None => notices.push(super::not_dropped(
+                &view, &schema, &seq, "sequence", if_exists,
+            )?),
         }
     }
     Ok(DdlOutcome::with_notices("DROP SEQUENCE", notices))

@@ -148,22 +148,9 @@ pub async fn drop_views(
                 );
                 remove_view(txn, &def).await?;
             }
-            None if catalog.relation_exists(&schema, &view_name)? => {
-                return Err(SqlError::new(
-                    sqlstate::WRONG_OBJECT_TYPE,
-                    format!("\"{view_name}\" is not a view"),
-                )
-                .with_hint("Use DROP TABLE to remove a table."))
-            }
-            None if if_exists => {
-                notices.push(format!("view \"{view_name}\" does not exist, skipping"))
-            }
-            None => {
-                return Err(SqlError::new(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!("view \"{view_name}\" does not exist"),
-                ))
-            }
+            None => notices.push(super::not_dropped(
+                &catalog, &schema, &view_name, "view", if_exists,
+            )?),
         }
     }
     Ok(DdlOutcome::with_notices("DROP VIEW", notices))

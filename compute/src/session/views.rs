@@ -30,7 +30,7 @@ impl Session {
         let views_read = self.slot.with_catalog(&self.primary.catalog, |view| {
             crate::views::expand_views(&mut expanded, view)
         })?;
-        let plan = self.logical_plan(&query).await?;
+        let plan = self.logical_plan(&expanded).await?;
         if !super::prepare::param_types(&plan)?.is_empty() {
             return Err(SqlError::new(
                 sqlstate::UNDEFINED_PARAMETER,
