@@ -69,6 +69,9 @@ pub fn figure_name(e: &Expr) -> Option<String> {
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Subquery(q) => names_of_query(q).and_then(|n| n.into_iter().next()),
         Expr::Array(_) => Some("array".into()),
+        Expr::Interval(_) => Some("interval".into()),
+        // `c[1]` is named after the array.
+        Expr::CompoundFieldAccess { root, .. } => figure_name(root),
         Expr::Extract { .. } => Some("extract".into()),
         Expr::Substring { .. } => Some("substring".into()),
         Expr::Trim { .. } => Some("btrim".into()),
@@ -96,6 +99,14 @@ fn type_column_name(t: &SqlDataType) -> Option<String> {
             D::Date => "date",
             D::Timestamp(..) => "timestamp",
             D::Bytea => "bytea",
+            D::Interval { .. } => "interval",
+            D::Time(..) => "time",
+            D::Uuid => "uuid",
+            D::JSON => "json",
+            D::JSONB => "jsonb",
+            D::Array(datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(e, _)) => {
+                return type_column_name(e)
+            }
             _ => return None,
         }
         .to_string(),

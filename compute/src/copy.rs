@@ -416,6 +416,9 @@ fn text_to_array(ty: SqlType, values: &[Option<&str>]) -> SqlResult<ArrayRef> {
             if target == DataType::Utf8 {
                 return Ok(strings);
             }
+            if crate::text_input::needs_parser(&target) {
+                return crate::text_input::cast_array(&strings, &target);
+            }
             let options = CastOptions {
                 safe: false,
                 ..Default::default()

@@ -1116,6 +1116,8 @@ fn new_row_values(
             value.clone()
         } else if value.data_type() == &DataType::Null {
             datafusion::arrow::array::new_null_array(&target, value.len())
+        } else if crate::text_input::needs_parser(&target) {
+            crate::text_input::cast_array(value, &target)?
         } else {
             cast_with_options(value, &target, &options)?
         };

@@ -531,6 +531,9 @@ fn eval(
         if &s.data_type() == ty {
             return Ok(s);
         }
+        if crate::text_input::needs_parser(ty) {
+            return crate::text_input::cast_scalar(&s, ty);
+        }
         s.cast_to(ty).map_err(|_| cast_error(&s, ty))
     };
     let overflow = |_| {

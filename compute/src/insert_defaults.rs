@@ -103,6 +103,36 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
     Ok(())
 }
 
+/// Text literals in VALUES for columns whose type Arrow does not read from text as PostgreSQL
+/// does (`'{1,2}'` for an `int[]`, `'1 day 02:00'` for an `interval`) become
+/// `strata_input('…', 'type')`, which reads them with the type's input function.
+pub fn typed_text_literals(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
+    let Some(SetExpr::Values(values)) = insert.source.as_deref_mut().map(|q| q.body.as_mut())
+    else {
+        return Ok(());
+    };
+    let positions: Vec<usize> = if insert.columns.is_empty() {
+        (0..def.columns.len()).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| column_position(def, c))
+            .collect::<SqlResult<_>>()?
+    };
+    for row in &mut values.rows {
+        for (value, &col) in row.content.iter_mut().zip(&positions) {
+            let ty = def.columns[col].ty;
+            let is_text =
+                matches!(value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+            if is_text && crate::text_input::needs_parser(&ty.arrow_type()) {
+                *value = crate::text_input::input_call(value.clone(), ty);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn values_width(values: &Values) -> SqlResult<usize> {
     let width = values.rows.first().map_or(0, |r| r.content.len());
     if values.rows.iter().any(|r| r.content.len() != width) {

@@ -455,6 +455,18 @@ pub(crate) fn encode(ty: SqlType, v: &ScalarValue) -> Option<Vec<u8>> {
             _ => return None,
         },
         SqlType::Timestamp | SqlType::Timestamptz => e.i64(micros(v, ty == SqlType::Timestamptz)?),
+        SqlType::Time => match v {
+            ScalarValue::Time64Microsecond(Some(t)) => e.i64(*t),
+            _ => return None,
+        },
+        SqlType::Interval => match v {
+            ScalarValue::IntervalMonthDayNano(Some(i)) => {
+                e.i128(crate::interval::PgInterval::from_arrow(*i).span_micros())
+            }
+            _ => return None,
+        },
+        // Arrays are never key columns.
+        SqlType::Array { .. } => return None,
     };
     Some(e.finish())
 }

@@ -42,6 +42,9 @@ pub fn decode_param(
         if target == DataType::Binary {
             return Ok(ScalarValue::Binary(Some(decode_bytea_text(text)?)));
         }
+        if crate::text_input::needs_parser(&target) {
+            return crate::text_input::parse_value(text, &target);
+        }
         ScalarValue::Utf8(Some(text.to_string()))
     };
     if value.data_type() == target {
@@ -128,6 +131,22 @@ fn decode_binary(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
             Some(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?) + PG_EPOCH_MICROS),
             Some(crate::types::UTC.into()),
         ),
+        Type::TIME => {
+            ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?)))
+        }
+        Type::INTERVAL => {
+            let raw: [u8; 16] = fixed(raw).ok_or_else(bad)?;
+            let v = crate::interval::PgInterval {
+                micros: i64::from_be_bytes(raw[..8].try_into().expect("8 bytes")),
+                days: i32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")),
+                months: i32::from_be_bytes(raw[12..].try_into().expect("4 bytes")),
+            };
+            ScalarValue::IntervalMonthDayNano(Some(v.to_arrow()))
+        }
+        ref array if crate::types::element_type_of(array).is_some() => {
+            let element = crate::types::element_type_of(array).expect("checked");
+            decode_binary_array(&element, raw).ok_or_else(bad)??
+        }
         Type::NUMERIC => {
             let (text, scale) = numeric_from_binary(raw).ok_or_else(bad)?;
             let precision = 38u8;
@@ -142,6 +161,57 @@ fn decode_binary(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
             ))
         }
     })
+}
+
+/// A one-dimensional binary array: dimension count, has-nulls flag, element type, (length,
+/// lower bound) per dimension, then each element with its length (-1 for NULL). `None` if
+/// malformed; an element that does not decode is that element's error.
+fn decode_binary_array(element: &Type, raw: &[u8]) -> Option<SqlResult<ScalarValue>> {
+    let mut cur = raw;
+    let int = |cur: &mut &[u8]| -> Option<i32> {
+        let (head, rest) = cur.split_first_chunk::<4>()?;
+        *cur = rest;
+        Some(i32::from_be_bytes(*head))
+    };
+    let dims = int(&mut cur)?;
+    let _has_nulls = int(&mut cur)?;
+    let element_oid = int(&mut cur)? as u32;
+    let element = Type::from_oid(element_oid).unwrap_or_else(|| element.clone());
+    let count = match dims {
+        0 => 0,
+        1 => {
+            let count = int(&mut cur)?;
+            let _lower_bound = int(&mut cur)?;
+            usize::try_from(count).ok()?
+        }
+        _ => {
+            return Some(Err(SqlError::unsupported(
+                "multidimensional array parameters",
+            )))
+        }
+    };
+    let target = arrow_type_of_pg(&element)?;
+    let mut values = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = int(&mut cur)?;
+        let value = if len < 0 {
+            ScalarValue::try_from(&target).ok()?
+        } else {
+            let (bytes, rest) = cur.split_at_checked(len as usize)?;
+            cur = rest;
+            match decode_binary(&element, bytes).and_then(|v| Ok(v.cast_to(&target)?)) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            }
+        };
+        values.push(value);
+    }
+    if !cur.is_empty() {
+        return None;
+    }
+    Some(Ok(ScalarValue::List(ScalarValue::new_list(
+        &values, &target, true,
+    ))))
 }
 
 /// A binary `numeric` as decimal text and its display scale.

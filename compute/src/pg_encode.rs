@@ -6,8 +6,9 @@ use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Int8Type, TimeUnit, TimestampMicrosecondType, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, DurationMicrosecondType, Float32Type, Float64Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, IntervalMonthDayNanoType, IntervalUnit,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt16Type, UInt32Type, UInt64Type,
     UInt8Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -15,9 +16,11 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::messages::data::DataRow;
 
 use crate::error::{SqlError, SqlResult};
+use crate::interval::PgInterval;
 use crate::pg_text::{self, PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 use crate::types::{
-    pg_type_of_field, UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE,
+    pg_type_of_arrow, pg_type_of_field, UNCONSTRAINED_NUMERIC_PRECISION,
+    UNCONSTRAINED_NUMERIC_SCALE,
 };
 
 /// One result column as clients see it.
@@ -165,6 +168,8 @@ struct ColumnEncoder {
     binary: bool,
     /// For types printed by Arrow's formatter (not yet mapped to a PostgreSQL type).
     fallback: Option<ArrayRef>,
+    /// For an array column: the encoder of all its lists' elements.
+    elements: Option<Box<ColumnEncoder>>,
 }
 
 impl ColumnEncoder {
@@ -192,6 +197,12 @@ impl ColumnEncoder {
                 | DataType::BinaryView
                 | DataType::Date32
                 | DataType::Timestamp(..)
+                | DataType::Time32(_)
+                | DataType::Time64(_)
+                | DataType::Interval(_)
+                | DataType::Duration(_)
+                | DataType::List(_)
+                | DataType::LargeList(_)
         );
         let array = match array.data_type() {
             // One representation per family keeps the per-row code small.
@@ -201,18 +212,103 @@ impl ColumnEncoder {
                 array,
                 &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
             )?,
+            DataType::Time32(_) | DataType::Time64(TimeUnit::Nanosecond) => {
+                cast(array, &DataType::Time64(TimeUnit::Microsecond))?
+            }
+            DataType::Interval(unit) if *unit != IntervalUnit::MonthDayNano => {
+                cast(array, &DataType::Interval(IntervalUnit::MonthDayNano))?
+            }
+            DataType::Duration(unit) if *unit != TimeUnit::Microsecond => {
+                cast(array, &DataType::Duration(TimeUnit::Microsecond))?
+            }
+            DataType::LargeList(f) => cast(array, &DataType::List(f.clone()))?,
             _ => array.clone(),
+        };
+        let elements = match array.data_type() {
+            DataType::List(_) => Some(Box::new(ColumnEncoder::new(
+                array.as_list::<i32>().values(),
+                format,
+            )?)),
+            _ => None,
         };
         Ok(Self {
             fallback: (!supported).then(|| array.clone()),
             array,
             binary: format == FieldFormat::Binary,
+            elements,
         })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        self.array.data_type() == &DataType::Null || self.array.is_null(row)
+    }
+
+    /// The range of element positions of list `row`.
+    fn element_range(&self, row: usize) -> std::ops::Range<usize> {
+        let offsets = self.array.as_list::<i32>().value_offsets();
+        offsets[row] as usize..offsets[row + 1] as usize
+    }
+
+    /// `{1,2,NULL}`, `{"a b",c}`, `{{1,2},{3,4}}`.
+    fn write_array_text(&self, row: usize, buf: &mut BytesMut) -> SqlResult<()> {
+        let elements = self
+            .elements
+            .as_ref()
+            .expect("a list has an element encoder");
+        let nested = elements.elements.is_some();
+        buf.put_u8(b'{');
+        let mut element = BytesMut::new();
+        for (n, i) in self.element_range(row).enumerate() {
+            if n > 0 {
+                buf.put_u8(b',');
+            }
+            if elements.is_null(i) {
+                buf.put_slice(b"NULL");
+                continue;
+            }
+            element.clear();
+            elements.write_text(i, &mut element)?;
+            if nested {
+                buf.put_slice(&element);
+            } else {
+                let text = String::from_utf8_lossy(&element);
+                buf.put_slice(crate::pg_array::quote_element(&text).as_bytes());
+            }
+        }
+        buf.put_u8(b'}');
+        Ok(())
+    }
+
+    /// PostgreSQL's binary array: dimensions, a has-nulls flag, the element type, then each
+    /// element with its length. One dimension only.
+    fn write_array_binary(&self, row: usize, buf: &mut BytesMut) -> SqlResult<()> {
+        let elements = self
+            .elements
+            .as_ref()
+            .expect("a list has an element encoder");
+        if elements.elements.is_some() {
+            return Err(SqlError::unsupported(
+                "binary output of multidimensional arrays",
+            ));
+        }
+        let range = self.element_range(row);
+        let has_nulls = range.clone().any(|i| elements.is_null(i));
+        buf.put_i32(i32::from(!range.is_empty()));
+        buf.put_i32(i32::from(has_nulls));
+        buf.put_u32(pg_type_of_arrow(elements.array.data_type()).oid());
+        if !range.is_empty() {
+            buf.put_i32(range.len() as i32);
+            buf.put_i32(1);
+        }
+        for i in range {
+            elements.write(i, buf)?;
+        }
+        Ok(())
     }
 
     fn write(&self, row: usize, buf: &mut BytesMut) -> SqlResult<()> {
         // A NullArray's nulls are logical only: `is_null` says false for it.
-        if self.array.data_type() == &DataType::Null || self.array.is_null(row) {
+        if self.is_null(row) {
             buf.put_i32(-1);
             return Ok(());
         }
@@ -270,6 +366,16 @@ impl ColumnEncoder {
                 }
                 .ok_or_else(|| out_of_range("timestamp"))?
             }
+            DataType::Time64(_) => {
+                crate::interval::time_text(a.as_primitive::<Time64MicrosecondType>().value(row))
+            }
+            DataType::Interval(_) => crate::interval::text(PgInterval::from_arrow(
+                a.as_primitive::<IntervalMonthDayNanoType>().value(row),
+            )),
+            DataType::Duration(_) => crate::interval::text(PgInterval::from_duration_micros(
+                a.as_primitive::<DurationMicrosecondType>().value(row),
+            )),
+            DataType::List(_) => return self.write_array_text(row, buf),
             DataType::Null => unreachable!("null arrays have only nulls"),
             other => return Err(SqlError::internal(format!("no text output for {other}"))),
         };
@@ -305,6 +411,23 @@ impl ColumnEncoder {
             }
             DataType::Timestamp(..) => buf
                 .put_i64(a.as_primitive::<TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS),
+            DataType::Time64(_) => {
+                buf.put_i64(a.as_primitive::<Time64MicrosecondType>().value(row))
+            }
+            DataType::Interval(_) | DataType::Duration(_) => {
+                let v = match a.data_type() {
+                    DataType::Interval(_) => PgInterval::from_arrow(
+                        a.as_primitive::<IntervalMonthDayNanoType>().value(row),
+                    ),
+                    _ => PgInterval::from_duration_micros(
+                        a.as_primitive::<DurationMicrosecondType>().value(row),
+                    ),
+                };
+                buf.put_i64(v.micros);
+                buf.put_i32(v.days);
+                buf.put_i32(v.months);
+            }
+            DataType::List(_) => self.write_array_binary(row, buf)?,
             DataType::Null => unreachable!("null arrays have only nulls"),
             other => return Err(SqlError::internal(format!("no binary output for {other}"))),
         }

@@ -16,10 +16,13 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
     Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder, Float64Array,
     Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array, Int64Builder,
-    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    IntervalMonthDayNanoArray, IntervalMonthDayNanoBuilder, ListArray, StringArray, StringBuilder,
+    Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
 };
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use strata_core::key::{row_prefix, KeyEncoder};
 use strata_core::wal::{get_varint, put_varint};
 
@@ -50,16 +53,16 @@ enum ColumnReader {
     Bin(BinaryArray),
     Date(Date32Array),
     Ts(TimestampMicrosecondArray),
+    Time(Time64MicrosecondArray),
+    Interval(IntervalMonthDayNanoArray),
+    /// An array column: the lists, and a reader of all their elements.
+    List(ListArray, Box<ColumnReader>),
 }
 
 impl ColumnReader {
-    fn new(col: &ColumnDef, array: &ArrayRef) -> SqlResult<Self> {
-        let target = col.ty.arrow_type();
-        let array = if array.data_type() == &target {
-            array.clone()
-        } else {
-            cast(array, &target)?
-        };
+    fn new(ty: SqlType, array: &ArrayRef) -> SqlResult<Self> {
+        let target = ty.arrow_type();
+        let array = crate::text_input::cast_array(array, &target)?;
         let any = array.as_any();
         macro_rules! take {
             ($t:ty, $v:ident) => {
@@ -70,7 +73,7 @@ impl ColumnReader {
                 )
             };
         }
-        Ok(match col.ty {
+        Ok(match ty {
             SqlType::Bool => take!(BooleanArray, Bool),
             SqlType::Int2 => take!(Int16Array, I16),
             SqlType::Int4 => take!(Int32Array, I32),
@@ -87,6 +90,15 @@ impl ColumnReader {
             SqlType::Bytea => take!(BinaryArray, Bin),
             SqlType::Date => take!(Date32Array, Date),
             SqlType::Timestamp | SqlType::Timestamptz => take!(TimestampMicrosecondArray, Ts),
+            SqlType::Time => take!(Time64MicrosecondArray, Time),
+            SqlType::Interval => take!(IntervalMonthDayNanoArray, Interval),
+            SqlType::Array { element } => {
+                let lists = any
+                    .downcast_ref::<ListArray>()
+                    .expect("cast to the column type");
+                let values = ColumnReader::new(element.sql_type(), lists.values())?;
+                ColumnReader::List(lists.clone(), Box::new(values))
+            }
         })
     }
 
@@ -103,6 +115,9 @@ impl ColumnReader {
             ColumnReader::Bin(a) => a.is_null(row),
             ColumnReader::Date(a) => a.is_null(row),
             ColumnReader::Ts(a) => a.is_null(row),
+            ColumnReader::Time(a) => a.is_null(row),
+            ColumnReader::Interval(a) => a.is_null(row),
+            ColumnReader::List(a, _) => a.is_null(row),
         }
     }
 
@@ -157,7 +172,44 @@ impl ColumnReader {
                 put_varint(buf, v.len() as u64);
                 buf.extend_from_slice(v);
             }
+            ColumnReader::Time(a) => {
+                put_varint(buf, tag(WIRE_8));
+                buf.extend_from_slice(&a.value(row).to_le_bytes());
+            }
+            ColumnReader::Interval(a) => {
+                let v = crate::interval::PgInterval::from_arrow(a.value(row));
+                put_varint(buf, tag(WIRE_16));
+                buf.extend_from_slice(&v.months.to_le_bytes());
+                buf.extend_from_slice(&v.days.to_le_bytes());
+                buf.extend_from_slice(&v.micros.to_le_bytes());
+            }
+            ColumnReader::List(..) => {
+                let v = self.list_payload(row);
+                put_varint(buf, tag(WIRE_LEN));
+                put_varint(buf, v.len() as u64);
+                buf.extend_from_slice(&v);
+            }
         }
+    }
+
+    /// An array value: the element count, then each element as a value entry with column id 0
+    /// (tag 0 for a NULL element).
+    fn list_payload(&self, row: usize) -> Vec<u8> {
+        let ColumnReader::List(lists, values) = self else {
+            unreachable!("list_payload of a list column")
+        };
+        let offsets = lists.value_offsets();
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let mut payload = Vec::new();
+        put_varint(&mut payload, (end - start) as u64);
+        for i in start..end {
+            if values.is_null(i) {
+                put_varint(&mut payload, 0);
+            } else {
+                values.write_value(i, &mut payload, 0);
+            }
+        }
+        payload
     }
 
     fn write_key(&self, row: usize, key: &mut KeyEncoder) {
@@ -173,6 +225,13 @@ impl ColumnReader {
             ColumnReader::Bin(a) => key.bytes(a.value(row)),
             ColumnReader::Date(a) => key.i32(a.value(row)),
             ColumnReader::Ts(a) => key.i64(a.value(row)),
+            ColumnReader::Time(a) => key.i64(a.value(row)),
+            // Equal intervals (`1 month`, `30 days`) are one key, as in PostgreSQL's btree.
+            ColumnReader::Interval(a) => {
+                key.i128(crate::interval::PgInterval::from_arrow(a.value(row)).span_micros())
+            }
+            // Arrays are refused as key and index columns; equal arrays still make equal keys.
+            ColumnReader::List(..) => key.bytes(&self.list_payload(row)),
         };
     }
 
@@ -204,6 +263,13 @@ impl ColumnReader {
                 .value_as_datetime(row)
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
+            ColumnReader::Time(a) => crate::interval::time_text(a.value(row)),
+            ColumnReader::Interval(a) => {
+                crate::interval::text(crate::interval::PgInterval::from_arrow(a.value(row)))
+            }
+            ColumnReader::List(a, _) => {
+                crate::pg_encode::row_text(&[Arc::new(a.clone()) as ArrayRef], row)
+            }
         }
     }
 }
@@ -276,12 +342,14 @@ impl<'a> RowEncoder<'a> {
             .iter()
             .zip(columns)
             .map(|(col, array)| match col.ty {
-                SqlType::Char { len } => ColumnReader::new(col, &blank_pad(array, len as usize)?),
-                SqlType::Uuid => ColumnReader::new(col, &canonical_uuids(array)?),
-                SqlType::Json | SqlType::Jsonb => {
-                    ColumnReader::new(col, &stored_json(array, col.ty)?)
+                SqlType::Char { len } => {
+                    ColumnReader::new(col.ty, &blank_pad(array, len as usize)?)
                 }
-                _ => ColumnReader::new(col, array),
+                SqlType::Uuid => ColumnReader::new(col.ty, &canonical_uuids(array)?),
+                SqlType::Json | SqlType::Jsonb => {
+                    ColumnReader::new(col.ty, &stored_json(array, col.ty)?)
+                }
+                _ => ColumnReader::new(col.ty, array),
             })
             .collect::<SqlResult<Vec<_>>>()?;
         let mut value_order: Vec<usize> = (0..def.columns.len()).collect();
@@ -408,6 +476,14 @@ enum ColumnBuilder {
     Bin(BinaryBuilder),
     Date(Date32Builder),
     Ts(TimestampMicrosecondBuilder, bool),
+    Time(Time64MicrosecondBuilder),
+    Interval(IntervalMonthDayNanoBuilder),
+    List {
+        field: FieldRef,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+        values: Box<ColumnBuilder>,
+    },
 }
 
 impl ColumnBuilder {
@@ -432,6 +508,19 @@ impl ColumnBuilder {
             SqlType::Date => ColumnBuilder::Date(Date32Builder::new()),
             SqlType::Timestamp => ColumnBuilder::Ts(TimestampMicrosecondBuilder::new(), false),
             SqlType::Timestamptz => ColumnBuilder::Ts(TimestampMicrosecondBuilder::new(), true),
+            SqlType::Time => ColumnBuilder::Time(Time64MicrosecondBuilder::new()),
+            SqlType::Interval => ColumnBuilder::Interval(IntervalMonthDayNanoBuilder::new()),
+            SqlType::Array { element } => {
+                let DataType::List(field) = ty.arrow_type() else {
+                    unreachable!("an array column is an Arrow list")
+                };
+                ColumnBuilder::List {
+                    field,
+                    offsets: vec![0],
+                    valid: Vec::new(),
+                    values: Box::new(ColumnBuilder::new(element.sql_type())),
+                }
+            }
         }
     }
 
@@ -448,6 +537,12 @@ impl ColumnBuilder {
             ColumnBuilder::Bin(b) => b.append_null(),
             ColumnBuilder::Date(b) => b.append_null(),
             ColumnBuilder::Ts(b, _) => b.append_null(),
+            ColumnBuilder::Time(b) => b.append_null(),
+            ColumnBuilder::Interval(b) => b.append_null(),
+            ColumnBuilder::List { offsets, valid, .. } => {
+                offsets.push(*offsets.last().expect("offsets start with 0"));
+                valid.push(false);
+            }
         }
     }
 
@@ -504,6 +599,46 @@ impl ColumnBuilder {
                 b.append_value(p);
                 true
             }
+            (ColumnBuilder::Time(b), WIRE_8) => {
+                b.append_value(i64::from_le_bytes(arr(p)));
+                true
+            }
+            (ColumnBuilder::Interval(b), WIRE_16) => {
+                b.append_value(
+                    crate::interval::PgInterval {
+                        months: i32::from_le_bytes(arr(&p[..4])),
+                        days: i32::from_le_bytes(arr(&p[4..8])),
+                        micros: i64::from_le_bytes(arr(&p[8..])),
+                    }
+                    .to_arrow(),
+                );
+                true
+            }
+            (
+                ColumnBuilder::List {
+                    offsets,
+                    valid,
+                    values,
+                    ..
+                },
+                WIRE_LEN,
+            ) => {
+                let mut cur = p;
+                let count = get_varint(&mut cur).map_err(|_| corrupt("truncated array"))?;
+                for _ in 0..count {
+                    let tag = get_varint(&mut cur).map_err(|_| corrupt("truncated array"))?;
+                    let wire = tag & 7;
+                    if wire == 0 {
+                        values.append_null();
+                    } else {
+                        values.append(wire, read_payload(&mut cur, wire)?)?;
+                    }
+                }
+                let end = offsets.last().expect("offsets start with 0") + count as i32;
+                offsets.push(end);
+                valid.push(true);
+                cur.is_empty()
+            }
             _ => false,
         };
         if ok {
@@ -537,8 +672,45 @@ impl ColumnBuilder {
                     Arc::new(a)
                 }
             }
+            ColumnBuilder::Time(b) => Arc::new(b.finish()),
+            ColumnBuilder::Interval(b) => Arc::new(b.finish()),
+            ColumnBuilder::List {
+                field,
+                offsets,
+                valid,
+                values,
+            } => {
+                let offsets =
+                    OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(ListArray::new(
+                    field.clone(),
+                    offsets,
+                    values.finish(),
+                    Some(nulls),
+                ))
+            }
         }
     }
+}
+
+/// The payload of a value entry of wire type `wire`, taken from the front of `cur`.
+fn read_payload<'a>(cur: &mut &'a [u8], wire: u64) -> SqlResult<&'a [u8]> {
+    let len = match wire {
+        WIRE_1 => 1,
+        WIRE_2 => 2,
+        WIRE_4 => 4,
+        WIRE_8 => 8,
+        WIRE_16 => 16,
+        WIRE_LEN => get_varint(cur).map_err(|_| corrupt("truncated length"))? as usize,
+        _ => return Err(corrupt("unknown wire type")),
+    };
+    if cur.len() < len {
+        return Err(corrupt("truncated payload"));
+    }
+    let (payload, rest) = cur.split_at(len);
+    *cur = rest;
+    Ok(payload)
 }
 
 fn corrupt(what: &str) -> SqlError {
@@ -588,20 +760,7 @@ impl RowDecoder {
         while cur.has_remaining() {
             let tag = get_varint(&mut cur).map_err(|_| corrupt("truncated tag"))?;
             let (id, wire) = ((tag >> 3) as u32, tag & 7);
-            let len = match wire {
-                WIRE_1 => 1,
-                WIRE_2 => 2,
-                WIRE_4 => 4,
-                WIRE_8 => 8,
-                WIRE_16 => 16,
-                WIRE_LEN => get_varint(&mut cur).map_err(|_| corrupt("truncated length"))? as usize,
-                _ => return Err(corrupt("unknown wire type")),
-            };
-            if cur.len() < len {
-                return Err(corrupt("truncated payload"));
-            }
-            let (payload, rest) = cur.split_at(len);
-            cur = rest;
+            let payload = read_payload(&mut cur, wire)?;
             while next < self.wanted.len() && self.wanted[next].0 < id {
                 self.builders[self.wanted[next].1].append_null();
                 next += 1;

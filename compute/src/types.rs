@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as SqlDataType, ExactNumberInfo, TimezoneInfo,
+    ArrayElemTypeDef, CharacterLength, DataType as SqlDataType, ExactNumberInfo, TimezoneInfo,
 };
 use pgwire::api::Type;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,82 @@ pub enum SqlType {
     Json,
     /// Stored as PostgreSQL prints it (see `json`).
     Jsonb,
+    /// `time` (without time zone): microseconds since midnight.
+    Time,
+    /// Months, days and microseconds, kept apart as PostgreSQL keeps them (see `interval`).
+    Interval,
+    /// A one-dimensional array `element[]` (PostgreSQL does not enforce the dimensions a column
+    /// declares either).
+    Array {
+        element: ArrayElement,
+    },
+}
+
+/// The element types an array column can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrayElement {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Text,
+    Varchar,
+    Date,
+    Timestamp,
+    Timestamptz,
+}
+
+impl ArrayElement {
+    pub fn sql_type(self) -> SqlType {
+        match self {
+            ArrayElement::Bool => SqlType::Bool,
+            ArrayElement::Int2 => SqlType::Int2,
+            ArrayElement::Int4 => SqlType::Int4,
+            ArrayElement::Int8 => SqlType::Int8,
+            ArrayElement::Float4 => SqlType::Float4,
+            ArrayElement::Float8 => SqlType::Float8,
+            ArrayElement::Numeric => SqlType::Numeric {
+                precision: UNCONSTRAINED_NUMERIC_PRECISION,
+                scale: UNCONSTRAINED_NUMERIC_SCALE,
+                constrained: false,
+            },
+            ArrayElement::Text => SqlType::Text,
+            ArrayElement::Varchar => SqlType::Varchar { max_len: None },
+            ArrayElement::Date => SqlType::Date,
+            ArrayElement::Timestamp => SqlType::Timestamp,
+            ArrayElement::Timestamptz => SqlType::Timestamptz,
+        }
+    }
+
+    fn of(ty: SqlType) -> SqlResult<ArrayElement> {
+        Ok(match ty {
+            SqlType::Bool => ArrayElement::Bool,
+            SqlType::Int2 => ArrayElement::Int2,
+            SqlType::Int4 => ArrayElement::Int4,
+            SqlType::Int8 => ArrayElement::Int8,
+            SqlType::Float4 => ArrayElement::Float4,
+            SqlType::Float8 => ArrayElement::Float8,
+            SqlType::Numeric {
+                constrained: false, ..
+            } => ArrayElement::Numeric,
+            SqlType::Text => ArrayElement::Text,
+            SqlType::Varchar { max_len: None } => ArrayElement::Varchar,
+            SqlType::Date => ArrayElement::Date,
+            SqlType::Timestamp => ArrayElement::Timestamp,
+            SqlType::Timestamptz => ArrayElement::Timestamptz,
+            SqlType::Array { element } => element,
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "arrays of {}",
+                    other.display_name()
+                )))
+            }
+        })
+    }
 }
 
 impl SqlType {
@@ -89,6 +165,15 @@ impl SqlType {
                 SqlType::Timestamp
             }
             D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::Timestamptz,
+            D::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Time,
+            D::Interval {
+                fields: None,
+                precision: None,
+            } => SqlType::Interval,
+            D::Array(ArrayElemTypeDef::SquareBracket(element, _))
+            | D::Array(ArrayElemTypeDef::AngleBracket(element)) => SqlType::Array {
+                element: ArrayElement::of(SqlType::from_sql(element)?)?,
+            },
             D::Custom(name, args) if args.is_empty() => {
                 match name.to_string().to_ascii_lowercase().as_str() {
                     "timestamptz" => SqlType::Timestamptz,
@@ -102,6 +187,16 @@ impl SqlType {
                     "uuid" => SqlType::Uuid,
                     "json" => SqlType::Json,
                     "jsonb" => SqlType::Jsonb,
+                    "interval" => SqlType::Interval,
+                    "time" => SqlType::Time,
+                    array if array.starts_with('_') => {
+                        let element = parse_type_name(&array[1..])
+                            .and_then(|t| SqlType::from_sql(&t).ok())
+                            .ok_or_else(|| unknown_type(array))?;
+                        SqlType::Array {
+                            element: ArrayElement::of(element)?,
+                        }
+                    }
                     other => return Err(unknown_type(other)),
                 }
             }
@@ -137,6 +232,9 @@ impl SqlType {
             SqlType::Timestamptz => {
                 DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC)))
             }
+            SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
+            SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            SqlType::Array { element } => list_of(element.sql_type().arrow_type()),
         }
     }
 
@@ -159,6 +257,22 @@ impl SqlType {
             SqlType::Uuid => Type::UUID,
             SqlType::Json => Type::JSON,
             SqlType::Jsonb => Type::JSONB,
+            SqlType::Time => Type::TIME,
+            SqlType::Interval => Type::INTERVAL,
+            SqlType::Array { element } => {
+                array_type_of(&element.sql_type().pg_type()).unwrap_or(Type::TEXT_ARRAY)
+            }
+        }
+    }
+
+    /// Whether a column of this type can be part of a primary key or an index: arrays cannot
+    /// yet (0A000).
+    pub fn check_indexable(&self, column: &str) -> SqlResult<()> {
+        match self {
+            SqlType::Array { .. } => Err(SqlError::unsupported(format!(
+                "array column \"{column}\" in a key or index"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -222,6 +336,9 @@ impl SqlType {
             SqlType::Uuid => "uuid".into(),
             SqlType::Json => "json".into(),
             SqlType::Jsonb => "jsonb".into(),
+            SqlType::Time => "time without time zone".into(),
+            SqlType::Interval => "interval".into(),
+            SqlType::Array { element } => format!("{}[]", element.sql_type().display_name()),
         }
     }
 }
@@ -273,6 +390,32 @@ fn varchar_len(len: Option<&CharacterLength>) -> SqlResult<Option<u32>> {
             Err(SqlError::syntax("VARCHAR(MAX) is not PostgreSQL syntax"))
         }
     }
+}
+
+fn parse_type_name(name: &str) -> Option<SqlDataType> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(name)
+        .ok()?
+        .parse_data_type()
+        .ok()
+}
+
+/// Arrow's list of `element` values: what an array is to DataFusion.
+pub fn list_of(element: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(element, true)))
+}
+
+/// The array type whose elements are `element` (`int4` → `int4[]`).
+pub fn array_type_of(element: &Type) -> Option<Type> {
+    let oid = crate::pg_catalog::builtin_array_oid(i64::from(element.oid()))?;
+    Type::from_oid(u32::try_from(oid).ok()?)
+}
+
+/// The element type of an array type (`int4[]` → `int4`).
+pub fn element_type_of(array: &Type) -> Option<Type> {
+    let oid = crate::pg_catalog::builtin_array_element(i64::from(array.oid()))?;
+    Type::from_oid(u32::try_from(oid).ok()?)
 }
 
 fn unknown_type(name: &str) -> SqlError {
@@ -335,6 +478,17 @@ pub fn pg_type_of_arrow(t: &DataType) -> Type {
         DataType::Date32 | DataType::Date64 => Type::DATE,
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
+        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            // A list of lists is a multidimensional array of the innermost type.
+            let element = pg_type_of_arrow(f.data_type());
+            if element_type_of(&element).is_some() {
+                element
+            } else {
+                array_type_of(&element).unwrap_or(Type::TEXT_ARRAY)
+            }
+        }
         _ => Type::TEXT,
     }
 }
@@ -345,7 +499,7 @@ pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
         Type::BOOL => DataType::Boolean,
         Type::INT2 => DataType::Int16,
         Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
+        Type::INT8 | Type::OID => DataType::Int64,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 => DataType::Float64,
         Type::TEXT
@@ -363,7 +517,9 @@ pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
         Type::NUMERIC => {
             DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE)
         }
-        _ => return None,
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+        _ => list_of(arrow_type_of_pg(&element_type_of(t)?)?),
     })
 }
 

@@ -1,5 +1,6 @@
 """psycopg 3 smoke suite: what an application does on connect and in a typical session."""
 
+from datetime import time, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -73,13 +74,24 @@ def test_select_in_binary_format(conn):
         assert cur.fetchall() == ROWS
 
 
-@strata_gap(
-    "no array types: a list parameter is bound as int2[] (OID 1005); `id = ANY($1)` is answered "
-    "42883 'array_has does not support type Utf8' at Execute",
-    raises=errors.UndefinedFunction,
-)
 def test_list_parameter_with_any(conn):
     assert conn.execute("SELECT id FROM smoke WHERE id = ANY(%s) ORDER BY id", ([1, 3],)).fetchall() == [(1,), (3,)]
+
+
+def test_arrays_time_and_interval_round_trip(conn):
+    conn.execute("CREATE TABLE shapes (id int PRIMARY KEY, tags text[], nums bigint[], at time, span interval)")
+    try:
+        row = (["a", "b c", None, ""], [1, 2**40], time(8, 30, 0, 500000), timedelta(days=-1, hours=2, microseconds=5))
+        # Text parameters (psycopg's default), then binary ones.
+        conn.execute("INSERT INTO shapes VALUES (%s, %s, %s, %s, %s)", (1, *row))
+        conn.execute("INSERT INTO shapes VALUES (%b, %b, %b, %b, %b)", (2, *row))
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                cur.execute("SELECT tags, nums, at, span FROM shapes ORDER BY id")
+                assert [d.type_code for d in cur.description] == [1009, 1016, 1083, 1186]
+                assert cur.fetchall() == [row, row]
+    finally:
+        conn.execute("DROP TABLE shapes")
 
 
 def test_update_and_delete_with_parameters(conn):

@@ -140,6 +140,9 @@ pub async fn add_index(
                 })
         })
         .collect::<SqlResult<Vec<_>>>()?;
+    for &p in &positions {
+        def.columns[p].ty.check_indexable(&def.columns[p].name)?;
+    }
     let name = match new.name {
         Some(name) => name,
         None => choose_name(

@@ -190,6 +190,7 @@ pub async fn create_table(
                 format!("column \"{col_name}\" named in key does not exist"),
             ));
         };
+        col.ty.check_indexable(&col.name)?;
         if pk_ids.contains(&col.id) {
             return Err(SqlError::new(
                 sqlstate::DUPLICATE_COLUMN,
@@ -426,6 +427,7 @@ pub async fn add_primary_key(
                 ),
             ));
         };
+        col.ty.check_indexable(&col.name)?;
         if new.primary_key.contains(&col.id) {
             return Err(SqlError::new(
                 sqlstate::DUPLICATE_COLUMN,

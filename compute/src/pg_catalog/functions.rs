@@ -255,6 +255,36 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                 Ok(Arc::new(StringArray::from(out)) as ArrayRef)
             },
         ),
+        // `set_config(name, value, false)`: SET, as a function (what drivers call on connect).
+        function_with(
+            Volatility::Volatile,
+            "set_config",
+            &[3],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let names = texts(arg(args, 0)?)?;
+                let values = texts(arg(args, 1)?)?;
+                let local = cast(arg(args, 2)?, &DataType::Boolean)?;
+                let local = local.as_boolean();
+                let mut settings = h.settings.lock().expect("settings lock");
+                let mut out = Vec::with_capacity(rows);
+                for i in 0..rows {
+                    let (Some(name), Some(value)) = (&names[i], &values[i]) else {
+                        out.push(None);
+                        continue;
+                    };
+                    if local.is_valid(i) && local.value(i) {
+                        return Err(sql_error(SqlError::unsupported(
+                            "set_config with is_local = true",
+                        )));
+                    }
+                    settings.set(name, value).map_err(sql_error)?;
+                    out.push(Some(settings.get(name).map_err(sql_error)?.1));
+                }
+                Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+            },
+        ),
         // Where this session reads: its `strata.as_of` pin, else its snapshot (the LSN of the
         // last commit it sees), printed as PostgreSQL prints LSNs.
         function(

@@ -586,8 +586,41 @@ fn rewrite(expr: &Expr) -> Option<Expr> {
             data_type,
             ..
         } => rewrite_cast(expr, inner, data_type),
+        // `TIME '08:00'`: microseconds, as `time` columns hold (DataFusion makes nanoseconds).
+        Expr::TypedString(typed) if is_time(&typed.data_type) => {
+            Some(input_call(&Expr::Value(typed.value.clone()), "time"))
+        }
+        // `INTERVAL '1 day 02:00'`: read by PostgreSQL's rules, not Arrow's.
+        Expr::Interval(interval)
+            if interval.leading_field.is_none()
+                && interval.leading_precision.is_none()
+                && interval.last_field.is_none()
+                && interval.fractional_seconds_precision.is_none() =>
+        {
+            Some(input_call(&interval.value, "interval"))
+        }
         _ => None,
     }
+}
+
+/// `time` / `time without time zone`.
+fn is_time(data_type: &DataType) -> bool {
+    use datafusion::sql::sqlparser::ast::TimezoneInfo;
+    matches!(
+        data_type,
+        DataType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone)
+    )
+}
+
+/// `strata_input(value, 'type')` (see `text_input`).
+fn input_call(value: &Expr, type_name: &str) -> Expr {
+    call(
+        crate::text_input::INPUT_FUNCTION,
+        vec![
+            value.clone(),
+            Expr::value(Value::SingleQuotedString(type_name.to_string())),
+        ],
+    )
 }
 
 /// `'{0}'` compared with a catalog array column (`pol.polroles = '{0}'`) becomes
@@ -829,6 +862,21 @@ fn cast_type_name(data_type: &DataType) -> Option<String> {
 }
 
 fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
+    // Text into an array, an interval or a time: Arrow's cast reads none of them as PostgreSQL
+    // does. (A parameter keeps its cast, which gives it its type.)
+    let text = matches!(inner, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let parameter = matches!(inner, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+    match data_type {
+        DataType::Interval { .. } if !parameter => return Some(input_call(inner, "interval")),
+        t if is_time(t) && !parameter => return Some(input_call(inner, "time")),
+        DataType::Array(_) if text => {
+            let name = data_type.to_string().to_lowercase();
+            if crate::text_input::type_by_name(&name).is_some() {
+                return Some(input_call(inner, &name));
+            }
+        }
+        _ => {}
+    }
     let type_name = cast_type_name(data_type)?;
     let inner = inner.clone();
     let with_type = |sql_type: &str| -> Option<Expr> {

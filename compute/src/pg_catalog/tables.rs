@@ -235,6 +235,11 @@ const PG_POLICY: Columns = &[
     ("polroles", Oids), ("polqual", Text), ("polwithcheck", Text),
 ];
 #[rustfmt::skip]
+const PG_RANGE: Columns = &[
+    ("rngtypid", Oid), ("rngsubtype", Oid), ("rngmultitypid", Oid), ("rngcollation", Oid),
+    ("rngsubopc", Oid), ("rngcanonical", Text), ("rngsubdiff", Text),
+];
+#[rustfmt::skip]
 const PG_STATISTIC_EXT: Columns = &[
     ("oid", Oid), ("stxrelid", Oid), ("stxname", Text), ("stxnamespace", Oid), ("stxowner", Oid),
     ("stxstattarget", I32), ("stxkeys", I16s), ("stxkind", Texts),
@@ -319,6 +324,7 @@ pub const TABLES: &[(&str, Columns)] = &[
     ("pg_publication", PG_PUBLICATION),
     ("pg_publication_namespace", PG_PUBLICATION_NAMESPACE),
     ("pg_publication_rel", PG_PUBLICATION_REL),
+    ("pg_range", PG_RANGE),
     ("pg_roles", PG_ROLES),
     ("pg_sequence", PG_SEQUENCE),
     ("pg_settings", PG_SETTINGS),

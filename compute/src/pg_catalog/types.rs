@@ -49,6 +49,8 @@ pub const BUILTIN_TYPES: &[BuiltinType] = &[
     t(1082, "date", 4, "D", 1182, 0),
     t(1114, "timestamp", 8, "D", 1115, 0),
     t(1184, "timestamptz", 8, "D", 1185, 0),
+    t(1083, "time", 8, "D", 1183, 0),
+    t(1186, "interval", 16, "T", 1187, 0),
     t(1700, "numeric", -1, "N", 1231, 0),
     t(2205, "regclass", 4, "N", 2210, 0),
     t(2950, "uuid", 16, "U", 2951, 0),
@@ -71,6 +73,8 @@ pub const BUILTIN_TYPES: &[BuiltinType] = &[
     t(1182, "_date", -1, "A", 0, 1082),
     t(1115, "_timestamp", -1, "A", 0, 1114),
     t(1185, "_timestamptz", -1, "A", 0, 1184),
+    t(1183, "_time", -1, "A", 0, 1083),
+    t(1187, "_interval", -1, "A", 0, 1186),
     t(1231, "_numeric", -1, "A", 0, 1700),
     t(2951, "_uuid", -1, "A", 0, 2950),
     t(199, "_json", -1, "A", 0, 114),
@@ -81,6 +85,18 @@ pub fn builtin_type(oid: i64) -> Option<&'static BuiltinType> {
     BUILTIN_TYPES.iter().find(|t| t.oid == oid)
 }
 
+/// The oid of the array type of `element`.
+pub fn builtin_array_oid(element: i64) -> Option<i64> {
+    builtin_type(element).map(|t| t.array).filter(|a| *a != 0)
+}
+
+/// The element type's oid of an array type (not of `int2vector` or `oidvector`).
+pub fn builtin_array_element(array: i64) -> Option<i64> {
+    builtin_type(array)
+        .filter(|t| t.category == "A" && t.name.starts_with('_'))
+        .map(|t| t.element)
+}
+
 /// The oid of a type named as SQL names it (`integer`, `int4`, `pg_catalog.text`, `text[]`).
 pub fn type_oid_by_name(name: &str) -> Option<i64> {
     let name = name
@@ -89,7 +105,7 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         .to_ascii_lowercase();
     if let Some(element) = name.strip_suffix("[]") {
         let element = type_oid_by_name(element)?;
-        return builtin_type(element).map(|t| t.array).filter(|a| *a != 0);
+        return builtin_array_oid(element);
     }
     let canonical = match name.as_str() {
         "boolean" => "bool",
@@ -103,6 +119,7 @@ pub fn type_oid_by_name(name: &str) -> Option<i64> {
         "decimal" => "numeric",
         "timestamp without time zone" => "timestamp",
         "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
         other => other,
     };
     BUILTIN_TYPES
@@ -133,6 +150,7 @@ pub fn format_type(oid: i64, typmod: Option<i32>) -> Option<String> {
         ("numeric", Some(m)) => format!("numeric({},{})", (m - 4) >> 16, (m - 4) & 0xffff),
         ("timestamp", _) => "timestamp without time zone".into(),
         ("timestamptz", _) => "timestamp with time zone".into(),
+        ("time", _) => "time without time zone".into(),
         (name, _) => name.into(),
     })
 }

@@ -164,6 +164,7 @@ impl Session {
             .chain(crate::sequence::functions::all(&handle))
             .chain(crate::uuid_functions::all())
             .chain(crate::json::all())
+            .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
         }

@@ -189,6 +189,7 @@ impl Session {
                         return Err(SqlError::undefined_table(&table));
                     };
                     crate::insert_defaults::fill_defaults(&mut bare, &def)?;
+                    crate::insert_defaults::typed_text_literals(&mut bare, &def)?;
                     match on {
                         None => {}
                         Some(OnInsert::OnConflict(c)) => {

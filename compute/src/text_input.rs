@@ -1,0 +1,279 @@
+//! Text into typed values as PostgreSQL's input functions read it, where Arrow's casts read
+//! differently: `interval` (`'1 day 02:00:00'`) and arrays (`'{1,2,3}'`, which Arrow would take
+//! as a one-element list).
+//!
+//! Used for text parameters, for values assigned to columns (INSERT, UPDATE, the fast path) and
+//! for casts, as `strata_input(x, 'type')` (what `x::interval` and `'{…}'::int[]` become).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::pg_array::{self, Item};
+use crate::types::pg_type_of_arrow;
+
+/// What a cast to a type Arrow cannot read from text is rewritten to: `strata_input(x, 'type')`.
+pub const INPUT_FUNCTION: &str = "strata_input";
+
+/// Whether text becomes a `target` value through this module rather than an Arrow cast.
+pub fn needs_parser(target: &DataType) -> bool {
+    matches!(
+        target,
+        DataType::Interval(_) | DataType::List(_) | DataType::Time64(_)
+    )
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// A text value as a value of `target`, as PostgreSQL's input function for the type reads it.
+pub fn parse_value(text: &str, target: &DataType) -> SqlResult<ScalarValue> {
+    match target {
+        DataType::Interval(_) => {
+            let v = crate::interval::parse(text)?.to_arrow();
+            Ok(ScalarValue::IntervalMonthDayNano(Some(v)).cast_to(target)?)
+        }
+        DataType::List(element) => {
+            let items = pg_array::parse(text)?;
+            list_value(&items, element, text)
+        }
+        DataType::Time64(_) => ScalarValue::Utf8(Some(text.trim().to_string()))
+            .cast_to(target)
+            .map_err(|_| {
+                SqlError::new(
+                    sqlstate::INVALID_DATETIME_FORMAT,
+                    format!("invalid input syntax for type time: \"{text}\""),
+                )
+            }),
+        _ => ScalarValue::Utf8(Some(text.to_string()))
+            .cast_to(target)
+            .map_err(|_| invalid_input(target, text)),
+    }
+}
+
+fn invalid_input(target: &DataType, text: &str) -> SqlError {
+    SqlError::new(
+        sqlstate::INVALID_TEXT_REPRESENTATION,
+        format!(
+            "invalid input syntax for type {}: \"{text}\"",
+            crate::pg_catalog::format_type(i64::from(pg_type_of_arrow(target).oid()), None)
+                .unwrap_or_else(|| pg_type_of_arrow(target).name().to_string())
+        ),
+    )
+}
+
+fn list_value(items: &[Item], element: &FieldRef, whole: &str) -> SqlResult<ScalarValue> {
+    let values = items
+        .iter()
+        .map(|item| match (item, element.data_type()) {
+            (Item::Element(None), t) => Ok(ScalarValue::try_from(t)?),
+            (Item::Element(Some(_)), DataType::List(_)) => Err(SqlError::new(
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!("malformed array literal: \"{whole}\""),
+            )),
+            (Item::Element(Some(text)), t) => parse_value(text, t),
+            (Item::Array(inner), DataType::List(f)) => list_value(inner, f, whole),
+            // `{{1,2},{3,4}}` for a one-dimensional type: PostgreSQL keeps the dimensions; a
+            // list of lists is not the column's type.
+            (Item::Array(_), _) => Err(SqlError::unsupported(
+                "multidimensional array values for a one-dimensional array type",
+            )),
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    Ok(ScalarValue::List(ScalarValue::new_list(
+        &values,
+        element.data_type(),
+        element.is_nullable(),
+    )))
+}
+
+/// `array` converted to `target` as an assignment to a column of that type converts it: text
+/// is read by the type's input function, anything else is cast (and a failing cast is an error,
+/// not a NULL).
+pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    if is_text(array.data_type()) && needs_parser(target) {
+        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+        let values = text
+            .as_string::<i32>()
+            .iter()
+            .map(|v| match v {
+                Some(t) => parse_value(t, target),
+                None => Ok(ScalarValue::try_from(target)?),
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        if values.is_empty() {
+            return Ok(datafusion::arrow::array::new_empty_array(target));
+        }
+        return Ok(ScalarValue::iter_to_array(values)?);
+    }
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    Ok(cast_with_options(array, target, &options)?)
+}
+
+/// [`cast_array`] for one value.
+pub fn cast_scalar(value: &ScalarValue, target: &DataType) -> SqlResult<ScalarValue> {
+    if &value.data_type() == target {
+        return Ok(value.clone());
+    }
+    if value.is_null() {
+        return Ok(ScalarValue::try_from(target)?);
+    }
+    let array = cast_array(&value.to_array()?, target)?;
+    Ok(ScalarValue::try_from_array(&array, 0)?)
+}
+
+/// The Arrow type of a type named in SQL (`interval`, `int4[]`, `text[]`, `time`).
+pub fn type_by_name(name: &str) -> Option<DataType> {
+    let oid = crate::pg_catalog::type_oid_by_name(name)?;
+    let ty = pgwire::api::Type::from_oid(u32::try_from(oid).ok()?)?;
+    crate::types::arrow_type_of_pg(&ty)
+}
+
+/// `strata_input(value, 'type')`: `value` read as a value of column type `ty`.
+pub fn input_call(
+    value: datafusion::sql::sqlparser::ast::Expr,
+    ty: crate::types::SqlType,
+) -> datafusion::sql::sqlparser::ast::Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, ObjectName, Value,
+    };
+    let type_name = match ty {
+        crate::types::SqlType::Array { element } => {
+            format!("{}[]", element.sql_type().pg_type().name())
+        }
+        other => other.pg_type().name().to_string(),
+    };
+    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(INPUT_FUNCTION)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                arg(value),
+                arg(Expr::value(Value::SingleQuotedString(type_name))),
+            ],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct InputFunction {
+    signature: Signature,
+}
+
+pub fn all() -> Vec<ScalarUDF> {
+    vec![ScalarUDF::new_from_impl(InputFunction {
+        signature: Signature::any(2, Volatility::Immutable),
+    })]
+}
+
+fn target_of(args: &ReturnFieldArgs) -> DFResult<DataType> {
+    let name = match args.scalar_arguments.get(1).copied().flatten() {
+        Some(ScalarValue::Utf8(Some(name))) => name.clone(),
+        _ => {
+            return Err(datafusion::common::DataFusionError::Internal(format!(
+                "{INPUT_FUNCTION} needs a type name"
+            )))
+        }
+    };
+    type_by_name(&name).ok_or_else(|| {
+        SqlError::new(
+            sqlstate::UNDEFINED_OBJECT,
+            format!("type \"{name}\" does not exist"),
+        )
+        .into_datafusion()
+    })
+}
+
+impl ScalarUDFImpl for InputFunction {
+    fn name(&self) -> &str {
+        INPUT_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Err(datafusion::common::DataFusionError::Internal(
+            "return_field_from_args gives the type".into(),
+        ))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        Ok(Arc::new(Field::new(
+            INPUT_FUNCTION,
+            target_of(&args)?,
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let target = args.return_field.data_type().clone();
+        let arrays = ColumnarValue::values_to_arrays(&args.args[..1])?;
+        let values = if arrays[0].data_type() == &DataType::Null {
+            datafusion::arrow::array::new_null_array(&target, arrays[0].len())
+        } else {
+            cast_array(&arrays[0], &target).map_err(|e| e.into_datafusion())?
+        };
+        Ok(ColumnarValue::Array(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::IntervalUnit;
+
+    const INTERVAL_TYPE: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+
+    #[test]
+    fn reads_arrays_and_intervals_from_text() {
+        let ints = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        let v = parse_value("{1, NULL,3}", &ints).unwrap();
+        assert_eq!(v.to_string(), "[1, , 3]");
+        assert_eq!(
+            parse_value("{1,x}", &ints).unwrap_err().code,
+            sqlstate::INVALID_TEXT_REPRESENTATION
+        );
+        let v = parse_value("1 day 02:00:00", &INTERVAL_TYPE).unwrap();
+        assert_eq!(
+            crate::interval::text(crate::interval::PgInterval::from_arrow(match v {
+                ScalarValue::IntervalMonthDayNano(Some(v)) => v,
+                other => panic!("{other:?}"),
+            })),
+            "1 day 02:00:00"
+        );
+        let texts = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        let array: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            Some(r#"{a,"b c"}"#),
+            None,
+        ]));
+        let lists = cast_array(&array, &texts).unwrap();
+        assert_eq!(lists.len(), 2);
+        assert!(lists.is_null(1));
+    }
+}
