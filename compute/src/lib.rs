@@ -22,6 +22,7 @@ mod foreign_keys;
 mod indexes;
 mod insert_defaults;
 mod interval;
+mod interval_order;
 mod json;
 mod key_range;
 mod last_written;

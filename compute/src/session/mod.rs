@@ -143,6 +143,7 @@ impl Session {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
+        ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_udtf(
             crate::series::NAME,
