@@ -34,7 +34,24 @@ impl TableFunctionImpl for GenerateSeries {
     fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         if !exprs.iter().any(|e| e.contains_outer()) {
-            return self.builtin.call_with_args(args);
+            // The built-in takes only int64 integer bounds; a bound computed by a function
+            // returning int4 (`array_upper(…, 1)`, folded while planning) is widened.
+            let widened: Vec<datafusion::logical_expr::Expr> = exprs
+                .iter()
+                .map(|e| match e {
+                    datafusion::logical_expr::Expr::Literal(v, meta)
+                        if v.data_type().is_integer() && !v.is_null() =>
+                    {
+                        v.cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                            .map(|v| datafusion::logical_expr::Expr::Literal(v, meta.clone()))
+                            .unwrap_or_else(|_| e.clone())
+                    }
+                    other => other.clone(),
+                })
+                .collect();
+            return self
+                .builtin
+                .call_with_args(TableFunctionArgs::new(&widened, args.session()));
         }
         let (start, stop, step) = match exprs {
             [start, stop] => (start, stop, lit(1i64)),

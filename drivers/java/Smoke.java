@@ -112,6 +112,7 @@ public class Smoke {
         step("syntax error sqlstate", Smoke::syntaxError);
         step("prepared statement reuse", Smoke::preparedReuse);
         step("DatabaseMetaData.getTables", Smoke::metadataTables);
+        step("arrays, time and interval", Smoke::arraysAndIntervals);
 
         System.out.println();
         System.out.println(passed + " passed, " + failures.size() + " failed");
@@ -428,6 +429,33 @@ public class Smoke {
                 ps.executeQuery();
             });
             equal(intOf(scalar(c, "SELECT 2")), 2);
+        }
+    }
+
+    static void arraysAndIntervals() throws Exception {
+        try (Connection c = open()) {
+            try (Statement st = c.createStatement()) {
+                st.execute("CREATE TABLE tagged (id integer PRIMARY KEY, nums int[], tags text[], at time,"
+                        + " span interval)");
+            }
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO tagged VALUES (?, ?, ?, ?, ?::interval)")) {
+                ps.setInt(1, 1);
+                ps.setArray(2, c.createArrayOf("int4", new Integer[] {1, null, 3}));
+                ps.setArray(3, c.createArrayOf("text", new String[] {"a", "b c"}));
+                ps.setObject(4, java.time.LocalTime.of(8, 30, 15));
+                ps.setObject(5, new org.postgresql.util.PGInterval("1 day 02:03:04"));
+                equal(ps.executeUpdate(), 1);
+            }
+            try (PreparedStatement ps = c.prepareStatement("SELECT nums, tags, at, span FROM tagged WHERE id = ?")) {
+                ps.setInt(1, 1);
+                try (ResultSet rs = ps.executeQuery()) {
+                    check(rs.next(), "row 1");
+                    equal(Arrays.asList((Object[]) rs.getArray(1).getArray()), Arrays.asList(1, null, 3));
+                    equal(Arrays.asList((Object[]) rs.getArray(2).getArray()), Arrays.asList("a", "b c"));
+                    equal(rs.getObject(3, java.time.LocalTime.class), java.time.LocalTime.of(8, 30, 15));
+                    equal(rs.getObject(4), new org.postgresql.util.PGInterval(0, 0, 1, 2, 3, 4));
+                }
+            }
         }
     }
 

@@ -152,6 +152,21 @@ gap('result types of literals and aggregates',
     assert.deepEqual(res.rows[0], [1, '-4611684918915760121', '1.5000000000000000']);
   });
 
+test('arrays and intervals', async () => {
+  await pool.query('CREATE TABLE tagged (id integer PRIMARY KEY, nums int[], tags text[], span interval)');
+  // node-postgres sends a JS array as an array literal ('{"1","2"}') and parses int4[] and text[]
+  // results back into arrays.
+  await pool.query('INSERT INTO tagged VALUES ($1, $2, $3, $4)', [1, [1, 2, null], ['a', 'b c', ''], '1 day 02:03:04']);
+  const res = await pool.query({ text: 'SELECT nums, tags, span FROM tagged WHERE id = $1', values: [1], rowMode: 'array' });
+  assert.deepEqual(res.fields.map((f) => f.dataTypeID), [1007, 1009, 1186]);
+  const [nums, tags, span] = res.rows[0];
+  assert.deepEqual(nums, [1, 2, null]);
+  assert.deepEqual(tags, ['a', 'b c', '']);
+  assert.deepEqual({ days: span.days, hours: span.hours, minutes: span.minutes, seconds: span.seconds },
+    { days: 1, hours: 2, minutes: 3, seconds: 4 });
+  assert.equal(await scalar('SELECT id FROM tagged WHERE $1 = ANY(tags)', ['b c']), 1);
+});
+
 test('update and delete with parameters', async () => {
   let res = await pool.query('UPDATE smoke SET note = $1, amount = amount + $2 WHERE id = $3', ['changed', 1, 1]);
   assert.equal(res.rowCount, 1);
