@@ -31,11 +31,7 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
             (true, None) => (0..def.columns.len()).collect(),
         }
     } else {
-        insert
-            .columns
-            .iter()
-            .map(|c| column_position(def, c))
-            .collect::<SqlResult<_>>()?
+        listed_positions(insert, def)?
     };
     let missing: Vec<usize> = (0..def.columns.len())
         .filter(|i| !named.contains(i) && def.columns[*i].default.is_some())
@@ -107,18 +103,14 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
 /// does (`'{1,2}'` for an `int[]`, `'1 day 02:00'` for an `interval`) become
 /// `strata_input('…', 'type')`, which reads them with the type's input function.
 pub fn typed_text_literals(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
-    let Some(SetExpr::Values(values)) = insert.source.as_deref_mut().map(|q| q.body.as_mut())
-    else {
-        return Ok(());
-    };
     let positions: Vec<usize> = if insert.columns.is_empty() {
         (0..def.columns.len()).collect()
     } else {
-        insert
-            .columns
-            .iter()
-            .map(|c| column_position(def, c))
-            .collect::<SqlResult<_>>()?
+        listed_positions(insert, def)?
+    };
+    let Some(SetExpr::Values(values)) = insert.source.as_deref_mut().map(|q| q.body.as_mut())
+    else {
+        return Ok(());
     };
     for row in &mut values.rows {
         for (value, &col) in row.content.iter_mut().zip(&positions) {
@@ -131,6 +123,15 @@ pub fn typed_text_literals(insert: &mut Insert, def: &TableDef) -> SqlResult<()>
         }
     }
     Ok(())
+}
+
+/// The table positions of the columns an INSERT lists.
+fn listed_positions(insert: &Insert, def: &TableDef) -> SqlResult<Vec<usize>> {
+    insert
+        .columns
+        .iter()
+        .map(|c| column_position(def, c))
+        .collect()
 }
 
 fn values_width(values: &Values) -> SqlResult<usize> {
