@@ -83,16 +83,25 @@ fn decode_bytea_text(text: &str) -> SqlResult<Vec<u8>> {
     }
 }
 
+fn bad_binary(t: &Type) -> SqlError {
+    SqlError::new(
+        sqlstate::INVALID_BINARY_REPRESENTATION,
+        format!(
+            "incorrect binary data format in bind parameter of type {}",
+            t.name()
+        ),
+    )
+}
+
 fn decode_binary(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
-    let bad = || {
-        SqlError::new(
-            sqlstate::INVALID_BINARY_REPRESENTATION,
-            format!(
-                "incorrect binary data format in bind parameter of type {}",
-                t.name()
-            ),
-        )
-    };
+    if let Some(element) = crate::types::element_type_of(t) {
+        return decode_binary_array(&element, raw).ok_or_else(|| bad_binary(t))?;
+    }
+    decode_binary_scalar(t, raw)
+}
+
+fn decode_binary_scalar(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
+    let bad = || bad_binary(t);
     fn fixed<const N: usize>(raw: &[u8]) -> Option<[u8; N]> {
         raw.try_into().ok()
     }
@@ -143,10 +152,9 @@ fn decode_binary(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
             };
             ScalarValue::IntervalMonthDayNano(Some(v.to_arrow()))
         }
-        ref array if crate::types::element_type_of(array).is_some() => {
-            let element = crate::types::element_type_of(array).expect("checked");
-            decode_binary_array(&element, raw).ok_or_else(bad)??
-        }
+        Type::OID => ScalarValue::Int64(Some(i64::from(u32::from_be_bytes(
+            fixed(raw).ok_or_else(bad)?,
+        )))),
         Type::NUMERIC => {
             let (text, scale) = numeric_from_binary(raw).ok_or_else(bad)?;
             let precision = 38u8;
