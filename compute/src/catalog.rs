@@ -14,6 +14,8 @@
 //! - `m V <sequence id:u64>`              → a sequence's durable state (see `sequence`)
 //! - `m W <view id:u64>`                  → a view definition (JSON); views share ids and names
 //!   with tables and sequences
+//! - `m P <database> 0x00 <schema>`       → a schema made by `CREATE SCHEMA` (JSON); keyed by
+//!   name, so two concurrent `CREATE SCHEMA`s of one name conflict at commit
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,8 +30,15 @@ use crate::types::SqlType;
 
 /// The only database until `CREATE DATABASE` exists.
 pub const DEFAULT_DATABASE: &str = "postgres";
-/// The only schema until `CREATE SCHEMA` exists.
+/// The schema every database has, where unqualified names go by default.
 pub const DEFAULT_SCHEMA: &str = "public";
+/// Schemas that always exist, with their PostgreSQL oids: `public` and the system schemas.
+pub const BUILTIN_SCHEMAS: &[(&str, u64)] = &[
+    ("pg_toast", 99),
+    ("pg_catalog", 11),
+    (DEFAULT_SCHEMA, 2200),
+    ("information_schema", 13183),
+];
 /// Table ids start here, leaving room below for system tables.
 const FIRST_TABLE_ID: u64 = 16384;
 
@@ -102,6 +111,22 @@ pub struct SequenceDef {
     pub cycle: bool,
     /// `OWNED BY table.column` (table id, column id): dropped with the table.
     pub owned_by: Option<(u64, u32)>,
+}
+
+/// A schema as `CREATE SCHEMA` made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaDef {
+    /// The schema's oid (from the relation id counter).
+    pub id: u64,
+    pub database: String,
+    pub name: String,
+}
+
+/// A schema the session can see: a built-in one or one made by `CREATE SCHEMA`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaInfo {
+    pub oid: u64,
+    pub name: String,
 }
 
 /// A table as `CREATE TABLE` defined it.
@@ -201,6 +226,32 @@ pub fn table_name_key(database: &str, schema: &str, name: &str) -> Bytes {
     Bytes::from(k)
 }
 
+/// Key of a schema made by `CREATE SCHEMA`.
+pub fn schema_key(database: &str, name: &str) -> Bytes {
+    let mut k = vec![CATALOG_PREFIX, b'P'];
+    k.extend_from_slice(database.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    Bytes::from(k)
+}
+
+fn is_schema_key(key: &[u8]) -> bool {
+    matches!(key, [CATALOG_PREFIX, b'P', ..])
+}
+
+pub fn encode_schema_def(def: &SchemaDef) -> Bytes {
+    Bytes::from(serde_json::to_vec(def).expect("schema definitions serialize"))
+}
+
+pub fn decode_schema_def(value: &[u8]) -> SqlResult<SchemaDef> {
+    serde_json::from_slice(value).map_err(|e| {
+        SqlError::new(
+            crate::error::sqlstate::DATA_CORRUPTED,
+            format!("corrupt schema definition: {e}"),
+        )
+    })
+}
+
 /// Key of the table-id counter.
 pub fn next_table_id_key() -> Bytes {
     let mut k = vec![CATALOG_PREFIX, b'C'];
@@ -283,6 +334,8 @@ struct Tables {
     index_names: HashMap<(String, String), u64>,
     views: HashMap<u64, Arc<crate::views::ViewDef>>,
     view_names: HashMap<(String, String), u64>,
+    /// Schemas made by `CREATE SCHEMA`, by name.
+    schemas: HashMap<String, Arc<SchemaDef>>,
 }
 
 impl Tables {
@@ -408,6 +461,17 @@ impl Catalog {
         }
     }
 
+    /// A schema made by `CREATE SCHEMA`.
+    pub fn schema(&self, name: &str) -> Option<Arc<SchemaDef>> {
+        let t = self.tables.read().expect("catalog lock");
+        t.schemas.get(name).cloned()
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let t = self.tables.read().expect("catalog lock");
+        t.schemas.keys().cloned().collect()
+    }
+
     pub fn get(&self, schema: &str, name: &str) -> Option<Arc<TableDef>> {
         let t = self.tables.read().expect("catalog lock");
         t.by_name
@@ -461,6 +525,21 @@ impl Catalog {
     pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
         let mut definitions_changed = false;
         for (key, write) in writes {
+            if is_schema_key(key) {
+                let mut t = self.tables.write().expect("catalog lock");
+                match write {
+                    Some(value) => {
+                        let def = decode_schema_def(value)?;
+                        t.schemas.insert(def.name.clone(), Arc::new(def));
+                    }
+                    None => {
+                        let name = key.split(|b| *b == 0).nth(1).unwrap_or_default();
+                        t.schemas.remove(String::from_utf8_lossy(name).as_ref());
+                    }
+                }
+                definitions_changed = true;
+                continue;
+            }
             if let Some(id) = id_of_def_key(key, b'W') {
                 match write {
                     Some(value) => self.upsert_view(crate::views::decode_view_def(value)?),
@@ -581,6 +660,71 @@ impl CatalogView<'_> {
             .by_id
             .get(&id)
             .cloned())
+    }
+
+    /// A schema by name, as this view sees it (built-in, committed, or made by the transaction).
+    pub fn schema(&self, name: &str) -> SqlResult<Option<SchemaInfo>> {
+        if let Some((name, oid)) = BUILTIN_SCHEMAS.iter().find(|(n, _)| *n == name) {
+            return Ok(Some(SchemaInfo {
+                oid: *oid,
+                name: name.to_string(),
+            }));
+        }
+        let own = self
+            .txn
+            .and_then(|txn| txn.write(&schema_key(DEFAULT_DATABASE, name)));
+        let def = match own {
+            Some(Some(value)) => Some(Arc::new(decode_schema_def(value)?)),
+            Some(None) => None,
+            None => self.committed.schema(name),
+        };
+        Ok(def.map(|d| SchemaInfo {
+            oid: d.id,
+            name: d.name.clone(),
+        }))
+    }
+
+    /// Whether any schema made by `CREATE SCHEMA` may exist in this view.
+    pub fn has_user_schemas(&self) -> bool {
+        !self
+            .committed
+            .tables
+            .read()
+            .expect("catalog lock")
+            .schemas
+            .is_empty()
+            || self.txn.is_some_and(|txn| {
+                let prefix = schema_key(DEFAULT_DATABASE, "");
+                let end = prefix_end(&prefix).expect("prefix is not all 0xff");
+                !txn.writes_in(&prefix, &end).is_empty()
+            })
+    }
+
+    pub fn schema_exists(&self, name: &str) -> SqlResult<bool> {
+        Ok(self.schema(name)?.is_some())
+    }
+
+    /// Every schema, built-in ones first, then the others by name.
+    pub fn schemas(&self) -> Vec<SchemaInfo> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.committed.schema_names().into_iter().collect();
+        if let Some(txn) = self.txn {
+            let prefix = schema_key(DEFAULT_DATABASE, "");
+            let end = prefix_end(&prefix).expect("prefix is not all 0xff");
+            for (key, write) in txn.writes_in(&prefix, &end) {
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();
+                match write {
+                    Some(_) => names.insert(name),
+                    None => names.remove(&name),
+                };
+            }
+        }
+        BUILTIN_SCHEMAS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .chain(names)
+            .filter_map(|name| self.schema(&name).ok().flatten())
+            .collect()
     }
 
     /// Whether a table or sequence has this name (relations share one namespace).

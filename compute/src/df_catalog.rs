@@ -32,26 +32,38 @@ impl StrataCatalogProvider {
 
 impl CatalogProvider for StrataCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        vec![
-            PG_CATALOG.to_string(),
-            DEFAULT_SCHEMA.to_string(),
-            INFORMATION_SCHEMA.to_string(),
-        ]
+        self.handle
+            .slot
+            .with_catalog(&self.handle.primary.catalog, |view| view.schemas())
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
-            DEFAULT_SCHEMA => Some(Arc::new(StrataSchemaProvider {
-                primary: self.handle.primary.clone(),
-                slot: self.handle.slot.clone(),
-                schema: name.to_string(),
-                system: SystemSchema::pg_catalog(self.handle.clone()),
-            })),
             PG_CATALOG => Some(Arc::new(SystemSchema::pg_catalog(self.handle.clone()))),
             INFORMATION_SCHEMA => Some(Arc::new(SystemSchema::information_schema(
                 self.handle.clone(),
             ))),
-            _ => None,
+            _ => {
+                let exists = name == DEFAULT_SCHEMA
+                    || self
+                        .handle
+                        .slot
+                        .with_catalog(&self.handle.primary.catalog, |view| {
+                            view.schema_exists(name)
+                        })
+                        .unwrap_or(false);
+                exists.then(|| {
+                    Arc::new(StrataSchemaProvider {
+                        primary: self.handle.primary.clone(),
+                        slot: self.handle.slot.clone(),
+                        schema: name.to_string(),
+                        system: SystemSchema::pg_catalog(self.handle.clone()),
+                    }) as Arc<dyn SchemaProvider>
+                })
+            }
         }
     }
 }

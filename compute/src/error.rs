@@ -64,6 +64,10 @@ pub mod sqlstate {
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+    pub const RESERVED_NAME: &str = "42939";
+    pub const OBJECT_IN_USE: &str = "55006";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
@@ -285,8 +289,15 @@ fn from_schema(e: &SchemaError) -> SqlError {
 fn from_plan_message(msg: &str) -> SqlError {
     if let Some(rest) = msg.strip_prefix("table '") {
         if let Some(name) = rest.strip_suffix("' not found") {
-            let short = name.rsplit('.').next().unwrap_or(name);
-            return SqlError::undefined_table(short);
+            // DataFusion names the table fully; PostgreSQL as written (a name in another
+            // schema is qualified, one in `public` was most likely written bare).
+            let parts: Vec<&str> = name.split('.').collect();
+            let shown = match parts.as_slice() {
+                [.., "public", table] => table.to_string(),
+                [.., schema, table] => format!("{schema}.{table}"),
+                _ => name.to_string(),
+            };
+            return SqlError::undefined_table(&shown);
         }
     }
     if msg.contains("Invalid function") || msg.contains("No function matches") {

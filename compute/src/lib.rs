@@ -37,6 +37,7 @@ mod pg_text;
 mod primary;
 mod row_codec;
 mod scan;
+mod search_path;
 mod sequence;
 mod series;
 mod server;

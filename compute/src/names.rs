@@ -12,7 +12,9 @@ pub fn normalize(ident: &Ident) -> String {
     }
 }
 
-/// `(schema, name)` of a table name, which may be qualified with `public` (or the database).
+/// `(schema, name)` of a relation name, which may be qualified with a schema (and the
+/// database). An unqualified name is in `public`: names in other schemas were qualified before
+/// the statement got here (see `search_path`).
 pub fn table_name(name: &ObjectName) -> SqlResult<(String, String)> {
     let parts: Vec<String> = name
         .0
@@ -25,11 +27,12 @@ pub fn table_name(name: &ObjectName) -> SqlResult<(String, String)> {
         .collect::<SqlResult<_>>()?;
     match parts.as_slice() {
         [table] => Ok((DEFAULT_SCHEMA.to_string(), table.clone())),
-        [schema, table] | [_, schema, table] => {
-            if schema != DEFAULT_SCHEMA {
+        [schema, table] => Ok((schema.clone(), table.clone())),
+        [database, schema, table] => {
+            if database != crate::catalog::DEFAULT_DATABASE {
                 return Err(SqlError::new(
-                    sqlstate::INVALID_SCHEMA_NAME,
-                    format!("schema \"{schema}\" does not exist"),
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("cross-database references are not implemented: {name}"),
                 ));
             }
             Ok((schema.clone(), table.clone()))
@@ -38,6 +41,15 @@ pub fn table_name(name: &ObjectName) -> SqlResult<(String, String)> {
             "improper qualified name (too many dotted names): {name}"
         ))),
     }
+}
+
+/// Whether a relation name in a string has no schema (`s`, `"S"`, but not `public.s`).
+pub fn is_unqualified_text(text: &str) -> bool {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_object_name(false))
+        .is_ok_and(|name| name.0.len() == 1)
 }
 
 /// `(schema, name)` of a relation named in a string, as `nextval('s')` and `'t'::regclass`

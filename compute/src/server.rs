@@ -371,7 +371,8 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     if let Some(notice) = notice {
-        let info = ErrorInfo::new(notice.severity.into(), notice.code.into(), notice.message);
+        let mut info = ErrorInfo::new(notice.severity.into(), notice.code.into(), notice.message);
+        info.detail = notice.detail;
         client
             .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
                 info,

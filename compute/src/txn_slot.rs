@@ -18,6 +18,10 @@ pub struct TxnSlot {
     txn: Mutex<Option<Transaction>>,
     /// `SET strata.as_of`: every table is read at this LSN, and writes are refused.
     as_of: Mutex<Option<strata_core::Lsn>>,
+    /// The session's `search_path`, parsed.
+    search_path: Mutex<Arc<crate::search_path::SearchPath>>,
+    /// Bumped whenever `search_path` changes: statements planned before are planned again.
+    path_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TxnSlot {
@@ -42,6 +46,25 @@ impl TxnSlot {
 
     pub fn set_as_of(&self, lsn: Option<strata_core::Lsn>) {
         *self.as_of.lock().expect("as_of lock") = lsn;
+    }
+
+    pub fn search_path(&self) -> Arc<crate::search_path::SearchPath> {
+        self.search_path.lock().expect("search path lock").clone()
+    }
+
+    /// Sets the search path; a change makes earlier plans stale.
+    pub fn set_search_path(&self, path: crate::search_path::SearchPath) {
+        let mut current = self.search_path.lock().expect("search path lock");
+        if **current != path {
+            *current = Arc::new(path);
+            self.path_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    pub fn path_generation(&self) -> u64 {
+        self.path_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` on the current transaction.

@@ -172,7 +172,7 @@ impl VisitorMut for Expander<'_, '_> {
 }
 
 /// The names every `WITH` clause of `node` (a statement or a view's query) defines.
-fn cte_names(node: &impl Visit) -> HashSet<String> {
+pub fn cte_names(node: &impl Visit) -> HashSet<String> {
     struct Names(HashSet<String>);
     impl Visitor for Names {
         type Break = ();
@@ -192,10 +192,9 @@ fn cte_names(node: &impl Visit) -> HashSet<String> {
     names.0
 }
 
-/// `(schema, name)` of a relation name that may be a view: unqualified or in `public`.
+/// `(schema, name)` of a relation name that may be a view.
 fn view_name(name: &ObjectName) -> Option<(String, String)> {
-    let (schema, table) = crate::names::table_name(name).ok()?;
-    (schema == crate::catalog::DEFAULT_SCHEMA).then_some((schema, table))
+    crate::names::table_name(name).ok()
 }
 
 fn parse_query(sql: &str) -> SqlResult<Query> {
@@ -260,11 +259,12 @@ pub fn reject_writes_to_views(statement: &Statement, catalog: &CatalogView) -> S
     Ok(())
 }
 
-/// The views (of the default schema) that read relation `id`.
+/// The views (of every schema) that read relation `id`.
 pub fn dependent_views(catalog: &CatalogView, id: u64) -> Vec<Arc<ViewDef>> {
     catalog
-        .views(crate::catalog::DEFAULT_SCHEMA)
-        .into_iter()
+        .schemas()
+        .iter()
+        .flat_map(|s| catalog.views(&s.name))
         .filter(|v| v.depends_on.contains(&id))
         .collect()
 }

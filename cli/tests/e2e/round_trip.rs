@@ -384,7 +384,20 @@ async fn psql_describe_commands_list_tables_indexes_schemas_and_databases() {
         psql(up.port, "\\di"),
         format!("public|accounts_pkey|index|{user}|accounts\n")
     );
-    assert_eq!(psql(up.port, "\\dn"), format!("public|{user}\n"));
+    // PostgreSQL 15's `public` belongs to pg_database_owner; a new schema to its creator.
+    assert_eq!(psql(up.port, "\\dn"), "public|pg_database_owner\n");
+    psql(
+        up.port,
+        "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int PRIMARY KEY);",
+    );
+    assert_eq!(
+        psql(up.port, "\\dn"),
+        format!("billing|{user}\npublic|pg_database_owner\n")
+    );
+    assert_eq!(
+        psql(up.port, "\\dt billing.*"),
+        format!("billing|invoices|table|{user}\n")
+    );
     assert!(psql(up.port, "\\l").starts_with(&format!("postgres|{user}|UTF8|C|C|")));
     assert_eq!(psql(up.port, "\\df"), "");
 }

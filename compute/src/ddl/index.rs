@@ -165,6 +165,7 @@ pub async fn add_index(
             return Ok(DdlOutcome {
                 tag,
                 notice: Some(format!("relation \"{name}\" already exists, skipping")),
+                detail: None,
             });
         }
         return Err(SqlError::new(
@@ -186,7 +187,11 @@ pub async fn add_index(
     replace_table_def(txn, &changed).await?;
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     tracing::info!(table = %def.name, index = %name, id, "created index");
-    Ok(DdlOutcome { tag, notice: None })
+    Ok(DdlOutcome {
+        tag,
+        notice: None,
+        detail: None,
+    })
 }
 
 /// `DROP INDEX [IF EXISTS] name, …`. The entries stay in storage under the index's id, which is

@@ -2,6 +2,7 @@
 
 pub mod alter;
 pub mod index;
+pub mod schema;
 pub mod sequence;
 pub mod view;
 
@@ -30,6 +31,8 @@ use crate::types::SqlType;
 pub struct DdlOutcome {
     pub tag: &'static str,
     pub notice: Option<String>,
+    /// The NOTICE's DETAIL (the objects a cascading drop reached).
+    pub detail: Option<String>,
 }
 
 impl DdlOutcome {
@@ -38,6 +41,7 @@ impl DdlOutcome {
         DdlOutcome {
             tag,
             notice: (!notices.is_empty()).then(|| notices.join("\n")),
+            detail: None,
         }
     }
 }
@@ -52,6 +56,7 @@ pub async fn create_table(
 ) -> SqlResult<DdlOutcome> {
     reject_unsupported_create(stmt)?;
     let (schema, name) = table_name(&stmt.name)?;
+    schema::use_schema(primary, txn, &schema).await?;
     let name_key = table_name_key(DEFAULT_DATABASE, &schema, &name);
     txn.lock(&name_key).await?;
     let view = CatalogView {
@@ -63,6 +68,7 @@ pub async fn create_table(
             return Ok(DdlOutcome {
                 tag: "CREATE TABLE",
                 notice: Some(format!("relation \"{name}\" already exists, skipping")),
+                detail: None,
             });
         }
         return Err(SqlError::new(
@@ -220,7 +226,7 @@ pub async fn create_table(
             },
         )
         .await?;
-        columns[i].default = Some(sequence::nextval_default(&seq.name));
+        columns[i].default = Some(sequence::nextval_default(&seq.schema, &seq.name));
     }
     let mut def = TableDef {
         id,
@@ -251,6 +257,7 @@ pub async fn create_table(
     Ok(DdlOutcome {
         tag: "CREATE TABLE",
         notice: None,
+        detail: None,
     })
 }
 
@@ -395,6 +402,7 @@ pub async fn truncate(
     Ok(DdlOutcome {
         tag: "TRUNCATE TABLE",
         notice: None,
+        detail: None,
     })
 }
 
@@ -470,6 +478,7 @@ pub async fn add_primary_key(
     Ok(DdlOutcome {
         tag: "ALTER TABLE",
         notice: None,
+        detail: None,
     })
 }
 
@@ -664,8 +673,8 @@ fn default_text(expr: &SqlExpr) -> String {
                     list.args.as_slice()
                 {
                     if let Value::SingleQuotedString(name) = &v.value {
-                        if let Ok((_, name)) = crate::names::relation_name_in_text(name) {
-                            return sequence::nextval_default(&name);
+                        if let Ok((schema, name)) = crate::names::relation_name_in_text(name) {
+                            return sequence::nextval_default(&schema, &name);
                         }
                     }
                 }
@@ -736,6 +745,7 @@ pub async fn drop_constraint(
     let done = |notice| DdlOutcome {
         tag: "ALTER TABLE",
         notice,
+        detail: None,
     };
     let Some(def) = txn_view(primary, txn).get(schema, table)? else {
         return Err(SqlError::undefined_table(table));

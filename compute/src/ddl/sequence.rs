@@ -51,6 +51,7 @@ pub async fn create_sequence(
             return Ok(DdlOutcome {
                 tag: "CREATE SEQUENCE",
                 notice: Some(format!("relation \"{name}\" already exists, skipping")),
+                detail: None,
             });
         }
         return Err(SqlError::new(
@@ -89,6 +90,7 @@ pub async fn create_sequence(
     Ok(DdlOutcome {
         tag: "CREATE SEQUENCE",
         notice: None,
+        detail: None,
     })
 }
 
@@ -140,6 +142,7 @@ pub async fn add_sequence(
     txn: &mut Transaction,
     new: NewSequence,
 ) -> SqlResult<SequenceDef> {
+    super::schema::use_schema(primary, txn, &new.schema).await?;
     let id = allocate_table_id(primary, txn).await?;
     let def = sequence_def(id, new)?;
     let name_key = table_name_key(DEFAULT_DATABASE, &def.schema, &def.name);
@@ -357,7 +360,7 @@ fn dependent_defaults(
     std::sync::Arc<crate::catalog::TableDef>,
     crate::catalog::ColumnDef,
 )> {
-    let call = nextval_default(&def.name);
+    let call = nextval_default(&def.schema, &def.name);
     view.tables(&def.schema)
         .into_iter()
         .flat_map(|t| {
@@ -370,12 +373,16 @@ fn dependent_defaults(
         .collect()
 }
 
-/// The default of a column whose values come from the sequence `name`, as PostgreSQL prints it.
-pub fn nextval_default(name: &str) -> String {
-    format!(
-        "nextval('{}'::regclass)",
-        crate::pg_catalog::quote_ident(name).replace('\'', "''")
-    )
+/// The default of a column whose values come from the sequence `schema.name`, as PostgreSQL
+/// prints it: qualified unless the sequence is in `public`.
+pub fn nextval_default(schema: &str, name: &str) -> String {
+    let quoted = crate::pg_catalog::quote_ident(name);
+    let qualified = if schema == crate::catalog::DEFAULT_SCHEMA {
+        quoted
+    } else {
+        format!("{}.{quoted}", crate::pg_catalog::quote_ident(schema))
+    };
+    format!("nextval('{}'::regclass)", qualified.replace('\'', "''"))
 }
 
 /// Deletes a sequence's name, definition and state in `txn`.

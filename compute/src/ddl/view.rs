@@ -28,6 +28,7 @@ pub async fn create_view(
     txn: &mut Transaction,
     new: NewView,
 ) -> SqlResult<DdlOutcome> {
+    super::schema::use_schema(primary, txn, &new.schema).await?;
     let name_key = table_name_key(DEFAULT_DATABASE, &new.schema, &new.name);
     txn.lock(&name_key).await?;
     let existing = txn_view(primary, txn).get_view(&new.schema, &new.name)?;
@@ -75,6 +76,7 @@ pub async fn create_view(
     Ok(DdlOutcome {
         tag: "CREATE VIEW",
         notice: None,
+        detail: None,
     })
 }
 

@@ -18,9 +18,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::snapshot::{CatalogHandle, NAMESPACES};
+use super::snapshot::CatalogHandle;
 use super::types::{format_type, type_oid_by_name};
-use crate::catalog::DEFAULT_SCHEMA;
 use crate::error::{sqlstate, SqlError};
 use crate::settings::SERVER_VERSION;
 
@@ -211,19 +210,25 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         constant_text("current_catalog", &[0], h, |_| {
             Some(crate::catalog::DEFAULT_DATABASE.into())
         }),
-        constant_text("current_schema", &[0], h, |_| Some(DEFAULT_SCHEMA.into())),
+        constant_text("current_schema", &[0], h, |h| {
+            h.search_path().into_iter().next()
+        }),
         constant_text("current_user", &[0], h, user),
         constant_text("session_user", &[0], h, user),
         constant_text("current_role", &[0], h, user),
-        function("current_schemas", &[1], list_type, h, |_, args, rows| {
+        function("current_schemas", &[1], list_type, h, |h, args, rows| {
             let implicit = cast(arg(args, 0)?, &DataType::Boolean)?;
             let implicit = implicit.as_boolean();
+            let path = h.search_path();
             let mut builder = ListBuilder::new(StringBuilder::new());
             for i in 0..rows {
-                if implicit.is_valid(i) && implicit.value(i) {
+                let with_system = implicit.is_valid(i) && implicit.value(i);
+                if with_system && !path.iter().any(|s| s == "pg_catalog") {
                     builder.values().append_value("pg_catalog");
                 }
-                builder.values().append_value(DEFAULT_SCHEMA);
+                for schema in &path {
+                    builder.values().append_value(schema);
+                }
                 builder.append(true);
             }
             Ok(Arc::new(builder.finish()) as ArrayRef)
@@ -282,6 +287,8 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                     settings.set(name, value).map_err(sql_error)?;
                     out.push(Some(settings.get(name).map_err(sql_error)?.1));
                 }
+                h.slot
+                    .set_search_path(crate::search_path::SearchPath::from_settings(&settings));
                 Ok(Arc::new(StringArray::from(out)) as ArrayRef)
             },
         ),
@@ -305,8 +312,11 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             let pid = h.pid.load(Ordering::Relaxed);
             Ok(Arc::new(Int32Array::from(vec![pid; rows])) as ArrayRef)
         }),
-        oid_to_text("pg_get_userbyid", &[1], h, |snap, _| {
-            Some(snap.user.clone())
+        oid_to_text("pg_get_userbyid", &[1], h, |snap, oid| {
+            Some(match oid {
+                super::snapshot::DATABASE_OWNER_ROLE => "pg_database_owner".to_string(),
+                _ => snap.user.clone(),
+            })
         }),
         oid_to_text("pg_get_viewdef", &[1, 2], h, |snap, oid| {
             snap.view_definition(oid)
@@ -316,7 +326,21 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         }),
         // Strata has no triggers, so no oid names one.
         oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),
-        constant_bool("pg_table_is_visible", &[1], true, h),
+        function(
+            "pg_table_is_visible",
+            &[1],
+            DataType::Boolean,
+            h,
+            |h, args, _| {
+                let oids = ints(arg(args, 0)?)?;
+                let snap = h.snapshot();
+                Ok(Arc::new(
+                    oids.iter()
+                        .map(|oid| oid.map(|oid| snap.relation_is_visible(oid)))
+                        .collect::<BooleanArray>(),
+                ) as ArrayRef)
+            },
+        ),
         constant_bool("pg_type_is_visible", &[1], true, h),
         constant_bool("pg_function_is_visible", &[1], true, h),
         constant_bool("has_table_privilege", &[2, 3], true, h),
@@ -423,16 +447,13 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                     .collect::<Int64Array>(),
             ) as ArrayRef)
         }),
-        function("to_regnamespace", &[1], DataType::Int64, h, |_, args, _| {
+        function("to_regnamespace", &[1], DataType::Int64, h, |h, args, _| {
             let names = texts(arg(args, 0)?)?;
+            let snap = h.snapshot();
             Ok(Arc::new(
                 names
                     .iter()
-                    .map(|n| {
-                        n.as_deref()
-                            .and_then(|n| NAMESPACES.iter().find(|(_, name)| *name == n))
-                            .map(|(oid, _)| *oid)
-                    })
+                    .map(|n| n.as_deref().and_then(|n| snap.namespace_by_name(n)))
                     .collect::<Int64Array>(),
             ) as ArrayRef)
         }),
@@ -497,9 +518,9 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text(REGTYPE_NAME, &[1], h, |_, oid| {
             Some(format_type(oid, None).unwrap_or_else(|| oid.to_string()))
         }),
-        oid_to_text(REGNAMESPACE_NAME, &[1], h, |_, oid| {
+        oid_to_text(REGNAMESPACE_NAME, &[1], h, |snap, oid| {
             Some(
-                NAMESPACES
+                snap.namespaces
                     .iter()
                     .find(|(o, _)| *o == oid)
                     .map_or_else(|| oid.to_string(), |(_, n)| n.to_string()),

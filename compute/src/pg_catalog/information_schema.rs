@@ -1,6 +1,6 @@
 //! `information_schema`: the SQL-standard views of the catalog, computed like `pg_catalog`.
 
-use super::snapshot::{table_indexes, Snapshot, NAMESPACES};
+use super::snapshot::{table_indexes, Snapshot};
 use super::tables::{Row, Ty::*, V};
 use super::types::format_type;
 use crate::catalog::{ColumnDef, TableDef};
@@ -139,7 +139,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 t.columns
                     .iter()
                     .enumerate()
-                    .map(move |(i, c)| column(db, t, i + 1, c))
+                    .map(move |(i, c)| column(snap, t, i + 1, c))
             })
             .chain(
                 snap.views
@@ -172,12 +172,13 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ]
             })
             .collect(),
-        "schemata" => NAMESPACES
+        "schemata" => snap
+            .namespaces
             .iter()
             .map(|(_, name)| {
                 vec![
                     ("catalog_name", s(db)),
-                    ("schema_name", s(*name)),
+                    ("schema_name", s(name)),
                     ("schema_owner", s(&snap.user)),
                 ]
             })
@@ -247,7 +248,8 @@ fn table_constraint(db: &str, t: &TableDef, name: String, kind: &str) -> Row {
 }
 
 /// One column's `information_schema.columns` row.
-fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
+fn column(snap: &Snapshot, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
+    let db = snap.database();
     let mut row = vec![
         ("table_catalog", s(db)),
         ("table_schema", s(&t.schema)),
@@ -265,7 +267,7 @@ fn column(db: &str, t: &TableDef, position: usize, c: &ColumnDef) -> Row {
         (
             "column_default",
             match (&c.default, c.identity) {
-                (Some(d), None) => s(super::snapshot::default_text(c, d)),
+                (Some(d), None) => s(snap.default_text(c, d)),
                 _ => V::Null,
             },
         ),

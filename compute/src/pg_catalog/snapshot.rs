@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{SequenceDef, TableDef, DEFAULT_DATABASE, DEFAULT_SCHEMA};
+use crate::catalog::{SequenceDef, TableDef, DEFAULT_DATABASE};
 use crate::indexes::IndexDef;
 use crate::primary::Primary;
 use crate::settings::Settings;
@@ -10,9 +10,10 @@ use crate::txn_slot::TxnSlot;
 
 pub const PG_CATALOG_NAMESPACE: i64 = 11;
 pub const PUBLIC_NAMESPACE: i64 = 2200;
-pub const INFORMATION_SCHEMA_NAMESPACE: i64 = 13183;
 /// The one role: the bootstrap superuser's oid, named after the connected user.
 pub const OWNER_ROLE: i64 = 10;
+/// `pg_database_owner`, the role that owns `public` in PostgreSQL 15.
+pub const DATABASE_OWNER_ROLE: i64 = 6171;
 pub const DATABASE_OID: i64 = 5;
 pub const HEAP_AM: i64 = 2;
 pub const BTREE_AM: i64 = 403;
@@ -116,21 +117,6 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
         .collect()
 }
 
-pub fn namespace_oid(schema: &str) -> i64 {
-    match schema {
-        "pg_catalog" => PG_CATALOG_NAMESPACE,
-        "information_schema" => INFORMATION_SCHEMA_NAMESPACE,
-        _ => PUBLIC_NAMESPACE,
-    }
-}
-
-/// The namespaces: (oid, name).
-pub const NAMESPACES: &[(i64, &str)] = &[
-    (PG_CATALOG_NAMESPACE, "pg_catalog"),
-    (PUBLIC_NAMESPACE, DEFAULT_SCHEMA),
-    (INFORMATION_SCHEMA_NAMESPACE, "information_schema"),
-];
-
 /// Oids of the system catalogs that clients name in `'pg_class'::regclass` (PostgreSQL's own).
 const SYSTEM_RELATIONS: &[(&str, i64)] = &[
     ("pg_type", 1247),
@@ -161,6 +147,10 @@ pub struct CatalogHandle {
 
 /// The user tables the session sees, and its settings.
 pub struct Snapshot {
+    /// Every schema: (oid, name).
+    pub namespaces: Vec<(i64, String)>,
+    /// The schemas of the search path that exist, in order.
+    pub search_path: Vec<String>,
     pub tables: Vec<Arc<TableDef>>,
     pub sequences: Vec<Arc<SequenceDef>>,
     pub views: Vec<Arc<crate::views::ViewDef>>,
@@ -171,7 +161,7 @@ pub struct Snapshot {
 
 /// A column default as `pg_get_expr` prints it: PostgreSQL shows a string literal with the cast
 /// to the column's type it gets (`'x'::text`, `'2024-01-01'::date`); other expressions as written.
-pub fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String {
+fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String {
     let literal = default.len() >= 2
         && default.starts_with('\'')
         && default.ends_with('\'')
@@ -189,20 +179,40 @@ pub fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String
 }
 
 impl CatalogHandle {
+    /// The schemas of the session's search path that exist, in order.
+    pub fn search_path(&self) -> Vec<String> {
+        let path = self.slot.search_path();
+        self.slot
+            .with_catalog(&self.primary.catalog, |view| path.existing(view))
+    }
+
     pub fn snapshot(&self) -> Snapshot {
-        let (tables, sequences, views) = self.slot.with_catalog(&self.primary.catalog, |view| {
-            (
-                view.tables(DEFAULT_SCHEMA),
-                view.sequences(DEFAULT_SCHEMA),
-                view.views(DEFAULT_SCHEMA),
-            )
-        });
+        let path = self.slot.search_path();
+        let (namespaces, search_path, tables, sequences, views) =
+            self.slot.with_catalog(&self.primary.catalog, |view| {
+                let schemas = view.schemas();
+                let mut tables = Vec::new();
+                let mut sequences = Vec::new();
+                let mut views = Vec::new();
+                for schema in &schemas {
+                    tables.extend(view.tables(&schema.name));
+                    sequences.extend(view.sequences(&schema.name));
+                    views.extend(view.views(&schema.name));
+                }
+                let namespaces = schemas
+                    .into_iter()
+                    .map(|s| (s.oid as i64, s.name))
+                    .collect();
+                (namespaces, path.existing(view), tables, sequences, views)
+            });
         let settings = self.settings.lock().expect("settings lock");
         let user = settings
             .get("session_authorization")
             .map(|(_, v)| v)
             .unwrap_or_else(|_| "postgres".into());
         Snapshot {
+            namespaces,
+            search_path,
             tables,
             sequences,
             views,
@@ -216,6 +226,84 @@ impl CatalogHandle {
 impl Snapshot {
     pub fn database(&self) -> &'static str {
         DEFAULT_DATABASE
+    }
+
+    /// A column default as `pg_get_expr` prints it (see [`default_text`]). A sequence in
+    /// `nextval('s.q'::regclass)` is named bare when the search path finds it, as PostgreSQL
+    /// prints a `regclass`.
+    pub fn default_text(&self, column: &crate::catalog::ColumnDef, default: &str) -> String {
+        let sequence = default
+            .strip_prefix("nextval('")
+            .and_then(|d| d.strip_suffix("'::regclass)"))
+            .map(|name| name.replace("''", "'"));
+        if let Some(text) = sequence.filter(|t| !crate::names::is_unqualified_text(t)) {
+            if let Ok((schema, name)) = crate::names::relation_name_in_text(&text) {
+                if self.is_visible(&schema, &name) {
+                    return crate::ddl::sequence::nextval_default(
+                        crate::catalog::DEFAULT_SCHEMA,
+                        &name,
+                    );
+                }
+            }
+        }
+        default_text(column, default)
+    }
+
+    /// The oid of a schema the snapshot lists.
+    pub fn namespace_oid(&self, schema: &str) -> i64 {
+        self.namespace_by_name(schema).unwrap_or(PUBLIC_NAMESPACE)
+    }
+
+    pub fn namespace_by_name(&self, schema: &str) -> Option<i64> {
+        self.namespaces
+            .iter()
+            .find(|(_, name)| name == schema)
+            .map(|(oid, _)| *oid)
+    }
+
+    /// `pg_table_is_visible(oid)`: whether the relation is found by its unqualified name.
+    /// System catalogs (and oids of nothing) are visible.
+    pub fn relation_is_visible(&self, oid: i64) -> bool {
+        let schema_and_name = self
+            .table_by_oid(oid)
+            .map(|t| (&t.schema, &t.name))
+            .or_else(|| self.view_by_oid(oid).map(|v| (&v.schema, &v.name)))
+            .or_else(|| {
+                self.sequences
+                    .iter()
+                    .find(|q| sequence_oid(q) == oid)
+                    .map(|q| (&q.schema, &q.name))
+            });
+        if let Some((schema, name)) = schema_and_name {
+            return self.is_visible(schema, name);
+        }
+        match self.index_by_oid(oid) {
+            Some(index) => self.is_visible(&index.table.schema, &index.name),
+            None => true,
+        }
+    }
+
+    /// Whether an unqualified `name` finds the relation of `schema` (`pg_table_is_visible`):
+    /// the schema is on the search path and no schema before it has a relation of that name.
+    pub fn is_visible(&self, schema: &str, name: &str) -> bool {
+        for s in &self.search_path {
+            if s == schema {
+                return true;
+            }
+            let taken = self.tables.iter().any(|t| t.schema == *s && t.name == name)
+                || self.views.iter().any(|v| v.schema == *s && v.name == name)
+                || self
+                    .sequences
+                    .iter()
+                    .any(|q| q.schema == *s && q.name == name)
+                || self
+                    .indexes()
+                    .any(|i| i.table.schema == *s && i.name == name);
+            if taken {
+                return false;
+            }
+        }
+        schema == "pg_catalog"
     }
 
     pub fn view_by_oid(&self, oid: i64) -> Option<&Arc<crate::views::ViewDef>> {
@@ -246,38 +334,61 @@ impl Snapshot {
         if let Some((name, _)) = SYSTEM_RELATIONS.iter().find(|(_, o)| *o == oid) {
             return Some(name.to_string());
         }
-        if let Some(t) = self.table_by_oid(oid) {
-            return Some(t.name.clone());
-        }
-        if let Some(q) = self.sequences.iter().find(|q| sequence_oid(q) == oid) {
-            return Some(q.name.clone());
-        }
-        self.index_by_oid(oid).map(|i| i.name)
+        let (schema, name) = if let Some(t) = self.table_by_oid(oid) {
+            (t.schema.clone(), t.name.clone())
+        } else if let Some(v) = self.view_by_oid(oid) {
+            (v.schema.clone(), v.name.clone())
+        } else if let Some(q) = self.sequences.iter().find(|q| sequence_oid(q) == oid) {
+            (q.schema.clone(), q.name.clone())
+        } else {
+            let index = self.index_by_oid(oid)?;
+            (index.table.schema.clone(), index.name)
+        };
+        Some(if self.is_visible(&schema, &name) {
+            quote_ident(&name)
+        } else {
+            format!("{}.{}", quote_ident(&schema), quote_ident(&name))
+        })
     }
 
-    /// The oid of a relation named as SQL names it (`t`, `public.t`, `"T"`, an index name,
-    /// `pg_class`).
+    /// The oid of a relation named as SQL names it (`t`, `s.t`, `"T"`, an index name,
+    /// `pg_class`): an unqualified name is looked up along the search path.
     pub fn relation_oid(&self, name: &str) -> Option<i64> {
         let name = name.trim();
         let system = name.strip_prefix("pg_catalog.").unwrap_or(name);
         if let Some((_, oid)) = SYSTEM_RELATIONS.iter().find(|(n, _)| *n == system) {
             return Some(*oid);
         }
-        let unqualified = name.strip_prefix("public.").unwrap_or(name);
-        let name = match unqualified
-            .strip_prefix('"')
-            .and_then(|n| n.strip_suffix('"'))
-        {
-            Some(quoted) => quoted.to_string(),
-            None => unqualified.to_lowercase(),
+        let (schema, relation) = crate::names::relation_name_in_text(name).ok()?;
+        let schemas = if crate::names::is_unqualified_text(name) {
+            self.search_path.clone()
+        } else {
+            vec![schema]
         };
-        if let Some(q) = self.sequences.iter().find(|q| q.name == name) {
-            return Some(sequence_oid(q));
-        }
-        if let Some(t) = self.tables.iter().find(|t| t.name == name) {
-            return Some(table_oid(t));
-        }
-        self.indexes().find(|i| i.name == name).map(|i| i.oid)
+        schemas.iter().find_map(|schema| {
+            let here = |s: &String, n: &String| s == schema && *n == relation;
+            self.sequences
+                .iter()
+                .find(|q| here(&q.schema, &q.name))
+                .map(|q| sequence_oid(q))
+                .or_else(|| {
+                    self.tables
+                        .iter()
+                        .find(|t| here(&t.schema, &t.name))
+                        .map(|t| table_oid(t))
+                })
+                .or_else(|| {
+                    self.views
+                        .iter()
+                        .find(|v| here(&v.schema, &v.name))
+                        .map(|v| v.id as i64)
+                })
+                .or_else(|| {
+                    self.indexes()
+                        .find(|i| here(&i.table.schema, &i.name))
+                        .map(|i| i.oid)
+                })
+        })
     }
 
     /// Primary-key column names of a table, in key order.

@@ -12,8 +12,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
-    attrdef_oid, check_oid, foreign_key_oid, namespace_oid, pk_index_oid, sequence_oid,
-    table_indexes, table_oid, Snapshot, BTREE_AM, DATABASE_OID, HEAP_AM, NAMESPACES, OWNER_ROLE,
+    attrdef_oid, check_oid, foreign_key_oid, pk_index_oid, sequence_oid, table_indexes, table_oid,
+    Snapshot, BTREE_AM, DATABASE_OID, DATABASE_OWNER_ROLE, HEAP_AM, OWNER_ROLE,
     PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
@@ -400,9 +400,13 @@ pub fn batch(columns: Columns, rows: Vec<Row>) -> DFResult<RecordBatch> {
 pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     let owner = V::I(OWNER_ROLE);
     match name {
-        "pg_namespace" => NAMESPACES
+        "pg_namespace" => snap
+            .namespaces
             .iter()
-            .map(|(oid, name)| vec![("oid", V::I(*oid)), ("nspname", s(*name)), ("nspowner", owner.clone())])
+            .map(|(oid, name)| {
+                let owner = if name == "public" { V::I(DATABASE_OWNER_ROLE) } else { owner.clone() };
+                vec![("oid", V::I(*oid)), ("nspname", s(name)), ("nspowner", owner)]
+            })
             .collect(),
         "pg_class" => snap
             .tables
@@ -412,10 +416,10 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     .tables
                     .iter()
                     .any(|o| o.foreign_keys.iter().any(|fk| fk.parent == t.id));
-                pg_class(t, referenced)
+                pg_class(snap, t, referenced)
             })
-            .chain(snap.sequences.iter().map(|q| sequence_class(q)))
-            .chain(snap.views.iter().map(|v| view_class(v)))
+            .chain(snap.sequences.iter().map(|q| sequence_class(snap, q)))
+            .chain(snap.views.iter().map(|v| view_class(snap, v)))
             .collect(),
         "pg_attrdef" => snap
             .tables
@@ -424,7 +428,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 t.columns.iter().enumerate().filter(|(_, c)| c.identity.is_none()).filter_map(|(i, c)| {
                     c.default.as_ref().map(|d| vec![
                         ("oid", V::I(attrdef_oid(t, c.id))), ("adrelid", V::I(table_oid(t))),
-                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(super::snapshot::default_text(c, d))),
+                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(snap.default_text(c, d))),
                     ])
                 })
             })
@@ -511,7 +515,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .flat_map(|t| {
                 t.checks.iter().enumerate().map(move |(i, c)| vec![
                     ("oid", V::I(check_oid(t, i))), ("conname", s(&c.name)),
-                    ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("c")),
+                    ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("c")),
                     ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
                     ("confupdtype", s(" ")), ("confdeltype", s(" ")), ("confmatchtype", s(" ")),
                     ("conislocal", V::B(true)), ("conbin", s(&c.expr)),
@@ -525,7 +529,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     };
                     Some(vec![
                         ("oid", V::I(foreign_key_oid(t, i))), ("conname", s(&fk.name)),
-                        ("connamespace", V::I(namespace_oid(&t.schema))), ("contype", s("f")),
+                        ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("f")),
                         ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
                         ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
                         ("confupdtype", s("a")), ("confdeltype", s("a")), ("confmatchtype", s("s")),
@@ -540,7 +544,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 let t = i.table;
                 Some(vec![
                     ("oid", V::I(oid)), ("conname", s(&i.name)),
-                    ("connamespace", V::I(namespace_oid(&t.schema))),
+                    ("connamespace", V::I(snap.namespace_oid(&t.schema))),
                     ("contype", s(if i.primary { "p" } else { "u" })),
                     ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
                     ("conindid", V::I(i.oid)), ("confupdtype", s(" ")),
@@ -620,10 +624,10 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
 /// references the table. PostgreSQL enforces foreign keys with triggers on both tables, and psql
 /// lists them only where `relhastriggers` says so.
 #[rustfmt::skip]
-fn pg_class(t: &TableDef, referenced: bool) -> Vec<Row> {
+fn pg_class(snap: &Snapshot, t: &TableDef, referenced: bool) -> Vec<Row> {
     let relation = |oid: i64, name: String, am: i64, kind: &str, natts: usize, tuples: f32| {
         vec![
-            ("oid", V::I(oid)), ("relname", s(name)), ("relnamespace", V::I(namespace_oid(&t.schema))),
+            ("oid", V::I(oid)), ("relname", s(name)), ("relnamespace", V::I(snap.namespace_oid(&t.schema))),
             ("relowner", V::I(OWNER_ROLE)), ("relam", V::I(am)), ("relfilenode", V::I(oid)),
             ("reltuples", V::F(tuples)), ("relpersistence", s("p")), ("relkind", s(kind)),
             ("relnatts", V::I(natts as i64)), ("relispopulated", V::B(true)),
@@ -647,10 +651,10 @@ fn pg_class(t: &TableDef, referenced: bool) -> Vec<Row> {
 
 /// A sequence's `pg_class` row.
 #[rustfmt::skip]
-fn sequence_class(q: &SequenceDef) -> Row {
+fn sequence_class(snap: &Snapshot, q: &SequenceDef) -> Row {
     vec![
         ("oid", V::I(sequence_oid(q))), ("relname", s(&q.name)),
-        ("relnamespace", V::I(namespace_oid(&q.schema))), ("relowner", V::I(OWNER_ROLE)),
+        ("relnamespace", V::I(snap.namespace_oid(&q.schema))), ("relowner", V::I(OWNER_ROLE)),
         ("relfilenode", V::I(sequence_oid(q))), ("relpersistence", s("p")), ("relkind", s("S")),
         ("relnatts", V::I(3)), ("relispopulated", V::B(true)), ("relreplident", s("n")),
     ]
@@ -658,10 +662,10 @@ fn sequence_class(q: &SequenceDef) -> Row {
 
 /// A view's `pg_class` row.
 #[rustfmt::skip]
-fn view_class(v: &crate::views::ViewDef) -> Row {
+fn view_class(snap: &Snapshot, v: &crate::views::ViewDef) -> Row {
     vec![
         ("oid", V::I(v.id as i64)), ("relname", s(&v.name)),
-        ("relnamespace", V::I(namespace_oid(&v.schema))), ("relowner", V::I(OWNER_ROLE)),
+        ("relnamespace", V::I(snap.namespace_oid(&v.schema))), ("relowner", V::I(OWNER_ROLE)),
         ("relpersistence", s("p")), ("relkind", s("v")), ("relnatts", V::I(v.columns.len() as i64)),
         ("relispopulated", V::B(true)), ("relreplident", s("n")), ("reltuples", V::F(-1.0)),
     ]

@@ -17,7 +17,6 @@ use datafusion::logical_expr::{ScalarUDF, Volatility};
 use super::{check_bounds, next_values_in, set_in, SequenceState};
 use crate::catalog::{CatalogView, SequenceDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::names::relation_name_in_text;
 use crate::pg_catalog::functions::{arg, function_with, ints, sql_error, texts};
 use crate::pg_catalog::CatalogHandle;
 
@@ -221,7 +220,7 @@ fn sequence_named(h: &CatalogHandle, value: &ScalarValue) -> SqlResult<Arc<Seque
             if let Ok(oid) = text.parse::<u64>() {
                 return by_oid(view, oid);
             }
-            let (schema, name) = relation_name_in_text(&text)?;
+            let (schema, name) = h.slot.search_path().resolve_text(view, &text)?;
             if let Some(def) = view.get_sequence(&schema, &name)? {
                 return Ok(def);
             }
@@ -328,7 +327,11 @@ fn block_on<T>(f: impl std::future::Future<Output = SqlResult<T>>) -> SqlResult<
 /// schema-qualified, or NULL.
 fn serial_sequence(h: &CatalogHandle, table: &str, column: &str) -> DFResult<Option<String>> {
     h.slot.with_catalog(&h.primary.catalog, |view| {
-        let (schema, name) = relation_name_in_text(table).map_err(sql_error)?;
+        let (schema, name) = h
+            .slot
+            .search_path()
+            .resolve_text(view, table)
+            .map_err(sql_error)?;
         let def = view
             .get(&schema, &name)
             .map_err(sql_error)?

@@ -27,6 +27,7 @@ impl Session {
                 return Ok(ddl_output(DdlOutcome {
                     tag: "ALTER TABLE",
                     notice: Some(format!("relation \"{table}\" does not exist, skipping")),
+                    detail: None,
                 }));
             }
             return Err(SqlError::undefined_table(&table));

@@ -16,6 +16,7 @@ pub struct Notice {
     pub severity: &'static str,
     pub code: &'static str,
     pub message: String,
+    pub detail: Option<String>,
 }
 
 impl Notice {
@@ -24,7 +25,12 @@ impl Notice {
             severity: "NOTICE",
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    pub fn with_detail(self, detail: Option<String>) -> Self {
+        Self { detail, ..self }
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
@@ -32,6 +38,7 @@ impl Notice {
             severity: "WARNING",
             code,
             message: message.into(),
+            detail: None,
         }
     }
 }

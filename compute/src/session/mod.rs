@@ -199,6 +199,8 @@ impl Session {
 
     /// Replaces the session's settings (at startup, from what the client sent).
     pub fn replace_settings(&self, settings: Settings) {
+        self.slot
+            .set_search_path(crate::search_path::SearchPath::from_settings(&settings));
         *self.settings.lock().expect("settings lock") = settings;
     }
 
@@ -368,6 +370,9 @@ impl Session {
 
     /// Whether a cached plan still fits the catalog (see [`Session::fast_plan_current`]).
     fn still_current(&self, prepared: &Prepared) -> bool {
+        if prepared.path_generation != self.slot.path_generation() {
+            return false;
+        }
         match &prepared.kind {
             Kind::Fast(plan) => self.fast_plan_current(plan),
             _ => true,

@@ -43,7 +43,12 @@ pub enum Kind {
 /// A parsed and planned statement, ready to run any number of times with different parameters.
 #[derive(Clone)]
 pub struct Prepared {
+    /// The statement with its relation names qualified along the search path.
     pub statement: Statement,
+    /// The statement as written, when qualifying changed it: it is planned again from this.
+    pub unqualified: Option<Arc<Statement>>,
+    /// The session's search-path generation when it was planned.
+    pub path_generation: u64,
     pub kind: Kind,
     pub plan: Option<LogicalPlan>,
     /// Result columns, for statements that return rows.
@@ -55,6 +60,13 @@ pub struct Prepared {
     /// The session's `strata.as_of` when it was planned: a statement run after it changed is
     /// planned again.
     pub as_of: Option<strata_core::Lsn>,
+}
+
+impl Prepared {
+    /// The statement as written, to plan again.
+    pub fn source(&self) -> &Statement {
+        self.unqualified.as_deref().unwrap_or(&self.statement)
+    }
 }
 
 /// The LSN of the tables a statement reads in the past (`FOR SYSTEM_TIME AS OF`, resolved),
@@ -122,12 +134,23 @@ impl Session {
 
     /// Plans a statement: result columns and parameter types, without running it.
     pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
+        let path_generation = self.slot.path_generation();
+        let path = self.slot.search_path();
+        let (statement, unqualified) =
+            match self.slot.with_catalog(&self.primary.catalog, |view| {
+                path.qualified(&statement, view)
+            })? {
+                Some(qualified) => (qualified, Some(Arc::new(statement))),
+                None => (statement, None),
+            };
         let statement = self.resolve_time_travel(statement).await?;
         self.slot.with_catalog(&self.primary.catalog, |view| {
             crate::views::reject_writes_to_views(&statement, view)
         })?;
         let mut prepared = Prepared {
             statement,
+            unqualified,
+            path_generation,
             kind: Kind::Other,
             plan: None,
             columns: None,

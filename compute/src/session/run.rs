@@ -1,5 +1,6 @@
 //! Running one prepared statement in the session's current transaction.
 
+use crate::search_path::SearchPath;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
@@ -8,7 +9,9 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ObjectType, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, ObjectType, Reset, SchemaName, Set, Statement, Value,
+};
 
 use super::block::Notice;
 use super::prepare::{Kind, Prepared};
@@ -38,10 +41,11 @@ impl Session {
         );
         let moved_in_time =
             prepared.as_of != self.slot.as_of() && !matches!(prepared.kind, Kind::Other);
-        if (planned && prepared.catalog != self.catalog_stamp()) || moved_in_time {
-            // DDL since the plan was made (a prepared statement outliving a schema change), or
-            // the session moved in time (`SET strata.as_of`) since.
-            let replanned = self.plan_statement(prepared.statement.clone()).await?;
+        let path_changed = prepared.path_generation != self.slot.path_generation();
+        if (planned && prepared.catalog != self.catalog_stamp()) || moved_in_time || path_changed {
+            // DDL since the plan was made (a prepared statement outliving a schema change), the
+            // session moved in time (`SET strata.as_of`) or changed its `search_path` since.
+            let replanned = self.plan_statement(prepared.source().clone()).await?;
             return Box::pin(self.run(&replanned, params)).await;
         }
         match &prepared.kind {
@@ -230,7 +234,7 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> SqlResult<Output> {
         if !self.fast_plan_current(plan) {
-            let replanned = self.plan_statement(prepared.statement.clone()).await?;
+            let replanned = self.plan_statement(prepared.source().clone()).await?;
             return Box::pin(self.run(&replanned, params)).await;
         }
         let primary = &self.primary;
@@ -344,6 +348,43 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = match schema_name {
+                    SchemaName::Simple(name) | SchemaName::NamedAuthorization(name, _) => {
+                        match name.0.as_slice() {
+                            [part] => part.as_ident().map(crate::names::normalize),
+                            _ => None,
+                        }
+                        .ok_or_else(|| SqlError::syntax(format!("invalid schema name {name}")))?
+                    }
+                    SchemaName::UnnamedAuthorization(role) => crate::names::normalize(role),
+                };
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::schema::create_schema(&self.primary, txn, &name, *if_not_exists).await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Schema,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                let outcome = self
+                    .with_txn(async |txn| {
+                        ddl::schema::drop_schemas(&self.primary, txn, names, *if_exists, *cascade)
+                            .await
+                    })
+                    .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::CreateView(create) => self.create_view(create).await,
             Statement::Drop {
                 object_type: ObjectType::View,
@@ -413,6 +454,8 @@ impl Session {
                 if settings.get(AS_OF_SETTING)?.1.is_empty() {
                     self.slot.set_as_of(self.primary.pinned);
                 }
+                self.slot
+                    .set_search_path(SearchPath::from_settings(&settings));
                 let parameter_status = match status {
                     Some(name) => Some((name.clone(), settings.get(&name)?.1)),
                     None => None,
@@ -491,6 +534,8 @@ impl Session {
         } else {
             settings.set(&name, &value)?
         };
+        self.slot
+            .set_search_path(SearchPath::from_settings(&settings));
         let parameter_status = match reported {
             Some(canonical) => Some((canonical.clone(), settings.get(&canonical)?.1)),
             None => None,
@@ -508,7 +553,7 @@ pub(super) fn ddl_output(outcome: ddl::DdlOutcome) -> Output {
         tag: outcome.tag.into(),
         notice: outcome
             .notice
-            .map(|n| Notice::info(sqlstate::SUCCESSFUL_COMPLETION, n)),
+            .map(|n| Notice::info(sqlstate::SUCCESSFUL_COMPLETION, n).with_detail(outcome.detail)),
         parameter_status: None,
     }
 }
