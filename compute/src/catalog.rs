@@ -16,6 +16,10 @@
 //!   with tables and sequences
 //! - `m P <database> 0x00 <schema>`       → a schema made by `CREATE SCHEMA` (JSON); keyed by
 //!   name, so two concurrent `CREATE SCHEMA`s of one name conflict at commit
+//! - `m D <database>`                      → a database made by `CREATE DATABASE` (JSON)
+//!
+//! Every name key carries its database, so each database is a catalog of its own: its schemas
+//! and relations are found only by sessions connected to it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,8 +32,9 @@ use strata_core::key::{prefix_end, CATALOG_PREFIX};
 use crate::error::{SqlError, SqlResult};
 use crate::types::SqlType;
 
-/// The only database until `CREATE DATABASE` exists.
+/// The database every cluster has, and its oid.
 pub const DEFAULT_DATABASE: &str = "postgres";
+pub const DEFAULT_DATABASE_OID: u64 = 5;
 /// The schema every database has, where unqualified names go by default.
 pub const DEFAULT_SCHEMA: &str = "public";
 /// Schemas that always exist, with their PostgreSQL oids: `public` and the system schemas.
@@ -120,6 +125,22 @@ pub struct SchemaDef {
     pub id: u64,
     pub database: String,
     pub name: String,
+}
+
+/// A database as `CREATE DATABASE` made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseDef {
+    /// The database's oid (from the relation id counter).
+    pub id: u64,
+    pub name: String,
+}
+
+/// The definitions in one database.
+pub struct DatabaseContents {
+    pub tables: Vec<Arc<TableDef>>,
+    pub sequences: Vec<Arc<SequenceDef>>,
+    pub views: Vec<Arc<crate::views::ViewDef>>,
+    pub schemas: Vec<String>,
 }
 
 /// A schema the session can see: a built-in one or one made by `CREATE SCHEMA`.
@@ -235,6 +256,17 @@ pub fn schema_key(database: &str, name: &str) -> Bytes {
     Bytes::from(k)
 }
 
+/// Key of a database made by `CREATE DATABASE`.
+pub fn database_key(name: &str) -> Bytes {
+    let mut k = vec![CATALOG_PREFIX, b'D'];
+    k.extend_from_slice(name.as_bytes());
+    Bytes::from(k)
+}
+
+pub fn encode_database_def(def: &DatabaseDef) -> Bytes {
+    Bytes::from(serde_json::to_vec(def).expect("database definitions serialize"))
+}
+
 fn is_schema_key(key: &[u8]) -> bool {
     matches!(key, [CATALOG_PREFIX, b'P', ..])
 }
@@ -324,30 +356,39 @@ pub struct Catalog {
 /// when this differs from what the session would see now.
 pub type CatalogStamp = (u64, u64, usize);
 
+/// A relation's name: (database, schema, name).
+type Name = (String, String, String);
+
+fn name_of(database: &str, schema: &str, name: &str) -> Name {
+    (database.to_string(), schema.to_string(), name.to_string())
+}
+
 #[derive(Debug, Default)]
 struct Tables {
     by_id: HashMap<u64, Arc<TableDef>>,
-    by_name: HashMap<(String, String), u64>,
+    by_name: HashMap<Name, u64>,
     sequences: HashMap<u64, Arc<SequenceDef>>,
-    sequence_names: HashMap<(String, String), u64>,
+    sequence_names: HashMap<Name, u64>,
     /// Index name → the id of its table.
-    index_names: HashMap<(String, String), u64>,
+    index_names: HashMap<Name, u64>,
     views: HashMap<u64, Arc<crate::views::ViewDef>>,
-    view_names: HashMap<(String, String), u64>,
-    /// Schemas made by `CREATE SCHEMA`, by name.
-    schemas: HashMap<String, Arc<SchemaDef>>,
+    view_names: HashMap<Name, u64>,
+    /// Databases made by `CREATE DATABASE`, by name.
+    databases: HashMap<String, Arc<DatabaseDef>>,
+    /// Schemas made by `CREATE SCHEMA`, by (database, name).
+    schemas: HashMap<(String, String), Arc<SchemaDef>>,
 }
 
 impl Tables {
-    fn index_names_of(def: &TableDef) -> impl Iterator<Item = (String, String)> + '_ {
+    fn index_names_of(def: &TableDef) -> impl Iterator<Item = Name> + '_ {
         def.indexes
             .iter()
-            .map(|i| (def.schema.clone(), i.name.clone()))
+            .map(|i| name_of(&def.database, &def.schema, &i.name))
     }
 
     fn forget(&mut self, id: u64) -> Option<Arc<TableDef>> {
         let old = self.by_id.remove(&id)?;
-        let name = (old.schema.clone(), old.name.clone());
+        let name = name_of(&old.database, &old.schema, &old.name);
         if self.by_name.get(&name) == Some(&id) {
             self.by_name.remove(&name);
         }
@@ -368,10 +409,10 @@ impl Catalog {
         Ok(catalog)
     }
 
-    pub fn sequence(&self, schema: &str, name: &str) -> Option<Arc<SequenceDef>> {
+    pub fn sequence(&self, database: &str, schema: &str, name: &str) -> Option<Arc<SequenceDef>> {
         let t = self.tables.read().expect("catalog lock");
         t.sequence_names
-            .get(&(schema.to_string(), name.to_string()))
+            .get(&name_of(database, schema, name))
             .and_then(|id| t.sequences.get(id))
             .cloned()
     }
@@ -385,12 +426,12 @@ impl Catalog {
             .cloned()
     }
 
-    pub fn sequence_names(&self, schema: &str) -> Vec<String> {
+    pub fn sequence_names(&self, database: &str, schema: &str) -> Vec<String> {
         let t = self.tables.read().expect("catalog lock");
         t.sequence_names
             .keys()
-            .filter(|(s, _)| s == schema)
-            .map(|(_, n)| n.clone())
+            .filter(|(d, s, _)| d == database && s == schema)
+            .map(|(_, _, n)| n.clone())
             .collect()
     }
 
@@ -398,10 +439,10 @@ impl Catalog {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.sequences.get(&def.id).cloned() {
             t.sequence_names
-                .remove(&(old.schema.clone(), old.name.clone()));
+                .remove(&name_of(&old.database, &old.schema, &old.name));
         }
         t.sequence_names
-            .insert((def.schema.clone(), def.name.clone()), def.id);
+            .insert(name_of(&def.database, &def.schema, &def.name), def.id);
         t.sequences.insert(def.id, Arc::new(def));
     }
 
@@ -409,14 +450,19 @@ impl Catalog {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.sequences.remove(&id) {
             t.sequence_names
-                .remove(&(old.schema.clone(), old.name.clone()));
+                .remove(&name_of(&old.database, &old.schema, &old.name));
         }
     }
 
-    pub fn view(&self, schema: &str, name: &str) -> Option<Arc<crate::views::ViewDef>> {
+    pub fn view(
+        &self,
+        database: &str,
+        schema: &str,
+        name: &str,
+    ) -> Option<Arc<crate::views::ViewDef>> {
         let t = self.tables.read().expect("catalog lock");
         t.view_names
-            .get(&(schema.to_string(), name.to_string()))
+            .get(&name_of(database, schema, name))
             .and_then(|id| t.views.get(id))
             .cloned()
     }
@@ -430,12 +476,12 @@ impl Catalog {
             .cloned()
     }
 
-    pub fn view_names(&self, schema: &str) -> Vec<String> {
+    pub fn view_names(&self, database: &str, schema: &str) -> Vec<String> {
         let t = self.tables.read().expect("catalog lock");
         t.view_names
             .keys()
-            .filter(|(s, _)| s == schema)
-            .map(|(_, n)| n.clone())
+            .filter(|(d, s, _)| d == database && s == schema)
+            .map(|(_, _, n)| n.clone())
             .collect()
     }
 
@@ -447,45 +493,100 @@ impl Catalog {
     fn upsert_view(&self, def: crate::views::ViewDef) {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.views.get(&def.id).cloned() {
-            t.view_names.remove(&(old.schema.clone(), old.name.clone()));
+            t.view_names
+                .remove(&name_of(&old.database, &old.schema, &old.name));
         }
         t.view_names
-            .insert((def.schema.clone(), def.name.clone()), def.id);
+            .insert(name_of(&def.database, &def.schema, &def.name), def.id);
         t.views.insert(def.id, Arc::new(def));
     }
 
     fn remove_view(&self, id: u64) {
         let mut t = self.tables.write().expect("catalog lock");
         if let Some(old) = t.views.remove(&id) {
-            t.view_names.remove(&(old.schema.clone(), old.name.clone()));
+            t.view_names
+                .remove(&name_of(&old.database, &old.schema, &old.name));
         }
     }
 
     /// A schema made by `CREATE SCHEMA`.
-    pub fn schema(&self, name: &str) -> Option<Arc<SchemaDef>> {
+    /// Every database, `postgres` first, then the others by name.
+    pub fn databases(&self) -> Vec<DatabaseDef> {
         let t = self.tables.read().expect("catalog lock");
-        t.schemas.get(name).cloned()
+        let mut made: Vec<DatabaseDef> = t.databases.values().map(|d| d.as_ref().clone()).collect();
+        made.sort_by(|a, b| a.name.cmp(&b.name));
+        let default = DatabaseDef {
+            id: DEFAULT_DATABASE_OID,
+            name: DEFAULT_DATABASE.to_string(),
+        };
+        std::iter::once(default).chain(made).collect()
     }
 
-    fn schema_names(&self) -> Vec<String> {
+    /// Everything committed in `database`, for DROP DATABASE.
+    pub fn database_contents(&self, database: &str) -> DatabaseContents {
         let t = self.tables.read().expect("catalog lock");
-        t.schemas.keys().cloned().collect()
+        DatabaseContents {
+            tables: t
+                .by_id
+                .values()
+                .filter(|d| d.database == database)
+                .cloned()
+                .collect(),
+            sequences: t
+                .sequences
+                .values()
+                .filter(|d| d.database == database)
+                .cloned()
+                .collect(),
+            views: t
+                .views
+                .values()
+                .filter(|d| d.database == database)
+                .cloned()
+                .collect(),
+            schemas: t
+                .schemas
+                .keys()
+                .filter(|(d, _)| d == database)
+                .map(|(_, name)| name.clone())
+                .collect(),
+        }
     }
 
-    pub fn get(&self, schema: &str, name: &str) -> Option<Arc<TableDef>> {
+    pub fn database(&self, name: &str) -> Option<DatabaseDef> {
+        self.databases().into_iter().find(|d| d.name == name)
+    }
+
+    pub fn schema(&self, database: &str, name: &str) -> Option<Arc<SchemaDef>> {
+        let t = self.tables.read().expect("catalog lock");
+        t.schemas
+            .get(&(database.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn schema_names(&self, database: &str) -> Vec<String> {
+        let t = self.tables.read().expect("catalog lock");
+        t.schemas
+            .keys()
+            .filter(|(d, _)| d == database)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    pub fn get(&self, database: &str, schema: &str, name: &str) -> Option<Arc<TableDef>> {
         let t = self.tables.read().expect("catalog lock");
         t.by_name
-            .get(&(schema.to_string(), name.to_string()))
+            .get(&name_of(database, schema, name))
             .and_then(|id| t.by_id.get(id))
             .cloned()
     }
 
-    pub fn table_names(&self, schema: &str) -> Vec<String> {
+    pub fn table_names(&self, database: &str, schema: &str) -> Vec<String> {
         let t = self.tables.read().expect("catalog lock");
         t.by_name
             .keys()
-            .filter(|(s, _)| s == schema)
-            .map(|(_, n)| n.clone())
+            .filter(|(d, s, _)| d == database && s == schema)
+            .map(|(_, _, n)| n.clone())
             .collect()
     }
 
@@ -494,7 +595,7 @@ impl Catalog {
         let mut t = self.tables.write().expect("catalog lock");
         t.forget(def.id);
         t.by_name
-            .insert((def.schema.clone(), def.name.clone()), def.id);
+            .insert(name_of(&def.database, &def.schema, &def.name), def.id);
         for name in Tables::index_names_of(&def) {
             t.index_names.insert(name, def.id);
         }
@@ -508,12 +609,12 @@ impl Catalog {
     }
 
     /// The id of the table an index belongs to.
-    fn index_table(&self, schema: &str, name: &str) -> Option<u64> {
+    fn index_table(&self, database: &str, schema: &str, name: &str) -> Option<u64> {
         self.tables
             .read()
             .expect("catalog lock")
             .index_names
-            .get(&(schema.to_string(), name.to_string()))
+            .get(&name_of(database, schema, name))
             .copied()
     }
 
@@ -525,16 +626,39 @@ impl Catalog {
     pub fn apply(&self, writes: &[(Bytes, Option<Bytes>)]) -> SqlResult<()> {
         let mut definitions_changed = false;
         for (key, write) in writes {
+            if let [CATALOG_PREFIX, b'D', name @ ..] = key.as_ref() {
+                let name = String::from_utf8_lossy(name).to_string();
+                let mut t = self.tables.write().expect("catalog lock");
+                match write {
+                    Some(value) => {
+                        let def: DatabaseDef = serde_json::from_slice(value).map_err(|e| {
+                            SqlError::new(
+                                crate::error::sqlstate::DATA_CORRUPTED,
+                                format!("corrupt database definition: {e}"),
+                            )
+                        })?;
+                        t.databases.insert(name, Arc::new(def));
+                    }
+                    None => {
+                        t.databases.remove(&name);
+                    }
+                }
+                definitions_changed = true;
+                continue;
+            }
             if is_schema_key(key) {
                 let mut t = self.tables.write().expect("catalog lock");
                 match write {
                     Some(value) => {
                         let def = decode_schema_def(value)?;
-                        t.schemas.insert(def.name.clone(), Arc::new(def));
+                        t.schemas
+                            .insert((def.database.clone(), def.name.clone()), Arc::new(def));
                     }
                     None => {
-                        let name = key.split(|b| *b == 0).nth(1).unwrap_or_default();
-                        t.schemas.remove(String::from_utf8_lossy(name).as_ref());
+                        let mut parts = key[2..].split(|b| *b == 0);
+                        let database = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                        let name = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                        t.schemas.remove(&(database.to_string(), name.to_string()));
                     }
                 }
                 definitions_changed = true;
@@ -587,9 +711,20 @@ pub fn catalog_range() -> (Bytes, Bytes) {
 pub struct CatalogView<'a> {
     pub committed: &'a Catalog,
     pub txn: Option<&'a crate::txn::Transaction>,
+    /// The database whose relations names find.
+    pub database: &'a str,
 }
 
-impl CatalogView<'_> {
+impl<'a> CatalogView<'a> {
+    /// The catalog as `txn` sees it, in its database.
+    pub fn of(committed: &'a Catalog, txn: &'a crate::txn::Transaction) -> Self {
+        Self {
+            committed,
+            txn: Some(txn),
+            database: txn.database(),
+        }
+    }
+
     /// What plans made now are made against (see [`CatalogStamp`]).
     pub fn stamp(&self) -> CatalogStamp {
         let own = self.txn.map_or((0, 0), |txn| {
@@ -604,7 +739,7 @@ impl CatalogView<'_> {
 
     pub fn get(&self, schema: &str, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
         if let Some(txn) = self.txn {
-            match txn.write(&table_name_key(DEFAULT_DATABASE, schema, name)) {
+            match txn.write(&table_name_key(self.database, schema, name)) {
                 Some(Some(id)) => {
                     let id = decode_next_table_id(Some(id))?;
                     return match txn.write(&table_def_key(id)) {
@@ -623,7 +758,7 @@ impl CatalogView<'_> {
                 None => {}
             }
         }
-        match self.committed.get(schema, name) {
+        match self.committed.get(self.database, schema, name) {
             // The transaction may have changed (or dropped) the definition.
             Some(def) => self.table_by_id(def.id),
             None => Ok(None),
@@ -636,7 +771,7 @@ impl CatalogView<'_> {
         let Some(txn) = self.txn else {
             return Ok(None);
         };
-        match txn.write(&table_name_key(DEFAULT_DATABASE, schema, name)) {
+        match txn.write(&table_name_key(self.database, schema, name)) {
             Some(Some(id)) => Ok(Some(Some(decode_next_table_id(Some(id))?))),
             Some(None) => Ok(Some(None)),
             None => Ok(None),
@@ -672,11 +807,11 @@ impl CatalogView<'_> {
         }
         let own = self
             .txn
-            .and_then(|txn| txn.write(&schema_key(DEFAULT_DATABASE, name)));
+            .and_then(|txn| txn.write(&schema_key(self.database, name)));
         let def = match own {
             Some(Some(value)) => Some(Arc::new(decode_schema_def(value)?)),
             Some(None) => None,
-            None => self.committed.schema(name),
+            None => self.committed.schema(self.database, name),
         };
         Ok(def.map(|d| SchemaInfo {
             oid: d.id,
@@ -694,7 +829,7 @@ impl CatalogView<'_> {
             .schemas
             .is_empty()
             || self.txn.is_some_and(|txn| {
-                let prefix = schema_key(DEFAULT_DATABASE, "");
+                let prefix = schema_key(self.database, "");
                 let end = prefix_end(&prefix).expect("prefix is not all 0xff");
                 !txn.writes_in(&prefix, &end).is_empty()
             })
@@ -706,10 +841,13 @@ impl CatalogView<'_> {
 
     /// Every schema, built-in ones first, then the others by name.
     pub fn schemas(&self) -> Vec<SchemaInfo> {
-        let mut names: std::collections::BTreeSet<String> =
-            self.committed.schema_names().into_iter().collect();
+        let mut names: std::collections::BTreeSet<String> = self
+            .committed
+            .schema_names(self.database)
+            .into_iter()
+            .collect();
         if let Some(txn) = self.txn {
-            let prefix = schema_key(DEFAULT_DATABASE, "");
+            let prefix = schema_key(self.database, "");
             let end = prefix_end(&prefix).expect("prefix is not all 0xff");
             for (key, write) in txn.writes_in(&prefix, &end) {
                 let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();
@@ -732,10 +870,16 @@ impl CatalogView<'_> {
         Ok(match self.own_name(schema, name)? {
             Some(id) => id.is_some(),
             None => {
-                self.committed.get(schema, name).is_some()
-                    || self.committed.sequence(schema, name).is_some()
-                    || self.committed.view(schema, name).is_some()
-                    || self.committed.index_table(schema, name).is_some()
+                self.committed.get(self.database, schema, name).is_some()
+                    || self
+                        .committed
+                        .sequence(self.database, schema, name)
+                        .is_some()
+                    || self.committed.view(self.database, schema, name).is_some()
+                    || self
+                        .committed
+                        .index_table(self.database, schema, name)
+                        .is_some()
             }
         })
     }
@@ -758,7 +902,7 @@ impl CatalogView<'_> {
                 .tables(schema)
                 .into_iter()
                 .find_map(|t| find(Some(t)).filter(|(_, i)| i.id == id))),
-            None => match self.committed.index_table(schema, name) {
+            None => match self.committed.index_table(self.database, schema, name) {
                 Some(table) => Ok(find(self.table_by_id(table)?)),
                 None => Ok(None),
             },
@@ -769,7 +913,7 @@ impl CatalogView<'_> {
         match self.own_name(schema, name)? {
             Some(Some(id)) => self.sequence_by_id(id),
             Some(None) => Ok(None),
-            None => Ok(self.committed.sequence(schema, name)),
+            None => Ok(self.committed.sequence(self.database, schema, name)),
         }
     }
 
@@ -793,7 +937,7 @@ impl CatalogView<'_> {
         match self.own_name(schema, name)? {
             Some(Some(id)) => self.view_by_id(id),
             Some(None) => Ok(None),
-            None => match self.committed.view(schema, name) {
+            None => match self.committed.view(self.database, schema, name) {
                 // The transaction may have replaced or dropped it.
                 Some(def) => self.view_by_id(def.id),
                 None => Ok(None),
@@ -826,7 +970,7 @@ impl CatalogView<'_> {
 
     /// Every view in `schema`, in name order.
     pub fn views(&self, schema: &str) -> Vec<Arc<crate::views::ViewDef>> {
-        self.relation_names(schema, self.committed.view_names(schema))
+        self.relation_names(schema, self.committed.view_names(self.database, schema))
             .iter()
             .filter_map(|name| self.get_view(schema, name).ok().flatten())
             .collect()
@@ -840,7 +984,7 @@ impl CatalogView<'_> {
 
     /// Every sequence in `schema`.
     pub fn sequences(&self, schema: &str) -> Vec<Arc<SequenceDef>> {
-        self.relation_names(schema, self.committed.sequence_names(schema))
+        self.relation_names(schema, self.committed.sequence_names(self.database, schema))
             .iter()
             .filter_map(|name| self.get_sequence(schema, name).ok().flatten())
             .collect()
@@ -848,7 +992,7 @@ impl CatalogView<'_> {
 
     /// Every table in `schema`, in name order.
     pub fn tables(&self, schema: &str) -> Vec<Arc<TableDef>> {
-        self.relation_names(schema, self.committed.table_names(schema))
+        self.relation_names(schema, self.committed.table_names(self.database, schema))
             .iter()
             .filter_map(|name| self.get(schema, name).ok().flatten())
             .collect()
@@ -863,7 +1007,7 @@ impl CatalogView<'_> {
     fn relation_names(&self, schema: &str, committed: Vec<String>) -> Vec<String> {
         let mut names: std::collections::BTreeSet<String> = committed.into_iter().collect();
         if let Some(txn) = self.txn {
-            let prefix = table_name_key(DEFAULT_DATABASE, schema, "");
+            let prefix = table_name_key(self.database, schema, "");
             let end = prefix_end(&prefix).expect("prefix is not all 0xff");
             for (key, write) in txn.writes_in(&prefix, &end) {
                 let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();

@@ -139,11 +139,7 @@ pub(crate) async fn lock_table_for_write(
     def: &TableDef,
 ) -> DmlResult<()> {
     let outcome = txn.lock_shared(&table_def_key(def.id)).await?;
-    let current = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    }
-    .table_by_id(def.id)?;
+    let current = CatalogView::of(&primary.catalog, txn).table_by_id(def.id)?;
     // The definition the statement was planned with is usually the very one the catalog holds.
     let planned_with_current = current
         .as_deref()

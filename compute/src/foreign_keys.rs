@@ -121,10 +121,7 @@ fn parent_of(
     if fk.parent == def.id {
         return Ok(Arc::new(def.clone()));
     }
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     view.table_by_id(fk.parent)?
         .ok_or_else(|| SqlError::internal(format!("foreign key {} has no table", fk.name)))
 }

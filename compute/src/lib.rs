@@ -159,6 +159,7 @@ pub async fn run(
         past_catalogs: Default::default(),
         pinned: config.pinned,
         points: Default::default(),
+        connections: Default::default(),
     });
     let server = server::Server::new(primary);
     let mut connections = JoinSet::new();

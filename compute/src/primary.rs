@@ -24,6 +24,8 @@ pub struct Primary {
     pub pinned: Option<Lsn>,
     /// Points in the past already resolved or leased.
     pub points: crate::session::PointCache,
+    /// Sessions per database.
+    pub connections: Arc<crate::ddl::database::Connections>,
 }
 
 /// Past catalogs kept; the cache starts over when full.

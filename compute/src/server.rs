@@ -41,7 +41,6 @@ use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use crate::catalog::DEFAULT_DATABASE;
 use crate::copy::{format_row, CopyOptions};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::named_statements::{Deallocate, NamedStatement};
@@ -264,12 +263,14 @@ impl StartupHandler for ConnectionHandler {
             .get(METADATA_DATABASE)
             .cloned()
             .unwrap_or_else(|| user.clone());
-        if database != DEFAULT_DATABASE {
-            return Err(fatal(
-                sqlstate::INVALID_CATALOG_NAME,
-                format!("database \"{database}\" does not exist"),
-            ));
+        if self.server.primary.catalog.database(&database).is_none() {
+            let missing = crate::ddl::database::missing(&database);
+            return Err(fatal(missing.code, missing.message));
         }
+        client
+            .session_extensions()
+            .insert(self.server.primary.connections.enter(&database));
+        self.session.set_database(&database);
         let settings = Settings::for_startup(&user, startup.parameters.iter())
             .map_err(|e| fatal(e.code, e.message))?;
         let reported = settings.reported();

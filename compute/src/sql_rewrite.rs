@@ -178,6 +178,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         previous = Some(i);
     }
     row_lock_strengths(&mut tokens);
+    database_options(&mut tokens);
     let time_travel = tokens
         .iter()
         .any(|t| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("system_time")));
@@ -218,6 +219,41 @@ fn row_lock_strengths(tokens: &mut [TokenWithSpan]) {
         {
             tokens[w[1]] = space();
         }
+    }
+}
+
+/// The options of `CREATE DATABASE name [WITH] OWNER … ENCODING … TEMPLATE …` and of
+/// `DROP DATABASE name [WITH] (FORCE)`, which the parser does not know, are dropped: every Strata
+/// database is UTF8 with the C collation, owned by the one role, and made from nothing; a
+/// database with sessions is not dropped, FORCE or not.
+fn database_options(tokens: &mut [TokenWithSpan]) {
+    let mut start = 0;
+    while start < tokens.len() {
+        let end = tokens[start..]
+            .iter()
+            .position(|t| t.token == Token::SemiColon)
+            .map_or(tokens.len(), |p| start + p);
+        let words: Vec<usize> = (start..end)
+            .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+            .collect();
+        let is = |n: usize, kw: Keyword| {
+            words
+                .get(n)
+                .is_some_and(|&i| keyword_of(&tokens[i]) == Some(kw))
+        };
+        let name_at = match (is(0, Keyword::CREATE), is(0, Keyword::DROP)) {
+            _ if !is(1, Keyword::DATABASE) => None,
+            (true, _) if is(2, Keyword::IF) => Some(5),
+            (_, true) if is(2, Keyword::IF) => Some(4),
+            (true, _) | (_, true) => Some(2),
+            _ => None,
+        };
+        if let Some(&name) = name_at.and_then(|n| words.get(n)) {
+            for token in &mut tokens[name + 1..end] {
+                *token = space();
+            }
+        }
+        start = end + 1;
     }
 }
 

@@ -13,7 +13,6 @@ use datafusion::prelude::SessionConfig;
 use crate::error::SqlError;
 use crate::txn::Transaction;
 
-#[derive(Default)]
 pub struct TxnSlot {
     txn: Mutex<Option<Transaction>>,
     /// `SET strata.as_of`: every table is read at this LSN, and writes are refused.
@@ -22,6 +21,20 @@ pub struct TxnSlot {
     search_path: Mutex<Arc<crate::search_path::SearchPath>>,
     /// Bumped whenever `search_path` changes: statements planned before are planned again.
     path_generation: std::sync::atomic::AtomicU64,
+    /// The database the session connected to.
+    database: Mutex<Arc<str>>,
+}
+
+impl Default for TxnSlot {
+    fn default() -> Self {
+        Self {
+            txn: Mutex::default(),
+            as_of: Mutex::default(),
+            search_path: Mutex::default(),
+            path_generation: Default::default(),
+            database: Mutex::new(Arc::from(crate::catalog::DEFAULT_DATABASE)),
+        }
+    }
 }
 
 impl std::fmt::Debug for TxnSlot {
@@ -46,6 +59,16 @@ impl TxnSlot {
 
     pub fn set_as_of(&self, lsn: Option<strata_core::Lsn>) {
         *self.as_of.lock().expect("as_of lock") = lsn;
+    }
+
+    /// The database the session connected to.
+    pub fn database(&self) -> Arc<str> {
+        self.database.lock().expect("database lock").clone()
+    }
+
+    /// Sets the session's database (once, at startup).
+    pub fn set_database(&self, database: &str) {
+        *self.database.lock().expect("database lock") = Arc::from(database);
     }
 
     pub fn search_path(&self) -> Arc<crate::search_path::SearchPath> {
@@ -81,7 +104,14 @@ impl TxnSlot {
         committed: &crate::catalog::Catalog,
         f: impl FnOnce(&crate::catalog::CatalogView) -> R,
     ) -> R {
-        self.with_optional(|txn| f(&crate::catalog::CatalogView { committed, txn }))
+        let database = self.database();
+        self.with_optional(|txn| {
+            f(&crate::catalog::CatalogView {
+                committed,
+                txn,
+                database: &database,
+            })
+        })
     }
 
     /// Runs `f` on the current transaction, if there is one.

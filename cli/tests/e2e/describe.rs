@@ -24,6 +24,13 @@ const SCHEMA: &str = "
         amount numeric(12,2) NOT NULL,
         note text
     );
+    CREATE SCHEMA ledger;
+    CREATE TABLE ledger.postings (
+        id serial PRIMARY KEY,
+        account integer REFERENCES accounts (id),
+        at timestamptz NOT NULL
+    );
+    CREATE INDEX postings_at_idx ON ledger.postings (at);
 ";
 
 const DESCRIBE: &[&str] = &[
@@ -35,6 +42,11 @@ const DESCRIBE: &[&str] = &[
     "\\d",
     "\\dt",
     "\\di",
+    "\\dn",
+    "\\d ledger.postings",
+    "\\dt ledger.*",
+    "\\di ledger.*",
+    "\\ds ledger.*",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

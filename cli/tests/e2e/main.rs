@@ -3,6 +3,7 @@
 
 mod branches;
 mod bulk;
+mod databases;
 mod describe;
 mod drivers;
 mod durability;

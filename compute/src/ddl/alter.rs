@@ -15,9 +15,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{column_type, default_text, replace_table_def};
-use crate::catalog::{
-    table_def_key, table_name_key, CatalogView, ColumnDef, TableDef, DEFAULT_DATABASE,
-};
+use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
 use crate::primary::Primary;
@@ -230,15 +228,12 @@ pub async fn rename_table(
     def: &TableDef,
     new: &str,
 ) -> SqlResult<()> {
-    let old_key = table_name_key(DEFAULT_DATABASE, &def.schema, &def.name);
-    let new_key = table_name_key(DEFAULT_DATABASE, &def.schema, new);
+    let old_key = table_name_key(txn.database(), &def.schema, &def.name);
+    let new_key = table_name_key(txn.database(), &def.schema, new);
     txn.lock(&old_key).await?;
     txn.lock(&new_key).await?;
     txn.lock(&table_def_key(def.id)).await?;
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&def.schema, new)? {
         return Err(SqlError::new(
             sqlstate::DUPLICATE_TABLE,

@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{allocate_table_id, replace_table_def, DdlOutcome};
-use crate::catalog::{table_def_key, table_name_key, CatalogView, TableDef, DEFAULT_DATABASE};
+use crate::catalog::{table_def_key, table_name_key, CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::indexes::{choose_name, IndexDef};
 use crate::names::{normalize, table_name};
@@ -118,10 +118,7 @@ pub async fn add_index(
     };
     // The definition as it is now that it is locked (a concurrent change has committed).
     txn.lock(&table_def_key(def.id)).await?;
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     let def = view
         .table_by_id(def.id)?
         .ok_or_else(|| SqlError::undefined_table(&def.name))?;
@@ -152,12 +149,9 @@ pub async fn add_index(
             |n| view.relation_exists(&def.schema, n).unwrap_or(true),
         ),
     };
-    let name_key = table_name_key(DEFAULT_DATABASE, &def.schema, &name);
+    let name_key = table_name_key(txn.database(), &def.schema, &name);
     txn.lock(&name_key).await?;
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&def.schema, &name)?
         || name == def.primary_key_name() && !def.primary_key.is_empty()
     {
@@ -205,12 +199,9 @@ pub async fn drop_indexes(
     let mut notices = Vec::new();
     for name in names {
         let (schema, index_name) = table_name(name)?;
-        let name_key = table_name_key(DEFAULT_DATABASE, &schema, &index_name);
+        let name_key = table_name_key(txn.database(), &schema, &index_name);
         txn.lock(&name_key).await?;
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         let Some((table, index)) = view.index(&schema, &index_name)? else {
             if let Some(t) = view
                 .tables(&schema)
@@ -251,7 +242,7 @@ pub async fn remove_index(
     let mut changed = table.clone();
     changed.indexes.retain(|i| i.id != index.id);
     replace_table_def(txn, &changed).await?;
-    let name_key = table_name_key(DEFAULT_DATABASE, &table.schema, &index.name);
+    let name_key = table_name_key(txn.database(), &table.schema, &index.name);
     txn.lock(&name_key).await?;
     txn.delete(name_key);
     tracing::info!(table = %table.name, index = %index.name, "dropped index");

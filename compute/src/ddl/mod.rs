@@ -1,6 +1,7 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
 pub mod alter;
+pub mod database;
 pub mod index;
 pub mod schema;
 pub mod sequence;
@@ -17,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::catalog::CatalogView;
 use crate::catalog::{
     decode_next_table_id, encode_table_def, next_table_id_key, table_def_key, table_name_key,
-    ColumnDef, Identity, TableDef, DEFAULT_DATABASE,
+    ColumnDef, Identity, TableDef,
 };
 use crate::checks::CheckDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
@@ -57,12 +58,9 @@ pub async fn create_table(
     reject_unsupported_create(stmt)?;
     let (schema, name) = table_name(&stmt.name)?;
     schema::use_schema(primary, txn, &schema).await?;
-    let name_key = table_name_key(DEFAULT_DATABASE, &schema, &name);
+    let name_key = table_name_key(txn.database(), &schema, &name);
     txn.lock(&name_key).await?;
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&schema, &name)? {
         if stmt.if_not_exists {
             return Ok(DdlOutcome {
@@ -209,10 +207,7 @@ pub async fn create_table(
 
     let id = allocate_table_id(primary, txn).await?;
     for (i, ty, options) in owned_sequences {
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         let seq_name = sequence::owned_sequence_name(&view, &schema, &name, &columns[i].name)?;
         let seq = sequence::add_sequence(
             primary,
@@ -230,7 +225,7 @@ pub async fn create_table(
     }
     let mut def = TableDef {
         id,
-        database: DEFAULT_DATABASE.to_string(),
+        database: txn.database().to_string(),
         next_column_id: columns.len() as u32 + 1,
         schema,
         name: name.clone(),
@@ -241,10 +236,7 @@ pub async fn create_table(
         indexes: Vec::new(),
     };
     for (fk, column) in foreign_keys {
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         let resolved = resolve_foreign_key(&view, &def, &fk, column)?;
         def.foreign_keys.push(resolved);
     }
@@ -312,10 +304,7 @@ async fn rewrite_under_new_id(
     for fk in new.foreign_keys.iter_mut().filter(|fk| fk.parent == def.id) {
         fk.parent = id;
     }
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     let children: Vec<_> = crate::foreign_keys::referencing(&view, def)
         .into_iter()
         .filter(|(child, _)| child.id != def.id)
@@ -369,10 +358,7 @@ pub async fn truncate(
 ) -> SqlResult<DdlOutcome> {
     for name in names {
         let (schema, table) = table_name(name)?;
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         let Some(def) = view.get(&schema, &table)? else {
             return Err(SqlError::undefined_table(&table));
         };
@@ -800,10 +786,7 @@ pub async fn lock_for_rebuild(txn: &mut Transaction, def: &TableDef) -> SqlResul
 
 /// The catalog as `txn` sees it.
 fn txn_view<'a>(primary: &'a Primary, txn: &'a Transaction) -> CatalogView<'a> {
-    CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    }
+    CatalogView::of(&primary.catalog, txn)
 }
 
 /// `DROP TABLE`: removes the definitions in `txn`. The rows stay in storage under the dropped
@@ -819,12 +802,9 @@ pub async fn drop_tables(
     let mut notices = Vec::new();
     for name in names {
         let (schema, table) = table_name(name)?;
-        let name_key = table_name_key(DEFAULT_DATABASE, &schema, &table);
+        let name_key = table_name_key(txn.database(), &schema, &table);
         txn.lock(&name_key).await?;
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         match view.get(&schema, &table)? {
             Some(def) => {
                 let dropping: Vec<String> = names
@@ -861,10 +841,7 @@ pub async fn drop_tables(
                     changed.foreign_keys.retain(|f| f.name != fk.name);
                     replace_table_def(txn, &changed).await?;
                 }
-                let view = CatalogView {
-                    committed: &primary.catalog,
-                    txn: Some(txn),
-                };
+                let view = CatalogView::of(&primary.catalog, txn);
                 let owned: Vec<_> = view
                     .sequences(&schema)
                     .into_iter()
@@ -875,7 +852,7 @@ pub async fn drop_tables(
                 txn.delete(def_key);
                 txn.delete(name_key);
                 for index in &def.indexes {
-                    let index_name = table_name_key(DEFAULT_DATABASE, &schema, &index.name);
+                    let index_name = table_name_key(txn.database(), &schema, &index.name);
                     txn.lock(&index_name).await?;
                     txn.delete(index_name);
                 }

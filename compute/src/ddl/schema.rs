@@ -8,18 +8,14 @@ use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
 use super::DdlOutcome;
 use crate::catalog::{
-    encode_schema_def, schema_key, CatalogView, SchemaDef, BUILTIN_SCHEMAS, DEFAULT_DATABASE,
-    DEFAULT_SCHEMA,
+    encode_schema_def, schema_key, CatalogView, SchemaDef, BUILTIN_SCHEMAS, DEFAULT_SCHEMA,
 };
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::primary::Primary;
 use crate::txn::Transaction;
 
 fn txn_view<'a>(primary: &'a Primary, txn: &'a Transaction) -> CatalogView<'a> {
-    CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    }
+    CatalogView::of(&primary.catalog, txn)
 }
 
 fn missing(name: &str) -> SqlError {
@@ -42,7 +38,7 @@ pub async fn create_schema(
         )
         .with_detail("The prefix \"pg_\" is reserved for system schemas."));
     }
-    let key = schema_key(DEFAULT_DATABASE, name);
+    let key = schema_key(txn.database(), name);
     txn.lock(&key).await?;
     if txn_view(primary, txn).schema_exists(name)? {
         if if_not_exists {
@@ -60,7 +56,7 @@ pub async fn create_schema(
     let id = super::allocate_table_id(primary, txn).await?;
     let def = SchemaDef {
         id,
-        database: DEFAULT_DATABASE.to_string(),
+        database: txn.database().to_string(),
         name: name.to_string(),
     };
     txn.put(key, encode_schema_def(&def));
@@ -78,8 +74,7 @@ pub async fn use_schema(primary: &Primary, txn: &mut Transaction, schema: &str) 
     if BUILTIN_SCHEMAS.iter().any(|(name, _)| *name == schema) {
         return Ok(());
     }
-    txn.lock_shared(&schema_key(DEFAULT_DATABASE, schema))
-        .await?;
+    txn.lock_shared(&schema_key(txn.database(), schema)).await?;
     match txn_view(primary, txn).schema_exists(schema)? {
         true => Ok(()),
         false => Err(missing(schema)),
@@ -111,7 +106,7 @@ pub async fn drop_schemas(
                 ),
             ));
         }
-        let key = schema_key(DEFAULT_DATABASE, &schema);
+        let key = schema_key(txn.database(), &schema);
         txn.lock(&key).await?;
         if !txn_view(primary, txn).schema_exists(&schema)? {
             if if_exists {

@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::{allocate_table_id, DdlOutcome};
 use crate::catalog::{
     encode_sequence_def, sequence_def_key, sequence_state_key, table_name_key, CatalogView,
-    ColumnDef, SequenceDef, TableDef, DEFAULT_DATABASE,
+    ColumnDef, SequenceDef, TableDef,
 };
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
@@ -40,12 +40,9 @@ pub async fn create_sequence(
     owned_by: Option<&ObjectName>,
 ) -> SqlResult<DdlOutcome> {
     let (schema, name) = table_name(name)?;
-    txn.lock(&table_name_key(DEFAULT_DATABASE, &schema, &name))
+    txn.lock(&table_name_key(txn.database(), &schema, &name))
         .await?;
-    let view = CatalogView {
-        committed: &primary.catalog,
-        txn: Some(txn),
-    };
+    let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&schema, &name)? {
         if if_not_exists {
             return Ok(DdlOutcome {
@@ -144,8 +141,8 @@ pub async fn add_sequence(
 ) -> SqlResult<SequenceDef> {
     super::schema::use_schema(primary, txn, &new.schema).await?;
     let id = allocate_table_id(primary, txn).await?;
-    let def = sequence_def(id, new)?;
-    let name_key = table_name_key(DEFAULT_DATABASE, &def.schema, &def.name);
+    let def = sequence_def(id, txn.database(), new)?;
+    let name_key = table_name_key(txn.database(), &def.schema, &def.name);
     let state_key = sequence_state_key(id);
     txn.lock(&name_key).await?;
     txn.lock(&state_key).await?;
@@ -157,7 +154,7 @@ pub async fn add_sequence(
 }
 
 /// The definition PostgreSQL's defaults and `options` give.
-fn sequence_def(id: u64, new: NewSequence) -> SqlResult<SequenceDef> {
+fn sequence_def(id: u64, database: &str, new: NewSequence) -> SqlResult<SequenceDef> {
     let (type_min, type_max) = match new.ty {
         SqlType::Int2 => (i16::MIN as i64, i16::MAX as i64),
         SqlType::Int4 => (i32::MIN as i64, i32::MAX as i64),
@@ -222,7 +219,7 @@ fn sequence_def(id: u64, new: NewSequence) -> SqlResult<SequenceDef> {
     }
     Ok(SequenceDef {
         id,
-        database: DEFAULT_DATABASE.to_string(),
+        database: database.to_string(),
         schema: new.schema,
         name: new.name,
         ty: new.ty,
@@ -280,12 +277,9 @@ pub async fn drop_sequences(
     let mut notices = Vec::new();
     for name in names {
         let (schema, seq) = table_name(name)?;
-        txn.lock(&table_name_key(DEFAULT_DATABASE, &schema, &seq))
+        txn.lock(&table_name_key(txn.database(), &schema, &seq))
             .await?;
-        let view = CatalogView {
-            committed: &primary.catalog,
-            txn: Some(txn),
-        };
+        let view = CatalogView::of(&primary.catalog, txn);
         match view.get_sequence(&schema, &seq)? {
             Some(def) => {
                 let dependents = dependent_defaults(&view, &def);

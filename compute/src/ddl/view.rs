@@ -4,7 +4,7 @@ use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
 use super::{allocate_table_id, txn_view, DdlOutcome};
-use crate::catalog::{table_name_key, DEFAULT_DATABASE};
+use crate::catalog::table_name_key;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::table_name;
 use crate::primary::Primary;
@@ -29,7 +29,7 @@ pub async fn create_view(
     new: NewView,
 ) -> SqlResult<DdlOutcome> {
     super::schema::use_schema(primary, txn, &new.schema).await?;
-    let name_key = table_name_key(DEFAULT_DATABASE, &new.schema, &new.name);
+    let name_key = table_name_key(txn.database(), &new.schema, &new.name);
     txn.lock(&name_key).await?;
     let existing = txn_view(primary, txn).get_view(&new.schema, &new.name)?;
     let id = match existing {
@@ -61,7 +61,7 @@ pub async fn create_view(
     }
     let def = ViewDef {
         id,
-        database: DEFAULT_DATABASE.into(),
+        database: txn.database().to_string(),
         schema: new.schema,
         name: new.name,
         query: new.query,
@@ -140,7 +140,7 @@ pub async fn drop_views(
     let mut notices = Vec::new();
     for name in names {
         let (schema, view_name) = table_name(name)?;
-        let name_key = table_name_key(DEFAULT_DATABASE, &schema, &view_name);
+        let name_key = table_name_key(txn.database(), &schema, &view_name);
         txn.lock(&name_key).await?;
         let catalog = txn_view(primary, txn);
         match catalog.get_view(&schema, &view_name)? {
@@ -200,7 +200,7 @@ pub(crate) async fn drop_dependents(
 
 async fn remove_view(txn: &mut Transaction, def: &ViewDef) -> SqlResult<()> {
     let def_key = view_def_key(def.id);
-    let name_key = table_name_key(DEFAULT_DATABASE, &def.schema, &def.name);
+    let name_key = table_name_key(txn.database(), &def.schema, &def.name);
     txn.lock(&def_key).await?;
     txn.lock(&name_key).await?;
     txn.delete(def_key);

@@ -204,11 +204,11 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
     let list_type = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
     vec![
         constant_text("version", &[0], h, |_| Some(version_string())),
-        constant_text("current_database", &[0], h, |_| {
-            Some(crate::catalog::DEFAULT_DATABASE.into())
+        constant_text("current_database", &[0], h, |h| {
+            Some(h.slot.database().to_string())
         }),
-        constant_text("current_catalog", &[0], h, |_| {
-            Some(crate::catalog::DEFAULT_DATABASE.into())
+        constant_text("current_catalog", &[0], h, |h| {
+            Some(h.slot.database().to_string())
         }),
         constant_text("current_schema", &[0], h, |h| {
             h.search_path().into_iter().next()

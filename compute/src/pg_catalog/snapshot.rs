@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{SequenceDef, TableDef, DEFAULT_DATABASE};
+use crate::catalog::{SequenceDef, TableDef};
 use crate::indexes::IndexDef;
 use crate::primary::Primary;
 use crate::settings::Settings;
@@ -14,7 +14,6 @@ pub const PUBLIC_NAMESPACE: i64 = 2200;
 pub const OWNER_ROLE: i64 = 10;
 /// `pg_database_owner`, the role that owns `public` in PostgreSQL 15.
 pub const DATABASE_OWNER_ROLE: i64 = 6171;
-pub const DATABASE_OID: i64 = 5;
 pub const HEAP_AM: i64 = 2;
 pub const BTREE_AM: i64 = 403;
 /// A table's oid is its table id (from 16384 up); its primary-key index and constraint get
@@ -147,6 +146,10 @@ pub struct CatalogHandle {
 
 /// The user tables the session sees, and its settings.
 pub struct Snapshot {
+    /// The session's database.
+    pub database: Arc<str>,
+    /// Every database.
+    pub databases: Vec<crate::catalog::DatabaseDef>,
     /// Every schema: (oid, name).
     pub namespaces: Vec<(i64, String)>,
     /// The schemas of the search path that exist, in order.
@@ -211,6 +214,8 @@ impl CatalogHandle {
             .map(|(_, v)| v)
             .unwrap_or_else(|_| "postgres".into());
         Snapshot {
+            database: self.slot.database(),
+            databases: self.primary.catalog.databases(),
             namespaces,
             search_path,
             tables,
@@ -224,8 +229,8 @@ impl CatalogHandle {
 }
 
 impl Snapshot {
-    pub fn database(&self) -> &'static str {
-        DEFAULT_DATABASE
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// A column default as `pg_get_expr` prints it (see [`default_text`]). A sequence in

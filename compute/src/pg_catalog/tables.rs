@@ -13,8 +13,7 @@ use datafusion::common::{Result as DFResult, ScalarValue};
 
 use super::snapshot::{
     attrdef_oid, check_oid, foreign_key_oid, pk_index_oid, sequence_oid, table_indexes, table_oid,
-    Snapshot, BTREE_AM, DATABASE_OID, DATABASE_OWNER_ROLE, HEAP_AM, OWNER_ROLE,
-    PG_CATALOG_NAMESPACE,
+    Snapshot, BTREE_AM, DATABASE_OWNER_ROLE, HEAP_AM, OWNER_ROLE, PG_CATALOG_NAMESPACE,
 };
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
 use crate::catalog::{ColumnDef, SequenceDef, TableDef};
@@ -554,12 +553,12 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ])
             }))
             .collect(),
-        "pg_database" => vec![vec![
-            ("oid", V::I(DATABASE_OID)), ("datname", s(snap.database())), ("datdba", owner),
+        "pg_database" => snap.databases.iter().map(|d| vec![
+            ("oid", V::I(d.id as i64)), ("datname", s(&d.name)), ("datdba", owner.clone()),
             ("encoding", V::I(6)), ("datlocprovider", s("c")), ("datallowconn", V::B(true)),
             ("datconnlimit", V::I(-1)), ("dattablespace", V::I(1663)), ("datcollate", s("C")),
             ("datctype", s("C")),
-        ]],
+        ]).collect(),
         "pg_roles" => vec![vec![
             ("oid", owner), ("rolname", s(&snap.user)), ("rolsuper", V::B(true)),
             ("rolinherit", V::B(true)), ("rolcreaterole", V::B(true)),

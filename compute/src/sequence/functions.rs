@@ -266,11 +266,8 @@ fn in_own_txn<T>(
     def: &SequenceDef,
     f: impl FnOnce(&mut crate::txn::Transaction) -> SqlResult<T>,
 ) -> SqlResult<Option<T>> {
-    let own = h.slot.with_optional(|txn| {
-        let view = CatalogView {
-            committed: &h.primary.catalog,
-            txn,
-        };
+    let own = h.slot.with_catalog(&h.primary.catalog, |view| {
+        let txn = view.txn;
         if txn.is_some_and(|t| t.is_read_only()) {
             return Err(SqlError::new(
                 sqlstate::READ_ONLY_SQL_TRANSACTION,

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::run::ddl_output;
 use super::{Output, Session};
-use crate::catalog::{table_name_key, TableDef, DEFAULT_DATABASE};
+use crate::catalog::{table_name_key, TableDef};
 use crate::ddl::{self, alter, index::NewIndex, DdlOutcome};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
@@ -204,18 +204,16 @@ impl Session {
                     self.with_txn(async |txn| {
                         ddl::replace_table_def(txn, &changed).await?;
                         for index in &dropped {
-                            let key = table_name_key(DEFAULT_DATABASE, schema, &index.name);
+                            let key = table_name_key(txn.database(), schema, &index.name);
                             txn.lock(&key).await?;
                             txn.delete(key);
                         }
-                        let owned: Vec<_> = crate::catalog::CatalogView {
-                            committed: &self.primary.catalog,
-                            txn: Some(txn),
-                        }
-                        .sequences(schema)
-                        .into_iter()
-                        .filter(|q| q.owned_by == column_id.map(|c| (def.id, c)))
-                        .collect();
+                        let owned: Vec<_> =
+                            crate::catalog::CatalogView::of(&self.primary.catalog, txn)
+                                .sequences(schema)
+                                .into_iter()
+                                .filter(|q| q.owned_by == column_id.map(|c| (def.id, c)))
+                                .collect();
                         for seq in owned {
                             ddl::sequence::remove_sequence(txn, &seq).await?;
                         }

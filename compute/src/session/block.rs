@@ -119,7 +119,12 @@ impl Session {
         let next = self.take_next_isolation();
         let isolation = isolation.unwrap_or(next);
         let read_only = read_only.unwrap_or(false);
-        self.slot.put(self.primary.txns.begin(isolation, read_only));
+        self.slot.put(
+            self.primary
+                .txns
+                .begin(isolation, read_only)
+                .in_database(self.slot.database()),
+        );
         *block = Some(Block::default());
         Output::command("BEGIN")
     }
@@ -266,7 +271,12 @@ impl Session {
             return false;
         }
         let isolation = self.take_next_isolation();
-        self.slot.put(self.primary.txns.begin(isolation, false));
+        self.slot.put(
+            self.primary
+                .txns
+                .begin(isolation, false)
+                .in_database(self.slot.database()),
+        );
         *block = Some(Block {
             implicit: true,
             ..Block::default()

@@ -192,6 +192,11 @@ impl Session {
         &self.named
     }
 
+    /// The database the session connected to: its names are found in that database's catalog.
+    pub fn set_database(&self, database: &str) {
+        self.slot.set_database(database);
+    }
+
     /// Records the backend process id the client was given.
     pub fn set_pid(&self, pid: i32) {
         self.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
@@ -315,7 +320,12 @@ impl Session {
             _ => true,
         };
         let isolation = self.take_next_isolation();
-        self.slot.put(self.primary.txns.begin(isolation, !writes));
+        self.slot.put(
+            self.primary
+                .txns
+                .begin(isolation, !writes)
+                .in_database(self.slot.database()),
+        );
         let result = self.run(prepared, params).await;
         let txn = self.slot.take();
         let output = result?;

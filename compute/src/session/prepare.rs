@@ -115,9 +115,11 @@ impl Session {
         match past_read(&prepared.statement).or(prepared.as_of) {
             Some(lsn) => {
                 let past = self.primary.catalog_at(lsn).await?;
+                let database = self.slot.database();
                 let view = crate::catalog::CatalogView {
                     committed: &past,
                     txn: None,
+                    database: &database,
                 };
                 Ok(fast_path::recognize(&prepared.statement, &view)?
                     .filter(|p| p.is_read_only())
@@ -133,7 +135,18 @@ impl Session {
     }
 
     /// Plans a statement: result columns and parameter types, without running it.
-    pub(super) async fn plan_statement(&self, statement: Statement) -> SqlResult<Prepared> {
+    ///
+    /// Boxed, like [`Session::recognize_fast`]: planning's future is large, and every caller
+    /// (running, re-planning, ALTER TABLE's internal statements) would otherwise carry it on the
+    /// stack, which in debug builds nests deep enough to overflow a worker thread's.
+    pub(super) fn plan_statement(
+        &self,
+        statement: Statement,
+    ) -> futures::future::BoxFuture<'_, SqlResult<Prepared>> {
+        Box::pin(self.plan_statement_inner(statement))
+    }
+
+    async fn plan_statement_inner(&self, statement: Statement) -> SqlResult<Prepared> {
         let path_generation = self.slot.path_generation();
         let path = self.slot.search_path();
         let (statement, unqualified) =

@@ -10,7 +10,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ObjectType, Reset, SchemaName, Set, Statement, Value,
+    Expr as SqlExpr, ObjectName, ObjectType, Reset, SchemaName, Set, Statement, Value,
 };
 
 use super::block::Notice;
@@ -348,6 +348,44 @@ impl Session {
                     .await?;
                 Ok(ddl_output(outcome))
             }
+            Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = self.database_statement("CREATE DATABASE", db_name)?;
+                // Boxed, as are the other schema and database statements: their futures are
+                // large, and `run_other`'s (on the stack in debug builds) would grow by them.
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::database::create_database(&self.primary, txn, &name, *if_not_exists).await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Database,
+                if_exists,
+                names,
+                ..
+            } => {
+                let [db_name] = names.as_slice() else {
+                    return Err(SqlError::syntax("DROP DATABASE drops one database"));
+                };
+                let name = self.database_statement("DROP DATABASE", db_name)?;
+                let connections = self.primary.connections.clone();
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::database::drop_database(
+                        &self.primary,
+                        &connections,
+                        txn,
+                        &name,
+                        *if_exists,
+                    )
+                    .await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::CreateSchema {
                 schema_name,
                 if_not_exists,
@@ -363,11 +401,10 @@ impl Session {
                     }
                     SchemaName::UnnamedAuthorization(role) => crate::names::normalize(role),
                 };
-                let outcome = self
-                    .with_txn(async |txn| {
-                        ddl::schema::create_schema(&self.primary, txn, &name, *if_not_exists).await
-                    })
-                    .await?;
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::schema::create_schema(&self.primary, txn, &name, *if_not_exists).await
+                }))
+                .await?;
                 Ok(ddl_output(outcome))
             }
             Statement::Drop {
@@ -377,12 +414,10 @@ impl Session {
                 cascade,
                 ..
             } => {
-                let outcome = self
-                    .with_txn(async |txn| {
-                        ddl::schema::drop_schemas(&self.primary, txn, names, *if_exists, *cascade)
-                            .await
-                    })
-                    .await?;
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::schema::drop_schemas(&self.primary, txn, names, *if_exists, *cascade).await
+                }))
+                .await?;
                 Ok(ddl_output(outcome))
             }
             Statement::CreateView(create) => self.create_view(create).await,
@@ -513,6 +548,22 @@ impl Session {
         let result = f(&mut txn).await;
         self.slot.put(txn);
         result
+    }
+
+    /// The database a CREATE or DROP DATABASE names; neither runs inside a transaction block,
+    /// as in PostgreSQL.
+    fn database_statement(&self, what: &str, name: &ObjectName) -> SqlResult<String> {
+        if self.in_block() {
+            return Err(SqlError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                format!("{what} cannot run inside a transaction block"),
+            ));
+        }
+        match name.0.as_slice() {
+            [part] => part.as_ident().map(crate::names::normalize),
+            _ => None,
+        }
+        .ok_or_else(|| SqlError::syntax(format!("invalid database name {name}")))
     }
 
     fn set(&self, set: &Set) -> SqlResult<Output> {

@@ -98,9 +98,22 @@ pub struct Transaction {
     locked: Vec<Bytes>,
     /// Statements run so far (SET TRANSACTION must come before the first).
     statements: usize,
+    /// The database whose catalog the transaction's statements name relations in.
+    database: Arc<str>,
 }
 
 impl Transaction {
+    /// The transaction, naming relations in `database`'s catalog.
+    pub fn in_database(mut self, database: Arc<str>) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// The database whose catalog the transaction's statements name relations in.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// The LSN the current statement reads at.
     pub fn snapshot(&self) -> Lsn {
         self.snapshot
@@ -364,6 +377,7 @@ impl TxnManager {
             undo: Vec::new(),
             locked: Vec::new(),
             statements: 0,
+            database: Arc::from(crate::catalog::DEFAULT_DATABASE),
         }
     }
 
