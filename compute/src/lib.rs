@@ -26,6 +26,7 @@ mod interval_order;
 mod json;
 mod key_range;
 mod last_written;
+mod like_escape;
 mod named_statements;
 mod names;
 mod ordered_scan;

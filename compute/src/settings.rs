@@ -81,7 +81,11 @@ impl Settings {
         s.values
             .insert("session_authorization".into(), user.to_string());
         for (name, value) in params {
-            if parameter(name).is_some_and(|p| !p.3) || name.contains('.') {
+            if name == "options" {
+                for (name, value) in command_line_options(value)? {
+                    s.set(&name, &value)?;
+                }
+            } else if parameter(name).is_some_and(|p| !p.3) || name.contains('.') {
                 s.set(name, value)?;
             }
         }
@@ -226,6 +230,50 @@ fn validate(key: &str, value: &str) -> SqlResult<String> {
     }
 }
 
+/// The settings of the `options` startup parameter (libpq's `PGOPTIONS`): command-line switches
+/// `-c name=value` (or `-cname=value`, `--name=value`), separated by spaces; a backslash keeps
+/// the next character, so `\ ` is a space inside a value.
+fn command_line_options(options: &str) -> SqlResult<Vec<(String, String)>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words.next()
+        } else if let Some(rest) = word.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            word.strip_prefix("-c").map(str::to_string)
+        };
+        let invalid = || {
+            SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!("invalid command-line argument for server process: {word}"),
+            )
+        };
+        let assignment = assignment.ok_or_else(invalid)?;
+        let (name, value) = assignment.split_once('=').ok_or_else(invalid)?;
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +306,24 @@ mod tests {
         s.set("application_name", "psql").unwrap();
         s.reset("application_name").unwrap();
         assert_eq!(s.get("application_name").unwrap().1, "");
+    }
+
+    #[test]
+    fn reads_command_line_options_as_postgres_does() {
+        let options = command_line_options(
+            "-c search_path=app,public -cstatement_timeout=5 --work-mem=4MB -c x.y=a\\ b",
+        )
+        .unwrap();
+        assert_eq!(
+            options,
+            [
+                ("search_path".to_string(), "app,public".to_string()),
+                ("statement_timeout".to_string(), "5".to_string()),
+                ("work_mem".to_string(), "4MB".to_string()),
+                ("x.y".to_string(), "a b".to_string()),
+            ]
+        );
+        assert!(command_line_options("-c").is_err());
+        assert!(command_line_options("search_path=x").is_err());
     }
 }

@@ -491,3 +491,29 @@ mod normalize_tests {
         assert!(normalize_literals("SELECT $1").is_none());
     }
 }
+
+/// `RETURNING schema.table.column` names the column by its table alone (`table.column`), as the
+/// DML code reads RETURNING against the target table under its own name.
+pub fn unqualify_returning(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::visit_expressions_mut;
+    let returning = match statement {
+        Statement::Insert(insert) => insert.returning.as_mut(),
+        Statement::Update(update) => update.returning.as_mut(),
+        Statement::Delete(delete) => delete.returning.as_mut(),
+        _ => None,
+    };
+    let Some(items) = returning else {
+        return;
+    };
+    let _ = visit_expressions_mut(items, |e| {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() == 4 {
+                parts.remove(0);
+            }
+            if parts.len() == 3 {
+                parts.remove(0);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}

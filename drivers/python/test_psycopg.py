@@ -228,3 +228,26 @@ def test_copy_from_and_to_stdin(conn):
         with cur.copy("COPY (SELECT id, name FROM copied ORDER BY id) TO STDOUT") as copy:
             copy.set_types(["int4", "text"])
             assert list(copy.rows()) == [(r[0], r[3]) for r in ROWS]
+
+
+def test_search_path_from_connect_options_and_set(conn):
+    conn.execute("CREATE SCHEMA IF NOT EXISTS tenant_a")
+    conn.execute("CREATE SCHEMA IF NOT EXISTS tenant_b")
+    for tenant in ("tenant_a", "tenant_b"):
+        conn.execute(f"CREATE TABLE {tenant}.profile (id integer PRIMARY KEY, name text)")
+        conn.execute(f"INSERT INTO {tenant}.profile VALUES (1, %s)", (tenant,))
+    # libpq's options (PGOPTIONS) set the path for the whole connection.
+    with psycopg.connect(DATABASE_URL, autocommit=True, options="-c search_path=tenant_a,public") as c:
+        assert scalar(c, "SHOW search_path") == "tenant_a,public"
+        query = "SELECT name FROM profile WHERE id = %s"
+        for _ in range(6):  # prepared after a few runs
+            assert c.execute(query, (1,)).fetchone() == ("tenant_a",)
+        # Changing the path re-resolves the same (prepared) statement.
+        c.execute("SET search_path = tenant_b, public")
+        assert c.execute(query, (1,)).fetchone() == ("tenant_b",)
+        c.execute("INSERT INTO profile VALUES (2, 'new')")
+        assert scalar(c, "SELECT current_schema()") == "tenant_b"
+    assert scalar(conn, "SELECT count(*) FROM tenant_b.profile") == 2
+    assert scalar(conn, "SELECT count(*) FROM tenant_a.profile") == 1
+    with pytest.raises(errors.UndefinedTable):
+        conn.execute("SELECT * FROM profile")

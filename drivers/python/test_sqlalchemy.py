@@ -12,7 +12,8 @@ from uuid import UUID
 
 import psycopg.errors
 import pytest
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, ForeignKey, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
+from sqlalchemy.schema import CreateSchema
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -173,3 +174,47 @@ def test_database_generated_primary_key(engine):
         session.add(Note(body="second"))
         session.commit()
         assert session.scalars(select(Note.id).order_by(Note.id)).all() == [1, 2]
+
+
+class LedgerBase(DeclarativeBase):
+    """Models in a schema of their own, as applications that split their tables do."""
+
+
+class Account(LedgerBase):
+    __tablename__ = "accounts"
+    __table_args__ = {"schema": "ledger"}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(Text)
+
+
+class Posting(LedgerBase):
+    __tablename__ = "postings"
+    __table_args__ = {"schema": "ledger"}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger.accounts.id"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+
+def test_models_in_a_schema(engine):
+    with engine.begin() as conn:
+        conn.execute(CreateSchema("ledger", if_not_exists=True))
+    LedgerBase.metadata.create_all(engine)
+    assert inspect(engine).has_table("postings", schema="ledger")
+    assert not inspect(engine).has_table("postings")
+    assert "ledger" in inspect(engine).get_schema_names()
+    with Session(engine) as session:
+        account = Account(owner="ada")
+        session.add(account)
+        session.flush()
+        session.add_all([Posting(account_id=account.id, amount=Decimal("1.50")), Posting(account_id=account.id, amount=Decimal("2.25"))])
+        session.commit()
+    with Session(engine) as session:
+        total = session.scalar(select(func.sum(Posting.amount)).join(Account).where(Account.owner == "ada"))
+        assert total == Decimal("3.75")
+    with pytest.raises(IntegrityError) as e:
+        with Session(engine) as session:
+            session.add(Posting(account_id=99, amount=Decimal("1")))
+            session.commit()
+    assert e.value.orig.sqlstate == "23503"
+    LedgerBase.metadata.drop_all(engine)
+    assert not inspect(engine).has_table("postings", schema="ledger")

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
     LambdaFunctionParameter, LambdaSyntax, ObjectName, ObjectNamePart, OneOrManyWithParens,
     OrderByKind, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, Statement,
-    TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    TableAlias, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 
 use super::functions::{REGCLASS_NAME, REGCLASS_OID, REGNAMESPACE_NAME, REGTYPE_NAME, REGTYPE_OID};
@@ -27,6 +27,7 @@ pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
     impl VisitorMut for Rewriter {
         type Break = ();
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            backslash_escape(expr);
             if let Some(new) = rewrite(expr) {
                 *expr = new;
             }
@@ -493,6 +494,47 @@ fn is_literal(expr: &Expr) -> bool {
     )
 }
 
+/// `x LIKE 'pg^_%' ESCAPE '^'` becomes the same pattern with backslash escapes, the only escape
+/// DataFusion takes (see `like_escape`): a literal pattern is converted here, another one by a call.
+fn backslash_escape(expr: &mut Expr) {
+    let (Expr::Like {
+        pattern,
+        escape_char,
+        ..
+    }
+    | Expr::ILike {
+        pattern,
+        escape_char,
+        ..
+    }) = expr
+    else {
+        return;
+    };
+    let escape = match escape_char.as_ref().map(|v| &v.value) {
+        Some(Value::SingleQuotedString(e)) if e.chars().count() == 1 && e != "\\" => {
+            e.chars().next().expect("one character")
+        }
+        _ => return,
+    };
+    let converted = match pattern.as_ref() {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(text),
+            ..
+        }) => Expr::value(Value::SingleQuotedString(
+            crate::like_escape::to_backslash_escapes(text, escape),
+        )),
+        other => call(
+            crate::like_escape::NAME,
+            vec![
+                other.clone(),
+                Expr::value(Value::SingleQuotedString(escape.to_string())),
+            ],
+        ),
+    };
+    **pattern = converted;
+    *escape_char = None;
+}
+
 fn rewrite(expr: &Expr) -> Option<Expr> {
     match expr {
         Expr::Function(f) => rewrite_function(f),
@@ -942,6 +984,18 @@ mod tests {
         let mut stmt = crate::sql_rewrite::parse_sql(sql).unwrap().remove(0);
         rewrite_catalog_syntax(&mut stmt);
         stmt.to_string()
+    }
+
+    #[test]
+    fn like_escapes_become_backslashes() {
+        assert_eq!(
+            rewritten(r"SELECT 1 WHERE n NOT LIKE 'pg^_%' ESCAPE '^'"),
+            r"SELECT 1 WHERE n NOT LIKE 'pg\_%'"
+        );
+        assert_eq!(
+            rewritten(r"SELECT 1 WHERE n ILIKE 'a\b#%' ESCAPE '#'"),
+            r"SELECT 1 WHERE n ILIKE 'a\\b\%'"
+        );
     }
 
     #[test]

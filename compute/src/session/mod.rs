@@ -145,6 +145,7 @@ impl Session {
         ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
         ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
+        ctx.register_udf(crate::like_escape::udf());
         ctx.register_udtf(
             crate::series::NAME,
             Arc::new(crate::series::GenerateSeries::new()),

@@ -146,7 +146,8 @@ impl Session {
         Box::pin(self.plan_statement_inner(statement))
     }
 
-    async fn plan_statement_inner(&self, statement: Statement) -> SqlResult<Prepared> {
+    async fn plan_statement_inner(&self, mut statement: Statement) -> SqlResult<Prepared> {
+        crate::sql_rewrite::unqualify_returning(&mut statement);
         let path_generation = self.slot.path_generation();
         let path = self.slot.search_path();
         let (statement, unqualified) =
