@@ -871,6 +871,16 @@ pub async fn update_or_delete(
     plan: &LogicalPlan,
 ) -> DmlResult<DmlOutcome> {
     let batches = d.run(plan).await?;
+    apply_changes(d, finder, batches).await
+}
+
+/// Updates or deletes the rows `batches` found (each: storage key, old columns, new values of
+/// the assigned columns, RETURNING items).
+async fn apply_changes(
+    d: &DmlContext<'_>,
+    finder: &RowFinder,
+    batches: Vec<RecordBatch>,
+) -> DmlResult<DmlOutcome> {
     let def = finder.def.clone();
     let n = def.columns.len();
     let is_update = !finder.assigned.is_empty();
@@ -1073,6 +1083,16 @@ async fn check_not_referenced(
     }
     let keys: HashSet<Bytes> = removed.keys().cloned().collect();
     for (child, fk) in referencing {
+        if !is_update
+            && matches!(
+                fk.on_delete,
+                crate::foreign_keys::OnDelete::Cascade | crate::foreign_keys::OnDelete::SetNull
+            )
+        {
+            // Boxed: this recurses (through the children's own referencing rows).
+            Box::pin(act_on_referencing_rows(d, def, &child, &fk, &keys)).await?;
+            continue;
+        }
         let sql = crate::foreign_keys::referencing_rows_query(&child, &fk);
         let statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
             .map_err(|e| SqlError::internal(e.to_string()))?
@@ -1089,6 +1109,79 @@ async fn check_not_referenced(
             removed.get(k).cloned().unwrap_or_default()
         })?;
     }
+    Ok(())
+}
+
+/// ON DELETE CASCADE / SET NULL: deletes the rows of `child` that reference one of `removed`
+/// (storage keys of `parent` rows being deleted), or sets their referencing columns to NULL, as
+/// a DELETE or UPDATE of those rows would (their own referencing rows, checks and indexes
+/// included).
+async fn act_on_referencing_rows(
+    d: &DmlContext<'_>,
+    parent: &TableDef,
+    child: &Arc<TableDef>,
+    fk: &crate::foreign_keys::ForeignKeyDef,
+    removed: &HashSet<Bytes>,
+) -> DmlResult<()> {
+    let query = all_rows_query(child)?;
+    let plan = d
+        .ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            query.clone(),
+        )))
+        .await?;
+    let n = child.columns.len();
+    let set_null = fk.on_delete == crate::foreign_keys::OnDelete::SetNull;
+    let assigned = if set_null {
+        fk.column_positions(child)
+    } else {
+        Vec::new()
+    };
+    let mut found = Vec::new();
+    for batch in d.run(&plan).await? {
+        let mut keep = vec![false; batch.num_rows()];
+        let referenced =
+            crate::foreign_keys::referenced_keys(child, parent, fk, &batch.columns()[1..=n])?;
+        for (row, key) in referenced {
+            keep[row] = key.is_some_and(|k| removed.contains(&k));
+        }
+        let mut rows = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        if rows.num_rows() == 0 {
+            continue;
+        }
+        if set_null {
+            // The new values of the assigned columns follow the old columns.
+            let mut fields: Vec<_> = rows.schema().fields().iter().cloned().collect();
+            let mut columns = rows.columns().to_vec();
+            for &p in &assigned {
+                let ty = child.columns[p].ty.arrow_type();
+                fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+                    format!("strata_null_{p}"),
+                    ty.clone(),
+                    true,
+                )));
+                columns.push(datafusion::arrow::array::new_null_array(
+                    &ty,
+                    rows.num_rows(),
+                ));
+            }
+            rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        }
+        found.push(rows);
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let finder = RowFinder {
+        query,
+        def: child.clone(),
+        assigned,
+        returning: 0,
+        returning_names: Vec::new(),
+        param_hints: HashMap::new(),
+    };
+    apply_changes(d, &finder, found).await?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! FOREIGN KEY constraints that reference a table's primary key, enforced immediately (NO
-//! ACTION / RESTRICT).
+//! FOREIGN KEY constraints that reference a table's primary key, enforced immediately: NO
+//! ACTION / RESTRICT, and on delete of the referenced row CASCADE or SET NULL.
 //!
 //! A referencing row's key values become the referenced row's storage key, so checking that the
 //! referenced row exists is a point read. The referencing transaction locks that key until it
@@ -30,6 +30,49 @@ pub struct ForeignKeyDef {
     pub columns: Vec<u32>,
     /// The referenced table's id.
     pub parent: u64,
+    /// What deleting a referenced row does to the rows referencing it.
+    #[serde(default, skip_serializing_if = "OnDelete::is_no_action")]
+    pub on_delete: OnDelete,
+}
+
+/// `ON DELETE`: what happens to referencing rows when the row they reference is deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnDelete {
+    /// The delete fails while rows reference it (NO ACTION; RESTRICT behaves the same when
+    /// constraints are checked immediately, as Strata's are).
+    #[default]
+    NoAction,
+    Restrict,
+    /// The referencing rows are deleted too.
+    Cascade,
+    /// The referencing columns are set to NULL.
+    SetNull,
+}
+
+impl OnDelete {
+    fn is_no_action(&self) -> bool {
+        *self == OnDelete::NoAction
+    }
+
+    /// `pg_constraint.confdeltype`.
+    pub fn code(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "a",
+            OnDelete::Restrict => "r",
+            OnDelete::Cascade => "c",
+            OnDelete::SetNull => "n",
+        }
+    }
+
+    /// The clause `pg_get_constraintdef` appends (nothing for NO ACTION).
+    pub fn clause(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "",
+            OnDelete::Restrict => " ON DELETE RESTRICT",
+            OnDelete::Cascade => " ON DELETE CASCADE",
+            OnDelete::SetNull => " ON DELETE SET NULL",
+        }
+    }
 }
 
 impl ForeignKeyDef {
@@ -42,7 +85,7 @@ impl ForeignKeyDef {
 /// The storage keys of the parent rows that `columns` (a table's columns, in order) reference
 /// through `fk`, with the row each came from; rows with a NULL in the key reference nothing
 /// (MATCH SIMPLE). `None` for a value the parent's key type cannot hold (no row has it).
-fn referenced_keys(
+pub fn referenced_keys(
     def: &TableDef,
     parent: &TableDef,
     fk: &ForeignKeyDef,
@@ -167,10 +210,11 @@ fn row_values(def: &TableDef, fk: &ForeignKeyDef, columns: &[ArrayRef], row: usi
     crate::pg_encode::row_text(&referencing, row)
 }
 
-/// The foreign keys (with their tables) that reference `parent`.
+/// The foreign keys (with their tables, in any schema) that reference `parent`.
 pub fn referencing(view: &CatalogView, parent: &TableDef) -> Vec<(Arc<TableDef>, ForeignKeyDef)> {
-    view.tables(&parent.schema)
-        .into_iter()
+    view.schemas()
+        .iter()
+        .flat_map(|s| view.tables(&s.name))
         .flat_map(|t| {
             t.foreign_keys
                 .iter()

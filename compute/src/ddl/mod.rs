@@ -476,17 +476,27 @@ fn resolve_foreign_key(
     fk: &ForeignKeyConstraint,
     declared_on: Option<String>,
 ) -> SqlResult<ForeignKeyDef> {
+    use crate::foreign_keys::OnDelete;
     use datafusion::sql::sqlparser::ast::{DeferrableInitial, ReferentialAction};
-    for action in [fk.on_delete, fk.on_update].into_iter().flatten() {
-        if !matches!(
-            action,
-            ReferentialAction::NoAction | ReferentialAction::Restrict
-        ) {
-            return Err(SqlError::unsupported(format!(
-                "foreign key action {action}"
-            )));
-        }
+    if let Some(action) = fk
+        .on_update
+        .filter(|a| !matches!(a, ReferentialAction::NoAction | ReferentialAction::Restrict))
+    {
+        return Err(SqlError::unsupported(format!(
+            "foreign key action ON UPDATE {action}"
+        )));
     }
+    let on_delete = match fk.on_delete {
+        None | Some(ReferentialAction::NoAction) => OnDelete::NoAction,
+        Some(ReferentialAction::Restrict) => OnDelete::Restrict,
+        Some(ReferentialAction::Cascade) => OnDelete::Cascade,
+        Some(ReferentialAction::SetNull) => OnDelete::SetNull,
+        Some(action) => {
+            return Err(SqlError::unsupported(format!(
+                "foreign key action ON DELETE {action}"
+            )))
+        }
+    };
     if fk
         .characteristics
         .as_ref()
@@ -591,6 +601,7 @@ fn resolve_foreign_key(
         name,
         columns,
         parent: parent.id,
+        on_delete,
     })
 }
 

@@ -453,13 +453,14 @@ impl Snapshot {
                         .collect::<Vec<_>>()
                         .join(", ");
                     return Some(format!(
-                        "FOREIGN KEY ({columns}) REFERENCES {}({})",
+                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}",
                         quote_ident(&parent.name),
                         Self::key_columns(parent)
                             .iter()
                             .map(|c| quote_ident(c))
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        fk.on_delete.clause()
                     ));
                 }
             }
