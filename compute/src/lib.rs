@@ -31,6 +31,7 @@ mod named_statements;
 mod names;
 mod ordered_scan;
 mod params;
+mod pg_aggregates;
 mod pg_array;
 mod pg_catalog;
 mod pg_encode;

@@ -146,6 +146,9 @@ impl Session {
         ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_udf(crate::like_escape::udf());
+        for aggregate in crate::pg_aggregates::all() {
+            ctx.register_udaf(aggregate);
+        }
         ctx.register_udtf(
             crate::series::NAME,
             Arc::new(crate::series::GenerateSeries::new()),
