@@ -264,7 +264,22 @@ pub fn database_key(name: &str) -> Bytes {
 }
 
 pub fn encode_database_def(def: &DatabaseDef) -> Bytes {
-    Bytes::from(serde_json::to_vec(def).expect("database definitions serialize"))
+    encode_def(def)
+}
+
+/// A catalog definition as stored: JSON.
+pub fn encode_def(def: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(def).expect("catalog definitions serialize"))
+}
+
+/// A stored catalog definition of `kind`; what does not decode is corrupt (XX001).
+pub fn decode_def<T: serde::de::DeserializeOwned>(kind: &str, value: &[u8]) -> SqlResult<T> {
+    serde_json::from_slice(value).map_err(|e| {
+        SqlError::new(
+            crate::error::sqlstate::DATA_CORRUPTED,
+            format!("corrupt {kind} definition: {e}"),
+        )
+    })
 }
 
 fn is_schema_key(key: &[u8]) -> bool {
@@ -272,16 +287,11 @@ fn is_schema_key(key: &[u8]) -> bool {
 }
 
 pub fn encode_schema_def(def: &SchemaDef) -> Bytes {
-    Bytes::from(serde_json::to_vec(def).expect("schema definitions serialize"))
+    encode_def(def)
 }
 
 pub fn decode_schema_def(value: &[u8]) -> SqlResult<SchemaDef> {
-    serde_json::from_slice(value).map_err(|e| {
-        SqlError::new(
-            crate::error::sqlstate::DATA_CORRUPTED,
-            format!("corrupt schema definition: {e}"),
-        )
-    })
+    decode_def("schema", value)
 }
 
 /// Key of the table-id counter.
@@ -306,29 +316,19 @@ pub fn sequence_state_key(id: u64) -> Bytes {
 }
 
 pub fn encode_sequence_def(def: &SequenceDef) -> Bytes {
-    Bytes::from(serde_json::to_vec(def).expect("sequence definitions serialize"))
+    encode_def(def)
 }
 
 pub fn decode_sequence_def(value: &[u8]) -> SqlResult<SequenceDef> {
-    serde_json::from_slice(value).map_err(|e| {
-        SqlError::new(
-            crate::error::sqlstate::DATA_CORRUPTED,
-            format!("corrupt sequence definition: {e}"),
-        )
-    })
+    decode_def("sequence", value)
 }
 
 pub fn encode_table_def(def: &TableDef) -> Bytes {
-    Bytes::from(serde_json::to_vec(def).expect("table definitions serialize"))
+    encode_def(def)
 }
 
 pub fn decode_table_def(value: &[u8]) -> SqlResult<TableDef> {
-    serde_json::from_slice(value).map_err(|e| {
-        SqlError::new(
-            crate::error::sqlstate::DATA_CORRUPTED,
-            format!("corrupt table definition: {e}"),
-        )
-    })
+    decode_def("table", value)
 }
 
 pub fn decode_next_table_id(value: Option<&[u8]>) -> SqlResult<u64> {
@@ -631,12 +631,7 @@ impl Catalog {
                 let mut t = self.tables.write().expect("catalog lock");
                 match write {
                     Some(value) => {
-                        let def: DatabaseDef = serde_json::from_slice(value).map_err(|e| {
-                            SqlError::new(
-                                crate::error::sqlstate::DATA_CORRUPTED,
-                                format!("corrupt database definition: {e}"),
-                            )
-                        })?;
+                        let def: DatabaseDef = decode_def("database", value)?;
                         t.databases.insert(name, Arc::new(def));
                     }
                     None => {
@@ -841,22 +836,10 @@ impl<'a> CatalogView<'a> {
 
     /// Every schema, built-in ones first, then the others by name.
     pub fn schemas(&self) -> Vec<SchemaInfo> {
-        let mut names: std::collections::BTreeSet<String> = self
-            .committed
-            .schema_names(self.database)
-            .into_iter()
-            .collect();
-        if let Some(txn) = self.txn {
-            let prefix = schema_key(self.database, "");
-            let end = prefix_end(&prefix).expect("prefix is not all 0xff");
-            for (key, write) in txn.writes_in(&prefix, &end) {
-                let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();
-                match write {
-                    Some(_) => names.insert(name),
-                    None => names.remove(&name),
-                };
-            }
-        }
+        let names = self.with_own_names(
+            &schema_key(self.database, ""),
+            self.committed.schema_names(self.database),
+        );
         BUILTIN_SCHEMAS
             .iter()
             .map(|(name, _)| name.to_string())
@@ -1003,13 +986,19 @@ impl<'a> CatalogView<'a> {
         self.tables(schema).iter().map(|t| t.name.clone()).collect()
     }
 
-    /// `committed` names with this transaction's own name claims and drops applied.
+    /// `committed` relation names of `schema` with this transaction's own name claims and drops
+    /// applied.
     fn relation_names(&self, schema: &str, committed: Vec<String>) -> Vec<String> {
+        self.with_own_names(&table_name_key(self.database, schema, ""), committed)
+    }
+
+    /// `committed` names, in order, with this transaction's writes to the name keys under
+    /// `prefix` applied: a key written claims its name, a key deleted drops it.
+    fn with_own_names(&self, prefix: &[u8], committed: Vec<String>) -> Vec<String> {
         let mut names: std::collections::BTreeSet<String> = committed.into_iter().collect();
         if let Some(txn) = self.txn {
-            let prefix = table_name_key(self.database, schema, "");
-            let end = prefix_end(&prefix).expect("prefix is not all 0xff");
-            for (key, write) in txn.writes_in(&prefix, &end) {
+            let end = prefix_end(prefix).expect("prefix is not all 0xff");
+            for (key, write) in txn.writes_in(prefix, &end) {
                 let name = String::from_utf8_lossy(&key[prefix.len()..]).to_string();
                 match write {
                     Some(_) => names.insert(name),

@@ -53,12 +53,11 @@ pub fn view_def_key(id: u64) -> Bytes {
 }
 
 pub fn encode_view_def(def: &ViewDef) -> Bytes {
-    Bytes::from(serde_json::to_vec(def).expect("a view definition serializes"))
+    crate::catalog::encode_def(def)
 }
 
 pub fn decode_view_def(value: &[u8]) -> SqlResult<ViewDef> {
-    serde_json::from_slice(value)
-        .map_err(|e| SqlError::internal(format!("corrupt view definition: {e}")))
+    crate::catalog::decode_def("view", value)
 }
 
 /// Views nest at most this deep; deeper is taken for a cycle.

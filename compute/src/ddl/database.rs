@@ -84,17 +84,13 @@ pub async fn create_database(
     let key = database_key(name);
     txn.lock(&key).await?;
     if primary.catalog.database(name).is_some() {
-        if if_not_exists {
-            return Ok(DdlOutcome {
-                tag: "CREATE DATABASE",
-                notice: Some(format!("database \"{name}\" already exists, skipping")),
-                detail: None,
-            });
-        }
-        return Err(SqlError::new(
+        return DdlOutcome::already_exists(
+            "CREATE DATABASE",
+            "database",
+            name,
+            if_not_exists,
             sqlstate::DUPLICATE_DATABASE,
-            format!("database \"{name}\" already exists"),
-        ));
+        );
     }
     let id = super::allocate_table_id(primary, txn).await?;
     let def = DatabaseDef {
@@ -130,11 +126,10 @@ pub async fn drop_database(
     txn.lock(&key).await?;
     if primary.catalog.database(name).is_none() {
         if if_exists {
-            return Ok(DdlOutcome {
-                tag: "DROP DATABASE",
-                notice: Some(format!("database \"{name}\" does not exist, skipping")),
-                detail: None,
-            });
+            return Ok(DdlOutcome::with_notice(
+                "DROP DATABASE",
+                format!("database \"{name}\" does not exist, skipping"),
+            ));
         }
         return Err(missing(name));
     }

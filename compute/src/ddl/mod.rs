@@ -37,6 +37,36 @@ pub struct DdlOutcome {
 }
 
 impl DdlOutcome {
+    /// The outcome with one NOTICE.
+    pub fn with_notice(tag: &'static str, notice: String) -> Self {
+        DdlOutcome {
+            tag,
+            notice: Some(notice),
+            detail: None,
+        }
+    }
+
+    /// A CREATE of a `kind` named `name` that exists already: with IF NOT EXISTS, a NOTICE that
+    /// it is skipped; else the duplicate error `code`, both worded as PostgreSQL words them.
+    pub fn already_exists(
+        tag: &'static str,
+        kind: &str,
+        name: &str,
+        if_not_exists: bool,
+        code: &'static str,
+    ) -> SqlResult<Self> {
+        if if_not_exists {
+            return Ok(Self::with_notice(
+                tag,
+                format!("{kind} \"{name}\" already exists, skipping"),
+            ));
+        }
+        Err(SqlError::new(
+            code,
+            format!("{kind} \"{name}\" already exists"),
+        ))
+    }
+
     /// The outcome with these notices (for statements on several objects), one per line.
     pub fn with_notices(tag: &'static str, notices: Vec<String>) -> Self {
         DdlOutcome {
@@ -62,17 +92,13 @@ pub async fn create_table(
     txn.lock(&name_key).await?;
     let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&schema, &name)? {
-        if stmt.if_not_exists {
-            return Ok(DdlOutcome {
-                tag: "CREATE TABLE",
-                notice: Some(format!("relation \"{name}\" already exists, skipping")),
-                detail: None,
-            });
-        }
-        return Err(SqlError::new(
+        return DdlOutcome::already_exists(
+            "CREATE TABLE",
+            "relation",
+            &name,
+            stmt.if_not_exists,
             sqlstate::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
+        );
     }
 
     let mut columns = Vec::with_capacity(stmt.columns.len());

@@ -41,17 +41,13 @@ pub async fn create_schema(
     let key = schema_key(txn.database(), name);
     txn.lock(&key).await?;
     if txn_view(primary, txn).schema_exists(name)? {
-        if if_not_exists {
-            return Ok(DdlOutcome {
-                tag: "CREATE SCHEMA",
-                notice: Some(format!("schema \"{name}\" already exists, skipping")),
-                detail: None,
-            });
-        }
-        return Err(SqlError::new(
+        return DdlOutcome::already_exists(
+            "CREATE SCHEMA",
+            "schema",
+            name,
+            if_not_exists,
             sqlstate::DUPLICATE_SCHEMA,
-            format!("schema \"{name}\" already exists"),
-        ));
+        );
     }
     let id = super::allocate_table_id(primary, txn).await?;
     let def = SchemaDef {

@@ -44,17 +44,13 @@ pub async fn create_sequence(
         .await?;
     let view = CatalogView::of(&primary.catalog, txn);
     if view.relation_exists(&schema, &name)? {
-        if if_not_exists {
-            return Ok(DdlOutcome {
-                tag: "CREATE SEQUENCE",
-                notice: Some(format!("relation \"{name}\" already exists, skipping")),
-                detail: None,
-            });
-        }
-        return Err(SqlError::new(
+        return DdlOutcome::already_exists(
+            "CREATE SEQUENCE",
+            "relation",
+            &name,
+            if_not_exists,
             sqlstate::DUPLICATE_TABLE,
-            format!("relation \"{name}\" already exists"),
-        ));
+        );
     }
     let ty = match data_type {
         None => SqlType::Int8,

@@ -342,6 +342,19 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             },
         ),
         constant_bool("pg_type_is_visible", &[1], true, h),
+        // The type of the argument's value, by name (PostgreSQL returns a regtype, which
+        // prints so).
+        function("pg_typeof", &[1], DataType::Utf8, h, |_, args, rows| {
+            let ty = arg(args, 0)?.data_type().clone();
+            let name = match ty {
+                DataType::Null => "unknown".to_string(),
+                ty => {
+                    let oid = i64::from(crate::types::pg_type_of_arrow(&ty).oid());
+                    format_type(oid, None).unwrap_or_else(|| oid.to_string())
+                }
+            };
+            Ok(text_per_row(rows, |_| Some(name.clone())))
+        }),
         constant_bool("pg_function_is_visible", &[1], true, h),
         constant_bool("has_table_privilege", &[2, 3], true, h),
         constant_bool("has_schema_privilege", &[2, 3], true, h),
