@@ -554,7 +554,14 @@ impl Catalog {
     }
 
     pub fn database(&self, name: &str) -> Option<DatabaseDef> {
-        self.databases().into_iter().find(|d| d.name == name)
+        if name == DEFAULT_DATABASE {
+            return Some(DatabaseDef {
+                id: DEFAULT_DATABASE_OID,
+                name: name.to_string(),
+            });
+        }
+        let t = self.tables.read().expect("catalog lock");
+        t.databases.get(name).map(|d| d.as_ref().clone())
     }
 
     pub fn schema(&self, database: &str, name: &str) -> Option<Arc<SchemaDef>> {

@@ -85,8 +85,8 @@ impl StrataSchemaProvider {
             .catalog_at(lsn)
             .await
             .map_err(|e| e.into_datafusion())?;
-        let database = self.slot.database();
-        Ok(catalog.get(&database, &self.schema, name).map(|def| {
+        let database = self.slot.database_name();
+        Ok(catalog.get(database, &self.schema, name).map(|def| {
             Arc::new(StrataTable::as_of(def, self.primary.clone(), lsn)) as Arc<dyn TableProvider>
         }))
     }

@@ -43,18 +43,10 @@ pub fn table_name(name: &ObjectName) -> SqlResult<(String, String)> {
     }
 }
 
-/// Whether a relation name in a string has no schema (`s`, `"S"`, but not `public.s`).
-pub fn is_unqualified_text(text: &str) -> bool {
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_object_name(false))
-        .is_ok_and(|name| name.0.len() == 1)
-}
-
 /// `(schema, name)` of a relation named in a string, as `nextval('s')` and `'t'::regclass`
-/// name one: `s`, `public.s`, `"S"`.
-pub fn relation_name_in_text(text: &str) -> SqlResult<(String, String)> {
+/// name one: `s`, `public.s`, `"S"`. The schema is `None` when the text names none: the caller
+/// looks the name up along the search path.
+pub fn relation_name_in_text(text: &str) -> SqlResult<(Option<String>, String)> {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let name = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(text)
@@ -65,5 +57,7 @@ pub fn relation_name_in_text(text: &str) -> SqlResult<(String, String)> {
                 format!("invalid name syntax: \"{text}\""),
             )
         })?;
-    table_name(&name)
+    let written_schema = name.0.len() > 1;
+    let (schema, relation) = table_name(&name)?;
+    Ok((written_schema.then_some(schema), relation))
 }

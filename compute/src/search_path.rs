@@ -99,14 +99,13 @@ impl SearchPath {
     /// has it, so that the caller reports the missing relation).
     pub fn resolve_text(&self, view: &CatalogView, text: &str) -> SqlResult<(String, String)> {
         let (schema, name) = crate::names::relation_name_in_text(text)?;
-        if !crate::names::is_unqualified_text(text) {
-            return Ok((schema, name));
-        }
-        Ok((
-            self.lookup(view, &name)?
+        let schema = match schema {
+            Some(schema) => schema,
+            None => self
+                .lookup(view, &name)?
                 .unwrap_or_else(|| DEFAULT_SCHEMA.to_string()),
-            name,
-        ))
+        };
+        Ok((schema, name))
     }
 
     /// `statement` with its relation names qualified (see the module documentation), or

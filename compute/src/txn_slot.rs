@@ -21,8 +21,8 @@ pub struct TxnSlot {
     search_path: Mutex<Arc<crate::search_path::SearchPath>>,
     /// Bumped whenever `search_path` changes: statements planned before are planned again.
     path_generation: std::sync::atomic::AtomicU64,
-    /// The database the session connected to.
-    database: Mutex<Arc<str>>,
+    /// The database the session connected to: set once, at startup (`postgres` until then).
+    database: std::sync::OnceLock<Arc<str>>,
 }
 
 impl Default for TxnSlot {
@@ -32,7 +32,7 @@ impl Default for TxnSlot {
             as_of: Mutex::default(),
             search_path: Mutex::default(),
             path_generation: Default::default(),
-            database: Mutex::new(Arc::from(crate::catalog::DEFAULT_DATABASE)),
+            database: std::sync::OnceLock::new(),
         }
     }
 }
@@ -62,13 +62,23 @@ impl TxnSlot {
     }
 
     /// The database the session connected to.
-    pub fn database(&self) -> Arc<str> {
-        self.database.lock().expect("database lock").clone()
+    pub fn database_name(&self) -> &str {
+        self.database
+            .get()
+            .map_or(crate::catalog::DEFAULT_DATABASE, |d| d)
     }
 
-    /// Sets the session's database (once, at startup).
+    /// The database the session connected to, to hand to a transaction.
+    pub fn database(&self) -> Arc<str> {
+        self.database
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::from(crate::catalog::DEFAULT_DATABASE))
+    }
+
+    /// Sets the session's database, at startup; a session never changes database.
     pub fn set_database(&self, database: &str) {
-        *self.database.lock().expect("database lock") = Arc::from(database);
+        let _ = self.database.set(Arc::from(database));
     }
 
     pub fn search_path(&self) -> Arc<crate::search_path::SearchPath> {
@@ -104,12 +114,11 @@ impl TxnSlot {
         committed: &crate::catalog::Catalog,
         f: impl FnOnce(&crate::catalog::CatalogView) -> R,
     ) -> R {
-        let database = self.database();
         self.with_optional(|txn| {
             f(&crate::catalog::CatalogView {
                 committed,
                 txn,
-                database: &database,
+                database: self.database_name(),
             })
         })
     }

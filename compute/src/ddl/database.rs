@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::DdlOutcome;
 use crate::catalog::{
-    database_key, encode_database_def, schema_key, sequence_def_key, sequence_state_key,
-    table_def_key, table_name_key, DatabaseDef, DEFAULT_DATABASE,
+    database_key, encode_database_def, schema_key, DatabaseDef, DEFAULT_DATABASE,
 };
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::primary::Primary;
@@ -145,37 +144,23 @@ pub async fn drop_database(
             if others == 1 { "is" } else { "are" }
         )));
     }
+    // Everything goes, so nothing is checked for dependents: each definition is removed as its
+    // own DROP removes it.
     let contents = primary.catalog.database_contents(name);
     for table in &contents.tables {
-        let mut keys = vec![
-            table_def_key(table.id),
-            table_name_key(name, &table.schema, &table.name),
-        ];
-        keys.extend(
-            table
-                .indexes
-                .iter()
-                .map(|i| table_name_key(name, &table.schema, &i.name)),
-        );
-        delete_all(txn, keys).await?;
+        super::remove_table(txn, table).await?;
     }
     for sequence in &contents.sequences {
-        let keys = vec![
-            sequence_def_key(sequence.id),
-            sequence_state_key(sequence.id),
-            table_name_key(name, &sequence.schema, &sequence.name),
-        ];
-        delete_all(txn, keys).await?;
+        super::sequence::remove_sequence(txn, sequence).await?;
     }
     for view in &contents.views {
-        let keys = vec![
-            crate::views::view_def_key(view.id),
-            table_name_key(name, &view.schema, &view.name),
-        ];
-        delete_all(txn, keys).await?;
+        super::view::remove_view(txn, view).await?;
     }
     let schemas = contents.schemas.iter().map(|s| schema_key(name, s));
-    delete_all(txn, schemas.chain([key]).collect()).await?;
+    for key in schemas.chain([key]) {
+        txn.lock(&key).await?;
+        txn.delete(key);
+    }
     tracing::info!(
         database = %name,
         tables = contents.tables.len(),
@@ -186,12 +171,4 @@ pub async fn drop_database(
         notice: None,
         detail: None,
     })
-}
-
-async fn delete_all(txn: &mut Transaction, keys: Vec<bytes::Bytes>) -> SqlResult<()> {
-    for key in keys {
-        txn.lock(&key).await?;
-        txn.delete(key);
-    }
-    Ok(())
 }

@@ -697,7 +697,9 @@ fn default_text(expr: &SqlExpr) -> String {
                 {
                     if let Value::SingleQuotedString(name) = &v.value {
                         if let Ok((schema, name)) = crate::names::relation_name_in_text(name) {
-                            return sequence::nextval_default(&schema, &name);
+                            let schema =
+                                schema.as_deref().unwrap_or(crate::catalog::DEFAULT_SCHEMA);
+                            return sequence::nextval_default(schema, &name);
                         }
                     }
                 }
@@ -884,24 +886,29 @@ pub async fn drop_tables(
                     .into_iter()
                     .filter(|s| s.owned_by.is_some_and(|(t, _)| t == def.id))
                     .collect();
-                let def_key = table_def_key(def.id);
-                txn.lock(&def_key).await?;
-                txn.delete(def_key);
-                txn.delete(name_key);
-                for index in &def.indexes {
-                    let index_name = table_name_key(txn.database(), &schema, &index.name);
-                    txn.lock(&index_name).await?;
-                    txn.delete(index_name);
-                }
+                remove_table(txn, &def).await?;
                 for seq in owned {
                     sequence::remove_sequence(txn, &seq).await?;
                 }
-                tracing::info!(table = %def.name, id = def.id, "dropped table");
             }
             None => notices.push(not_dropped(&view, &schema, &table, "table", if_exists)?),
         }
     }
     Ok(DdlOutcome::with_notices("DROP TABLE", notices))
+}
+
+/// Deletes a table's definition, its name and its indexes' names in `txn`. Its rows stay in
+/// storage under its id (see [`drop_tables`]).
+pub(crate) async fn remove_table(txn: &mut Transaction, def: &TableDef) -> SqlResult<()> {
+    let names = std::iter::once(&def.name).chain(def.indexes.iter().map(|i| &i.name));
+    let mut keys = vec![table_def_key(def.id)];
+    keys.extend(names.map(|n| table_name_key(&def.database, &def.schema, n)));
+    for key in keys {
+        txn.lock(&key).await?;
+        txn.delete(key);
+    }
+    tracing::info!(table = %def.name, id = def.id, "dropped table");
+    Ok(())
 }
 
 /// `DROP <kind> name` of a name that is no `kind`: 42809 with a hint naming the right DROP when

@@ -198,9 +198,10 @@ pub(crate) async fn drop_dependents(
         .collect())
 }
 
-async fn remove_view(txn: &mut Transaction, def: &ViewDef) -> SqlResult<()> {
+/// Deletes a view's definition and name in `txn`.
+pub(crate) async fn remove_view(txn: &mut Transaction, def: &ViewDef) -> SqlResult<()> {
     let def_key = view_def_key(def.id);
-    let name_key = table_name_key(txn.database(), &def.schema, &def.name);
+    let name_key = table_name_key(&def.database, &def.schema, &def.name);
     txn.lock(&def_key).await?;
     txn.lock(&name_key).await?;
     txn.delete(def_key);

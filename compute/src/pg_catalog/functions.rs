@@ -205,10 +205,10 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
     vec![
         constant_text("version", &[0], h, |_| Some(version_string())),
         constant_text("current_database", &[0], h, |h| {
-            Some(h.slot.database().to_string())
+            Some(h.slot.database_name().to_string())
         }),
         constant_text("current_catalog", &[0], h, |h| {
-            Some(h.slot.database().to_string())
+            Some(h.slot.database_name().to_string())
         }),
         constant_text("current_schema", &[0], h, |h| {
             h.search_path().into_iter().next()

@@ -241,8 +241,8 @@ impl Snapshot {
             .strip_prefix("nextval('")
             .and_then(|d| d.strip_suffix("'::regclass)"))
             .map(|name| name.replace("''", "'"));
-        if let Some(text) = sequence.filter(|t| !crate::names::is_unqualified_text(t)) {
-            if let Ok((schema, name)) = crate::names::relation_name_in_text(&text) {
+        if let Some(text) = sequence {
+            if let Ok((Some(schema), name)) = crate::names::relation_name_in_text(&text) {
                 if self.is_visible(&schema, &name) {
                     return crate::ddl::sequence::nextval_default(
                         crate::catalog::DEFAULT_SCHEMA,
@@ -365,10 +365,9 @@ impl Snapshot {
             return Some(*oid);
         }
         let (schema, relation) = crate::names::relation_name_in_text(name).ok()?;
-        let schemas = if crate::names::is_unqualified_text(name) {
-            self.search_path.clone()
-        } else {
-            vec![schema]
+        let schemas = match schema {
+            Some(schema) => vec![schema],
+            None => self.search_path.clone(),
         };
         schemas.iter().find_map(|schema| {
             let here = |s: &String, n: &String| s == schema && *n == relation;

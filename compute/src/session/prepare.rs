@@ -115,11 +115,10 @@ impl Session {
         match past_read(&prepared.statement).or(prepared.as_of) {
             Some(lsn) => {
                 let past = self.primary.catalog_at(lsn).await?;
-                let database = self.slot.database();
                 let view = crate::catalog::CatalogView {
                     committed: &past,
                     txn: None,
-                    database: &database,
+                    database: self.slot.database_name(),
                 };
                 Ok(fast_path::recognize(&prepared.statement, &view)?
                     .filter(|p| p.is_read_only())
