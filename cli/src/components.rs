@@ -118,6 +118,9 @@ pub struct ComputeArgs {
     /// The branch to serve.
     #[arg(long, env = "STRATA_BRANCH", default_value = strata_control::MAIN_BRANCH)]
     branch: String,
+    /// MiB of committed rows kept in memory for point reads; 0 turns the cache off.
+    #[arg(long, env = "STRATA_ROW_CACHE_MB", default_value_t = crate::up::DEFAULT_ROW_CACHE_MB)]
+    row_cache_mb: usize,
 }
 
 pub async fn compute(args: ComputeArgs) -> anyhow::Result<()> {
@@ -132,7 +135,8 @@ pub async fn compute(args: ComputeArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --timeline, or --object-store to look up --branch"),
     };
-    let config = ComputeConfig::new(timeline, args.safekeepers, args.pageserver);
+    let mut config = ComputeConfig::new(timeline, args.safekeepers, args.pageserver);
+    config.row_cache_bytes = args.row_cache_mb << 20;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -54,7 +54,14 @@ pub struct UpArgs {
     /// zero); the next connection starts it again. 0 keeps computes running.
     #[arg(long, env = "STRATA_SUSPEND_AFTER", default_value_t = 300)]
     pub suspend_after: u64,
+    /// MiB of committed rows each primary compute keeps in memory for point reads; 0 turns
+    /// the cache off.
+    #[arg(long, env = "STRATA_ROW_CACHE_MB", default_value_t = DEFAULT_ROW_CACHE_MB)]
+    pub row_cache_mb: usize,
 }
+
+/// The compute's row cache size unless configured.
+pub const DEFAULT_ROW_CACHE_MB: usize = strata_compute::DEFAULT_ROW_CACHE_BYTES >> 20;
 
 impl UpArgs {
     /// Defaults for a data directory, on a free port.
@@ -65,6 +72,7 @@ impl UpArgs {
             listen_addr: [127, 0, 0, 1].into(),
             object_store: None,
             suspend_after: 300,
+            row_cache_mb: DEFAULT_ROW_CACHE_MB,
         }
     }
 }
@@ -197,6 +205,7 @@ pub async fn start(args: UpArgs) -> anyhow::Result<Running> {
     let launcher = Arc::new(InProcessComputes {
         safekeepers: peers.values().cloned().collect(),
         pageserver: info.pageserver.to_string(),
+        row_cache_bytes: args.row_cache_mb << 20,
     });
     let plane = ControlPlane::new(
         remote.clone(),
@@ -338,6 +347,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
 struct InProcessComputes {
     safekeepers: Vec<String>,
     pageserver: String,
+    row_cache_bytes: usize,
 }
 
 #[async_trait::async_trait]
@@ -350,6 +360,7 @@ impl ComputeLauncher for InProcessComputes {
         let mut config =
             ComputeConfig::new(timeline, self.safekeepers.clone(), self.pageserver.clone());
         config.pinned = pinned;
+        config.row_cache_bytes = self.row_cache_bytes;
         let stop = CancellationToken::new();
         let token = stop.clone();
         // A compute that fails is logged and started again by the next connection to its

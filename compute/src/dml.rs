@@ -183,8 +183,7 @@ pub(crate) async fn existing(
         .map(|(k, _)| k.clone())
         .collect();
     if !remote.is_empty() {
-        let nms = primary.txns.last_written().for_keys(&remote);
-        let mut values = primary.pageserver.get(remote, lsn, nms).await?.into_iter();
+        let mut values = primary.read(remote, lsn).await?.into_iter();
         for o in out.iter_mut().filter(|o| o.is_none()) {
             *o = Some(values.next().flatten().is_some());
         }

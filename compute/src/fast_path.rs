@@ -655,14 +655,7 @@ async fn read_row(
     if let Some(own) = txn.write(key) {
         return Ok(own.clone());
     }
-    let keys = vec![key.clone()];
-    let nms = primary.txns.last_written().for_keys(&keys);
-    Ok(primary
-        .pageserver
-        .get(keys, lsn, nms)
-        .await?
-        .pop()
-        .flatten())
+    Ok(primary.read(vec![key.clone()], lsn).await?.pop().flatten())
 }
 
 fn decode(def: &TableDef, columns: &[usize], value: Option<&[u8]>) -> SqlResult<Vec<ArrayRef>> {
@@ -703,16 +696,7 @@ pub async fn execute(
             let value = match (key_of(def, key, params, now)?, plan.as_of) {
                 (Some(key), None) => read_row(primary, txn, &key, txn.snapshot()).await?,
                 // The past: what was committed then, without this transaction's writes.
-                (Some(key), Some(lsn)) => primary
-                    .pageserver
-                    .get(
-                        vec![key.clone()],
-                        lsn,
-                        primary.txns.last_written().for_keys(&[key]),
-                    )
-                    .await?
-                    .pop()
-                    .flatten(),
+                (Some(key), Some(lsn)) => primary.read(vec![key], lsn).await?.pop().flatten(),
                 (None, _) => None,
             };
             let columns = decode(def, projection, value.as_deref())?;

@@ -69,6 +69,12 @@ impl LastWritten {
         }
     }
 
+    /// The last write to `key`.
+    pub fn for_key(&self, key: &Bytes) -> Lsn {
+        let inner = self.inner.lock().expect("last-written lock");
+        inner.keys.get(key).copied().unwrap_or(inner.floor)
+    }
+
     /// The last write to any of `keys`.
     pub fn for_keys(&self, keys: &[Bytes]) -> Lsn {
         let inner = self.inner.lock().expect("last-written lock");

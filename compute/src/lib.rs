@@ -13,6 +13,7 @@ mod checks;
 mod column_names;
 mod copy;
 mod ddl;
+mod deferred_flush;
 mod df_catalog;
 mod dialect;
 mod dml;
@@ -37,6 +38,7 @@ mod pg_catalog;
 mod pg_encode;
 mod pg_text;
 mod primary;
+mod row_cache;
 mod row_codec;
 mod scan;
 mod search_path;
@@ -85,6 +87,9 @@ pub struct ComputeConfig {
     /// strata.as_of` were in force) and writes are refused. It never registers as primary, so
     /// it runs beside the branch's primary.
     pub pinned: Option<strata_core::Lsn>,
+    /// Bytes of committed rows the primary keeps in memory for point reads (see
+    /// `row_cache.rs`); 0 turns the cache off.
+    pub row_cache_bytes: usize,
 }
 
 impl ComputeConfig {
@@ -95,9 +100,13 @@ impl ComputeConfig {
             pageserver,
             register_timeout: Duration::from_secs(60),
             pinned: None,
+            row_cache_bytes: DEFAULT_ROW_CACHE_BYTES,
         }
     }
 }
+
+/// The row cache's size unless configured: the rows of a pgbench database of scale 10.
+pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
 
 /// How long a read-only compute's lease on its LSN lasts; it is renewed at half that.
 const PIN_LEASE: Duration = Duration::from_secs(600);
@@ -156,7 +165,14 @@ pub async fn run(
     let primary = Arc::new(Primary {
         catalog,
         sequences: sequence::Sequences::default(),
-        txns: TxnManager::new(safekeepers, generation, commit_lsn),
+        txns: TxnManager::new(
+            safekeepers,
+            generation,
+            commit_lsn,
+            // A read-only compute does not see the branch's commits, so it cannot cache.
+            (config.pinned.is_none() && config.row_cache_bytes > 0)
+                .then(|| row_cache::RowCache::new(config.row_cache_bytes)),
+        ),
         pageserver,
         past_catalogs: Default::default(),
         pinned: config.pinned,

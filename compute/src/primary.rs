@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use strata_core::Lsn;
 
@@ -32,6 +33,38 @@ pub struct Primary {
 const MAX_PAST_CATALOGS: usize = 64;
 
 impl Primary {
+    /// The committed values of `keys` at `lsn`, in order (`None`: no row): from the row cache
+    /// where it has them, the rest from the pageserver (and into the cache). A transaction's
+    /// own writes are the caller's to overlay.
+    pub async fn read(&self, keys: Vec<Bytes>, lsn: Lsn) -> SqlResult<Vec<Option<Bytes>>> {
+        let last_written = self.txns.last_written();
+        let Some(cache) = self.txns.row_cache() else {
+            let not_modified_since = last_written.for_keys(&keys);
+            return Ok(self.pageserver.get(keys, lsn, not_modified_since).await?);
+        };
+        let mut values: Vec<Option<Option<Bytes>>> =
+            keys.iter().map(|k| cache.get(k, lsn)).collect();
+        // The keys the cache lacks, each with its last write as known before reading it.
+        let (at, missing): (Vec<usize>, Vec<(Bytes, Lsn)>) = keys
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| values[*i].is_none())
+            .map(|(i, k)| {
+                let from = last_written.for_key(&k);
+                (i, (k, from))
+            })
+            .unzip();
+        if let Some(not_modified_since) = missing.iter().map(|(_, from)| *from).max() {
+            let keys = missing.iter().map(|(k, _)| k.clone()).collect();
+            let read = self.pageserver.get(keys, lsn, not_modified_since).await?;
+            for ((i, (key, from)), value) in at.into_iter().zip(missing).zip(read) {
+                cache.fill(last_written, key, value.clone(), from, lsn);
+                values[i] = Some(value);
+            }
+        }
+        Ok(values.into_iter().map(Option::flatten).collect())
+    }
+
     /// The catalog as it was at `lsn`: tables dropped since are there, tables created since
     /// are not. Read from the pageserver once per LSN.
     pub async fn catalog_at(&self, lsn: Lsn) -> SqlResult<Arc<Catalog>> {

@@ -27,6 +27,7 @@ use strata_core::Lsn;
 use crate::catalog::{ColumnDef, TableDef};
 use crate::error::SqlError;
 use crate::key_range::Access;
+use crate::primary::Primary;
 use crate::row_codec::RowDecoder;
 use crate::storage::{PageserverClient, ScanStream};
 use crate::txn::Write;
@@ -56,7 +57,7 @@ pub struct ScanSpec {
 #[derive(Debug)]
 pub struct StrataScanExec {
     spec: ScanSpec,
-    pageserver: PageserverClient,
+    primary: Arc<Primary>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -64,7 +65,7 @@ pub struct StrataScanExec {
 impl StrataScanExec {
     /// `schema` is the scan's output: the projected columns, with the key column at
     /// `spec.key_position` if any.
-    pub fn new(spec: ScanSpec, schema: SchemaRef, pageserver: PageserverClient) -> Self {
+    pub fn new(spec: ScanSpec, schema: SchemaRef, primary: Arc<Primary>) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -73,7 +74,7 @@ impl StrataScanExec {
         ));
         Self {
             spec,
-            pageserver,
+            primary,
             schema,
             properties,
         }
@@ -127,7 +128,7 @@ impl StrataScanExec {
         Some(StrataScanExec::new(
             spec,
             self.schema.clone(),
-            self.pageserver.clone(),
+            self.primary.clone(),
         ))
     }
 
@@ -147,11 +148,7 @@ impl StrataScanExec {
 
 impl Clone for StrataScanExec {
     fn clone(&self) -> Self {
-        StrataScanExec::new(
-            self.spec.clone(),
-            self.schema.clone(),
-            self.pageserver.clone(),
-        )
+        StrataScanExec::new(self.spec.clone(), self.schema.clone(), self.primary.clone())
     }
 }
 
@@ -224,7 +221,7 @@ impl ExecutionPlan for StrataScanExec {
             .map(|&i| spec.table.columns[i].clone())
             .collect();
         let reader = Reader {
-            pageserver: self.pageserver.clone(),
+            primary: self.primary.clone(),
             snapshot: spec.snapshot,
             not_modified_since: spec.not_modified_since,
             schema: self.schema.clone(),
@@ -249,7 +246,7 @@ impl ExecutionPlan for StrataScanExec {
 }
 
 struct Reader {
-    pageserver: PageserverClient,
+    primary: Arc<Primary>,
     snapshot: Lsn,
     not_modified_since: Lsn,
     schema: SchemaRef,
@@ -310,10 +307,10 @@ impl Reader {
         let mut values = if remote.is_empty() {
             Vec::new()
         } else {
-            self.pageserver
-                .get(remote, self.snapshot, self.not_modified_since)
+            self.primary
+                .read(remote, self.snapshot)
                 .await
-                .map_err(storage_error)?
+                .map_err(SqlError::into_datafusion)?
         }
         .into_iter();
         for key in keys {
@@ -374,7 +371,7 @@ impl Reader {
             None
         };
         let entries = merged_entries(
-            self.pageserver.clone(),
+            self.primary.pageserver.clone(),
             (start, end),
             self.snapshot,
             self.not_modified_since,
@@ -438,6 +435,7 @@ impl Reader {
                     };
                     let mut remote = Vec::new();
                     let mut scan = reader
+                        .primary
                         .pageserver
                         .scan(
                             cursor.clone(),

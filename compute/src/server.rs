@@ -33,8 +33,8 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{
-    Close, CloseComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
-    TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, NoticeResponse};
 use pgwire::messages::simplequery::Query;
@@ -42,6 +42,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::copy::{format_row, CopyOptions};
+use crate::deferred_flush::DeferredFlush;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::named_statements::{Deallocate, NamedStatement};
 use crate::params::decode_param;
@@ -776,7 +777,7 @@ impl ExtendedQueryHandler for ConnectionHandler {
             }
         }
         client
-            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
             .await?;
         Ok(())
     }
@@ -800,7 +801,7 @@ impl ExtendedQueryHandler for ConnectionHandler {
             _ => {}
         }
         client
-            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .feed(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
             .await?;
         Ok(())
     }
@@ -845,7 +846,7 @@ impl ExtendedQueryHandler for ConnectionHandler {
             no_data: fields.is_none(),
             fields: fields.unwrap_or_default(),
         };
-        send_describe_response(client, &described).await?;
+        send_describe_response(&mut DeferredFlush::new(client), &described).await?;
         Ok(())
     }
 
@@ -858,9 +859,48 @@ impl ExtendedQueryHandler for ConnectionHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let result = self._on_execute(client, message).await;
+        let result = self
+            ._on_execute(&mut DeferredFlush::new(client), message)
+            .await;
         client.set_transaction_status(self.session.transaction_status());
         result
+    }
+
+    /// As pgwire's default, with BindComplete left for Sync to write out (see
+    /// [`DeferredFlush`]).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) if message.parameters.is_empty() => {
+                client.portal_store().put_empty_portal(portal_name)
+            }
+            Some(Entry::Empty) => {
+                return Err(SqlError::new(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    format!(
+                        "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
+                        message.parameters.len()
+                    ),
+                )
+                .into())
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
     }
 
     async fn do_query<C>(

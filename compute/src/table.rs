@@ -144,7 +144,7 @@ impl TableProvider for StrataTable {
         Ok(Arc::new(StrataScanExec::new(
             spec,
             schema,
-            self.primary.pageserver.clone(),
+            self.primary.clone(),
         )))
     }
 }

@@ -306,3 +306,77 @@ async fn skip_locked_and_nowait_do_not_wait() {
     assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{err:?}");
     first.batch_execute("COMMIT").await.unwrap();
 }
+
+/// Point reads answered from the primary's row cache see every acknowledged commit, and a
+/// snapshot older than the cached value still reads the value of its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_reads_see_each_acknowledged_commit_and_no_later_one() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(
+        up.port,
+        "CREATE TABLE c (id int PRIMARY KEY, n bigint); INSERT INTO c VALUES (1, 0), (2, 0);",
+    );
+    let acked: Arc<[AtomicI64; 2]> = Arc::new([AtomicI64::new(0), AtomicI64::new(0)]);
+    let each = 150;
+    let mut writers = Vec::new();
+    for id in 1..=2i32 {
+        let client = connect(up.port).await;
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            let update = client
+                .prepare("UPDATE c SET n = n + 1 WHERE id = $1")
+                .await
+                .unwrap();
+            for i in 1..=each {
+                client.execute(&update, &[&id]).await.unwrap();
+                acked[id as usize - 1].store(i, Ordering::SeqCst);
+            }
+        }));
+    }
+    let reader = connect(up.port).await;
+    let select = reader
+        .prepare("SELECT n FROM c WHERE id = $1")
+        .await
+        .unwrap();
+    let mut reads = 0;
+    while writers.iter().any(|w| !w.is_finished()) || reads == 0 {
+        for id in 1..=2i32 {
+            let floor = acked[id as usize - 1].load(Ordering::SeqCst);
+            let n: i64 = reader.query_one(&select, &[&id]).await.unwrap().get(0);
+            assert!(
+                (floor..=each).contains(&n),
+                "row {id} read {n} after commit {floor} was acknowledged"
+            );
+            reads += 1;
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        psql(up.port, "SELECT n FROM c ORDER BY id;").trim(),
+        format!("{each}\n{each}")
+    );
+
+    // A REPEATABLE READ snapshot taken before a commit keeps reading the value of its time,
+    // though the newer one is cached.
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    let before: i64 = reader.query_one(&select, &[&1i32]).await.unwrap().get(0);
+    psql(up.port, "UPDATE c SET n = n + 1000 WHERE id = 1;");
+    assert_eq!(
+        psql(up.port, "SELECT n FROM c WHERE id = 1;").trim(),
+        (each + 1000).to_string()
+    );
+    let again: i64 = reader.query_one(&select, &[&1i32]).await.unwrap().get(0);
+    assert_eq!((before, again), (each, each));
+    reader.batch_execute("COMMIT").await.unwrap();
+    let after: i64 = reader.query_one(&select, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(after, each + 1000);
+}

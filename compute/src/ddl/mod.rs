@@ -297,11 +297,7 @@ pub(crate) async fn allocate_table_id(primary: &Primary, txn: &mut Transaction) 
         None => {
             let keys = vec![counter_key.clone()];
             let latest = primary.txns.last_commit_lsn();
-            let not_modified_since = primary.txns.last_written().for_keys(&keys);
-            let counter = primary
-                .pageserver
-                .get(keys, latest, not_modified_since)
-                .await?;
+            let counter = primary.read(keys, latest).await?;
             decode_next_table_id(counter[0].as_deref())?
         }
     };

@@ -261,11 +261,7 @@ pub fn set_in(txn: &mut Transaction, def: &SequenceDef, state: SequenceState) {
 async fn load_state(primary: &Primary, def: &SequenceDef) -> SqlResult<SequenceState> {
     let keys = vec![sequence_state_key(def.id)];
     let lsn = primary.txns.last_commit_lsn();
-    let not_modified_since = primary.txns.last_written().for_keys(&keys);
-    let values = primary
-        .pageserver
-        .get(keys, lsn, not_modified_since)
-        .await?;
+    let values = primary.read(keys, lsn).await?;
     match values.into_iter().next().flatten() {
         Some(v) => SequenceState::decode(&v),
         None => Ok(SequenceState::initial(def)),

@@ -28,6 +28,7 @@ use strata_core::Lsn;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::last_written::LastWritten;
+use crate::row_cache::RowCache;
 use crate::storage::SafekeeperClient;
 use locks::{LockMode, LockTable};
 
@@ -322,12 +323,19 @@ pub struct TxnManager {
     next_txn_id: AtomicU64,
     next_row_id: AtomicU64,
     last_written: LastWritten,
+    /// Committed rows of hot keys; `None` on a read-only compute.
+    row_cache: Option<RowCache>,
 }
 
 impl TxnManager {
     /// `generation` is this primary's fencing generation; `commit_lsn` the branch's last commit
     /// when it registered.
-    pub fn new(safekeepers: SafekeeperClient, generation: u32, commit_lsn: Lsn) -> Arc<Self> {
+    pub fn new(
+        safekeepers: SafekeeperClient,
+        generation: u32,
+        commit_lsn: Lsn,
+        row_cache: Option<RowCache>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             safekeepers,
             generation,
@@ -341,6 +349,7 @@ impl TxnManager {
             // own generation.
             next_row_id: AtomicU64::new(u64::from(generation) << 40),
             last_written: LastWritten::new(commit_lsn),
+            row_cache,
         })
     }
 
@@ -352,6 +361,11 @@ impl TxnManager {
     /// The LSN of the last write to keys this primary tracks (see [`LastWritten`]).
     pub fn last_written(&self) -> &LastWritten {
         &self.last_written
+    }
+
+    /// The cache of committed rows (see [`RowCache`]), on a primary.
+    pub fn row_cache(&self) -> Option<&RowCache> {
+        self.row_cache.as_ref()
     }
 
     /// A row id for a table without a primary key.
@@ -439,6 +453,9 @@ impl TxnManager {
         }
         // Before the commit becomes visible: a reader that sees it must also wait for it.
         self.last_written.record(txn.writes.keys(), lsn);
+        if let Some(cache) = &self.row_cache {
+            cache.committed(&txn.writes, lsn);
+        }
         before_visible();
         st.last_commit_lsn = st.last_commit_lsn.max(lsn);
         st.commits_since_prune += 1;
