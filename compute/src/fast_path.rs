@@ -52,6 +52,8 @@ pub enum FastKind {
     Select {
         projection: Vec<usize>,
         key: Vec<Value>,
+        /// The result's schema: the projected columns.
+        schema: datafusion::arrow::datatypes::SchemaRef,
     },
     /// `UPDATE t SET <non-key column> = <value>, … WHERE <every primary-key column> = <value> …`
     Update {
@@ -362,7 +364,15 @@ fn recognize_select(
     ) {
         return Ok(None);
     }
-    Ok(Some((def, FastKind::Select { projection, key })))
+    let schema = Arc::new(def.arrow_schema().project(&projection)?);
+    Ok(Some((
+        def,
+        FastKind::Select {
+            projection,
+            key,
+            schema,
+        },
+    )))
 }
 
 fn recognize_update(
@@ -691,8 +701,11 @@ pub async fn execute(
     let def = &plan.table;
     let now = now_micros();
     match &plan.kind {
-        FastKind::Select { projection, key } => {
-            let schema = Arc::new(def.arrow_schema().project(projection)?);
+        FastKind::Select {
+            projection,
+            key,
+            schema,
+        } => {
             let value = match (key_of(def, key, params, now)?, plan.as_of) {
                 (Some(key), None) => read_row(primary, txn, &key, txn.snapshot()).await?,
                 // The past: what was committed then, without this transaction's writes.
@@ -703,7 +716,9 @@ pub async fn execute(
             let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
                 .with_row_count(Some(usize::from(value.is_some())));
             Ok(FastOutcome::Rows(RecordBatch::try_new_with_options(
-                schema, columns, &options,
+                schema.clone(),
+                columns,
+                &options,
             )?))
         }
         FastKind::Update { key, assignments } => {

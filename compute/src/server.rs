@@ -175,9 +175,10 @@ impl ConnectionHandler {
             .named_statements()
             .deallocate(what)
             .inspect_err(|_| self.session.fail_block())?;
-        for name in names {
-            client.portal_store().rm_statement(&name);
+        for name in &names {
+            client.portal_store().rm_statement(name);
         }
+        self.session.forget_prepared(&names);
         Ok(Output::command(what.tag()))
     }
 }

@@ -362,6 +362,20 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 10_000);
+
+    // SQL PREPARE / EXECUTE through the extended protocol: Describe of an EXECUTE gives the
+    // prepared statement's columns.
+    client
+        .batch_execute("PREPARE by_key AS SELECT k1, k2 FROM t WHERE k1 = $1 AND k2 = $2")
+        .await
+        .unwrap();
+    let rows = client
+        .query("EXECUTE by_key(1, 'key-8')", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i16>(0), 1);
+    assert_eq!(rows[0].get::<_, &str>(1), "key-8");
 }
 
 /// psql's describe commands run their catalog queries unmodified and list what PostgreSQL

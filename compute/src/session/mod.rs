@@ -9,6 +9,7 @@ mod block;
 mod copy;
 mod prepare;
 mod run;
+mod sql_prepare;
 mod time_travel;
 mod views;
 
@@ -95,6 +96,8 @@ pub struct Session {
     shapes: Mutex<HashMap<String, Option<Arc<Prepared>>>>,
     /// The connection's named prepared statements.
     named: Arc<crate::named_statements::NamedStatements>,
+    /// Statements prepared with SQL `PREPARE`, by name.
+    sql_prepared: Mutex<HashMap<String, Arc<Prepared>>>,
 }
 
 /// Whether a statement changes data or schema (refused while the session reads the past).
@@ -113,6 +116,7 @@ fn writes_data(prepared: &Prepared) -> bool {
                 | Statement::Copy { to: true, .. }
                 | Statement::Discard { .. }
                 | Statement::Deallocate { .. }
+                | Statement::Prepare { .. }
         ),
     }
 }
@@ -188,6 +192,7 @@ impl Session {
             copy_in: Mutex::new(None),
             shapes: Mutex::new(HashMap::new()),
             named,
+            sql_prepared: Mutex::new(HashMap::new()),
         }
     }
 

@@ -310,6 +310,19 @@ impl Session {
                 let canonical = self.show(&name)?.0;
                 prepared.columns = Some(single_text_column(&canonical));
             }
+            // EXECUTE returns what the statement it runs returns (a Describe says so).
+            Statement::Execute {
+                name: Some(name), ..
+            } => {
+                if let [part] = name.0.as_slice() {
+                    if let Some(ident) = part.as_ident() {
+                        let name = crate::names::normalize(ident);
+                        if let Ok(inner) = self.sql_prepared(&name) {
+                            prepared.columns = inner.columns.clone();
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         Ok(prepared)

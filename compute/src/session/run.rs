@@ -501,6 +501,34 @@ impl Session {
                     parameter_status,
                 })
             }
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => {
+                Box::pin(self.sql_prepare(
+                    name,
+                    data_types,
+                    statement,
+                    prepared.source().to_string(),
+                ))
+                .await
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                into,
+                using,
+                ..
+            } if into.is_empty() && using.is_empty() => {
+                let name = match name.0.as_slice() {
+                    [part] => part.as_ident().map(crate::names::normalize),
+                    _ => None,
+                }
+                .ok_or_else(|| SqlError::syntax(format!("invalid statement name {name}")))?;
+                Box::pin(self.sql_execute(&name, parameters)).await
+            }
             other => Err(SqlError::unsupported(statement_kind(other))),
         }
     }
