@@ -1,26 +1,19 @@
 //! PostgreSQL's `bytea` input: text like `'\x0102'` is hex, anything else is the escape format.
 //!
 //! DataFusion casts text to binary by taking the text's bytes; PostgreSQL decodes it. The
-//! [`ByteaCastRule`] analyzer rule, which runs after DataFusion's type coercion, replaces every
-//! text-to-binary cast (explicit `::bytea` or implicit, as in an INSERT into a bytea column) with
-//! the [`ByteaIn`] function.
+//! `PgCastRule` analyzer rule (`pg_casts.rs`), which runs after DataFusion's type coercion,
+//! replaces every text-to-binary cast (explicit `::bytea` or implicit, as in an INSERT into a
+//! bytea column) with the [`ByteaIn`] function.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
-use datafusion::logical_expr::expr::{Cast, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::optimizer::AnalyzerRule;
 
 use crate::error::{sqlstate, SqlError};
 
@@ -137,58 +130,6 @@ impl ScalarUDFImpl for ByteaIn {
                 Ok(ColumnarValue::Array(Arc::new(out.finish())))
             }
         }
-    }
-}
-
-/// Replaces text-to-binary casts with `byteain`.
-#[derive(Debug, Default)]
-pub struct ByteaCastRule;
-
-impl AnalyzerRule for ByteaCastRule {
-    fn name(&self) -> &str {
-        "strata_bytea_cast"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        let udf = ByteaIn::udf();
-        plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            // The rewritten expression must keep the output name of the one it replaces.
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let rewritten = expr.transform_up(|e| match e {
-                    Expr::Cast(Cast { expr, field })
-                        if matches!(
-                            field.data_type(),
-                            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-                        ) && matches!(
-                            expr.get_type(&schema),
-                            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                        ) =>
-                    {
-                        let decoded =
-                            Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![*expr]));
-                        let out = if field.data_type() == &DataType::Binary {
-                            decoded
-                        } else {
-                            Expr::Cast(Cast {
-                                expr: Box::new(decoded),
-                                field,
-                            })
-                        };
-                        Ok(Transformed::yes(out))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(if rewritten.transformed {
-                    rewritten.update_data(|e| saved.restore(e))
-                } else {
-                    rewritten
-                })
-            })
-        })
-        .map(|t| t.data)
     }
 }
 

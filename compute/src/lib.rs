@@ -34,6 +34,7 @@ mod ordered_scan;
 mod params;
 mod pg_aggregates;
 mod pg_array;
+mod pg_casts;
 mod pg_catalog;
 mod pg_encode;
 mod pg_text;

@@ -146,6 +146,24 @@ pub fn text_values(batch: &RecordBatch) -> SqlResult<Vec<Vec<Option<String>>>> {
     Ok(rows)
 }
 
+/// A column in PostgreSQL's text format, as a text array (NULL stays NULL).
+pub fn text_column(array: &ArrayRef) -> SqlResult<ArrayRef> {
+    let encoder = ColumnEncoder::new(array, FieldFormat::Text)?;
+    let mut buf = BytesMut::new();
+    let mut out = datafusion::arrow::array::StringBuilder::with_capacity(array.len(), 0);
+    for row in 0..array.len() {
+        buf.clear();
+        encoder.write(row, &mut buf)?;
+        let len = i32::from_be_bytes(buf[..4].try_into().expect("length prefix"));
+        if len < 0 {
+            out.append_null();
+        } else {
+            out.append_value(String::from_utf8_lossy(&buf[4..]));
+        }
+    }
+    Ok(std::sync::Arc::new(out.finish()))
+}
+
 /// One row of `columns` as PostgreSQL prints it in error details: `1, abc, null`.
 pub fn row_text(columns: &[ArrayRef], row: usize) -> String {
     let slices = columns

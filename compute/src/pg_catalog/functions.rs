@@ -322,7 +322,14 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             snap.view_definition(oid)
         }),
         function(TEXT_NAME, &[1], DataType::Utf8, h, |_, args, _| {
-            Ok(cast(arg(args, 0)?, &DataType::Utf8)?)
+            let value = arg(args, 0)?;
+            match value.data_type() {
+                // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does.
+                DataType::List(_) | DataType::LargeList(_) => {
+                    crate::pg_encode::text_column(&value).map_err(SqlError::into_datafusion)
+                }
+                _ => Ok(cast(&value, &DataType::Utf8)?),
+            }
         }),
         // Strata has no triggers, so no oid names one.
         oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),

@@ -22,7 +22,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::sqlparser::ast::{Ident, Statement};
 use pgwire::messages::response::TransactionStatus;
 
-use crate::bytea::{ByteaCastRule, ByteaIn};
+use crate::bytea::ByteaIn;
 use crate::catalog::{catalog_range, DEFAULT_DATABASE, DEFAULT_SCHEMA};
 use crate::df_catalog::StrataCatalogProvider;
 use crate::error::{sqlstate, SqlError, SqlResult};
@@ -146,7 +146,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::ordered_scan::OrderedScan))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.add_analyzer_rule(Arc::new(ByteaCastRule));
+        ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCastRule));
         ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_udf(crate::like_escape::udf());

@@ -1,0 +1,126 @@
+//! Casts whose result PostgreSQL defines differently from Arrow, replaced by functions that
+//! produce PostgreSQL's: text to `bytea` reads the escape formats (`byteain`), an array to text
+//! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Result as DFResult;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::bytea::ByteaIn;
+use crate::error::SqlError;
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The function that replaces a cast from `from` to `to`, and the type it returns.
+fn replacement(from: &DataType, to: &DataType) -> Option<(Arc<ScalarUDF>, DataType)> {
+    match (from, to) {
+        (f, DataType::Binary | DataType::LargeBinary | DataType::BinaryView) if is_text(f) => {
+            Some((ByteaIn::udf(), DataType::Binary))
+        }
+        (DataType::List(_) | DataType::LargeList(_), t) if is_text(t) => {
+            Some((ArrayOut::udf(), DataType::Utf8))
+        }
+        _ => None,
+    }
+}
+
+/// Replaces the casts PostgreSQL defines differently (see the module doc).
+#[derive(Debug, Default)]
+pub struct PgCastRule;
+
+impl AnalyzerRule for PgCastRule {
+    fn name(&self) -> &str {
+        "strata_pg_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            // The rewritten expression must keep the output name of the one it replaces.
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                let rewritten = expr.transform_up(|e| match e {
+                    Expr::Cast(Cast { expr, field }) => {
+                        let Some((udf, returns)) = expr
+                            .get_type(&schema)
+                            .ok()
+                            .and_then(|from| replacement(&from, field.data_type()))
+                        else {
+                            return Ok(Transformed::no(Expr::Cast(Cast { expr, field })));
+                        };
+                        let converted =
+                            Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*expr]));
+                        Ok(Transformed::yes(if field.data_type() == &returns {
+                            converted
+                        } else {
+                            Expr::Cast(Cast {
+                                expr: Box::new(converted),
+                                field,
+                            })
+                        }))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(if rewritten.transformed {
+                    rewritten.update_data(|e| saved.restore(e))
+                } else {
+                    rewritten
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `array_out(anyarray) -> text`: an array as PostgreSQL prints it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ArrayOut {
+    signature: Signature,
+}
+
+impl ArrayOut {
+    pub fn udf() -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(ArrayOut {
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
+    }
+}
+
+impl ScalarUDFImpl for ArrayOut {
+    fn name(&self) -> &str {
+        "array_out"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = crate::pg_encode::text_column(&arrays[0]).map_err(SqlError::into_datafusion)?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&text, 0)?)
+        } else {
+            ColumnarValue::Array(text)
+        })
+    }
+}
