@@ -104,6 +104,8 @@ fn type_column_name(t: &SqlDataType) -> Option<String> {
             D::Uuid => "uuid",
             D::JSON => "json",
             D::JSONB => "jsonb",
+            D::Regclass => "regclass",
+            D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("regtype") => "regtype",
             D::Array(datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(e, _)) => {
                 return type_column_name(e)
             }

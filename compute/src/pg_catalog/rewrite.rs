@@ -23,6 +23,7 @@ use super::quote_ident;
 
 /// Applies the rewrites to every expression of `stmt`.
 pub fn rewrite_catalog_syntax(stmt: &mut Statement) {
+    print_regclass_names(stmt);
     struct Rewriter;
     impl VisitorMut for Rewriter {
         type Break = ();
@@ -881,6 +882,44 @@ fn rewrite_function(f: &Function) -> Option<Expr> {
 }
 
 /// The lower-case name a cast's target type goes by here (`pg_catalog.int2[]` is `int2[]`).
+/// A `regclass` or `regtype` value in the statement's result prints as the name it stands for,
+/// as PostgreSQL's output function prints it. Inside the statement such a value is an oid, to
+/// compare with catalog columns, so only the outermost select list turns it into its name.
+fn print_regclass_names(stmt: &mut Statement) {
+    let Statement::Query(query) = stmt else {
+        return;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
+            continue;
+        };
+        // A cast of a column already prints the name (see `rewrite`); a literal's is an oid.
+        let Expr::Cast {
+            data_type, expr, ..
+        } = e
+        else {
+            continue;
+        };
+        if is_literal(expr)
+            && matches!(
+                cast_type_name(data_type).as_deref(),
+                Some("regclass" | "regtype")
+            )
+        {
+            *e = Expr::Cast {
+                kind: CastKind::DoubleColon,
+                expr: Box::new(e.clone()),
+                data_type: DataType::Text,
+                array: false,
+                format: None,
+            };
+        }
+    }
+}
+
 fn cast_type_name(data_type: &DataType) -> Option<String> {
     Some(match data_type {
         DataType::Regclass => "regclass".to_string(),
