@@ -326,7 +326,7 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             match value.data_type() {
                 // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does.
                 DataType::List(_) | DataType::LargeList(_) => {
-                    crate::pg_encode::text_column(&value).map_err(SqlError::into_datafusion)
+                    crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
                 }
                 _ => Ok(cast(&value, &DataType::Utf8)?),
             }
