@@ -25,6 +25,7 @@ mod insert_defaults;
 mod interval;
 mod interval_order;
 mod json;
+mod json_build;
 mod key_range;
 mod last_written;
 mod like_escape;

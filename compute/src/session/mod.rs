@@ -173,6 +173,7 @@ impl Session {
             .chain(crate::sequence::functions::all(&handle))
             .chain(crate::uuid_functions::all())
             .chain(crate::json::all())
+            .chain(crate::json_build::all())
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
