@@ -10,11 +10,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, Decimal128Array};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNanoType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result as DFResult};
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -82,44 +80,31 @@ impl AnalyzerRule for IntervalOrderRule {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
         let udf = span_udf();
-        plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            let sorting = matches!(node, LogicalPlan::Sort(_));
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                // A sort key that is an interval sorts by its span.
-                if sorting && is_interval(&expr, &schema) {
-                    return Ok(Transformed::yes(span(&udf, expr)));
+        crate::expr_rules::rewrite_expressions(
+            plan,
+            // A sort key that is an interval sorts by its span.
+            |key, schema| is_interval(key, schema).then(|| span(&udf, key.clone())),
+            |e, schema| match e {
+                Expr::BinaryExpr(BinaryExpr { left, op, right })
+                    if matches!(
+                        op,
+                        Operator::Eq
+                            | Operator::NotEq
+                            | Operator::Lt
+                            | Operator::LtEq
+                            | Operator::Gt
+                            | Operator::GtEq
+                    ) && is_interval(&left, schema)
+                        && is_interval(&right, schema) =>
+                {
+                    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: Box::new(span(&udf, *left)),
+                        op,
+                        right: Box::new(span(&udf, *right)),
+                    })))
                 }
-                let rewritten = expr.transform_up(|e| match e {
-                    Expr::BinaryExpr(BinaryExpr { left, op, right })
-                        if matches!(
-                            op,
-                            Operator::Eq
-                                | Operator::NotEq
-                                | Operator::Lt
-                                | Operator::LtEq
-                                | Operator::Gt
-                                | Operator::GtEq
-                        ) && is_interval(&left, &schema)
-                            && is_interval(&right, &schema) =>
-                    {
-                        Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                            left: Box::new(span(&udf, *left)),
-                            op,
-                            right: Box::new(span(&udf, *right)),
-                        })))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(if rewritten.transformed {
-                    rewritten.update_data(|e| saved.restore(e))
-                } else {
-                    rewritten
-                })
-            })
-        })
-        .map(|t| t.data)
+                other => Ok(Transformed::no(other)),
+            },
+        )
     }
 }

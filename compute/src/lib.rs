@@ -18,6 +18,7 @@ mod df_catalog;
 mod dialect;
 mod dml;
 mod error;
+mod expr_rules;
 mod fast_path;
 mod foreign_keys;
 mod indexes;

@@ -6,11 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -47,42 +45,31 @@ impl AnalyzerRule for PgCastRule {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            // The rewritten expression must keep the output name of the one it replaces.
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let rewritten = expr.transform_up(|e| match e {
-                    Expr::Cast(Cast { expr, field }) => {
-                        let Some((udf, returns)) = expr
-                            .get_type(&schema)
-                            .ok()
-                            .and_then(|from| replacement(&from, field.data_type()))
-                        else {
-                            return Ok(Transformed::no(Expr::Cast(Cast { expr, field })));
-                        };
-                        let converted =
-                            Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*expr]));
-                        Ok(Transformed::yes(if field.data_type() == &returns {
-                            converted
-                        } else {
-                            Expr::Cast(Cast {
-                                expr: Box::new(converted),
-                                field,
-                            })
-                        }))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(if rewritten.transformed {
-                    rewritten.update_data(|e| saved.restore(e))
-                } else {
-                    rewritten
-                })
-            })
-        })
-        .map(|t| t.data)
+        crate::expr_rules::rewrite_expressions(
+            plan,
+            |_, _| None,
+            |e, schema| match e {
+                Expr::Cast(Cast { expr, field }) => {
+                    let Some((udf, returns)) = expr
+                        .get_type(schema)
+                        .ok()
+                        .and_then(|from| replacement(&from, field.data_type()))
+                    else {
+                        return Ok(Transformed::no(Expr::Cast(Cast { expr, field })));
+                    };
+                    let converted = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*expr]));
+                    Ok(Transformed::yes(if field.data_type() == &returns {
+                        converted
+                    } else {
+                        Expr::Cast(Cast {
+                            expr: Box::new(converted),
+                            field,
+                        })
+                    }))
+                }
+                other => Ok(Transformed::no(other)),
+            },
+        )
     }
 }
 

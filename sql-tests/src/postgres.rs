@@ -86,23 +86,35 @@ impl PostgresServer {
 
     /// Creates an empty database and returns its URL.
     pub async fn fresh_database(&self, name: &str) -> anyhow::Result<String> {
+        self.admin(&[
+            format!("DROP DATABASE IF EXISTS \"{name}\""),
+            format!("CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"),
+        ])
+        .await?;
+        Ok(format!("{}/{name}", self.base_url))
+    }
+
+    /// Drops a database `fresh_database` made, so that runs against a long-lived server do
+    /// not pile them up.
+    pub async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        self.admin(&[format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")])
+            .await
+    }
+
+    /// Runs statements in the server's `postgres` database.
+    async fn admin(&self, statements: &[String]) -> anyhow::Result<()> {
         let (client, connection) = tokio_postgres::connect(
             &format!("{}/postgres", self.base_url),
             tokio_postgres::NoTls,
         )
         .await?;
         let conn = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-            .await?;
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
-            ))
-            .await?;
+        for statement in statements {
+            client.batch_execute(statement).await?;
+        }
         drop(client);
         let _ = conn.await;
-        Ok(format!("{}/{name}", self.base_url))
+        Ok(())
     }
 }
 

@@ -70,5 +70,7 @@ async fn async_postgres(file: PathBuf) -> anyhow::Result<()> {
         std::process::id()
     );
     let url = server.fresh_database(&db).await?;
-    run_file(url, "postgres", &file).await
+    let result = run_file(url, "postgres", &file).await;
+    server.drop_database(&db).await?;
+    result
 }
