@@ -156,9 +156,7 @@ impl ScalarUDFImpl for JsonFunction {
             _ if is_jsonb(&args.arg_fields[0]) => SqlType::Jsonb,
             _ => SqlType::Json,
         };
-        Ok(Arc::new(
-            Field::new(self.name, DataType::Utf8, true).with_metadata(ty.field_metadata()),
-        ))
+        Ok(Arc::new(ty.named_field(self.name)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {

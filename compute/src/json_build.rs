@@ -65,10 +65,7 @@ impl ScalarUDFImpl for BuildObject {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        Ok(Arc::new(
-            Field::new(self.name(), DataType::Utf8, true)
-                .with_metadata(self.sql_type().field_metadata()),
-        ))
+        Ok(Arc::new(self.sql_type().named_field(self.name())))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {

@@ -292,7 +292,13 @@ impl SqlType {
     /// The Arrow field a parameter bound to a column of this type is: its type, and the
     /// PostgreSQL type ParameterDescription announces (a uuid parameter is text to Arrow).
     pub fn param_field(&self) -> datafusion::arrow::datatypes::Field {
-        datafusion::arrow::datatypes::Field::new("", self.arrow_type(), true)
+        self.named_field("")
+    }
+
+    /// A nullable field of this type named `name`, carrying the PostgreSQL type (what a
+    /// function returning this type announces).
+    pub fn named_field(&self, name: &str) -> datafusion::arrow::datatypes::Field {
+        datafusion::arrow::datatypes::Field::new(name, self.arrow_type(), true)
             .with_metadata(self.field_metadata())
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -52,10 +52,7 @@ impl ScalarUDFImpl for UuidFunction {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        Ok(Arc::new(
-            Field::new(self.name, DataType::Utf8, true)
-                .with_metadata(SqlType::Uuid.field_metadata()),
-        ))
+        Ok(Arc::new(SqlType::Uuid.named_field(self.name)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {

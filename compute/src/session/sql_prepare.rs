@@ -144,10 +144,12 @@ impl Session {
         }
     }
 
-    /// The value of a constant expression, worked out by DataFusion.
+    /// The value of a constant expression, planned as the session plans any query (so
+    /// PostgreSQL's casts and functions mean what they mean elsewhere).
     async fn constant(&self, expr: &Expr) -> SqlResult<ScalarValue> {
-        let select = format!("SELECT {expr}");
-        let batches = self.ctx.sql(&select).await?.collect().await?;
+        let mut statements = self.parse(&format!("SELECT {expr}"))?;
+        let plan = self.logical_plan(&statements.remove(0)).await?;
+        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         let batch = batches
             .iter()
             .find(|b| b.num_rows() > 0)
