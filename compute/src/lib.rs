@@ -23,6 +23,7 @@ mod fast_path;
 mod foreign_keys;
 mod indexes;
 mod insert_defaults;
+mod int_arithmetic;
 mod interval;
 mod interval_order;
 mod json;

@@ -49,6 +49,8 @@ pub(crate) struct GroupCommitConfig {
 pub(crate) struct Committed {
     pub lsn: Lsn,
     pub commit_time_micros: i64,
+    /// The timeline's commit before this one's entry.
+    pub previous_lsn: Lsn,
 }
 
 /// Why an append did not commit.
@@ -409,14 +411,14 @@ fn deliver(
             match response.data {
                 Response::Batch { accepted } if accepted.len() == replies.len() => {
                     tracing::debug!(%lsn, txns = replies.len(), "batch committed");
-                    for (reply, ok) in replies.into_iter().zip(accepted) {
-                        let answer = if ok {
-                            Ok(Committed {
+                    for (reply, verdict) in replies.into_iter().zip(accepted) {
+                        let answer = match verdict {
+                            Some(previous_lsn) => Ok(Committed {
                                 lsn,
                                 commit_time_micros,
-                            })
-                        } else {
-                            Err(AppendError::Fenced)
+                                previous_lsn,
+                            }),
+                            None => Err(AppendError::Fenced),
                         };
                         let _ = reply.send(answer);
                     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::{BasicNode, EntryPayload, ServerState};
-use strata_core::TimelineId;
+use strata_core::{Lsn, TimelineId};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SafekeeperConfig;
@@ -63,7 +63,7 @@ async fn stop(node: Node) {
     node.flusher.finish().await;
 }
 
-async fn append(raft: &Raft, timeline: TimelineId, generation: u32) -> (u64, Vec<bool>) {
+async fn append(raft: &Raft, timeline: TimelineId, generation: u32) -> (u64, Vec<Option<Lsn>>) {
     let response = raft
         .client_write(Request::Batch(Batch {
             commit_time_micros: 1,
@@ -95,7 +95,7 @@ async fn snapshot_and_purge_work_and_survive_restart() {
     let mut last = 0;
     for _ in 0..5 {
         let (index, accepted) = append(&node.raft, tl, 1).await;
-        assert_eq!(accepted, vec![true]);
+        assert!(matches!(accepted[..], [Some(_)]));
         last = index;
     }
 
@@ -113,7 +113,7 @@ async fn snapshot_and_purge_work_and_survive_restart() {
         .unwrap();
     assert_eq!(node.log.first_index(), last + 1);
     let (after, accepted) = append(&node.raft, tl, 1).await;
-    assert_eq!(accepted, vec![true]);
+    assert!(matches!(accepted[..], [Some(_)]));
     assert!(after > last);
     stop(node).await;
 
@@ -132,7 +132,7 @@ async fn snapshot_and_purge_work_and_survive_restart() {
     assert_eq!(generation, 1);
     assert_eq!(last_commit, after);
     let (_, accepted) = append(&node.raft, tl, 1).await;
-    assert_eq!(accepted, vec![true]);
+    assert!(matches!(accepted[..], [Some(_)]));
     let registered = node
         .raft
         .client_write(Request::Register { timeline: tl })
@@ -140,7 +140,7 @@ async fn snapshot_and_purge_work_and_survive_restart() {
         .unwrap();
     assert_eq!(registered.data, Response::Registered { generation: 2 });
     let (_, accepted) = append(&node.raft, tl, 1).await;
-    assert_eq!(accepted, vec![false]);
+    assert_eq!(accepted, vec![None]);
     stop(node).await;
 }
 

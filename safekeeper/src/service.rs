@@ -160,6 +160,7 @@ impl SafekeeperService {
             Ok(committed) => Ok(Response::new(AppendWalResponse {
                 lsn: committed.lsn.0,
                 commit_time_micros: committed.commit_time_micros,
+                previous_commit_lsn: committed.previous_lsn.0,
             })),
             Err(e) => Err(self.append_error(&timeline, generation, e)),
         }

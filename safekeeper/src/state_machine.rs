@@ -6,7 +6,7 @@
 //! iff its generation equals its timeline's generation at its position in the log. The
 //! generation history lets a WAL stream reach the same verdict for any entry it reads later.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -78,7 +78,19 @@ impl WalState {
             Request::Batch(batch) => {
                 self.last_commit_time_micros =
                     self.last_commit_time_micros.max(batch.commit_time_micros);
-                let accepted = batch.txns.iter().map(|txn| self.commit(lsn, txn)).collect();
+                // Several transactions of one timeline in a batch share its LSN, so they share
+                // the commit before it too.
+                let mut before: HashMap<TimelineId, Lsn> = HashMap::new();
+                let accepted = batch
+                    .txns
+                    .iter()
+                    .map(|txn| {
+                        let previous = *before
+                            .entry(txn.timeline)
+                            .or_insert_with(|| self.last_commit_lsn(&txn.timeline));
+                        self.commit(lsn, txn).then_some(previous)
+                    })
+                    .collect();
                 Response::Batch { accepted }
             }
             // A piece of a transaction that only counts once its `Joined` entry is applied.
@@ -87,10 +99,17 @@ impl WalState {
             Request::Joined(joined) => {
                 self.last_commit_time_micros =
                     self.last_commit_time_micros.max(joined.commit_time_micros);
-                let accepted = vec![self.commit(lsn, &joined.txn)];
+                let previous = self.last_commit_lsn(&joined.txn.timeline);
+                let accepted = vec![self.commit(lsn, &joined.txn).then_some(previous)];
                 Response::Batch { accepted }
             }
         }
+    }
+
+    fn last_commit_lsn(&self, timeline: &TimelineId) -> Lsn {
+        self.timelines
+            .get(timeline)
+            .map_or(Lsn::ZERO, |t| t.last_commit_lsn)
     }
 
     /// Judges one transaction of the entry at `lsn`, and records it when accepted.
@@ -401,13 +420,49 @@ mod tests {
     }
 
     #[test]
+    fn accepted_transactions_name_their_timelines_previous_commit() {
+        let (a, b) = (TimelineId::generate(), TimelineId::generate());
+        let mut wal = WalState::default();
+        wal.apply(1, Request::Register { timeline: a });
+        wal.apply(2, Request::Register { timeline: b });
+        assert_eq!(
+            wal.apply(3, batch(a, 1)),
+            Response::Batch {
+                accepted: vec![Some(Lsn::ZERO)]
+            }
+        );
+        let txn = |timeline, generation| Txn {
+            timeline,
+            generation,
+            mutations: Bytes::from_static(b"m"),
+        };
+        // Two transactions of `a` in one entry both follow its commit at 3; `b` had none.
+        let mixed = Request::Batch(Batch {
+            commit_time_micros: 2,
+            txns: vec![txn(a, 1), txn(b, 1), txn(a, 1), txn(b, 7)],
+        });
+        assert_eq!(
+            wal.apply(4, mixed),
+            Response::Batch {
+                accepted: vec![Some(Lsn(3)), Some(Lsn::ZERO), Some(Lsn(3)), None]
+            }
+        );
+        assert_eq!(
+            wal.apply(5, batch(b, 1)),
+            Response::Batch {
+                accepted: vec![Some(Lsn(4))]
+            }
+        );
+    }
+
+    #[test]
     fn generations_fence_older_primaries() {
         let tl = TimelineId::generate();
         let mut wal = WalState::default();
         assert_eq!(
             wal.apply(1, batch(tl, 0)),
             Response::Batch {
-                accepted: vec![false]
+                accepted: vec![None]
             }
         );
         assert_eq!(
@@ -417,7 +472,7 @@ mod tests {
         assert_eq!(
             wal.apply(3, batch(tl, 1)),
             Response::Batch {
-                accepted: vec![true]
+                accepted: vec![Some(Lsn::ZERO)]
             }
         );
         assert_eq!(
@@ -427,7 +482,7 @@ mod tests {
         assert_eq!(
             wal.apply(5, batch(tl, 1)),
             Response::Batch {
-                accepted: vec![false]
+                accepted: vec![None]
             }
         );
         let state = &wal.timelines[&tl];
@@ -471,7 +526,7 @@ mod tests {
         assert_eq!(
             wal.apply(4, joined(50, 1, vec![2, 3])),
             Response::Batch {
-                accepted: vec![true]
+                accepted: vec![Some(Lsn::ZERO)]
             }
         );
         assert_eq!(wal.timelines[&tl].last_commit_lsn, Lsn(4));
@@ -483,7 +538,7 @@ mod tests {
         assert_eq!(
             wal.apply(7, joined(60, 1, vec![6])),
             Response::Batch {
-                accepted: vec![false]
+                accepted: vec![None]
             }
         );
         assert_eq!(wal.timelines[&tl].last_commit_lsn, Lsn(4));
@@ -493,7 +548,7 @@ mod tests {
         assert_eq!(
             other.apply(2, joined(1, 1, vec![1])),
             Response::Batch {
-                accepted: vec![false]
+                accepted: vec![None]
             }
         );
     }

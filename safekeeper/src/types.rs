@@ -8,7 +8,7 @@ use std::io::Cursor;
 use bytes::Bytes;
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use strata_core::TimelineId;
+use strata_core::{Lsn, TimelineId};
 
 openraft::declare_raft_types!(
     /// The openraft types of the safekeeper group.
@@ -103,9 +103,11 @@ pub(crate) enum Response {
     Registered {
         generation: u32,
     },
-    /// One verdict per transaction of the batch, in order (a `Joined` entry is a batch of one).
+    /// One verdict per transaction of the batch, in order (a `Joined` entry is a batch of one):
+    /// for an accepted transaction, the LSN of its timeline's commit before this entry (the
+    /// primary makes commits visible in this chain's order); `None` for a fenced one.
     Batch {
-        accepted: Vec<bool>,
+        accepted: Vec<Option<Lsn>>,
     },
 }
 

@@ -181,6 +181,19 @@ async fn as_of_reads_rows_deletes_updates_and_ddl_exactly_as_they_were() {
         error_code(&c, "CREATE TABLE nope (x int)").await,
         SqlState::READ_ONLY_SQL_TRANSACTION
     );
+    // EXECUTE is judged by the statement it runs.
+    c.batch_execute("PREPARE read_v(int) AS SELECT v FROM t WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(rows(&c, "EXECUTE read_v(2)").await, ["B"]);
+    c.batch_execute("PREPARE write_v AS INSERT INTO t VALUES (9, 'z')")
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(&c, "EXECUTE write_v").await,
+        SqlState::READ_ONLY_SQL_TRANSACTION
+    );
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
     // A statement prepared while pinned reads the present once the session is back.
     let pinned_by_id = c.prepare("SELECT v FROM t WHERE id = $1").await.unwrap();
     assert_eq!(c.query(&pinned_by_id, &[&1i32]).await.unwrap().len(), 1);

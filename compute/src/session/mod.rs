@@ -146,6 +146,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::ordered_scan::OrderedScan))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        ctx.add_analyzer_rule(Arc::new(crate::int_arithmetic::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCastRule));
         ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
@@ -291,7 +292,14 @@ impl Session {
         if let Some(output) = self.transaction_control(&prepared.statement).await? {
             return Ok(output);
         }
-        if self.slot.as_of().is_some() && writes_data(prepared) {
+        let writes = match &prepared.statement {
+            // What EXECUTE runs decides; an unknown name fails later, with 26000.
+            Statement::Execute { .. } => self
+                .executed_by(&prepared.statement)
+                .is_some_and(|inner| writes_data(&inner)),
+            _ => writes_data(prepared),
+        };
+        if self.slot.as_of().is_some() && writes {
             return Err(SqlError::new(
                 sqlstate::READ_ONLY_SQL_TRANSACTION,
                 format!(

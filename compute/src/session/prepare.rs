@@ -311,16 +311,9 @@ impl Session {
                 prepared.columns = Some(single_text_column(&canonical));
             }
             // EXECUTE returns what the statement it runs returns (a Describe says so).
-            Statement::Execute {
-                name: Some(name), ..
-            } => {
-                if let [part] = name.0.as_slice() {
-                    if let Some(ident) = part.as_ident() {
-                        let name = crate::names::normalize(ident);
-                        if let Ok(inner) = self.sql_prepared(&name) {
-                            prepared.columns = inner.columns.clone();
-                        }
-                    }
+            Statement::Execute { .. } => {
+                if let Some(inner) = self.executed_by(&prepared.statement) {
+                    prepared.columns = inner.columns.clone();
                 }
             }
             _ => {}

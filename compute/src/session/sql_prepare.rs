@@ -85,6 +85,21 @@ impl Session {
             })
     }
 
+    /// The statement an `EXECUTE` runs, if `statement` is one and its name is known.
+    pub(super) fn executed_by(&self, statement: &Statement) -> Option<Arc<Prepared>> {
+        let Statement::Execute {
+            name: Some(name), ..
+        } = statement
+        else {
+            return None;
+        };
+        let [part] = name.0.as_slice() else {
+            return None;
+        };
+        let name = crate::names::normalize(part.as_ident()?);
+        self.sql_prepared(&name).ok()
+    }
+
     /// Forgets statements whose names `DEALLOCATE` freed.
     pub fn forget_prepared(&self, names: &[String]) {
         let mut prepared = self.sql_prepared.lock().expect("prepared lock");

@@ -6,7 +6,7 @@ mod retry;
 mod safekeeper_client;
 
 pub use pageserver_client::{PageserverClient, ScanStream};
-pub use safekeeper_client::SafekeeperClient;
+pub use safekeeper_client::{Appended, SafekeeperClient};
 
 /// What went wrong talking to storage, sorted by what the caller can do about it.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -13,6 +13,16 @@ use tonic::Code;
 use super::retry::{Backoff, RETRY_DEADLINE};
 use super::{StorageError, MAX_MESSAGE_BYTES};
 
+/// A transaction the safekeepers committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its commit LSN.
+    pub lsn: Lsn,
+    /// The branch's commit before it: appends running at once can return in any order, and
+    /// this chain is the order in which they become visible.
+    pub previous_lsn: Lsn,
+}
+
 /// Commits WAL through the safekeeper quorum.
 ///
 /// Only the Raft leader accepts writes. The client remembers which node led last time, follows
@@ -70,12 +80,12 @@ impl SafekeeperClient {
         Ok((resp.generation, Lsn(resp.commit_lsn)))
     }
 
-    /// Appends one transaction's encoded mutations; returns its commit LSN and commit time.
+    /// Appends one transaction's encoded mutations and waits until a majority has it.
     pub async fn append(
         &self,
         generation: u32,
         mutations: Bytes,
-    ) -> Result<(Lsn, i64), StorageError> {
+    ) -> Result<Appended, StorageError> {
         if mutations.len() > MAX_MESSAGE_BYTES - 1024 {
             return Err(StorageError::TooLarge(format!(
                 "{} bytes of WAL in one transaction (the limit is {} MiB)",
@@ -98,7 +108,10 @@ impl SafekeeperClient {
                 StorageError::Unavailable(msg) => StorageError::CommitUnknown(msg),
                 other => other,
             })?;
-        Ok((Lsn(resp.lsn), resp.commit_time_micros))
+        Ok(Appended {
+            lsn: Lsn(resp.lsn),
+            previous_lsn: Lsn(resp.previous_commit_lsn),
+        })
     }
 
     async fn call_leader<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, StorageError>
