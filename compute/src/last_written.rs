@@ -69,6 +69,16 @@ impl LastWritten {
         }
     }
 
+    /// Forgets every key: all that is known now is that nothing was written after `lsn`. For
+    /// a commit at or below `lsn` whose keys the primary does not know.
+    pub fn forget_all(&self, lsn: Lsn) {
+        let mut inner = self.inner.lock().expect("last-written lock");
+        inner.floor = inner.floor.max(lsn);
+        inner.max = inner.max.max(lsn);
+        inner.keys.clear();
+        inner.regions.clear();
+    }
+
     /// The last write to `key`.
     pub fn for_key(&self, key: &Bytes) -> Lsn {
         let inner = self.inner.lock().expect("last-written lock");

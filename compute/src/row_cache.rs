@@ -66,6 +66,11 @@ impl RowCache {
         (entry.from <= lsn).then(|| entry.value.clone())
     }
 
+    /// Forgets every entry (the primary learned of a commit whose keys it does not know).
+    pub fn clear(&self) {
+        self.rows.clear();
+    }
+
     /// Stores what a commit at `lsn` wrote (`None`: deleted). Called in commit order for each
     /// key (a key's writers hold its lock until their commit is visible).
     pub fn committed<'a>(

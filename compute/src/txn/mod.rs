@@ -12,12 +12,12 @@
 //!   single-statement logic, at the cost of redoing the statement).
 //!
 //! At commit the write set becomes one WAL record appended through the safekeepers; the commit
-//! is visible to new transactions only after a majority has made it durable, and only then are
-//! the locks released.
+//! is visible to new transactions only after a majority has made it durable and every commit
+//! below its LSN is visible, and only then are the locks released.
 
 mod locks;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use strata_core::wal::{encode_mutations, Mutation};
 use strata_core::Lsn;
+use tokio::sync::Notify;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::last_written::LastWritten;
@@ -262,13 +263,12 @@ impl Transaction {
     /// Whether another transaction committed a key in `[start, end)` after this statement's
     /// snapshot.
     pub fn changed_in_range_since_snapshot(&self, start: &[u8], end: &[u8]) -> bool {
-        self.manager
-            .state
-            .lock()
-            .expect("txn state lock")
-            .recent_commits
-            .iter()
-            .any(|(k, lsn)| *lsn > self.snapshot && k.as_ref() >= start && k.as_ref() < end)
+        let st = self.manager.state.lock().expect("txn state lock");
+        st.unknown_commits_upto > self.snapshot
+            || st
+                .recent_commits
+                .iter()
+                .any(|(k, lsn)| *lsn > self.snapshot && k.as_ref() >= start && k.as_ref() < end)
     }
 
     /// Buffers a write of a key this transaction has locked.
@@ -312,6 +312,14 @@ struct State {
     /// Snapshots of running transactions that may write (with a count each).
     active: BTreeMap<Lsn, usize>,
     commits_since_prune: u64,
+    /// Commits at or below this LSN may have written keys this primary does not know of.
+    unknown_commits_upto: Lsn,
+    /// Numbers the appends sent to the safekeepers.
+    next_append: u64,
+    /// Appends sent and not yet returned.
+    appending: BTreeSet<u64>,
+    /// Commits returned and not yet visible, in LSN order.
+    waiting: BTreeMap<Turn, Waiting>,
 }
 
 /// The primary's transaction manager.
@@ -325,6 +333,8 @@ pub struct TxnManager {
     last_written: LastWritten,
     /// Committed rows of hot keys; `None` on a read-only compute.
     row_cache: Option<RowCache>,
+    /// Woken whenever a commit becomes visible or an append fails.
+    published: Notify,
 }
 
 impl TxnManager {
@@ -350,6 +360,7 @@ impl TxnManager {
             next_row_id: AtomicU64::new(u64::from(generation) << 40),
             last_written: LastWritten::new(commit_lsn),
             row_cache,
+            published: Notify::new(),
         })
     }
 
@@ -409,12 +420,12 @@ impl TxnManager {
     }
 
     fn committed_after(&self, key: &Bytes, snapshot: Lsn) -> bool {
-        self.state
-            .lock()
-            .expect("txn state lock")
-            .recent_commits
-            .get(key)
-            .is_some_and(|lsn| *lsn > snapshot)
+        let st = self.state.lock().expect("txn state lock");
+        st.unknown_commits_upto > snapshot
+            || st
+                .recent_commits
+                .get(key)
+                .is_some_and(|lsn| *lsn > snapshot)
     }
 
     /// Commits `txn`: returns its commit LSN, or `None` when it wrote nothing. `before_visible`
@@ -439,7 +450,8 @@ impl TxnManager {
                 None => Mutation::Delete { key: key.clone() },
             })
             .collect();
-        let Appended { lsn, .. } = self
+        let mut append = InFlight::start(self);
+        let appended = self
             .safekeepers
             .append(self.generation, encode_mutations(&mutations))
             .await
@@ -447,7 +459,47 @@ impl TxnManager {
                 tracing::warn!(error = %e, "commit failed");
                 SqlError::from(e)
             })?;
-        let mut st = self.state.lock().expect("txn state lock");
+        let lsn = appended.lsn;
+        append.returned(appended);
+        let mut before_visible = Some(before_visible);
+        loop {
+            let published = self.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            {
+                let mut st = self.state.lock().expect("txn state lock");
+                if let Some(gap) = append.take_turn(&mut st) {
+                    self.publish(&mut st, &txn, lsn, gap);
+                    if let Some(before_visible) = before_visible.take() {
+                        before_visible();
+                    }
+                    st.last_commit_lsn = st.last_commit_lsn.max(lsn);
+                    drop(st);
+                    self.published.notify_waiters();
+                    break;
+                }
+            }
+            published.await;
+        }
+        // Dropping the transaction releases its locks, after the commit is visible.
+        drop(txn);
+        Ok(Some(lsn))
+    }
+
+    /// Records what the commit of `txn` at `lsn` wrote, before it becomes visible. `gap`: the
+    /// branch has commits below `lsn` that this primary does not know the keys of.
+    fn publish(&self, st: &mut State, txn: &Transaction, lsn: Lsn, gap: bool) {
+        if gap {
+            // An append retried after its first attempt committed, or a commit whose outcome
+            // its transaction never learned: the keys are unknown, so nothing cached about
+            // any key can be trusted, and every lock must treat its key as changed.
+            tracing::warn!(%lsn, "a commit below this one is unknown to the primary");
+            self.last_written.forget_all(lsn);
+            if let Some(cache) = &self.row_cache {
+                cache.clear();
+            }
+            st.unknown_commits_upto = lsn;
+        }
         for key in txn.writes.keys() {
             st.recent_commits.insert(key.clone(), lsn);
         }
@@ -456,16 +508,111 @@ impl TxnManager {
         if let Some(cache) = &self.row_cache {
             cache.committed(&txn.writes, lsn);
         }
-        before_visible();
-        st.last_commit_lsn = st.last_commit_lsn.max(lsn);
         st.commits_since_prune += 1;
         if st.commits_since_prune >= PRUNE_EVERY_COMMITS {
-            prune(&mut st);
+            prune(st);
         }
+    }
+}
+
+/// A commit durable in the safekeepers, waiting for its turn to become visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Turn {
+    lsn: Lsn,
+    append: u64,
+}
+
+/// A returned append's place in the order of visibility.
+#[derive(Debug)]
+struct Waiting {
+    previous_lsn: Lsn,
+    /// Appends numbered below this were sent before this one returned: any append sent later
+    /// commits at a higher LSN.
+    sent_before: u64,
+}
+
+/// One commit's append, from sending it until its commit is visible. Dropped early (the
+/// statement was cancelled, the append failed), it takes itself out of the order, and waiting
+/// commits are woken: one that waited for it will see a gap if it did commit.
+struct InFlight<'a> {
+    manager: &'a TxnManager,
+    append: u64,
+    turn: Option<Turn>,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(manager: &'a TxnManager) -> Self {
+        let mut st = manager.state.lock().expect("txn state lock");
+        let append = st.next_append;
+        st.next_append += 1;
+        st.appending.insert(append);
+        Self {
+            manager,
+            append,
+            turn: None,
+        }
+    }
+
+    fn returned(&mut self, appended: Appended) {
+        let mut st = self.manager.state.lock().expect("txn state lock");
+        st.appending.remove(&self.append);
+        let turn = Turn {
+            lsn: appended.lsn,
+            append: self.append,
+        };
+        let sent_before = st.next_append;
+        st.waiting.insert(
+            turn,
+            Waiting {
+                previous_lsn: appended.previous_lsn,
+                sent_before,
+            },
+        );
+        self.turn = Some(turn);
         drop(st);
-        // Dropping the transaction releases its locks, after the commit is visible.
-        drop(txn);
-        Ok(Some(lsn))
+        // A commit waiting for the appends sent before it may have waited for this one.
+        self.manager.published.notify_waiters();
+    }
+
+    /// Whether the commit may become visible now; `Some(gap)` takes the turn.
+    ///
+    /// Commits become visible in LSN order, although concurrent appends return in any order:
+    /// otherwise a snapshot could include a commit and miss one below it, whose keys the primary
+    /// has not recorded yet. A commit waits until it is the lowest returned one and the commit
+    /// before it (`previous_lsn`) is visible. If that commit is one this primary never learned
+    /// of (see [`TxnManager::publish`]), it waits instead until every append sent before it
+    /// returned: nothing else can make the gap visible, and what is sent later lands above it.
+    fn take_turn(&mut self, st: &mut State) -> Option<bool> {
+        let turn = self.turn?;
+        let (lowest, waiting) = st.waiting.first_key_value()?;
+        if *lowest != turn {
+            return None;
+        }
+        let chained = st.last_commit_lsn >= waiting.previous_lsn;
+        let none_outstanding = st
+            .appending
+            .first()
+            .is_none_or(|oldest| *oldest >= waiting.sent_before);
+        if !chained && !none_outstanding {
+            return None;
+        }
+        st.waiting.pop_first();
+        self.turn = None;
+        Some(!chained)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.manager.state.lock().expect("txn state lock");
+        let appending = st.appending.remove(&self.append);
+        let waiting = self
+            .turn
+            .is_some_and(|turn| st.waiting.remove(&turn).is_some());
+        drop(st);
+        if appending || waiting {
+            self.manager.published.notify_waiters();
+        }
     }
 }
 
@@ -490,4 +637,80 @@ fn prune(st: &mut State) {
         .min(st.last_commit_lsn);
     st.recent_commits.retain(|_, lsn| *lsn > horizon);
     st.commits_since_prune = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manager() -> Arc<TxnManager> {
+        let client = SafekeeperClient::connect_lazy(
+            &["127.0.0.1:1".to_string()],
+            strata_core::TimelineId::generate(),
+        )
+        .unwrap();
+        TxnManager::new(client, 1, Lsn(10), None)
+    }
+
+    fn appended(lsn: u64, previous: u64) -> Appended {
+        Appended {
+            lsn: Lsn(lsn),
+            previous_lsn: Lsn(previous),
+        }
+    }
+
+    /// What `commit` does once it has the turn.
+    fn take(m: &TxnManager, append: &mut InFlight<'_>) -> Option<bool> {
+        let mut st = m.state.lock().unwrap();
+        let lsn = append.turn.map(|t| t.lsn);
+        let gap = append.take_turn(&mut st)?;
+        st.last_commit_lsn = st.last_commit_lsn.max(lsn.unwrap());
+        Some(gap)
+    }
+
+    #[tokio::test]
+    async fn commits_become_visible_in_lsn_order() {
+        let m = manager();
+        let mut a = InFlight::start(&m);
+        let mut b = InFlight::start(&m);
+        // `b` returns first, but the commit before it (`a`, still on its way) is not visible.
+        b.returned(appended(30, 20));
+        assert_eq!(take(&m, &mut b), None);
+        a.returned(appended(20, 10));
+        assert_eq!(
+            take(&m, &mut b),
+            None,
+            "only the lowest returned commit goes"
+        );
+        assert_eq!(take(&m, &mut a), Some(false));
+        assert_eq!(take(&m, &mut b), Some(false));
+        assert_eq!(m.last_commit_lsn(), Lsn(30));
+    }
+
+    #[tokio::test]
+    async fn a_commit_the_primary_never_learned_of_is_a_gap() {
+        let m = manager();
+        // The commit at 40 is unknown (a retried append's first attempt): once every append
+        // sent before 50 returned, 50 goes, telling that there is a gap.
+        let d = InFlight::start(&m);
+        let mut c = InFlight::start(&m);
+        c.returned(appended(50, 40));
+        assert_eq!(take(&m, &mut c), None, "d may be the commit at 40");
+        drop(d);
+        assert_eq!(take(&m, &mut c), Some(true));
+        // An append sent after a commit returned lands above it: it is not waited for.
+        let mut e = InFlight::start(&m);
+        e.returned(appended(70, 60));
+        let later = InFlight::start(&m);
+        assert_eq!(take(&m, &mut e), Some(true));
+        drop(later);
+        assert_eq!(m.last_commit_lsn(), Lsn(70));
+        // A commit whose append was given up on leaves the order.
+        let mut f = InFlight::start(&m);
+        let mut g = InFlight::start(&m);
+        f.returned(appended(80, 70));
+        g.returned(appended(90, 80));
+        drop(f);
+        assert_eq!(take(&m, &mut g), Some(true));
+    }
 }
