@@ -24,6 +24,7 @@ mod foreign_keys;
 mod indexes;
 mod insert_defaults;
 mod int_arithmetic;
+mod int_literals;
 mod interval;
 mod interval_order;
 mod json;

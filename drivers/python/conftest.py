@@ -31,7 +31,7 @@ ON_STRATA = TARGET == "strata"
 assert TARGET in ("postgres", "strata"), TARGET
 
 
-LITERAL_TYPE_GAP = "integer literals are int8 (PostgreSQL: int4), sum(bigint) is int8 (numeric)"
+SUM_BIGINT_GAP = "sum(bigint) is int8 (PostgreSQL: numeric)"
 
 
 def strata_gap(reason, raises=None):

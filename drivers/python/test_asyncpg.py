@@ -7,7 +7,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from conftest import LITERAL_TYPE_GAP, DATABASE_URL, strata_gap
+from conftest import SUM_BIGINT_GAP, DATABASE_URL, strata_gap
 from smoke_data import COLUMNS, CREATE_TABLE, OIDS, ROWS
 
 INSERT = f"INSERT INTO smoke ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
@@ -69,11 +69,20 @@ def test_select_values_and_types():
     run(t)
 
 
-@strata_gap(LITERAL_TYPE_GAP, raises=AssertionError)
-def test_result_types_of_a_literal_and_a_bigint_sum():
+def test_an_integer_literal_is_an_int4():
     async def t(conn):
-        stmt = await conn.prepare("SELECT 1, (SELECT sum(big) FROM smoke)")
-        assert [a.type.oid for a in stmt.get_attributes()] == [23, 1700]
+        stmt = await conn.prepare("SELECT 1, 3000000000, id + 1 FROM smoke WHERE id = 1")
+        assert [a.type.oid for a in stmt.get_attributes()] == [23, 20, 23]
+        assert tuple(await stmt.fetchrow()) == (1, 3000000000, 2)
+
+    run(t)
+
+
+@strata_gap(SUM_BIGINT_GAP, raises=AssertionError)
+def test_result_type_of_a_bigint_sum():
+    async def t(conn):
+        stmt = await conn.prepare("SELECT sum(big) FROM smoke")
+        assert [a.type.oid for a in stmt.get_attributes()] == [1700]
 
     run(t)
 

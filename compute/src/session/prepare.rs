@@ -191,7 +191,7 @@ impl Session {
                 let described = self.logical_plan(&Statement::Query(unlocked)).await?;
                 prepared.param_types = param_types(&described)?;
                 let names = query_column_names(&prepared.statement);
-                prepared.columns = Some(result_columns(described.schema().as_arrow(), names));
+                prepared.columns = Some(result_columns(&self.result_schema(&described), names));
                 let (locking, how) = {
                     let d = DmlContext {
                         primary: &self.primary,
@@ -207,7 +207,7 @@ impl Session {
                 let plan = self.logical_plan(&prepared.statement).await?;
                 prepared.param_types = param_types(&plan)?;
                 let names = query_column_names(&prepared.statement);
-                prepared.columns = Some(result_columns(plan.schema().as_arrow(), names));
+                prepared.columns = Some(result_columns(&self.result_schema(&plan), names));
                 prepared.kind = Kind::Query;
                 prepared.plan = Some(plan);
             }
@@ -276,7 +276,7 @@ impl Session {
                 }
                 prepared.param_types = types;
                 if finder.returning > 0 {
-                    let schema = plan.schema().as_arrow().clone();
+                    let schema = self.result_schema(&plan);
                     let all = schema.fields().len();
                     let returning =
                         schema.project(&((all - finder.returning)..all).collect::<Vec<_>>())?;
@@ -329,9 +329,24 @@ impl Session {
         alias_duplicate_expressions(&mut statement);
         crate::pg_catalog::rewrite_catalog_syntax(&mut statement);
         let state = self.ctx.state();
-        Ok(state
+        let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
-            .await?)
+            .await?;
+        Ok(crate::int_literals::narrow_integer_literals(plan)?)
+    }
+
+    /// The schema of what `plan` returns, as it runs: after DataFusion's analyzer (type
+    /// coercion can change a column's type, as in `SELECT 1 UNION SELECT 3000000000`). A plan
+    /// the analyzer cannot take yet (an untyped parameter) is described as planned.
+    pub(super) fn result_schema(&self, plan: &LogicalPlan) -> datafusion::arrow::datatypes::Schema {
+        let state = self.ctx.state();
+        match state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+        {
+            Ok(analyzed) => analyzed.schema().as_arrow().clone(),
+            Err(_) => plan.schema().as_arrow().clone(),
+        }
     }
 
     /// The result columns of `RETURNING items` for an INSERT into `table`.
@@ -352,7 +367,7 @@ impl Session {
         let mut statements = self.parse(&sql)?;
         let plan = self.logical_plan(&statements.remove(0)).await?;
         let names = query_column_names(&self.parse(&sql)?.remove(0));
-        Ok(result_columns(plan.schema().as_arrow(), names))
+        Ok(result_columns(&self.result_schema(&plan), names))
     }
 }
 

@@ -37,7 +37,7 @@ impl Session {
                 "there is no parameter $1",
             ));
         }
-        let result = result_columns(plan.schema().as_arrow(), query_column_names(&query));
+        let result = result_columns(&self.result_schema(&plan), query_column_names(&query));
         let mut columns: Vec<ViewColumn> = result
             .iter()
             .map(|c| ViewColumn {
