@@ -27,6 +27,7 @@ mod int_arithmetic;
 mod int_literals;
 mod interval;
 mod interval_order;
+mod interval_scale;
 mod json;
 mod json_build;
 mod key_range;

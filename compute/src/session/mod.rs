@@ -145,6 +145,12 @@ impl Session {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::ordered_scan::OrderedScan))
             .build();
+        let mut state = state;
+        datafusion::execution::FunctionRegistry::register_expr_planner(
+            &mut state,
+            Arc::new(crate::interval_scale::IntervalScalePlanner),
+        )
+        .expect("registering an expression planner cannot fail");
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(crate::int_arithmetic::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCastRule));
