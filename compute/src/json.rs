@@ -1,5 +1,5 @@
-//! `json` and `jsonb`: stored as text, and the functions behind `::json`, `::jsonb`, `->`, `->>`
-//! and `@>`.
+//! `json` and `jsonb`: stored as text, and the functions behind `::json`, `::jsonb`, `->`, `->>`,
+//! `#>`, `#>>`, `@>`, `<@`, `?`, `?|`, `?&` and `jsonb_set`.
 //!
 //! A `json` value keeps the text it was given (validated). A `jsonb` value is stored in
 //! PostgreSQL's output form: object keys in jsonb order (shorter first, then bytewise),
@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    TypeSignature, Volatility,
 };
 use serde_json::Value;
 
@@ -27,6 +27,13 @@ pub const JSONB_CAST: &str = "strata_jsonb";
 pub const GET: &str = "strata_json_get";
 pub const GET_TEXT: &str = "strata_json_get_text";
 pub const CONTAINS: &str = "strata_jsonb_contains";
+pub const GET_PATH: &str = "strata_json_get_path";
+pub const GET_PATH_TEXT: &str = "strata_json_get_path_text";
+pub const EXISTS: &str = "strata_jsonb_exists";
+pub const EXISTS_ANY: &str = "strata_jsonb_exists_any";
+pub const EXISTS_ALL: &str = "strata_jsonb_exists_all";
+/// `jsonb_set(target, path, new_value [, create_if_missing])`, called by its own name.
+pub const SET: &str = "jsonb_set";
 
 /// Parses a json text; `22P02` as PostgreSQL's `json_in` says otherwise.
 pub fn parse(text: &str, ty: SqlType) -> SqlResult<Value> {
@@ -114,14 +121,20 @@ pub fn all() -> Vec<ScalarUDF> {
         (GET, 2),
         (GET_TEXT, 2),
         (CONTAINS, 2),
+        (GET_PATH, 2),
+        (GET_PATH_TEXT, 2),
+        (EXISTS, 2),
+        (EXISTS_ANY, 2),
+        (EXISTS_ALL, 2),
     ]
     .into_iter()
-    .map(|(name, arity)| {
-        ScalarUDF::new_from_impl(JsonFunction {
-            name,
-            signature: Signature::any(arity, Volatility::Immutable),
-        })
-    })
+    .map(|(name, arity)| Signature::any(arity, Volatility::Immutable).with_name(name))
+    .chain([Signature::one_of(
+        vec![TypeSignature::Any(3), TypeSignature::Any(4)],
+        Volatility::Immutable,
+    )
+    .with_name(SET)])
+    .map(|(signature, name)| ScalarUDF::new_from_impl(JsonFunction { name, signature }))
     .collect()
 }
 
@@ -140,7 +153,7 @@ impl ScalarUDFImpl for JsonFunction {
     }
 
     fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
-        Ok(if self.name == CONTAINS {
+        Ok(if returns_boolean(self.name) {
             DataType::Boolean
         } else {
             DataType::Utf8
@@ -149,10 +162,14 @@ impl ScalarUDFImpl for JsonFunction {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
         let ty = match self.name {
-            CONTAINS => return Ok(Arc::new(Field::new(self.name, DataType::Boolean, true))),
-            GET_TEXT => return Ok(Arc::new(Field::new(self.name, DataType::Utf8, true))),
+            name if returns_boolean(name) => {
+                return Ok(Arc::new(Field::new(self.name, DataType::Boolean, true)))
+            }
+            GET_TEXT | GET_PATH_TEXT => {
+                return Ok(Arc::new(Field::new(self.name, DataType::Utf8, true)))
+            }
             JSON_CAST => SqlType::Json,
-            JSONB_CAST => SqlType::Jsonb,
+            JSONB_CAST | SET => SqlType::Jsonb,
             _ if is_jsonb(&args.arg_fields[0]) => SqlType::Jsonb,
             _ => SqlType::Json,
         };
@@ -178,6 +195,11 @@ impl ScalarUDFImpl for JsonFunction {
                 )
             }
             GET | GET_TEXT => get(&arrays[0], &arrays[1], self.name == GET_TEXT, jsonb)?,
+            GET_PATH | GET_PATH_TEXT => {
+                get_path(&arrays[0], &arrays[1], self.name == GET_PATH_TEXT, jsonb)?
+            }
+            EXISTS | EXISTS_ANY | EXISTS_ALL => exists(self.name, &arrays[0], &arrays[1])?,
+            SET => set(&arrays)?,
             _ => {
                 let a = texts(&arrays[0])?;
                 let b = texts(&arrays[1])?;
@@ -201,6 +223,210 @@ impl ScalarUDFImpl for JsonFunction {
     }
 }
 
+fn returns_boolean(name: &str) -> bool {
+    matches!(name, CONTAINS | EXISTS | EXISTS_ANY | EXISTS_ALL)
+}
+
+/// Names a function's signature.
+trait WithName {
+    fn with_name(self, name: &'static str) -> (Signature, &'static str);
+}
+
+impl WithName for Signature {
+    fn with_name(self, name: &'static str) -> (Signature, &'static str) {
+        (self, name)
+    }
+}
+
+fn stored(text: &str) -> DFResult<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| DataFusionError::Execution(format!("stored json does not parse: {e}")))
+}
+
+/// The elements of a `text[]` argument (an array, or its text form `'{a,b}'`); NULL elements
+/// are `None`.
+fn text_arrays(array: &ArrayRef) -> DFResult<Vec<Option<Vec<Option<String>>>>> {
+    let texts = crate::pg_encode::text_column(array).map_err(SqlError::into_datafusion)?;
+    let texts = texts.as_string::<i32>();
+    (0..texts.len())
+        .map(|i| {
+            if texts.is_null(i) {
+                return Ok(None);
+            }
+            let items =
+                crate::pg_array::parse(texts.value(i)).map_err(SqlError::into_datafusion)?;
+            items
+                .into_iter()
+                .map(|item| match item {
+                    crate::pg_array::Item::Element(e) => Ok(e),
+                    crate::pg_array::Item::Array(_) => Err(SqlError::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        "wrong number of array subscripts",
+                    )
+                    .into_datafusion()),
+                })
+                .collect::<DFResult<Vec<_>>>()
+                .map(Some)
+        })
+        .collect()
+}
+
+/// An array's position for `step` (negative from the end), if it is an integer in range.
+fn array_position(items: &[Value], step: &str) -> Option<usize> {
+    let n = step.trim().parse::<i64>().ok()?;
+    let n = if n < 0 { items.len() as i64 + n } else { n };
+    usize::try_from(n).ok().filter(|n| *n < items.len())
+}
+
+/// The value at `path` in `doc`: object keys and array positions, one per step.
+fn at_path<'a>(doc: &'a Value, path: &[Option<String>]) -> Option<&'a Value> {
+    path.iter().try_fold(doc, |value, step| {
+        let step = step.as_deref()?;
+        match value {
+            Value::Object(map) => map.get(step),
+            Value::Array(items) => array_position(items, step).map(|i| &items[i]),
+            _ => None,
+        }
+    })
+}
+
+/// A json value as `->` (json or jsonb text) or `->>` (text: a string unquoted, null as NULL)
+/// returns it.
+fn output(v: &Value, as_text: bool, jsonb: bool) -> Option<String> {
+    match v {
+        Value::Null if as_text => None,
+        Value::String(s) if as_text => Some(s.clone()),
+        v if jsonb || as_text => Some(jsonb_text(v)),
+        v => Some(v.to_string()),
+    }
+}
+
+/// `doc #> path` as json, or with `as_text` (`#>>`) as text.
+fn get_path(docs: &ArrayRef, paths: &ArrayRef, as_text: bool, jsonb: bool) -> DFResult<ArrayRef> {
+    let docs = texts(docs)?;
+    let paths = text_arrays(paths)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, path) in paths.iter().enumerate() {
+        let (Some(path), false) = (path, docs.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let doc = stored(docs.value(i))?;
+        out.push(at_path(&doc, path).and_then(|v| output(v, as_text, jsonb)));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
+/// `doc ? key` (a top-level key, or a string element of a top-level array, or the string
+/// itself), and `?|` / `?&` over a `text[]` of keys.
+fn exists(name: &str, docs: &ArrayRef, keys: &ArrayRef) -> DFResult<ArrayRef> {
+    let docs = texts(docs)?;
+    let keys: Vec<Option<Vec<Option<String>>>> = if name == EXISTS {
+        texts(keys)?
+            .iter()
+            .map(|k| k.map(|k| vec![Some(k.to_string())]))
+            .collect()
+    } else {
+        text_arrays(keys)?
+    };
+    let has = |doc: &Value, key: &str| match doc {
+        Value::Object(map) => map.contains_key(key),
+        Value::Array(items) => items.iter().any(|v| v.as_str() == Some(key)),
+        Value::String(s) => s == key,
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, keys) in keys.iter().enumerate() {
+        let (Some(keys), false) = (keys, docs.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let doc = stored(docs.value(i))?;
+        // NULL keys of the array are ignored, as PostgreSQL ignores them.
+        let mut present = keys.iter().flatten().map(|k| has(&doc, k));
+        out.push(Some(if name == EXISTS_ALL {
+            present.all(|p| p)
+        } else {
+            present.any(|p| p)
+        }));
+    }
+    Ok(Arc::new(BooleanArray::from(out)))
+}
+
+/// `jsonb_set(target, path, new_value [, create_if_missing])`: `target` with the value at
+/// `path` replaced, or added when only its last step is missing and `create_if_missing`.
+fn set(arrays: &[ArrayRef]) -> DFResult<ArrayRef> {
+    let docs = texts(&arrays[0])?;
+    let paths = text_arrays(&arrays[1])?;
+    let values = texts(&arrays[2])?;
+    let create: Option<BooleanArray> = match arrays.get(3) {
+        Some(a) => Some(cast(a, &DataType::Boolean)?.as_boolean().clone()),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, path) in paths.iter().enumerate() {
+        let create = match &create {
+            Some(c) if c.is_null(i) => {
+                out.push(None);
+                continue;
+            }
+            Some(c) => c.value(i),
+            None => true,
+        };
+        let (Some(path), false, false) = (path, docs.is_null(i), values.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        if path.iter().any(Option::is_none) {
+            return Err(SqlError::new(
+                sqlstate::NULL_VALUE_NOT_ALLOWED,
+                format!(
+                    "path element at position {} is null",
+                    path.iter().position(Option::is_none).unwrap_or(0) + 1
+                ),
+            )
+            .into_datafusion());
+        }
+        let mut doc = stored(docs.value(i))?;
+        let value = parse(values.value(i), SqlType::Jsonb).map_err(SqlError::into_datafusion)?;
+        if matches!(doc, Value::Object(_) | Value::Array(_)) {
+            set_at(&mut doc, path, value, create);
+        }
+        out.push(Some(jsonb_text(&doc)));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
+fn set_at(doc: &mut Value, path: &[Option<String>], value: Value, create: bool) {
+    let Some((step, rest)) = path.split_first() else {
+        return;
+    };
+    let step = step.as_deref().unwrap_or_default();
+    match doc {
+        Value::Object(map) => {
+            if rest.is_empty() {
+                if create || map.contains_key(step) {
+                    map.insert(step.to_string(), value);
+                }
+            } else if let Some(inner) = map.get_mut(step) {
+                set_at(inner, rest, value, create);
+            }
+        }
+        Value::Array(items) => match array_position(items, step) {
+            Some(i) if rest.is_empty() => items[i] = value,
+            Some(i) => set_at(&mut items[i], rest, value, create),
+            // Past either end: added at that end.
+            None if rest.is_empty() && create => match step.trim().parse::<i64>() {
+                Ok(n) if n < 0 => items.insert(0, value),
+                Ok(_) => items.push(value),
+                Err(_) => {}
+            },
+            None => {}
+        },
+        _ => {}
+    }
+}
+
 fn texts(array: &ArrayRef) -> DFResult<StringArray> {
     Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone())
 }
@@ -217,23 +443,14 @@ fn get(docs: &ArrayRef, keys: &ArrayRef, as_text: bool, jsonb: bool) -> DFResult
             out.push(None);
             continue;
         }
-        let doc: Value = serde_json::from_str(docs.value(i))
-            .map_err(|e| DataFusionError::Execution(format!("stored json does not parse: {e}")))?;
+        let doc = stored(docs.value(i))?;
         let key = keys.value(i);
         let found = match (&doc, by_index) {
-            (Value::Array(items), true) => key.parse::<i64>().ok().and_then(|n| {
-                let n = if n < 0 { items.len() as i64 + n } else { n };
-                usize::try_from(n).ok().and_then(|n| items.get(n))
-            }),
+            (Value::Array(items), true) => array_position(items, key).map(|i| &items[i]),
             (Value::Object(map), false) => map.get(key),
             _ => None,
         };
-        out.push(found.and_then(|v| match v {
-            Value::Null if as_text => None,
-            Value::String(s) if as_text => Some(s.clone()),
-            v if jsonb || as_text => Some(jsonb_text(v)),
-            v => Some(v.to_string()),
-        }));
+        out.push(found.and_then(|v| output(v, as_text, jsonb)));
     }
     Ok(Arc::new(StringArray::from(out)))
 }

@@ -569,6 +569,19 @@ fn rewrite(expr: &Expr) -> Option<Expr> {
             crate::json::GET_TEXT,
             vec![(**left).clone(), (**right).clone()],
         )),
+        Expr::BinaryOp { left, op, right } if json_path_function(op).is_some() => Some(call(
+            json_path_function(op).expect("checked by the guard"),
+            vec![(**left).clone(), (**right).clone()],
+        )),
+        // `<@` is `@>` reversed.
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::ArrowAt,
+            right,
+        } if is_json_operand(left) || is_json_operand(right) => Some(call(
+            crate::json::CONTAINS,
+            vec![(**right).clone(), (**left).clone()],
+        )),
         // `@>` is also array containment: it is jsonb containment when one side is a text
         // literal or a json value.
         Expr::BinaryOp {
@@ -822,6 +835,18 @@ fn aggregated_rows(query: &Query) -> Option<Expr> {
     ))
 }
 
+/// The json function behind `#>`, `#>>`, `?`, `?|` and `?&`.
+fn json_path_function(op: &BinaryOperator) -> Option<&'static str> {
+    Some(match op {
+        BinaryOperator::HashArrow => crate::json::GET_PATH,
+        BinaryOperator::HashLongArrow => crate::json::GET_PATH_TEXT,
+        BinaryOperator::Question => crate::json::EXISTS,
+        BinaryOperator::QuestionPipe => crate::json::EXISTS_ANY,
+        BinaryOperator::QuestionAnd => crate::json::EXISTS_ALL,
+        _ => return None,
+    })
+}
+
 /// A text literal, a parameter (Strata stores no arrays, so `col @> $1` is jsonb), or a value a
 /// json function made (`'…'::jsonb`, `doc -> 'k'`).
 fn is_json_operand(expr: &Expr) -> bool {
@@ -829,6 +854,8 @@ fn is_json_operand(expr: &Expr) -> bool {
         crate::json::JSON_CAST,
         crate::json::JSONB_CAST,
         crate::json::GET,
+        crate::json::GET_PATH,
+        crate::json::SET,
     ];
     match expr {
         Expr::Value(v) => matches!(
