@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use datafusion::arrow::compute::{cast, cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
@@ -28,6 +28,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::{table_def_key, CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::foreign_keys::{FkAction, ForeignKeyDef};
 use crate::indexes::{Entry, IndexRows};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
@@ -884,7 +885,7 @@ async fn apply_changes(
     let n = def.columns.len();
     let is_update = !finder.assigned.is_empty();
     let primary = d.primary;
-    check_not_referenced(d, &def, &finder.assigned, &batches).await?;
+    let rekeyed = check_not_referenced(d, &def, &finder.assigned, &batches).await?;
     let (count, returning) = d
         .write(async |txn| {
             lock_table_for_write(primary, txn, &def).await?;
@@ -1002,10 +1003,37 @@ async fn apply_changes(
             Ok((count, returning))
         })
         .await?;
+    // ON UPDATE CASCADE / SET NULL: once the rows have their new keys, which the referencing
+    // rows then reference.
+    for (child, fk, keys) in rekeyed {
+        let action = match fk.on_update {
+            FkAction::SetNull => ChildAction::SetNull,
+            _ => ChildAction::SetKey(&keys),
+        };
+        Box::pin(act_on_referencing_rows(d, &def, &child, &fk, &keys, action)).await?;
+    }
     Ok(DmlOutcome {
         count,
         returning: (finder.returning > 0).then_some(returning),
     })
+}
+
+/// Rows of a table that reference rows being given new keys, by ON UPDATE CASCADE or SET NULL:
+/// the table, the foreign key, and each old key with the new key's values.
+type Rekeyed = (
+    Arc<TableDef>,
+    ForeignKeyDef,
+    HashMap<Bytes, Vec<ScalarValue>>,
+);
+
+/// What happens to the rows that reference a deleted or re-keyed row.
+#[derive(Clone, Copy)]
+enum ChildAction<'a> {
+    Delete,
+    SetNull,
+    /// The referencing columns take the new key's values (old key → values, in the order of
+    /// the referenced key's columns).
+    SetKey(&'a HashMap<Bytes, Vec<ScalarValue>>),
 }
 
 /// Moves an updated row's index entries: each entry whose key changed is deleted and written
@@ -1037,26 +1065,29 @@ async fn update_entries(
 }
 
 /// Before rows of `def` are deleted or get a new primary key (`assigned` columns are updated;
-/// none: DELETE): fails with 23503 if a row of a referencing table still references one of them.
+/// none: DELETE): fails with 23503 if a row of a referencing table still references one of them,
+/// and deletes (or sets NULL in) the referencing rows of ON DELETE CASCADE (SET NULL). Returns
+/// the referencing rows that ON UPDATE CASCADE or SET NULL change once the new keys are written.
 async fn check_not_referenced(
     d: &DmlContext<'_>,
     def: &Arc<TableDef>,
     assigned: &[usize],
     batches: &[RecordBatch],
-) -> DmlResult<()> {
+) -> DmlResult<Vec<Rekeyed>> {
     let pk = def.primary_key_indexes();
     let is_update = !assigned.is_empty();
     if is_update && !assigned.iter().any(|c| pk.contains(c)) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let referencing = d.slot.with_catalog(&d.primary.catalog, |view| {
         crate::foreign_keys::referencing(view, def)
     });
     if referencing.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let n = def.columns.len();
     let mut removed: HashMap<Bytes, String> = HashMap::new();
+    let mut new_keys: HashMap<Bytes, Vec<ScalarValue>> = HashMap::new();
     for batch in batches {
         let keys = batch.column(0).as_binary::<i32>();
         let old = RowEncoder::try_new(def, &batch.columns()[1..=n])?;
@@ -1074,22 +1105,38 @@ async fn check_not_referenced(
             if new.as_ref().is_some_and(|enc| enc.key(row, || 0) == key) {
                 continue;
             }
+            if let Some(columns) = &new_columns {
+                let values = pk
+                    .iter()
+                    .map(|&c| ScalarValue::try_from_array(&columns[c], row))
+                    .collect::<datafusion::common::Result<Vec<_>>>()?;
+                new_keys.insert(key.clone(), values);
+            }
             removed.insert(key, old.describe_key(row));
         }
     }
     if removed.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let keys: HashSet<Bytes> = removed.keys().cloned().collect();
+    let mut rekeyed = Vec::new();
     for (child, fk) in referencing {
-        if !is_update
-            && matches!(
-                fk.on_delete,
-                crate::foreign_keys::OnDelete::Cascade | crate::foreign_keys::OnDelete::SetNull
-            )
-        {
+        if is_update && fk.on_update.acts() {
+            rekeyed.push((child, fk, new_keys.clone()));
+            continue;
+        }
+        if !is_update && fk.on_delete.acts() {
+            let action = match fk.on_delete {
+                FkAction::SetNull => ChildAction::SetNull,
+                _ => ChildAction::Delete,
+            };
+            let removed: HashMap<Bytes, Vec<ScalarValue>> =
+                keys.iter().map(|k| (k.clone(), Vec::new())).collect();
             // Boxed: this recurses (through the children's own referencing rows).
-            Box::pin(act_on_referencing_rows(d, def, &child, &fk, &keys)).await?;
+            Box::pin(act_on_referencing_rows(
+                d, def, &child, &fk, &removed, action,
+            ))
+            .await?;
             continue;
         }
         let sql = crate::foreign_keys::referencing_rows_query(&child, &fk);
@@ -1108,19 +1155,20 @@ async fn check_not_referenced(
             removed.get(k).cloned().unwrap_or_default()
         })?;
     }
-    Ok(())
+    Ok(rekeyed)
 }
 
-/// ON DELETE CASCADE / SET NULL: deletes the rows of `child` that reference one of `removed`
-/// (storage keys of `parent` rows being deleted), or sets their referencing columns to NULL, as
-/// a DELETE or UPDATE of those rows would (their own referencing rows, checks and indexes
-/// included).
+/// ON DELETE CASCADE / SET NULL and ON UPDATE CASCADE / SET NULL: deletes the rows of `child`
+/// that reference one of `keys` (storage keys of `parent` rows being deleted or re-keyed), sets
+/// their referencing columns to NULL, or to the new key's values, as a DELETE or UPDATE of those
+/// rows would (their own referencing rows, checks and indexes included).
 async fn act_on_referencing_rows(
     d: &DmlContext<'_>,
     parent: &TableDef,
     child: &Arc<TableDef>,
-    fk: &crate::foreign_keys::ForeignKeyDef,
-    removed: &HashSet<Bytes>,
+    fk: &ForeignKeyDef,
+    keys: &HashMap<Bytes, Vec<ScalarValue>>,
+    action: ChildAction<'_>,
 ) -> DmlResult<()> {
     let query = all_rows_query(child)?;
     let plan = d
@@ -1131,39 +1179,45 @@ async fn act_on_referencing_rows(
         )))
         .await?;
     let n = child.columns.len();
-    let set_null = fk.on_delete == crate::foreign_keys::OnDelete::SetNull;
-    let assigned = if set_null {
-        fk.column_positions(child)
-    } else {
-        Vec::new()
+    let assigned = match action {
+        ChildAction::Delete => Vec::new(),
+        ChildAction::SetNull | ChildAction::SetKey(_) => fk.column_positions(child),
     };
     let mut found = Vec::new();
     for batch in d.run(&plan).await? {
         let mut keep = vec![false; batch.num_rows()];
+        // The old key each kept row references, in order.
+        let mut referenced_by_kept = Vec::new();
         let referenced =
             crate::foreign_keys::referenced_keys(child, parent, fk, &batch.columns()[1..=n])?;
         for (row, key) in referenced {
-            keep[row] = key.is_some_and(|k| removed.contains(&k));
+            if let Some(key) = key.filter(|k| keys.contains_key(k)) {
+                keep[row] = true;
+                referenced_by_kept.push(key);
+            }
         }
         let mut rows = filter_record_batch(&batch, &BooleanArray::from(keep))?;
         if rows.num_rows() == 0 {
             continue;
         }
-        if set_null {
+        if !assigned.is_empty() {
             // The new values of the assigned columns follow the old columns.
             let mut fields: Vec<_> = rows.schema().fields().iter().cloned().collect();
             let mut columns = rows.columns().to_vec();
-            for &p in &assigned {
+            for (i, &p) in assigned.iter().enumerate() {
                 let ty = child.columns[p].ty.arrow_type();
                 fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
-                    format!("strata_null_{p}"),
+                    format!("strata_new_{p}"),
                     ty.clone(),
                     true,
                 )));
-                columns.push(datafusion::arrow::array::new_null_array(
-                    &ty,
-                    rows.num_rows(),
-                ));
+                columns.push(match action {
+                    ChildAction::SetKey(new_keys) => {
+                        let values = referenced_by_kept.iter().map(|k| new_keys[k][i].clone());
+                        cast(&ScalarValue::iter_to_array(values)?, &ty)?
+                    }
+                    _ => datafusion::arrow::array::new_null_array(&ty, rows.num_rows()),
+                });
             }
             rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
         }

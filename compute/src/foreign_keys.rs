@@ -1,5 +1,6 @@
 //! FOREIGN KEY constraints that reference a table's primary key, enforced immediately: NO
-//! ACTION / RESTRICT, and on delete of the referenced row CASCADE or SET NULL.
+//! ACTION / RESTRICT, and on delete of the referenced row or on a change of its key, CASCADE or
+//! SET NULL.
 //!
 //! A referencing row's key values become the referenced row's storage key, so checking that the
 //! referenced row exists is a point read. The referencing transaction locks that key until it
@@ -31,47 +32,58 @@ pub struct ForeignKeyDef {
     /// The referenced table's id.
     pub parent: u64,
     /// What deleting a referenced row does to the rows referencing it.
-    #[serde(default, skip_serializing_if = "OnDelete::is_no_action")]
-    pub on_delete: OnDelete,
+    #[serde(default, skip_serializing_if = "FkAction::is_no_action")]
+    pub on_delete: FkAction,
+    /// What changing a referenced row's key does to the rows referencing it.
+    #[serde(default, skip_serializing_if = "FkAction::is_no_action")]
+    pub on_update: FkAction,
 }
 
-/// `ON DELETE`: what happens to referencing rows when the row they reference is deleted.
+/// `ON DELETE` / `ON UPDATE`: what happens to referencing rows when the row they reference is
+/// deleted, or its key changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OnDelete {
+pub enum FkAction {
     /// The delete fails while rows reference it (NO ACTION; RESTRICT behaves the same when
     /// constraints are checked immediately, as Strata's are).
     #[default]
     NoAction,
     Restrict,
-    /// The referencing rows are deleted too.
+    /// The referencing rows are deleted too (ON DELETE), or take the new key (ON UPDATE).
     Cascade,
     /// The referencing columns are set to NULL.
     SetNull,
 }
 
-impl OnDelete {
+impl FkAction {
     fn is_no_action(&self) -> bool {
-        *self == OnDelete::NoAction
+        *self == FkAction::NoAction
     }
 
     /// `pg_constraint.confdeltype`.
     pub fn code(self) -> &'static str {
         match self {
-            OnDelete::NoAction => "a",
-            OnDelete::Restrict => "r",
-            OnDelete::Cascade => "c",
-            OnDelete::SetNull => "n",
+            FkAction::NoAction => "a",
+            FkAction::Restrict => "r",
+            FkAction::Cascade => "c",
+            FkAction::SetNull => "n",
         }
     }
 
-    /// The clause `pg_get_constraintdef` appends (nothing for NO ACTION).
-    pub fn clause(self) -> &'static str {
-        match self {
-            OnDelete::NoAction => "",
-            OnDelete::Restrict => " ON DELETE RESTRICT",
-            OnDelete::Cascade => " ON DELETE CASCADE",
-            OnDelete::SetNull => " ON DELETE SET NULL",
-        }
+    /// The clause `pg_get_constraintdef` appends for `event` (`UPDATE`, `DELETE`; nothing for
+    /// NO ACTION).
+    pub fn clause(self, event: &str) -> String {
+        let action = match self {
+            FkAction::NoAction => return String::new(),
+            FkAction::Restrict => "RESTRICT",
+            FkAction::Cascade => "CASCADE",
+            FkAction::SetNull => "SET NULL",
+        };
+        format!(" ON {event} {action}")
+    }
+
+    /// Whether the referencing rows change with the referenced one (rather than stop it).
+    pub fn acts(self) -> bool {
+        matches!(self, FkAction::Cascade | FkAction::SetNull)
     }
 }
 

@@ -31,9 +31,6 @@ ON_STRATA = TARGET == "strata"
 assert TARGET in ("postgres", "strata"), TARGET
 
 
-SUM_BIGINT_GAP = "sum(bigint) is int8 (PostgreSQL: numeric)"
-
-
 def strata_gap(reason, raises=None):
     """A step PostgreSQL passes and Strata does not yet: it must fail on Strata (with `raises`,
     that exception and no other), and the reason says which statement fails and why."""

@@ -498,27 +498,19 @@ fn resolve_foreign_key(
     fk: &ForeignKeyConstraint,
     declared_on: Option<String>,
 ) -> SqlResult<ForeignKeyDef> {
-    use crate::foreign_keys::OnDelete;
+    use crate::foreign_keys::FkAction;
     use datafusion::sql::sqlparser::ast::{DeferrableInitial, ReferentialAction};
-    if let Some(action) = fk
-        .on_update
-        .filter(|a| !matches!(a, ReferentialAction::NoAction | ReferentialAction::Restrict))
-    {
-        return Err(SqlError::unsupported(format!(
-            "foreign key action ON UPDATE {action}"
-        )));
-    }
-    let on_delete = match fk.on_delete {
-        None | Some(ReferentialAction::NoAction) => OnDelete::NoAction,
-        Some(ReferentialAction::Restrict) => OnDelete::Restrict,
-        Some(ReferentialAction::Cascade) => OnDelete::Cascade,
-        Some(ReferentialAction::SetNull) => OnDelete::SetNull,
-        Some(action) => {
-            return Err(SqlError::unsupported(format!(
-                "foreign key action ON DELETE {action}"
-            )))
-        }
+    let action = |action: Option<ReferentialAction>, event: &str| match action {
+        None | Some(ReferentialAction::NoAction) => Ok(FkAction::NoAction),
+        Some(ReferentialAction::Restrict) => Ok(FkAction::Restrict),
+        Some(ReferentialAction::Cascade) => Ok(FkAction::Cascade),
+        Some(ReferentialAction::SetNull) => Ok(FkAction::SetNull),
+        Some(other) => Err(SqlError::unsupported(format!(
+            "foreign key action ON {event} {other}"
+        ))),
     };
+    let on_delete = action(fk.on_delete, "DELETE")?;
+    let on_update = action(fk.on_update, "UPDATE")?;
     if fk
         .characteristics
         .as_ref()
@@ -624,6 +616,7 @@ fn resolve_foreign_key(
         columns,
         parent: parent.id,
         on_delete,
+        on_update,
     })
 }
 

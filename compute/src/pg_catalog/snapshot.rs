@@ -452,14 +452,15 @@ impl Snapshot {
                         .collect::<Vec<_>>()
                         .join(", ");
                     return Some(format!(
-                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}",
+                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}",
                         quote_ident(&parent.name),
                         Self::key_columns(parent)
                             .iter()
                             .map(|c| quote_ident(c))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        fk.on_delete.clause()
+                        fk.on_update.clause("UPDATE"),
+                        fk.on_delete.clause("DELETE")
                     ));
                 }
             }

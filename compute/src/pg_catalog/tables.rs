@@ -531,7 +531,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                         ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("f")),
                         ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
                         ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
-                        ("confupdtype", s("a")), ("confdeltype", s(fk.on_delete.code())), ("confmatchtype", s("s")),
+                        ("confupdtype", s(fk.on_update.code())), ("confdeltype", s(fk.on_delete.code())), ("confmatchtype", s("s")),
                         ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
                         ("conkey", attnums(fk.column_positions(t))),
                         ("confkey", attnums(parent.primary_key_indexes())),

@@ -160,6 +160,9 @@ impl Session {
         for aggregate in crate::pg_aggregates::all() {
             ctx.register_udaf(aggregate);
         }
+        // It rewrites `sum(x)` beside a DISTINCT aggregate into `sum(sum(x))`, which is not
+        // the same type when `sum` of an integer widens it (int4 → int8 → numeric).
+        ctx.remove_optimizer_rule(crate::pg_aggregates::SUM_SPLITTING_RULE);
         ctx.register_udtf(
             crate::series::NAME,
             Arc::new(crate::series::GenerateSeries::new()),
