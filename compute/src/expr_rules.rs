@@ -16,11 +16,12 @@ pub fn rewrite_expressions(
     sort_key: impl Fn(&Expr, &DFSchema) -> Option<Expr>,
     each: impl Fn(Expr, &DFSchema) -> DFResult<Transformed<Expr>>,
 ) -> DFResult<LogicalPlan> {
+    let changed = std::cell::Cell::new(false);
     plan.transform_up_with_subqueries(|node| {
         let schema = merge_schema(&node.inputs());
         let sorting = matches!(node, LogicalPlan::Sort(_));
         let names = NamePreserver::new(&node);
-        node.map_expressions(|expr| {
+        let rewritten = node.map_expressions(|expr| {
             let saved = names.save(&expr);
             if let Some(replaced) = sorting.then(|| sort_key(&expr, &schema)).flatten() {
                 return Ok(Transformed::yes(replaced));
@@ -31,7 +32,15 @@ pub fn rewrite_expressions(
             } else {
                 rewritten
             })
-        })
+        })?;
+        // A node's schema follows its new expressions (a field's PostgreSQL type may change),
+        // and so do the schemas of the nodes above it, which are visited later.
+        changed.set(changed.get() || rewritten.transformed);
+        if changed.get() {
+            rewritten.map_data(|node| node.recompute_schema())
+        } else {
+            Ok(rewritten)
+        }
     })
     .map(|t| t.data)
 }

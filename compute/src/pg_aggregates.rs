@@ -261,10 +261,7 @@ struct CastInput<A: ?Sized> {
 
 impl<A: ?Sized> CastInput<A> {
     fn cast(&self, values: &[ArrayRef]) -> DFResult<Vec<ArrayRef>> {
-        values
-            .iter()
-            .map(|v| Ok(cast(v, &self.to)?))
-            .collect()
+        values.iter().map(|v| Ok(cast(v, &self.to)?)).collect()
     }
 }
 

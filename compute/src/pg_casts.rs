@@ -1,14 +1,19 @@
 //! Casts whose result PostgreSQL defines differently from Arrow, replaced by functions that
 //! produce PostgreSQL's: text to `bytea` reads the escape formats (`byteain`), an array to text
 //! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`.
+//!
+//! And a CASE keeps the PostgreSQL type its branches share: DataFusion types a CASE by its
+//! Arrow type alone, so `CASE WHEN … THEN '{}'::json END` would be text, where PostgreSQL says
+//! json. Such a CASE is wrapped in a cast to its own Arrow type whose field carries the
+//! branches' type (a cast keeps its target field's metadata).
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::Result as DFResult;
-use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::logical_expr::expr::{Case, Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -67,9 +72,54 @@ impl AnalyzerRule for PgCastRule {
                         })
                     }))
                 }
+                Expr::Case(case) => keep_case_type(case, schema),
                 other => Ok(Transformed::no(other)),
             },
         )
+    }
+}
+
+/// A CASE whose non-NULL results all carry the same PostgreSQL type in their field metadata,
+/// cast to itself with that metadata (see the module doc).
+fn keep_case_type(case: Case, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
+    let mut shared = None;
+    let results = case
+        .when_then_expr
+        .iter()
+        .map(|(_, then)| then.as_ref())
+        .chain(case.else_expr.as_deref())
+        .filter(|e| !is_null_literal(e));
+    for result in results {
+        let (_, field) = result.to_field(schema)?;
+        let metadata = field.metadata();
+        if metadata.is_empty() || shared.as_ref().is_some_and(|m| m != metadata) {
+            return Ok(Transformed::no(Expr::Case(case)));
+        }
+        shared = Some(metadata.clone());
+    }
+    let case = Expr::Case(case);
+    let Some(metadata) = shared else {
+        return Ok(Transformed::no(case));
+    };
+    let (_, field) = case.to_field(schema)?;
+    if field.metadata() == &metadata {
+        return Ok(Transformed::no(case));
+    }
+    let field = field.as_ref().clone().with_metadata(metadata);
+    Ok(Transformed::yes(Expr::Cast(Cast {
+        expr: Box::new(case),
+        field: Arc::new(field),
+    })))
+}
+
+/// `NULL`, or `NULL` cast to a type (as type coercion leaves an ELSE NULL).
+fn is_null_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Literal(v, _) => v.is_null(),
+        Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. }) => {
+            is_null_literal(expr)
+        }
+        _ => false,
     }
 }
 

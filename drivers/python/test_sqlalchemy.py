@@ -2,8 +2,8 @@
 
 Runs against PostgreSQL and against Strata (cli/tests/e2e/drivers.rs). On Strata the dialect
 connects (version(), current_schema(), psycopg's pg_type lookup, has_table over pg_class and
-pg_namespace all answer) and the ORM steps pass; the steps marked `strata_gap` say what does
-not work yet: the inspector's column reflection.
+pg_namespace all answer), the inspector reflects columns (identity options and defaults
+included) and the ORM steps pass; steps marked `strata_gap` would say what does not work yet.
 """
 
 from datetime import date, datetime
@@ -14,10 +14,10 @@ import psycopg.errors
 import pytest
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, ForeignKey, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
 from sqlalchemy.schema import CreateSchema
-from sqlalchemy.exc import IntegrityError, NotSupportedError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from conftest import DATABASE_URL, strata_gap
+from conftest import DATABASE_URL
 from smoke_data import COLUMNS, ROWS
 
 ENGINE_URL = DATABASE_URL.replace("postgres://", "postgresql+psycopg://", 1).replace(
@@ -84,14 +84,33 @@ def test_create_all(engine):
     assert inspect(engine).has_table("items")
 
 
-@strata_gap(
-    "the inspector's column query reads identity options from pg_sequence in a correlated "
-    "scalar subquery, which DataFusion cannot plan: 0A000 'Physical plan does not support "
-    "logical expression ScalarSubquery'",
-    raises=NotSupportedError,
-)
 def test_inspect_columns(engine):
-    assert {c["name"] for c in inspect(engine).get_columns("items")} == set(COLUMNS)
+    columns = {c["name"]: c for c in inspect(engine).get_columns("items")}
+    assert list(columns) == COLUMNS
+    assert [str(columns[c]["type"]) for c in ("id", "big", "amount", "code", "at_tz", "token")] == [
+        "INTEGER", "BIGINT", "NUMERIC(10, 2)", "VARCHAR(16)", "TIMESTAMP", "UUID"
+    ]
+    assert columns["at_tz"]["type"].timezone
+    assert [columns[c]["nullable"] for c in ("id", "big", "note")] == [False, False, True]
+
+
+def test_inspect_identity_and_defaults(engine):
+    """Reflection reads identity options from pg_sequence and defaults from pg_attrdef, in
+    correlated subqueries over the catalog."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "CREATE TABLE reflected (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 5 INCREMENT BY 2) PRIMARY KEY, "
+            "n serial, label text DEFAULT 'none' NOT NULL, plain int)"
+        ))
+    columns = {c["name"]: c for c in inspect(engine).get_columns("reflected")}
+    assert list(columns) == ["id", "n", "label", "plain"]
+    identity = columns["id"]["identity"]
+    assert (identity["always"], identity["start"], identity["increment"]) == (True, 5, 2)
+    assert identity["maxvalue"] == 2**63 - 1 and identity["cycle"] is False
+    assert columns["n"]["default"] == "nextval('reflected_n_seq'::regclass)"
+    assert columns["n"]["autoincrement"] is True and "identity" not in columns["n"]
+    assert columns["label"]["default"] == "'none'::text" and columns["label"]["nullable"] is False
+    assert columns["plain"]["default"] is None and "identity" not in columns["plain"]
 
 
 def test_session_add_and_commit(engine):

@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
-use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -97,6 +97,48 @@ pub(crate) fn arg(args: &[ArrayRef], i: usize) -> DFResult<&ArrayRef> {
 
 fn text_per_row(rows: usize, f: impl Fn(usize) -> Option<String>) -> ArrayRef {
     Arc::new((0..rows).map(f).collect::<StringArray>())
+}
+
+/// `pg_typeof(x)`: the type of the argument, by name (PostgreSQL returns a regtype, which prints
+/// so). The type is the argument's PostgreSQL type, kept in its field's metadata where Arrow's
+/// type does not tell it (json, uuid, varchar).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl Default for PgTypeof {
+    fn default() -> Self {
+        PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let field = &args.arg_fields[0];
+        let name = match field.data_type() {
+            DataType::Null => "unknown".to_string(),
+            _ => {
+                let oid = i64::from(crate::types::pg_type_of_field(field).0.oid());
+                format_type(oid, None).unwrap_or_else(|| oid.to_string())
+            }
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
 }
 
 pub(crate) fn sql_error(e: SqlError) -> DataFusionError {
@@ -349,19 +391,7 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             },
         ),
         constant_bool("pg_type_is_visible", &[1], true, h),
-        // The type of the argument's value, by name (PostgreSQL returns a regtype, which
-        // prints so).
-        function("pg_typeof", &[1], DataType::Utf8, h, |_, args, rows| {
-            let ty = arg(args, 0)?.data_type().clone();
-            let name = match ty {
-                DataType::Null => "unknown".to_string(),
-                ty => {
-                    let oid = i64::from(crate::types::pg_type_of_arrow(&ty).oid());
-                    format_type(oid, None).unwrap_or_else(|| oid.to_string())
-                }
-            };
-            Ok(text_per_row(rows, |_| Some(name.clone())))
-        }),
+        ScalarUDF::new_from_impl(PgTypeof::default()),
         constant_bool("pg_function_is_visible", &[1], true, h),
         constant_bool("has_table_privilege", &[2, 3], true, h),
         constant_bool("has_schema_privilege", &[2, 3], true, h),

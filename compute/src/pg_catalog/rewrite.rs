@@ -144,15 +144,83 @@ fn catalog_lookup(query: &Query) -> Option<Expr> {
         };
         hoisted.push(format!("{} {op} {}", side(left), side(right)));
     }
+    let value = match side_of(value, &inner_names) {
+        Side::Inner | Side::Neither => lookup(value),
+        // The value names outer columns too (`json_build_object('always', a.attidentity = 'a',
+        // 'start', s.seqstart, …)`), which DataFusion cannot decorrelate inside the subquery:
+        // it is computed outside, each inner column looked up on its own, and only where a row
+        // matches (without one, PostgreSQL's subquery is NULL, not a value of NULL columns).
+        Side::Outer | Side::Both => {
+            if has_subquery(value) {
+                return None;
+            }
+            hoisted.push(format!("(SELECT count(*) FROM {from}) > 0"));
+            let mut value = value.clone();
+            replace_inner_columns(&mut value, &inner_names, |column| {
+                parse_expr(&lookup(column))
+            })?;
+            value.to_string()
+        }
+    };
     if hoisted.is_empty() {
-        parse_expr(&lookup(value))
+        parse_expr(&value)
     } else {
         parse_expr(&format!(
             "CASE WHEN {} THEN {} END",
             hoisted.join(" AND "),
-            lookup(value)
+            value
         ))
     }
+}
+
+/// Whether `expr` holds a subquery.
+fn has_subquery(expr: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::Visit;
+    struct Finder;
+    impl datafusion::sql::sqlparser::ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    expr.visit(&mut Finder).is_break()
+}
+
+/// Replaces each column of `expr` that belongs to one of `inner_names` (or names no relation)
+/// with what `replacement` makes of it; `None` when a replacement fails.
+fn replace_inner_columns(
+    expr: &mut Expr,
+    inner_names: &[String],
+    replacement: impl Fn(&Expr) -> Option<Expr>,
+) -> Option<()> {
+    struct Replacer<'a, F> {
+        inner_names: &'a [String],
+        replacement: F,
+    }
+    impl<F: Fn(&Expr) -> Option<Expr>> VisitorMut for Replacer<'_, F> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && side_of(expr, self.inner_names) == Side::Inner
+            {
+                match (self.replacement)(expr) {
+                    Some(new) => *expr = new,
+                    None => return ControlFlow::Break(()),
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut replacer = Replacer {
+        inner_names,
+        replacement,
+    };
+    expr.visit(&mut replacer).is_continue().then_some(())
 }
 
 /// The names (aliases, or else table names) of the relations a SELECT reads, when they are all
@@ -969,6 +1037,38 @@ fn cast_type_name(data_type: &DataType) -> Option<String> {
     })
 }
 
+/// Whether `expr` computes text (a relation's name), not an oid, judged by its form:
+/// `pg_get_serial_sequence(…)::regclass` names a relation as `'s'::regclass` does.
+fn is_text_valued(expr: &Expr) -> bool {
+    const TEXT_FUNCTIONS: &[&str] = &[
+        "pg_get_serial_sequence",
+        "format",
+        "concat",
+        "concat_ws",
+        "quote_ident",
+        "lower",
+        "upper",
+        "btrim",
+        "trim",
+        super::functions::TEXT_NAME,
+    ];
+    match expr {
+        Expr::Nested(inner) => is_text_valued(inner),
+        Expr::Function(f) => name_parts(&f.name)
+            .last()
+            .is_some_and(|n| TEXT_FUNCTIONS.contains(&n.to_lowercase().as_str())),
+        Expr::BinaryOp {
+            op: BinaryOperator::StringConcat,
+            ..
+        } => true,
+        Expr::Cast { data_type, .. } => matches!(
+            data_type,
+            DataType::Text | DataType::Varchar(_) | DataType::String(_)
+        ),
+        _ => false,
+    }
+}
+
 fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
     // Text into an array, an interval or a time: Arrow's cast reads none of them as PostgreSQL
     // does. (A parameter keeps its cast, which gives it its type.)
@@ -1007,7 +1107,9 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         })
     };
     match type_name.as_str() {
-        "regclass" if is_literal(&inner) => Some(call(REGCLASS_OID, vec![inner])),
+        "regclass" if is_literal(&inner) || is_text_valued(&inner) => {
+            Some(call(REGCLASS_OID, vec![inner]))
+        }
         "regclass" => Some(call(REGCLASS_NAME, vec![inner])),
         "regtype" if is_literal(&inner) => Some(call(REGTYPE_OID, vec![inner])),
         "regtype" => Some(call(REGTYPE_NAME, vec![inner])),
@@ -1086,6 +1188,11 @@ mod tests {
             "SELECT strata_text(x)"
         );
         assert_eq!(rewritten("SELECT 'a'::pg_catalog.text"), "SELECT 'a'::TEXT");
+        // A computed name is looked up as a name.
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_get_serial_sequence('t', 'id')::regclass::oid"),
+            "SELECT strata_regclass_oid(pg_get_serial_sequence('t', 'id'))::BIGINT"
+        );
         assert_eq!(
             rewritten("SELECT 1 FROM pg_policy p WHERE p.polroles = '{0}' AND name = '{0}'"),
             "SELECT 1 FROM pg_policy p WHERE p.polroles = make_array(0) AND name = '{0}'"
@@ -1138,6 +1245,19 @@ mod tests {
             "SELECT CASE WHEN a.attcollation <> (SELECT max(t.typcollation) FROM pg_collation c, \
              pg_type t WHERE c.oid = a.attcollation) THEN (SELECT max(c.collname) FROM \
              pg_collation c, pg_type t WHERE c.oid = a.attcollation) END FROM pg_attribute a"
+        );
+        // A value naming outer columns is computed outside, from its inner columns looked up
+        // one by one, where a row matches.
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT json_build_object('always', a.attidentity = 'a', 'start', \
+                 s.seqstart) FROM pg_sequence s WHERE a.attidentity != '' AND \
+                 s.seqrelid = a.attrelid) FROM pg_attribute a"
+            ),
+            "SELECT CASE WHEN a.attidentity <> '' AND (SELECT count(*) FROM pg_sequence s \
+             WHERE s.seqrelid = a.attrelid) > 0 THEN json_build_object('always', \
+             a.attidentity = 'a', 'start', (SELECT max(s.seqstart) FROM pg_sequence s \
+             WHERE s.seqrelid = a.attrelid)) END FROM pg_attribute a"
         );
         // A lookup in a user table keeps PostgreSQL's semantics.
         assert_eq!(
