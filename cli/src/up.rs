@@ -343,6 +343,9 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     }
 }
 
+/// Connections handed from the proxy to a compute that it has not taken up yet.
+const HANDOFF_QUEUE: usize = 128;
+
 /// Starts computes as tasks of this process, each on its own loopback port.
 struct InProcessComputes {
     safekeepers: Vec<String>,
@@ -365,11 +368,21 @@ impl ComputeLauncher for InProcessComputes {
         let token = stop.clone();
         // A compute that fails is logged and started again by the next connection to its
         // endpoint; it does not take the rest of the system down.
+        // The proxy runs in this process too: it hands client sockets to the compute instead
+        // of relaying their bytes.
+        let (handoff, handed) = tokio::sync::mpsc::channel(HANDOFF_QUEUE);
         let task = tokio::spawn(async move {
-            if let Err(e) = strata_compute::run(config, listener, token).await {
+            if let Err(e) =
+                strata_compute::run_with_handoff(config, listener, Some(handed), token).await
+            {
                 tracing::error!(%timeline, error = format!("{e:#}"), "compute failed");
             }
         });
-        Ok(Compute { addr, stop, task })
+        Ok(Compute {
+            addr,
+            stop,
+            task,
+            handoff: Some(handoff),
+        })
     }
 }

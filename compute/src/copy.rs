@@ -1,6 +1,6 @@
 //! COPY's text and CSV formats: parsing what `COPY … FROM STDIN` receives (as it arrives, in
 //! chunks that split lines anywhere) and writing what `COPY … TO STDOUT` sends, as PostgreSQL
-//! does.
+//! does. The binary format is in `copy_binary.rs`; [`CopyInput`] reads either.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, Cop
 
 use crate::bytea::decode_bytea;
 use crate::catalog::TableDef;
+use crate::copy_binary::{binary_rows_to_batch, BinaryCopyParser, BinaryRow};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::types::SqlType;
 
@@ -18,6 +19,7 @@ use crate::types::SqlType;
 pub enum CopyFormat {
     Text,
     Csv,
+    Binary,
 }
 
 /// The options of a COPY statement that Strata honours.
@@ -45,7 +47,7 @@ impl CopyOptions {
                     format = match f.value.to_ascii_lowercase().as_str() {
                         "text" => CopyFormat::Text,
                         "csv" => CopyFormat::Csv,
-                        "binary" => return Err(SqlError::unsupported("COPY in binary format")),
+                        "binary" => CopyFormat::Binary,
                         other => {
                             return Err(SqlError::new(
                                 sqlstate::INVALID_PARAMETER_VALUE,
@@ -68,9 +70,7 @@ impl CopyOptions {
         }
         for option in legacy {
             match option {
-                CopyLegacyOption::Binary => {
-                    return Err(SqlError::unsupported("COPY in binary format"))
-                }
+                CopyLegacyOption::Binary => format = CopyFormat::Binary,
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(ascii(*c, "delimiter")?),
                 CopyLegacyOption::Null(n) => null = Some(n.clone()),
                 CopyLegacyOption::Csv(csv) => {
@@ -89,6 +89,20 @@ impl CopyOptions {
                 other => return Err(SqlError::unsupported(format!("COPY option {other}"))),
             }
         }
+        if format == CopyFormat::Binary {
+            // PostgreSQL's codes: a syntax error for the first two, unsupported for HEADER.
+            let text_only = [
+                (delimiter.is_some(), "DELIMITER", sqlstate::SYNTAX_ERROR),
+                (null.is_some(), "NULL", sqlstate::SYNTAX_ERROR),
+                (header, "HEADER", sqlstate::FEATURE_NOT_SUPPORTED),
+            ];
+            if let Some((_, option, code)) = text_only.iter().find(|(given, ..)| *given) {
+                return Err(SqlError::new(
+                    code,
+                    format!("cannot specify {option} in BINARY mode"),
+                ));
+            }
+        }
         let csv = format == CopyFormat::Csv;
         Ok(CopyOptions {
             format,
@@ -103,6 +117,77 @@ impl CopyOptions {
 
 /// One row of COPY input: a text value or NULL per column.
 pub type CopyRow = Vec<Option<String>>;
+
+/// What `COPY … FROM STDIN` has received and not yet inserted, in its format.
+pub enum CopyInput {
+    Text {
+        parser: CopyParser,
+        rows: Vec<CopyRow>,
+    },
+    Binary {
+        parser: BinaryCopyParser,
+        rows: Vec<BinaryRow>,
+    },
+}
+
+impl CopyInput {
+    pub fn new(options: CopyOptions) -> Self {
+        match options.format {
+            CopyFormat::Binary => CopyInput::Binary {
+                parser: BinaryCopyParser::default(),
+                rows: Vec::new(),
+            },
+            _ => CopyInput::Text {
+                parser: CopyParser::new(options),
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    /// Takes a chunk of data; its complete rows wait to be taken.
+    pub fn feed(&mut self, data: &[u8]) -> SqlResult<()> {
+        match self {
+            CopyInput::Text { parser, rows } => rows.extend(parser.feed(data)?),
+            CopyInput::Binary { parser, rows } => rows.extend(parser.feed(data)?),
+        }
+        Ok(())
+    }
+
+    /// The end of the data.
+    pub fn finish(&mut self) -> SqlResult<()> {
+        match self {
+            CopyInput::Text { parser, rows } => rows.extend(parser.finish()?),
+            CopyInput::Binary { parser, .. } => parser.finish()?,
+        }
+        Ok(())
+    }
+
+    /// Rows waiting to be inserted.
+    pub fn rows(&self) -> usize {
+        match self {
+            CopyInput::Text { rows, .. } => rows.len(),
+            CopyInput::Binary { rows, .. } => rows.len(),
+        }
+    }
+
+    /// The input line (binary: tuple) being read, for error messages.
+    pub fn line(&self) -> u64 {
+        match self {
+            CopyInput::Text { parser, .. } => parser.line(),
+            CopyInput::Binary { parser, .. } => parser.line(),
+        }
+    }
+
+    /// The waiting rows, for `columns` (positions in `def`), as a batch of the table's columns.
+    pub fn take_batch(&mut self, def: &TableDef, columns: &[usize]) -> SqlResult<RecordBatch> {
+        match self {
+            CopyInput::Text { rows, .. } => rows_to_batch(def, columns, &std::mem::take(rows)),
+            CopyInput::Binary { rows, .. } => {
+                binary_rows_to_batch(def, columns, &std::mem::take(rows))
+            }
+        }
+    }
+}
 
 /// Splits COPY input into rows as it arrives.
 pub struct CopyParser {
@@ -159,7 +244,10 @@ impl CopyParser {
     fn record_end(&self, start: usize) -> Option<usize> {
         let bytes = &self.pending[start..];
         match self.options.format {
-            CopyFormat::Text => bytes.iter().position(|&b| b == b'\n').map(|p| start + p),
+            // (Binary input is read by `BinaryCopyParser`, never here.)
+            CopyFormat::Text | CopyFormat::Binary => {
+                bytes.iter().position(|&b| b == b'\n').map(|p| start + p)
+            }
             CopyFormat::Csv => {
                 let mut in_quotes = false;
                 let mut i = 0;
@@ -207,7 +295,7 @@ impl CopyParser {
             )
         })?;
         Ok(Some(match self.options.format {
-            CopyFormat::Text => self.text_fields(text)?,
+            CopyFormat::Text | CopyFormat::Binary => self.text_fields(text)?,
             CopyFormat::Csv => self.csv_fields(text),
         }))
     }
@@ -354,11 +442,7 @@ fn unescape_text(field: &str) -> SqlResult<String> {
 
 /// Rows of text fields for `columns` (positions in the table) as a batch of the table's columns;
 /// columns not listed are NULL.
-pub fn rows_to_batch(
-    def: &TableDef,
-    columns: &[usize],
-    rows: &[CopyRow],
-) -> SqlResult<RecordBatch> {
+fn rows_to_batch(def: &TableDef, columns: &[usize], rows: &[CopyRow]) -> SqlResult<RecordBatch> {
     let schema = def.arrow_schema();
     let mut arrays: Vec<ArrayRef> = schema
         .fields()
@@ -459,7 +543,7 @@ pub fn format_row(values: &[Option<String>], options: &CopyOptions) -> String {
         }
         match (v, options.format) {
             (None, _) => line.push_str(&options.null),
-            (Some(s), CopyFormat::Text) => {
+            (Some(s), CopyFormat::Text | CopyFormat::Binary) => {
                 for c in s.chars() {
                     match c {
                         '\\' => line.push_str("\\\\"),

@@ -12,6 +12,7 @@ mod catalog;
 mod checks;
 mod column_names;
 mod copy;
+mod copy_binary;
 mod ddl;
 mod deferred_flush;
 mod df_catalog;
@@ -117,6 +118,22 @@ pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
 /// How long a read-only compute's lease on its LSN lasts; it is renewed at half that.
 const PIN_LEASE: Duration = Duration::from_secs(600);
 
+/// The next handed-over connection; never ready without a channel or once it is closed.
+async fn recv_handed(
+    handed: &mut Option<tokio::sync::mpsc::Receiver<HandedConnection>>,
+) -> Option<HandedConnection> {
+    match handed {
+        Some(rx) => match rx.recv().await {
+            Some(connection) => Some(connection),
+            None => {
+                *handed = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn renew_pin_lease(
     pageserver: PageserverClient,
     lsn: strata_core::Lsn,
@@ -133,10 +150,25 @@ async fn renew_pin_lease(
     }
 }
 
+/// A client socket handed over by a proxy in this process, its StartupMessage not yet read,
+/// and a guard to drop when the connection ends.
+pub type HandedConnection = (tokio::net::TcpStream, Option<Box<dyn Send + Sync>>);
+
 /// Runs a primary compute on `listener` until `shutdown` is cancelled.
 pub async fn run(
     config: ComputeConfig,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ComputeError> {
+    run_with_handoff(config, listener, None, shutdown).await
+}
+
+/// [`run`], also serving the connections a proxy in this process hands over on `handed`
+/// (which saves relaying every byte through the proxy).
+pub async fn run_with_handoff(
+    config: ComputeConfig,
+    listener: TcpListener,
+    mut handed: Option<tokio::sync::mpsc::Receiver<HandedConnection>>,
     shutdown: CancellationToken,
 ) -> Result<(), ComputeError> {
     let safekeepers = SafekeeperClient::connect_lazy(&config.safekeepers, config.timeline)
@@ -205,6 +237,17 @@ pub async fn run(
                     if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                         tracing::debug!(%addr, error = %e, "connection ended with an error");
                     }
+                });
+            }
+            Some((socket, guard)) = recv_handed(&mut handed) => {
+                let _ = socket.set_nodelay(true);
+                let handlers = server.connection();
+                connections.spawn(async move {
+                    let addr = socket.peer_addr().ok();
+                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        tracing::debug!(?addr, error = %e, "connection ended with an error");
+                    }
+                    drop(guard);
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -41,7 +41,7 @@ use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use crate::copy::{format_row, CopyOptions};
+use crate::copy::{format_row, CopyFormat, CopyOptions};
 use crate::deferred_flush::DeferredFlush;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::named_statements::{Deallocate, NamedStatement};
@@ -153,9 +153,11 @@ impl ConnectionHandler {
                 send_side_messages(client, notice, parameter_status).await?;
                 Response::Execution(Tag::new(&tag))
             }
-            Output::CopyIn { columns } => {
-                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
-            }
+            Output::CopyIn { columns, binary } => Response::CopyIn(CopyResponse::new(
+                i8::from(binary),
+                columns,
+                stream::empty(),
+            )),
             Output::CopyOut {
                 columns,
                 stream,
@@ -292,24 +294,45 @@ impl StartupHandler for ConnectionHandler {
     }
 }
 
-/// COPY TO output: one CopyData message per row, in the COPY's format.
+/// COPY TO output: one CopyData message per row, in the COPY's format (binary: the first
+/// one starts with the header; `CopyResponse` adds the trailer).
 fn copy_out_response(
-    columns: usize,
+    columns: Arc<Vec<ResultColumn>>,
     stream: SendableRecordBatchStream,
     options: CopyOptions,
 ) -> CopyResponse {
+    let binary = options.format == CopyFormat::Binary;
+    let formats = vec![FieldFormat::Binary; columns.len()];
+    let mut header = binary.then(crate::copy_binary::output_header);
+    let n = columns.len();
     let data = stream.flat_map(move |batch| {
-        let messages: Vec<PgWireResult<CopyData>> =
-            match batch.map_err(SqlError::from).and_then(|b| text_values(&b)) {
-                Ok(rows) => rows
-                    .iter()
-                    .map(|row| Ok(CopyData::new(bytes::Bytes::from(format_row(row, &options)))))
-                    .collect(),
-                Err(e) => vec![Err(e.into())],
-            };
+        let batch = batch.map_err(SqlError::from);
+        let messages: SqlResult<Vec<CopyData>> = if binary {
+            batch
+                .and_then(|b| encode_batch(&b, &columns, &formats))
+                .map(|rows| {
+                    rows.iter()
+                        .map(|row| {
+                            let mut out = header.take().unwrap_or_default();
+                            crate::copy_binary::output_tuple(row, &mut out);
+                            CopyData::new(out.freeze())
+                        })
+                        .collect()
+                })
+        } else {
+            batch.and_then(|b| text_values(&b)).map(|rows| {
+                rows.iter()
+                    .map(|row| CopyData::new(bytes::Bytes::from(format_row(row, &options))))
+                    .collect()
+            })
+        };
+        let messages: Vec<PgWireResult<CopyData>> = match messages {
+            Ok(messages) => messages.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e.into())],
+        };
         stream::iter(messages)
     });
-    CopyResponse::new(0, columns, data)
+    CopyResponse::new(i8::from(binary), n, data)
 }
 
 #[async_trait]

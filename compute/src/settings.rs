@@ -233,6 +233,9 @@ fn validate(key: &str, value: &str) -> SqlResult<String> {
 /// The settings of the `options` startup parameter (libpq's `PGOPTIONS`): command-line switches
 /// `-c name=value` (or `-cname=value`, `--name=value`), separated by spaces; a backslash keeps
 /// the next character, so `\ ` is a space inside a value.
+/// How a client names the endpoint it wants in `options` (`endpoint=NAME`, `-c endpoint=NAME`).
+const ENDPOINT_SWITCH: &str = "endpoint=";
+
 fn command_line_options(options: &str) -> SqlResult<Vec<(String, String)>> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -267,7 +270,16 @@ fn command_line_options(options: &str) -> SqlResult<Vec<(String, String)>> {
                 format!("invalid command-line argument for server process: {word}"),
             )
         };
-        let assignment = assignment.ok_or_else(invalid)?;
+        let assignment = match assignment {
+            Some(a) => a,
+            // The proxy's routing switch, which reaches the compute when the proxy hands it
+            // the client's connection: not a setting.
+            None if word.starts_with(ENDPOINT_SWITCH) => continue,
+            None => return Err(invalid()),
+        };
+        if assignment.starts_with(ENDPOINT_SWITCH) {
+            continue;
+        }
         let (name, value) = assignment.split_once('=').ok_or_else(invalid)?;
         settings.push((name.replace('-', "_"), value.to_string()));
     }
@@ -325,5 +337,10 @@ mod tests {
         );
         assert!(command_line_options("-c").is_err());
         assert!(command_line_options("search_path=x").is_err());
+        // The proxy's endpoint switch is not a setting.
+        assert_eq!(
+            command_line_options("endpoint=dev -c endpoint=dev --search-path=a").unwrap(),
+            [("search_path".to_string(), "a".to_string())]
+        );
     }
 }

@@ -40,6 +40,9 @@ pub struct Compute {
     /// Cancelling it stops the compute; `task` ends when it has stopped.
     pub stop: CancellationToken,
     pub task: JoinHandle<()>,
+    /// For a compute in the proxy's process: where the proxy hands it client sockets, so that
+    /// their bytes are not relayed (see [`crate::proxy`]).
+    pub handoff: Option<tokio::sync::mpsc::Sender<crate::proxy::HandedConnection>>,
 }
 
 /// Starts computes: in-process tasks on a laptop, pods on Kubernetes.
@@ -518,6 +521,7 @@ impl ControlPlane {
     pub async fn connect(&self, name: &str) -> Result<Route, ControlError> {
         let mut running = self.running.lock().await;
         let addr = self.start_locked(&mut running, name).await?;
+        let handoff = running.get(name).and_then(|c| c.handoff.clone());
         // Counted under the `running` lock: the suspender checks under it too.
         let mut activity = lock(&self.activity);
         activity.entry(name.to_string()).or_default().connections += 1;
@@ -527,6 +531,7 @@ impl ControlPlane {
                 activity: self.activity.clone(),
                 endpoint: name.to_string(),
             })),
+            handoff,
         })
     }
 

@@ -8,6 +8,10 @@
 //!
 //! The proxy neither terminates TLS (it answers `N` to SSLRequest and GSSENCRequest) nor
 //! authenticates: authentication happens between client and backend on the spliced stream.
+//!
+//! A backend in the proxy's own process (`strata up`) takes the client's socket instead: the
+//! proxy only peeks at the StartupMessage, and hands the socket over with it unread, so the
+//! backend speaks to the client directly and no byte is relayed.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +20,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -56,16 +61,29 @@ impl RouteError {
     }
 }
 
-/// Where a connection goes, and a guard the proxy holds until the connection ends (a router
-/// counts open connections with it: an endpoint without any may be suspended).
+/// A guard held while a connection lasts (a router counts open connections with it: an
+/// endpoint without any may be suspended).
+pub type ConnectionGuard = Box<dyn Send + Sync>;
+
+/// A client connection handed to a backend in this process: its socket, whose next bytes are
+/// the StartupMessage, and the route's guard, to be dropped when the connection ends.
+pub type HandedConnection = (TcpStream, Option<ConnectionGuard>);
+
+/// Where a connection goes, and a guard the proxy holds until the connection ends.
 pub struct Route {
     pub addr: SocketAddr,
-    pub guard: Option<Box<dyn Send + Sync>>,
+    pub guard: Option<ConnectionGuard>,
+    /// Set when the backend runs in this process and takes client sockets itself.
+    pub handoff: Option<mpsc::Sender<HandedConnection>>,
 }
 
 impl From<SocketAddr> for Route {
     fn from(addr: SocketAddr) -> Self {
-        Route { addr, guard: None }
+        Route {
+            addr,
+            guard: None,
+            handoff: None,
+        }
     }
 }
 
@@ -190,8 +208,8 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
         }
         Err(_elapsed) => return Err(ProxyError::StartupTimeout),
     };
-    let mut startup = match request {
-        StartupRequest::Startup(startup) => startup,
+    let (mut startup, unread) = match request {
+        StartupRequest::Startup { message, len } => (message, len),
         StartupRequest::Cancel(packet) => {
             forward_cancel(&packet, &router.cancel_targets().await).await;
             return Ok(());
@@ -213,7 +231,30 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
             });
         }
     };
-    let addr = route.addr;
+    let Route {
+        addr,
+        guard,
+        handoff,
+    } = route;
+    let guard = match handoff {
+        Some(handoff) => match handoff.send((client, guard)).await {
+            Ok(()) => {
+                tracing::debug!(endpoint = endpoint.as_deref(), "handed to the compute");
+                return Ok(());
+            }
+            // The compute stopped meanwhile: try its address as any other backend's.
+            Err(mpsc::error::SendError((returned, guard))) => {
+                client = returned;
+                guard
+            }
+        },
+        None => guard,
+    };
+    // The StartupMessage was only peeked at: it goes to the backend as re-encoded below.
+    client
+        .read_exact(&mut vec![0u8; unread])
+        .await
+        .map_err(ProxyError::Splice)?;
     let mut backend = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(backend)) => backend,
         Ok(Err(source)) => {
@@ -240,14 +281,15 @@ async fn handle_client(mut client: TcpStream, router: &dyn Router) -> Result<(),
         .await
         .map_err(ProxyError::Splice)?;
     tracing::debug!(to_backend, to_client, "session ended");
-    drop(route);
+    drop(guard);
     Ok(())
 }
 
 /// What a client asked for once encryption negotiation is over.
 #[derive(Debug, PartialEq, Eq)]
 enum StartupRequest {
-    Startup(StartupMessage),
+    /// The StartupMessage, still unread on the socket (`len` bytes).
+    Startup { message: StartupMessage, len: usize },
     /// The whole CancelRequest packet, forwarded byte for byte (protocol 3.2 made the key
     /// variable-length, so it is not parsed).
     Cancel(Vec<u8>),
@@ -255,14 +297,20 @@ enum StartupRequest {
 
 /// Reads packets until the client starts a session or asks for a cancel, refusing encryption
 /// on the way: the proxy sees plaintext or nothing, and libpq's default `sslmode=prefer` then
-/// carries on unencrypted on the same connection.
+/// carries on unencrypted on the same connection. The StartupMessage is only peeked at, so
+/// that a backend in this process can be handed the socket with it unread.
 async fn read_startup(client: &mut TcpStream) -> Result<StartupRequest, StartupError> {
     for _ in 0..=MAX_ENCRYPTION_REQUESTS {
-        let packet = read_packet(client).await?;
-        let code = u32::from_be_bytes(packet[4..8].try_into().expect("length checked"));
+        let header = peek_exact(client, 8).await?;
+        let len = u32::from_be_bytes(header[..4].try_into().expect("eight bytes")) as usize;
+        let code = u32::from_be_bytes(header[4..].try_into().expect("eight bytes"));
         match code {
-            SSL_REQUEST_CODE | GSSENC_REQUEST_CODE => client.write_all(b"N").await?,
+            SSL_REQUEST_CODE | GSSENC_REQUEST_CODE => {
+                read_packet(client).await?;
+                client.write_all(b"N").await?
+            }
             CANCEL_REQUEST_CODE => {
+                let packet = read_packet(client).await?;
                 if packet.len() < 16 {
                     return Err(StartupError::Malformed(
                         "CancelRequest shorter than 16 bytes",
@@ -271,12 +319,33 @@ async fn read_startup(client: &mut TcpStream) -> Result<StartupRequest, StartupE
                 return Ok(StartupRequest::Cancel(packet));
             }
             version if version >> 16 == PROTOCOL_MAJOR => {
-                return StartupMessage::parse(version, &packet[8..]).map(StartupRequest::Startup);
+                if !(8..=MAX_STARTUP_PACKET_LEN).contains(&len) {
+                    return Err(StartupError::BadLength(len));
+                }
+                let packet = peek_exact(client, len).await?;
+                let message = StartupMessage::parse(version, &packet[8..])?;
+                return Ok(StartupRequest::Startup { message, len });
             }
             other => return Err(StartupError::UnknownCode(other)),
         }
     }
     Err(StartupError::TooManyEncryptionRequests)
+}
+
+/// The next `len` bytes the client sent, left unread.
+async fn peek_exact(client: &TcpStream, len: usize) -> Result<Vec<u8>, StartupError> {
+    let mut buf = vec![0u8; len];
+    loop {
+        let n = client.peek(&mut buf).await?;
+        if n == len {
+            return Ok(buf);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        // The rest of a packet that arrived in pieces is on its way.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Reads one untyped startup-phase packet (int32 length including itself, int32 code, body) and
@@ -659,6 +728,58 @@ mod tests {
         // tokio-postgres sends `database` only when the config names one.
         let database = pg.get_dbname().map(str::to_owned);
         assert!(asked.iter().all(|(_, db)| *db == database));
+        proxy.stop().await;
+    }
+
+    /// Routes every connection to a backend "in this process", which takes the sockets.
+    struct HandoffRouter(mpsc::Sender<HandedConnection>);
+
+    #[async_trait::async_trait]
+    impl Router for HandoffRouter {
+        async fn route(&self, _: Option<&str>, _: Option<&str>) -> Result<Route, RouteError> {
+            let unused: SocketAddr = "127.0.0.1:9".parse().unwrap();
+            Ok(Route {
+                addr: unused,
+                guard: Some(Box::new("guard")),
+                handoff: Some(self.0.clone()),
+            })
+        }
+
+        async fn cancel_targets(&self) -> Vec<SocketAddr> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_in_process_is_handed_the_socket_with_the_startup_message_unread() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let proxy = TestProxy::start(Arc::new(HandoffRouter(tx))).await;
+        let config = proxy
+            .client_config(None)
+            .options("endpoint=local -c application_name=direct")
+            .clone();
+        let client = tokio::spawn(async move { connect(&config).await });
+
+        let (mut socket, guard) = rx.recv().await.expect("the proxy hands the socket over");
+        assert!(guard.is_some(), "the route's guard goes with the socket");
+        // The backend reads the StartupMessage itself, as the client sent it.
+        let packet = read_packet(&mut socket).await.unwrap();
+        let version = u32::from_be_bytes(packet[4..8].try_into().unwrap());
+        let startup = StartupMessage::parse(version, &packet[8..]).unwrap();
+        assert_eq!(startup.get("user"), Some("postgres"));
+        assert_eq!(
+            startup.get("options"),
+            Some("endpoint=local -c application_name=direct")
+        );
+        // What the backend writes reaches the client directly.
+        socket
+            .write_all(&error_response("57P03", "handed over"))
+            .await
+            .unwrap();
+        let error = client.await.unwrap().expect_err("the backend refused");
+        let db_error = error.as_db_error().expect("a server error");
+        assert_eq!(db_error.code(), &SqlState::CANNOT_CONNECT_NOW);
+        assert_eq!(db_error.message(), "handed over");
         proxy.stop().await;
     }
 

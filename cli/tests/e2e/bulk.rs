@@ -95,6 +95,103 @@ async fn psql_copy_in_and_out_in_text_and_csv() {
     assert_eq!(psql(up.port, "SELECT count(*) FROM notes;").trim(), "2");
 }
 
+/// Binary COPY files move between PostgreSQL and Strata both ways: a file PostgreSQL writes
+/// loads into Strata with the same values, and the file Strata writes of them is byte for byte
+/// PostgreSQL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_files_are_exchanged_with_postgres() {
+    const TABLE: &str = "CREATE TABLE typed (id int PRIMARY KEY, i2 int2, i8 int8, f4 float4, \
+        f8 float8, n numeric(12,3), t text, v varchar(10), b boolean, raw bytea, d date, \
+        tm time, ts timestamp, tz timestamptz, iv interval, u uuid, j json, jb jsonb, \
+        ints int[], texts text[]);";
+    const ROWS: &str = "INSERT INTO typed VALUES \
+        (1, -32768, 9223372036854775807, 1.5, -2.5e-300, 123456789.125, 'héllo\ttab', 'short', \
+         true, '\\x00ff10', '2024-02-29', '23:59:59.25', '1999-12-31 23:59:59.5', \
+         '2000-01-01 01:00:00+02', '1 year 2 mons -3 days 04:05:06.7', \
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2]}', '{\"b\": 1, \"a\": null}', \
+         '{1,NULL,-3}', '{x,\"y z\",NULL}'), \
+        (2, 0, 0, 0, 0, -0.001, '', '', false, '', '0001-01-01', '00:00', '2262-01-01 00:00', \
+         '1970-01-01 00:00+00', '0', '00000000-0000-0000-0000-000000000000', '[]', '{}', '{}', '{}'), \
+        (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         NULL, NULL, NULL, NULL, NULL);";
+    let database = format!("strata_binary_copy_{}", std::process::id());
+    let admin = format!("{}/postgres", crate::support::postgres_url());
+    psql_url(&admin, &format!("DROP DATABASE IF EXISTS {database}"));
+    psql_url(&admin, &format!("CREATE DATABASE {database}"));
+    let postgres = format!("{}/{database}", crate::support::postgres_url());
+
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    let strata = url(up.port);
+    psql_url(&postgres, TABLE);
+    psql_url(&strata, TABLE);
+    psql_url(&postgres, ROWS);
+
+    let from_postgres = dir.path().join("postgres.bin");
+    let from_strata = dir.path().join("strata.bin");
+    let copy = |url: &str, direction: &str, file: &std::path::Path| {
+        psql_url(
+            url,
+            &format!(
+                "\\copy typed {direction} '{}' (FORMAT binary)",
+                file.display()
+            ),
+        )
+    };
+    copy(&postgres, "TO", &from_postgres);
+    copy(&strata, "FROM", &from_postgres);
+    let all = "SELECT * FROM typed ORDER BY id";
+    assert_eq!(psql_url(&strata, all), psql_url(&postgres, all));
+    copy(&strata, "TO", &from_strata);
+    assert_eq!(
+        std::fs::read(&from_strata).unwrap(),
+        std::fs::read(&from_postgres).unwrap(),
+        "Strata's binary COPY differs from PostgreSQL's"
+    );
+
+    // A file that is not binary COPY data fails the COPY, which leaves nothing behind.
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, "4\t1\n").unwrap();
+    psql_url(&strata, "DELETE FROM typed");
+    let err = psql_error(
+        up.port,
+        &format!(
+            "\\copy typed (id, i2) FROM '{}' (FORMAT binary)",
+            text.display()
+        ),
+    );
+    assert!(err.contains("22P04"), "{err}");
+    assert_eq!(psql_url(&strata, "SELECT count(*) FROM typed").trim(), "0");
+    psql_url(&admin, &format!("DROP DATABASE {database}"));
+}
+
+/// Runs a script through psql against `url` (unaligned, tuples only); returns stdout.
+fn psql_url(url: &str, script: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            script,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {script:?} against {url} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn pgbench(port: u16, args: &[&str]) -> String {
     let out = Command::new("pgbench")
         .args(args)

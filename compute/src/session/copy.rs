@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 
 use super::{Output, Session};
 use crate::catalog::TableDef;
-use crate::copy::{rows_to_batch, CopyOptions, CopyParser, CopyRow};
+use crate::copy::{CopyFormat, CopyInput, CopyOptions};
 use crate::dml::{insert_batches, DmlContext, DmlError};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
@@ -19,8 +19,7 @@ const COPY_BATCH_ROWS: usize = 8192;
 pub(super) struct CopyIn {
     def: Arc<TableDef>,
     columns: Vec<usize>,
-    parser: CopyParser,
-    rows: Vec<CopyRow>,
+    input: CopyInput,
     count: u64,
     /// The first error; later data is ignored, and the error is reported at the end.
     error: Option<SqlError>,
@@ -55,16 +54,16 @@ impl Session {
             return Err(SqlError::internal("could not start the COPY's transaction"));
         }
         let n = columns.len();
+        let binary = options.format == CopyFormat::Binary;
         *self.copy_in.lock().expect("copy lock") = Some(CopyIn {
             def,
             columns,
-            parser: CopyParser::new(options),
-            rows: Vec::new(),
+            input: CopyInput::new(options),
             count: 0,
             error: None,
             implicit,
         });
-        Ok(Output::CopyIn { columns: n })
+        Ok(Output::CopyIn { columns: n, binary })
     }
 
     /// A chunk of COPY data.
@@ -73,11 +72,10 @@ impl Session {
             return;
         };
         if copy.error.is_none() {
-            match copy.parser.feed(data) {
-                Ok(rows) => copy.rows.extend(rows),
-                Err(e) => copy.error = Some(e),
+            if let Err(e) = copy.input.feed(data) {
+                copy.error = Some(e);
             }
-            if copy.error.is_none() && copy.rows.len() >= COPY_BATCH_ROWS {
+            if copy.error.is_none() && copy.input.rows() >= COPY_BATCH_ROWS {
                 if let Err(e) = self.flush_copy(&mut copy).await {
                     copy.error = Some(e);
                 }
@@ -95,10 +93,8 @@ impl Session {
             ));
         };
         if copy.error.is_none() {
-            match copy.parser.finish() {
-                Ok(Some(row)) => copy.rows.push(row),
-                Ok(None) => {}
-                Err(e) => copy.error = Some(e),
+            if let Err(e) = copy.input.finish() {
+                copy.error = Some(e);
             }
         }
         if copy.error.is_none() {
@@ -137,20 +133,21 @@ impl Session {
     }
 
     async fn flush_copy(&self, copy: &mut CopyIn) -> SqlResult<()> {
-        if copy.rows.is_empty() {
+        if copy.input.rows() == 0 {
             return Ok(());
         }
-        let rows = std::mem::take(&mut copy.rows);
-        let batch = rows_to_batch(&copy.def, &copy.columns, &rows).map_err(|e| {
-            let mut e = e;
-            e.message = format!(
-                "{}\nCONTEXT: COPY {}, line {}",
-                e.message,
-                copy.def.name,
-                copy.parser.line()
-            );
-            e
-        })?;
+        let line = copy.input.line();
+        let batch = copy
+            .input
+            .take_batch(&copy.def, &copy.columns)
+            .map_err(|e| {
+                let mut e = e;
+                e.message = format!(
+                    "{}\nCONTEXT: COPY {}, line {}",
+                    e.message, copy.def.name, line
+                );
+                e
+            })?;
         let d = DmlContext {
             primary: &self.primary,
             ctx: &self.ctx,
@@ -216,7 +213,7 @@ impl Session {
         let plan = prepared.plan.clone().expect("queries are planned");
         let physical = self.ctx.state().create_physical_plan(&plan).await?;
         let stream = datafusion::physical_plan::execute_stream(physical, self.ctx.task_ctx())?;
-        let columns = prepared.columns.map_or(0, |c| c.len());
+        let columns = prepared.columns.unwrap_or_default();
         Ok(Output::CopyOut {
             columns,
             stream,

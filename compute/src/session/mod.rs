@@ -50,10 +50,10 @@ pub enum Output {
         parameter_status: Option<(String, String)>,
     },
     /// `COPY … FROM STDIN`: the client sends the data next.
-    CopyIn { columns: usize },
+    CopyIn { columns: usize, binary: bool },
     /// `COPY … TO STDOUT`: these rows, in this format.
     CopyOut {
-        columns: usize,
+        columns: Arc<Vec<crate::pg_encode::ResultColumn>>,
         stream: SendableRecordBatchStream,
         options: crate::copy::CopyOptions,
     },
