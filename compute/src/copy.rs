@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption};
 
 use crate::bytea::decode_bytea;
-use crate::catalog::TableDef;
+use crate::catalog::{ColumnDef, TableDef};
 use crate::copy_binary::{binary_rows_to_batch, BinaryCopyParser, BinaryRow};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::types::SqlType;
@@ -443,12 +443,6 @@ fn unescape_text(field: &str) -> SqlResult<String> {
 /// Rows of text fields for `columns` (positions in the table) as a batch of the table's columns;
 /// columns not listed are NULL.
 fn rows_to_batch(def: &TableDef, columns: &[usize], rows: &[CopyRow]) -> SqlResult<RecordBatch> {
-    let schema = def.arrow_schema();
-    let mut arrays: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), rows.len()))
-        .collect();
     for row in rows {
         if row.len() != columns.len() {
             return Err(SqlError::new(
@@ -461,11 +455,34 @@ fn rows_to_batch(def: &TableDef, columns: &[usize], rows: &[CopyRow]) -> SqlResu
             ));
         }
     }
-    for (i, &position) in columns.iter().enumerate() {
-        let column = &def.columns[position];
+    batch_of_columns(def, columns, rows.len(), |i, column| {
         let values: Vec<Option<&str>> = rows.iter().map(|r| r[i].as_deref()).collect();
-        arrays[position] = text_to_array(column.ty, &values).map_err(|e| {
-            SqlError::new(e.code, format!("{} (column {})", e.message, column.name))
+        text_to_array(column.ty, &values)
+    })
+}
+
+/// A batch of `rows` rows of the table's columns: the `i`th of `columns` (positions in the
+/// table) made by `column(i, its definition)`, the columns not listed NULL. A column's error
+/// names the column.
+pub(crate) fn batch_of_columns(
+    def: &TableDef,
+    columns: &[usize],
+    rows: usize,
+    mut column: impl FnMut(usize, &ColumnDef) -> SqlResult<ArrayRef>,
+) -> SqlResult<RecordBatch> {
+    let schema = def.arrow_schema();
+    let mut arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), rows))
+        .collect();
+    for (i, &position) in columns.iter().enumerate() {
+        let definition = &def.columns[position];
+        arrays[position] = column(i, definition).map_err(|e| {
+            SqlError::new(
+                e.code,
+                format!("{} (column {})", e.message, definition.name),
+            )
         })?;
     }
     Ok(RecordBatch::try_new(schema, arrays)?)

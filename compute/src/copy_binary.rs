@@ -8,7 +8,7 @@
 //! parameters are; a tuple is a DataRow's body, so output reuses the DataRow encoder.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use crate::catalog::TableDef;
@@ -158,12 +158,6 @@ pub fn binary_rows_to_batch(
     columns: &[usize],
     rows: &[BinaryRow],
 ) -> SqlResult<RecordBatch> {
-    let schema = def.arrow_schema();
-    let mut arrays: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| datafusion::arrow::array::new_null_array(f.data_type(), rows.len()))
-        .collect();
     if let Some(row) = rows.iter().find(|r| r.len() != columns.len()) {
         return Err(bad_format(format!(
             "row field count is {}, expected {}",
@@ -171,31 +165,27 @@ pub fn binary_rows_to_batch(
             columns.len()
         )));
     }
-    for (i, &position) in columns.iter().enumerate() {
-        let column = &def.columns[position];
+    crate::copy::batch_of_columns(def, columns, rows.len(), |i, column| {
         let arrow = column.ty.arrow_type();
         let pg = column.ty.pg_type();
         let values =
             rows.iter()
                 .map(|row| {
                     crate::params::decode_param(row[i].as_ref(), true, Some(&arrow), Some(&pg))
-                        .map_err(|e| {
-                            let message = if e.code == sqlstate::INVALID_BINARY_REPRESENTATION {
-                                "incorrect binary data format".to_string()
-                            } else {
-                                e.message
-                            };
-                            SqlError::new(e.code, format!("{message} (column {})", column.name))
+                        .map_err(|e| match e.code {
+                            sqlstate::INVALID_BINARY_REPRESENTATION => {
+                                SqlError::new(e.code, "incorrect binary data format")
+                            }
+                            _ => e,
                         })
                 })
                 .collect::<SqlResult<Vec<ScalarValue>>>()?;
-        arrays[position] = if values.is_empty() {
+        Ok(if values.is_empty() {
             datafusion::arrow::array::new_empty_array(&arrow)
         } else {
             ScalarValue::iter_to_array(values)?
-        };
-    }
-    Ok(RecordBatch::try_new(schema, arrays)?)
+        })
+    })
 }
 
 /// The header of a binary COPY output stream: signature, no flags, no extension.

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{psql, psql_error, url, Up};
+use crate::support::{psql, psql_at, psql_error, url, Up};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_copy_in_and_out_in_text_and_csv() {
@@ -116,21 +116,21 @@ async fn binary_copy_files_are_exchanged_with_postgres() {
          NULL, NULL, NULL, NULL, NULL);";
     let database = format!("strata_binary_copy_{}", std::process::id());
     let admin = format!("{}/postgres", crate::support::postgres_url());
-    psql_url(&admin, &format!("DROP DATABASE IF EXISTS {database}"));
-    psql_url(&admin, &format!("CREATE DATABASE {database}"));
+    psql_at(&admin, &format!("DROP DATABASE IF EXISTS {database}"));
+    psql_at(&admin, &format!("CREATE DATABASE {database}"));
     let postgres = format!("{}/{database}", crate::support::postgres_url());
 
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path()).await;
     let strata = url(up.port);
-    psql_url(&postgres, TABLE);
-    psql_url(&strata, TABLE);
-    psql_url(&postgres, ROWS);
+    psql_at(&postgres, TABLE);
+    psql_at(&strata, TABLE);
+    psql_at(&postgres, ROWS);
 
     let from_postgres = dir.path().join("postgres.bin");
     let from_strata = dir.path().join("strata.bin");
     let copy = |url: &str, direction: &str, file: &std::path::Path| {
-        psql_url(
+        psql_at(
             url,
             &format!(
                 "\\copy typed {direction} '{}' (FORMAT binary)",
@@ -141,7 +141,7 @@ async fn binary_copy_files_are_exchanged_with_postgres() {
     copy(&postgres, "TO", &from_postgres);
     copy(&strata, "FROM", &from_postgres);
     let all = "SELECT * FROM typed ORDER BY id";
-    assert_eq!(psql_url(&strata, all), psql_url(&postgres, all));
+    assert_eq!(psql_at(&strata, all), psql_at(&postgres, all));
     copy(&strata, "TO", &from_strata);
     assert_eq!(
         std::fs::read(&from_strata).unwrap(),
@@ -152,7 +152,7 @@ async fn binary_copy_files_are_exchanged_with_postgres() {
     // A file that is not binary COPY data fails the COPY, which leaves nothing behind.
     let text = dir.path().join("text.txt");
     std::fs::write(&text, "4\t1\n").unwrap();
-    psql_url(&strata, "DELETE FROM typed");
+    psql_at(&strata, "DELETE FROM typed");
     let err = psql_error(
         up.port,
         &format!(
@@ -161,35 +161,8 @@ async fn binary_copy_files_are_exchanged_with_postgres() {
         ),
     );
     assert!(err.contains("22P04"), "{err}");
-    assert_eq!(psql_url(&strata, "SELECT count(*) FROM typed").trim(), "0");
-    psql_url(&admin, &format!("DROP DATABASE {database}"));
-}
-
-/// Runs a script through psql against `url` (unaligned, tuples only); returns stdout.
-fn psql_url(url: &str, script: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            script,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {script:?} against {url} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    assert_eq!(psql_at(&strata, "SELECT count(*) FROM typed").trim(), "0");
+    psql_at(&admin, &format!("DROP DATABASE {database}"));
 }
 
 fn pgbench(port: u16, args: &[&str]) -> String {

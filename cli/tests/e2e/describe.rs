@@ -1,8 +1,6 @@
 //! psql's describe commands print for Strata exactly what they print for PostgreSQL 15: the same
 //! script runs against both, and the outputs are compared whole.
 
-use std::process::{Command, Stdio};
-
 use crate::support::{postgres_url, url, Up};
 
 /// Tables with every kind of column and constraint `\d` shows. Checks are chosen so that their
@@ -77,16 +75,5 @@ async fn psql_describes_tables_and_indexes_as_postgres_does() {
 
 /// Runs a script through psql with its default (aligned) output; returns stdout.
 fn run_psql(url: &str, script: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {script:?} against {url} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::support::psql_script(url, &[], script)
 }

@@ -203,6 +203,31 @@ pub fn psql(port: u16, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs a script (one command) through psql against `url`, unaligned and tuples only, stopping
+/// at the first error; returns stdout.
+pub fn psql_at(url: &str, script: &str) -> String {
+    psql_script(url, &["-A", "-t"], script)
+}
+
+/// Runs a script through psql against `url` with `format` options (none: psql's default
+/// aligned output); returns stdout and fails the test if psql fails.
+pub fn psql_script(url: &str, format: &[&str], script: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(format)
+        .args(["-d", url, "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {script:?} against {url} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs SQL through `psql`, expecting it to fail; returns stderr.
 pub fn psql_error(port: u16, sql: &str) -> String {
     let out = psql_output(port, sql);
