@@ -11,6 +11,8 @@
 //! later is a literal of its parameter's type and must keep it. Literals the planner typed on
 //! purpose keep their type too: LIMIT and OFFSET (which DataFusion reads as Int64), and VALUES
 //! rows (whose schema the planner fixed, and which an INSERT has already cast to its columns).
+//! A statement with a recursive CTE keeps every literal as planned: the recursive term was
+//! planned against the types of the anchor's columns, which narrowing would change under it.
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result as DFResult, ScalarValue};
@@ -19,6 +21,18 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 
 /// `plan` with its integer literals narrowed (see the module doc).
 pub fn narrow_integer_literals(plan: LogicalPlan) -> DFResult<LogicalPlan> {
+    let mut recursive = false;
+    plan.apply_with_subqueries(|node| {
+        recursive |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        Ok(if recursive {
+            datafusion::common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion::common::tree_node::TreeNodeRecursion::Continue
+        })
+    })?;
+    if recursive {
+        return Ok(plan);
+    }
     let narrowed = plan.transform_up_with_subqueries(|node| {
         if !matches!(
             node,

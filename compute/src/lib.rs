@@ -8,6 +8,7 @@
 
 mod as_of;
 mod bytea;
+mod cast_parameters;
 mod catalog;
 mod checks;
 mod column_names;
@@ -56,6 +57,7 @@ mod session;
 mod settings;
 mod sql_rewrite;
 mod storage;
+mod subquery_apply;
 mod table;
 mod text_input;
 mod txn;

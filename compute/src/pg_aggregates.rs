@@ -49,6 +49,9 @@ pub fn all() -> Vec<AggregateUDF> {
             inner: datafusion::functions_aggregate::sum::sum_udaf(),
             signature: Signature::user_defined(Volatility::Immutable),
         }),
+        AggregateUDF::new_from_impl(PgArrayAgg::new(
+            datafusion::functions_aggregate::array_agg::array_agg_udaf(),
+        )),
     ]
 }
 
@@ -338,6 +341,123 @@ impl GroupsAccumulator for CastInput<dyn GroupsAccumulator> {
 
     fn size(&self) -> usize {
         self.inner.size()
+    }
+}
+
+/// DataFusion's `array_agg`, whose result is an array of its argument's PostgreSQL type:
+/// `array_agg(oid)` is an `oid[]`, `array_agg(uuid)` a `uuid[]` (DataFusion's keeps the Arrow
+/// type alone, an `int8[]`, a `text[]`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgArrayAgg {
+    inner: Arc<AggregateUDF>,
+}
+
+impl PgArrayAgg {
+    fn new(inner: Arc<AggregateUDF>) -> Self {
+        PgArrayAgg { inner }
+    }
+
+    fn wrap(inner: Arc<dyn AggregateUDFImpl>) -> Arc<AggregateUDF> {
+        Arc::new(AggregateUDF::new_from_impl(PgArrayAgg::new(Arc::new(
+            AggregateUDF::new_from_shared_impl(inner),
+        ))))
+    }
+
+    fn inner(&self) -> &Arc<dyn AggregateUDFImpl> {
+        self.inner.inner()
+    }
+}
+
+impl AggregateUDFImpl for PgArrayAgg {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        self.inner().return_type(arg_types)
+    }
+
+    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
+        let field = self.inner().return_field(arg_fields)?;
+        let element = arg_fields
+            .first()
+            .filter(|f| !f.metadata().is_empty())
+            .map(|f| crate::types::pg_type_of_field(f).0);
+        Ok(
+            match element.and_then(|t| crate::types::array_type_of(&t)) {
+                Some(array) => Arc::new(crate::types::pg_typed_field(
+                    field.name(),
+                    field.data_type().clone(),
+                    &array,
+                )),
+                None => field,
+            },
+        )
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        self.inner().accumulator(args)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        self.inner().state_fields(args)
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner().groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        self.inner().create_groups_accumulator(args)
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        self.inner().create_sliding_accumulator(args)
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        self.inner().order_sensitivity()
+    }
+
+    fn with_beneficial_ordering(
+        self: Arc<Self>,
+        beneficial_ordering: bool,
+    ) -> DFResult<Option<Arc<dyn AggregateUDFImpl>>> {
+        Ok(self
+            .inner()
+            .clone()
+            .with_beneficial_ordering(beneficial_ordering)?
+            .map(|inner| Arc::new(PgArrayAgg::new(Self::wrap_inner(inner))) as _))
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        match self.inner().reverse_expr() {
+            ReversedUDAF::Reversed(udaf) => {
+                ReversedUDAF::Reversed(Self::wrap(udaf.inner().clone()))
+            }
+            other => other,
+        }
+    }
+
+    fn supports_null_handling_clause(&self) -> bool {
+        self.inner().supports_null_handling_clause()
+    }
+}
+
+impl PgArrayAgg {
+    fn wrap_inner(inner: Arc<dyn AggregateUDFImpl>) -> Arc<AggregateUDF> {
+        Arc::new(AggregateUDF::new_from_shared_impl(inner))
     }
 }
 

@@ -64,7 +64,7 @@ fn type_size(t: &pgwire::api::Type) -> i16 {
     match *t {
         Type::BOOL => 1,
         Type::INT2 => 2,
-        Type::INT4 | Type::FLOAT4 | Type::DATE => 4,
+        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID => 4,
         Type::INT8 | Type::FLOAT8 | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
         _ => -1,
     }
@@ -109,7 +109,14 @@ fn encode_rows(
                 // jsonb's binary form is a version byte (1) and the text.
                 return ColumnEncoder::new(&jsonb_binary(a), format);
             }
-            ColumnEncoder::new(a, format)
+            let encoder = ColumnEncoder::new(a, format)?;
+            let oids = described.get(i).is_some_and(|c| {
+                matches!(
+                    c.pg_type,
+                    pgwire::api::Type::OID | pgwire::api::Type::OID_ARRAY
+                )
+            });
+            Ok(if oids { encoder.of_oids() } else { encoder })
         })
         .collect::<SqlResult<_>>()?;
     let mut rows = Vec::with_capacity(batch.num_rows());
@@ -188,6 +195,8 @@ struct ColumnEncoder {
     fallback: Option<ArrayRef>,
     /// For an array column: the encoder of all its lists' elements.
     elements: Option<Box<ColumnEncoder>>,
+    /// The values (int8 to Arrow) are PostgreSQL oids, 4 bytes in the binary format.
+    oids: bool,
 }
 
 impl ColumnEncoder {
@@ -254,7 +263,15 @@ impl ColumnEncoder {
             array,
             binary: format == FieldFormat::Binary,
             elements,
+            oids: false,
         })
+    }
+
+    /// The encoder of a column (or array column) described as oids.
+    fn of_oids(mut self) -> Self {
+        self.oids = true;
+        self.elements = self.elements.map(|e| Box::new(e.of_oids()));
+        self
     }
 
     fn is_null(&self, row: usize) -> bool {
@@ -313,7 +330,11 @@ impl ColumnEncoder {
         let has_nulls = range.clone().any(|i| elements.is_null(i));
         buf.put_i32(i32::from(!range.is_empty()));
         buf.put_i32(i32::from(has_nulls));
-        buf.put_u32(pg_type_of_arrow(elements.array.data_type()).oid());
+        buf.put_u32(if elements.oids {
+            pgwire::api::Type::OID.oid()
+        } else {
+            pg_type_of_arrow(elements.array.data_type()).oid()
+        });
         if !range.is_empty() {
             buf.put_i32(range.len() as i32);
             buf.put_i32(1);
@@ -412,6 +433,10 @@ impl ColumnEncoder {
             DataType::UInt16 => buf.put_i32(i32::from(a.as_primitive::<UInt16Type>().value(row))),
             DataType::Int32 => buf.put_i32(a.as_primitive::<Int32Type>().value(row)),
             DataType::UInt32 => buf.put_i64(i64::from(a.as_primitive::<UInt32Type>().value(row))),
+            DataType::Int64 if self.oids => {
+                let v = a.as_primitive::<Int64Type>().value(row);
+                buf.put_u32(u32::try_from(v).map_err(|_| out_of_range("oid"))?)
+            }
             DataType::Int64 => buf.put_i64(a.as_primitive::<Int64Type>().value(row)),
             DataType::UInt64 => {
                 let v = a.as_primitive::<UInt64Type>().value(row);

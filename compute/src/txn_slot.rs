@@ -44,6 +44,28 @@ impl std::fmt::Debug for TxnSlot {
 }
 
 impl TxnSlot {
+    /// A slot that sees what this one sees now, for ever after: a read-only copy of the current
+    /// transaction (see [`Transaction::read_view`]) and the same settings.
+    pub fn read_view(&self) -> TxnSlot {
+        let view = TxnSlot {
+            txn: Mutex::new(
+                self.txn
+                    .lock()
+                    .expect("txn slot lock")
+                    .as_ref()
+                    .map(Transaction::read_view),
+            ),
+            as_of: Mutex::new(self.as_of()),
+            search_path: Mutex::new(self.search_path()),
+            path_generation: self.path_generation().into(),
+            database: std::sync::OnceLock::new(),
+        };
+        if let Some(database) = self.database.get() {
+            let _ = view.database.set(database.clone());
+        }
+        view
+    }
+
     pub fn put(&self, txn: Transaction) {
         *self.txn.lock().expect("txn slot lock") = Some(txn);
     }

@@ -431,6 +431,22 @@ fn unknown_type(name: &str) -> SqlError {
     )
 }
 
+/// A nullable field of Arrow type `data_type` that carries the PostgreSQL type `pg` (for types
+/// with no [`SqlType`], such as `oid`).
+pub fn pg_typed_field(
+    name: &str,
+    data_type: DataType,
+    pg: &Type,
+) -> datafusion::arrow::datatypes::Field {
+    datafusion::arrow::datatypes::Field::new(name, data_type, true).with_metadata(
+        [
+            (PG_OID_METADATA.to_string(), pg.oid().to_string()),
+            (PG_TYPMOD_METADATA.to_string(), "-1".to_string()),
+        ]
+        .into(),
+    )
+}
+
 const PG_OID_METADATA: &str = "strata.pg_oid";
 const PG_TYPMOD_METADATA: &str = "strata.pg_typmod";
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from conftest import DATABASE_URL, strata_gap
+from conftest import DATABASE_URL
 from smoke_data import COLUMNS, CREATE_TABLE, OIDS, ROWS
 
 INSERT = f"INSERT INTO smoke ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
@@ -178,19 +178,18 @@ def test_time_and_interval_in_binary_format():
     run(t)
 
 
-@strata_gap(
-    "asyncpg learns array types from a query over pg_type whose parameter `$1::oid[]` Strata "
-    "announces as int8[], a type asyncpg must learn the same way first (endless: RecursionError); "
-    "past that, the query's correlated subqueries in CASE are more than Strata can plan",
-    raises=RecursionError,
-)
 def test_arrays_in_binary_format():
+    """asyncpg learns array types from a recursive query over pg_type (correlated subqueries in
+    CASE, a recursive CTE in a subquery, `$1::oid[]`, an `array_agg` of oids read as `oid[]`)."""
     async def t(conn):
         await conn.execute("CREATE TABLE tagged (id integer PRIMARY KEY, nums int[], tags text[])")
         row = ([3, None, -7], ["x", "y z"])
         await conn.execute("INSERT INTO tagged VALUES ($1, $2, $3)", 1, *row)
         assert tuple(await conn.fetchrow("SELECT nums, tags FROM tagged WHERE id = $1", 1)) == row
         assert await conn.fetchval("SELECT id FROM tagged WHERE $1 = ANY(tags)", "y z") == 1
+        assert await conn.fetchval("SELECT count(*) FROM tagged WHERE id = ANY($1::int[])", [1, 2]) == 1
+        types = await conn.fetch("SELECT oid, typname FROM pg_type WHERE oid = ANY($1::oid[]) ORDER BY oid", [23, 1007])
+        assert [tuple(t) for t in types] == [(23, "int4"), (1007, "_int4")]
 
     run(t)
 

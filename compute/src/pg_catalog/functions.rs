@@ -200,8 +200,12 @@ fn oid_to_text(
         move |h, args, rows| {
             let oids = ints(arg(args, 0)?)?;
             let snap = h.snapshot();
+            // PostgreSQL prints the invalid oid 0 of any reg type as `-`.
             Ok(text_per_row(rows, |i| {
-                oids[i].and_then(|oid| f(&snap, oid))
+                oids[i].and_then(|oid| match oid {
+                    0 => Some("-".to_string()),
+                    oid => f(&snap, oid),
+                })
             }))
         },
     )

@@ -1086,6 +1086,11 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         _ => {}
     }
     let type_name = cast_type_name(data_type)?;
+    if parameter && matches!(type_name.as_str(), "oid" | "oid[]" | "_oid") {
+        // Planned as int8 carrying the oid type (`cast_parameters::OidTypePlanner`), so that
+        // the parameter is announced as an oid.
+        return None;
+    }
     let inner = inner.clone();
     let with_type = |sql_type: &str| -> Option<Expr> {
         let Expr::Cast {

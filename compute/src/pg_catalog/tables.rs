@@ -18,7 +18,8 @@ use super::snapshot::{
 use super::types::{builtin_type, BuiltinType, BUILTIN_TYPES};
 use crate::catalog::{ColumnDef, SequenceDef, TableDef};
 
-/// Column types of catalog tables. Oids are int8 in Strata (PostgreSQL's unsigned 4 bytes).
+/// Column types of catalog tables. Oids are int8 in Strata (PostgreSQL's unsigned 4 bytes),
+/// described to clients as oids.
 #[derive(Clone, Copy)]
 pub enum Ty {
     Bool,
@@ -354,7 +355,15 @@ pub fn schema_of(columns: Columns) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .iter()
-            .map(|(name, ty)| Field::new(*name, ty.data_type(), true))
+            .map(|(name, ty)| match ty {
+                // Described as PostgreSQL's oid (int8 to Arrow): clients decode it as an oid,
+                // and `array_agg` of it is an oid[] (asyncpg can read no other array type
+                // before it has introspected one).
+                Ty::Oid => {
+                    crate::types::pg_typed_field(name, ty.data_type(), &pgwire::api::Type::OID)
+                }
+                _ => Field::new(*name, ty.data_type(), true),
+            })
             .collect::<Vec<_>>(),
     ))
 }

@@ -144,6 +144,9 @@ impl Session {
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::ordered_scan::OrderedScan))
+            .with_optimizer_rule(Arc::new(crate::subquery_apply::CorrelatedSubqueryApply))
+            .with_query_planner(Arc::new(crate::subquery_apply::StrataQueryPlanner))
+            .with_type_planner(Arc::new(crate::cast_parameters::OidTypePlanner))
             .build();
         let mut state = state;
         datafusion::execution::FunctionRegistry::register_expr_planner(
@@ -155,6 +158,7 @@ impl Session {
         ctx.add_analyzer_rule(Arc::new(crate::int_arithmetic::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCastRule));
         ctx.add_analyzer_rule(Arc::new(crate::interval_order::IntervalOrderRule));
+        ctx.add_analyzer_rule(Arc::new(crate::subquery_apply::UnboundedSubqueryApply));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_udf(crate::like_escape::udf());
         for aggregate in crate::pg_aggregates::all() {

@@ -332,6 +332,7 @@ impl Session {
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await?;
+        let plan = crate::cast_parameters::type_cast_parameters(plan)?;
         Ok(crate::int_literals::narrow_integer_literals(plan)?)
     }
 

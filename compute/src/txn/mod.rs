@@ -192,6 +192,25 @@ impl Transaction {
         !self.writes.is_empty()
     }
 
+    /// A read-only copy of what this transaction sees now (its snapshot, its writes so far),
+    /// for work planned after the statement (a subquery run per row of a streamed result). It
+    /// holds no locks and keeps no snapshot registered.
+    pub fn read_view(&self) -> Transaction {
+        Transaction {
+            manager: self.manager.clone(),
+            id: self.id,
+            isolation: self.isolation,
+            read_only: true,
+            snapshot: self.snapshot,
+            registered: None,
+            writes: self.writes.clone(),
+            undo: Vec::new(),
+            locked: Vec::new(),
+            statements: self.statements,
+            database: self.database.clone(),
+        }
+    }
+
     /// A position to roll back to (savepoints, statement restarts).
     pub fn mark(&self) -> usize {
         self.undo.len()
