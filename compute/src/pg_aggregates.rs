@@ -1,4 +1,4 @@
-//! `avg` and `sum` with PostgreSQL's result types.
+//! `avg`, `sum` and `array_agg` with PostgreSQL's result types.
 //!
 //! DataFusion averages integers into a float; PostgreSQL averages any integer into a numeric.
 //! `PgAverage` wraps DataFusion's own aggregate and changes only how arguments are coerced: an integer
@@ -357,10 +357,9 @@ impl PgArrayAgg {
         PgArrayAgg { inner }
     }
 
-    fn wrap(inner: Arc<dyn AggregateUDFImpl>) -> Arc<AggregateUDF> {
-        Arc::new(AggregateUDF::new_from_impl(PgArrayAgg::new(Arc::new(
-            AggregateUDF::new_from_shared_impl(inner),
-        ))))
+    /// DataFusion's implementation `inner` (a variant of `array_agg`), wrapped.
+    fn wrapping(inner: Arc<dyn AggregateUDFImpl>) -> Self {
+        PgArrayAgg::new(Arc::new(AggregateUDF::new_from_shared_impl(inner)))
     }
 
     fn inner(&self) -> &Arc<dyn AggregateUDFImpl> {
@@ -438,26 +437,20 @@ impl AggregateUDFImpl for PgArrayAgg {
             .inner()
             .clone()
             .with_beneficial_ordering(beneficial_ordering)?
-            .map(|inner| Arc::new(PgArrayAgg::new(Self::wrap_inner(inner))) as _))
+            .map(|inner| Arc::new(PgArrayAgg::wrapping(inner)) as _))
     }
 
     fn reverse_expr(&self) -> ReversedUDAF {
         match self.inner().reverse_expr() {
-            ReversedUDAF::Reversed(udaf) => {
-                ReversedUDAF::Reversed(Self::wrap(udaf.inner().clone()))
-            }
+            ReversedUDAF::Reversed(udaf) => ReversedUDAF::Reversed(Arc::new(
+                AggregateUDF::new_from_impl(PgArrayAgg::wrapping(udaf.inner().clone())),
+            )),
             other => other,
         }
     }
 
     fn supports_null_handling_clause(&self) -> bool {
         self.inner().supports_null_handling_clause()
-    }
-}
-
-impl PgArrayAgg {
-    fn wrap_inner(inner: Arc<dyn AggregateUDFImpl>) -> Arc<AggregateUDF> {
-        Arc::new(AggregateUDF::new_from_shared_impl(inner))
     }
 }
 

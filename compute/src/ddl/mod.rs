@@ -1,6 +1,7 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
 pub mod alter;
+pub mod constraint;
 pub mod database;
 pub mod index;
 pub mod schema;
@@ -492,7 +493,7 @@ pub async fn add_primary_key(
 
 /// A FOREIGN KEY of the table `def` being created, checked against the table it references
 /// (which may be `def` itself): its columns must be that table's primary key.
-fn resolve_foreign_key(
+pub(super) fn resolve_foreign_key(
     view: &CatalogView,
     def: &TableDef,
     fk: &ForeignKeyConstraint,

@@ -127,6 +127,46 @@ impl Session {
                 .await?;
                 Ok(None)
             }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::Check(check),
+                ..
+            } => {
+                let def = self.locked_for_rebuild(schema, table).await?;
+                let (changed, check) = ddl::constraint::with_check(&def, check)?;
+                crate::checks::validate(&self.ctx, &changed)?;
+                self.check_rows_satisfy(&changed, &check).await?;
+                self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
+                    .await?;
+                Ok(None)
+            }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                ..
+            } => {
+                let def = self.locked_for_rebuild(schema, table).await?;
+                let (changed, fk) = self.slot.with_catalog(&self.primary.catalog, |view| {
+                    ddl::constraint::with_foreign_key(view, &def, fk)
+                })?;
+                // Every row must reference an existing row (whose key stays locked until the
+                // transaction ends, as for a row inserted now).
+                let mut checked = changed.clone();
+                checked.foreign_keys = vec![fk];
+                let rows = self.keyed_rows(&def).await?;
+                self.with_txn(async |txn| {
+                    for (columns, _) in &rows {
+                        crate::foreign_keys::check_references(
+                            &self.primary,
+                            txn,
+                            &checked,
+                            columns,
+                        )
+                        .await?;
+                    }
+                    ddl::replace_table_def(txn, &changed).await
+                })
+                .await?;
+                Ok(None)
+            }
             AlterTableOperation::DropConstraint {
                 if_exists, name, ..
             } => {
@@ -315,6 +355,36 @@ impl Session {
             )
             .with_table(&def.schema, &def.name)
             .with_column(column));
+        }
+        Ok(())
+    }
+
+    /// Fails with 23514 if a row of the table makes `check` false (ADD CONSTRAINT … CHECK).
+    async fn check_rows_satisfy(
+        &self,
+        def: &TableDef,
+        check: &crate::checks::CheckDef,
+    ) -> SqlResult<()> {
+        let sql = format!(
+            "SELECT 1 FROM {}.{} WHERE NOT ({}) LIMIT 1",
+            quote_ident(&def.schema),
+            quote_ident(&def.name),
+            check.expr
+        );
+        let statement = self.parse(&sql)?.remove(0);
+        let plan = self.logical_plan(&statement).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let found = collect(physical, self.ctx.task_ctx()).await?;
+        if found.iter().any(|b| b.num_rows() > 0) {
+            return Err(SqlError::new(
+                sqlstate::CHECK_VIOLATION,
+                format!(
+                    "check constraint \"{}\" of relation \"{}\" is violated by some row",
+                    check.name, def.name
+                ),
+            )
+            .with_table(&def.schema, &def.name)
+            .with_constraint(&check.name));
         }
         Ok(())
     }
