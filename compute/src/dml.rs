@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::catalog::{table_def_key, CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::foreign_keys::{FkAction, ForeignKeyDef};
+use crate::foreign_keys::{DeferredCheck, FkAction, ForeignKeyDef};
 use crate::indexes::{Entry, IndexRows};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
@@ -1139,23 +1139,161 @@ async fn check_not_referenced(
             .await?;
             continue;
         }
-        let sql = crate::foreign_keys::referencing_rows_query(&child, &fk);
-        let statement = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
-            .map_err(|e| SqlError::internal(e.to_string()))?
-            .remove(0);
-        let plan = d
-            .ctx
-            .state()
-            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                statement,
-            )))
-            .await?;
-        let rows = d.run(&plan).await?;
-        crate::foreign_keys::check_not_referenced(def, &child, &fk, &rows, &keys, |k| {
-            removed.get(k).cloned().unwrap_or_default()
-        })?;
+        let action = if is_update {
+            fk.on_update
+        } else {
+            fk.on_delete
+        };
+        let deferred = action == FkAction::NoAction && d.slot.with(|t| t.is_deferred(&fk))?;
+        if deferred {
+            let check = DeferredCheck::NotReferenced {
+                parent: def.id,
+                child: child.id,
+                fk: fk.name.clone(),
+                keys: removed.clone(),
+            };
+            d.slot.with(|t| t.defer(check))?;
+            continue;
+        }
+        referencing_rows_absent(d, def, &child, &fk, &removed).await?;
     }
     Ok(rekeyed)
+}
+
+/// Fails with 23503 if a row of `child` references (through `fk`) one of `removed`: storage
+/// keys of `parent` rows, each with its key described for the message.
+async fn referencing_rows_absent(
+    d: &DmlContext<'_>,
+    parent: &TableDef,
+    child: &TableDef,
+    fk: &ForeignKeyDef,
+    removed: &HashMap<Bytes, String>,
+) -> SqlResult<()> {
+    let sql = crate::foreign_keys::referencing_rows_query(child, fk);
+    let rows = sql_result(d, &sql).await?;
+    let keys: HashSet<Bytes> = removed.keys().cloned().collect();
+    crate::foreign_keys::check_not_referenced(parent, child, fk, &rows, &keys, |k| {
+        removed.get(k).cloned().unwrap_or_default()
+    })
+}
+
+/// The rows of a query Strata wrote itself, run in the statement's transaction.
+async fn sql_result(d: &DmlContext<'_>, sql: &str) -> SqlResult<Vec<RecordBatch>> {
+    let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| SqlError::internal(e.to_string()))?
+        .remove(0);
+    let plan = d
+        .ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            statement,
+        )))
+        .await?;
+    d.run(&plan).await
+}
+
+/// Runs foreign-key checks left for the end of the transaction (at COMMIT, or SET CONSTRAINTS
+/// … IMMEDIATE). A check whose table or constraint was dropped since has nothing to check.
+pub async fn run_deferred_checks(d: &DmlContext<'_>, checks: Vec<DeferredCheck>) -> SqlResult<()> {
+    for check in checks {
+        match check {
+            DeferredCheck::References { table, fk, keys } => {
+                let Some((def, fk)) = table_and_fk(d, table, &fk)? else {
+                    continue;
+                };
+                let parent = d.slot.with_optional(|t| match t {
+                    Some(txn) => crate::foreign_keys::parent_of(d.primary, txn, &def, &fk),
+                    None => Err(SqlError::internal("no transaction for deferred checks")),
+                })?;
+                let missing = d
+                    .write(async |txn| {
+                        Ok(crate::foreign_keys::references_missing(d.primary, txn, &keys).await?)
+                    })
+                    .await
+                    .map_err(sql_error)?;
+                if missing.is_empty() {
+                    continue;
+                }
+                // A row written since may have dropped the reference (or been deleted): only a
+                // reference some row still makes must exist.
+                let missing: HashMap<Bytes, String> = missing.into_iter().collect();
+                let candidates: HashSet<Bytes> = missing.keys().cloned().collect();
+                let rows =
+                    sql_result(d, &crate::foreign_keys::referencing_rows_query(&def, &fk)).await?;
+                if let Some(key) =
+                    crate::foreign_keys::first_referenced(&parent, &def, &fk, &rows, &candidates)?
+                {
+                    return Err(crate::foreign_keys::not_present(
+                        &def,
+                        &parent,
+                        &fk,
+                        &missing[&key],
+                    ));
+                }
+            }
+            DeferredCheck::NotReferenced {
+                parent,
+                child,
+                fk,
+                keys,
+            } => {
+                let Some((child, fk)) = table_and_fk(d, child, &fk)? else {
+                    continue;
+                };
+                let Some(parent) = d
+                    .slot
+                    .with_catalog(&d.primary.catalog, |view| view.table_by_id(parent))?
+                else {
+                    continue;
+                };
+                // A key some row holds again by now is referenced legitimately.
+                let candidates: Vec<Bytes> = keys.keys().cloned().collect();
+                let exists = d
+                    .write(async |txn| {
+                        let lsn = txn.snapshot();
+                        Ok(existing(d.primary, txn, &candidates, lsn).await?)
+                    })
+                    .await
+                    .map_err(sql_error)?;
+                let removed: HashMap<Bytes, String> = candidates
+                    .into_iter()
+                    .zip(exists)
+                    .filter(|(_, e)| !e)
+                    .map(|(k, _)| {
+                        let described = keys[&k].clone();
+                        (k, described)
+                    })
+                    .collect();
+                if !removed.is_empty() {
+                    referencing_rows_absent(d, &parent, &child, &fk, &removed).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks outside a statement never restart: their reads are at the transaction's snapshot.
+fn sql_error(e: DmlError) -> SqlError {
+    match e {
+        DmlError::Sql(e) => e,
+        DmlError::Restart => serialization_failure(),
+    }
+}
+
+/// A table by id and one of its foreign keys by name, if both still exist.
+fn table_and_fk(
+    d: &DmlContext<'_>,
+    table: u64,
+    fk: &str,
+) -> SqlResult<Option<(Arc<TableDef>, ForeignKeyDef)>> {
+    let def = d
+        .slot
+        .with_catalog(&d.primary.catalog, |view| view.table_by_id(table))?;
+    Ok(def.and_then(|def| {
+        let fk = def.foreign_keys.iter().find(|f| f.name == fk).cloned()?;
+        Some((def, fk))
+    }))
 }
 
 /// ON DELETE CASCADE / SET NULL and ON UPDATE CASCADE / SET NULL: deletes the rows of `child`

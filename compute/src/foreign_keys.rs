@@ -37,6 +37,12 @@ pub struct ForeignKeyDef {
     /// What changing a referenced row's key does to the rows referencing it.
     #[serde(default, skip_serializing_if = "FkAction::is_no_action")]
     pub on_update: FkAction,
+    /// `DEFERRABLE`: SET CONSTRAINTS may move its checks to the end of the transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deferrable: bool,
+    /// `INITIALLY DEFERRED`: its checks run at COMMIT unless SET CONSTRAINTS says otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initially_deferred: bool,
 }
 
 /// `ON DELETE` / `ON UPDATE`: what happens to referencing rows when the row they reference is
@@ -88,6 +94,15 @@ impl FkAction {
 }
 
 impl ForeignKeyDef {
+    /// `pg_get_constraintdef`'s suffix for deferrability (nothing for NOT DEFERRABLE).
+    pub fn deferrable_clause(&self) -> &'static str {
+        match (self.deferrable, self.initially_deferred) {
+            (_, true) => " DEFERRABLE INITIALLY DEFERRED",
+            (true, false) => " DEFERRABLE",
+            (false, false) => "",
+        }
+    }
+
     /// Positions (in the table's columns) of the referencing columns.
     pub fn column_positions(&self, def: &TableDef) -> Vec<usize> {
         def.column_positions(&self.columns)
@@ -135,7 +150,8 @@ pub fn referenced_keys(
 }
 
 /// Checks that every row of `columns` (being written to `def` in `txn`) references existing
-/// rows, locking the referenced keys until `txn` ends.
+/// rows, locking the referenced keys until `txn` ends; a deferred foreign key leaves its check
+/// for the end of the transaction.
 pub async fn check_references(
     primary: &Primary,
     txn: &mut Transaction,
@@ -145,29 +161,137 @@ pub async fn check_references(
     for fk in &def.foreign_keys {
         let parent = parent_of(primary, txn, def, fk)?;
         let mut checked = HashSet::new();
+        let mut keys = Vec::new();
         for (row, key) in referenced_keys(def, &parent, fk, columns)? {
+            let values = row_values(def, fk, columns, row);
+            // A value the parent's key cannot hold is in no row, now or at COMMIT.
             let Some(key) = key else {
-                return Err(not_present(def, &parent, fk, columns, row));
+                return Err(not_present(def, &parent, fk, &values));
             };
-            if !checked.insert(key.clone()) {
-                continue;
+            if checked.insert(key.clone()) {
+                keys.push((key, values));
             }
-            let lsn = match txn.lock(&key).await? {
-                LockOutcome::Current => txn.snapshot(),
-                // Committed after the snapshot, and now locked: the latest value is stable.
-                LockOutcome::ChangedSinceSnapshot => primary.txns.last_commit_lsn(),
-            };
-            let exists =
-                crate::dml::existing(primary, txn, std::slice::from_ref(&key), lsn).await?;
-            if !exists[0] {
-                return Err(not_present(def, &parent, fk, columns, row));
-            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        if txn.is_deferred(fk) {
+            txn.defer(DeferredCheck::References {
+                table: def.id,
+                fk: fk.name.clone(),
+                keys,
+            });
+        } else {
+            references_exist(primary, txn, def, &parent, fk, &keys).await?;
         }
     }
     Ok(())
 }
 
-fn parent_of(
+/// Fails with 23503 unless each of `keys` (storage keys of `parent` rows, with the referencing
+/// values for the message) is a row `txn` sees, locking each until `txn` ends.
+pub async fn references_exist(
+    primary: &Primary,
+    txn: &mut Transaction,
+    def: &TableDef,
+    parent: &TableDef,
+    fk: &ForeignKeyDef,
+    keys: &[(Bytes, String)],
+) -> SqlResult<()> {
+    match references_missing(primary, txn, keys).await?.first() {
+        Some((_, values)) => Err(not_present(def, parent, fk, values)),
+        None => Ok(()),
+    }
+}
+
+/// Those of `keys` (storage keys of parent rows, each with what it is paired with) that are
+/// no row `txn` sees; the ones that are stay locked until `txn` ends, so they cannot go.
+pub async fn references_missing<T: Clone>(
+    primary: &Primary,
+    txn: &mut Transaction,
+    keys: &[(Bytes, T)],
+) -> SqlResult<Vec<(Bytes, T)>> {
+    let mut missing = Vec::new();
+    for (key, with) in keys {
+        let lsn = match txn.lock(key).await? {
+            LockOutcome::Current => txn.snapshot(),
+            // Committed after the snapshot, and now locked: the latest value is stable.
+            LockOutcome::ChangedSinceSnapshot => primary.txns.last_commit_lsn(),
+        };
+        let exists = crate::dml::existing(primary, txn, std::slice::from_ref(key), lsn).await?;
+        if !exists[0] {
+            missing.push((key.clone(), with.clone()));
+        }
+    }
+    Ok(missing)
+}
+
+/// A foreign-key check left for the end of the transaction (DEFERRABLE INITIALLY DEFERRED, or
+/// SET CONSTRAINTS … DEFERRED). Actions (CASCADE, SET NULL) and RESTRICT are never deferred.
+#[derive(Debug, Clone)]
+pub enum DeferredCheck {
+    /// Rows written to table `table` referenced these keys through `fk`: each must exist at
+    /// the end if a row of the table still references it (with the referencing values, for
+    /// the message).
+    References {
+        table: u64,
+        fk: String,
+        keys: Vec<(Bytes, String)>,
+    },
+    /// Rows of table `parent` with these keys were deleted or given new keys: at the end, unless
+    /// a row has the key again, no row of `child` may reference it (with the key described,
+    /// for the message).
+    NotReferenced {
+        parent: u64,
+        child: u64,
+        fk: String,
+        keys: std::collections::HashMap<Bytes, String>,
+    },
+}
+
+impl DeferredCheck {
+    /// The name of the foreign key it checks.
+    pub fn constraint(&self) -> &str {
+        match self {
+            DeferredCheck::References { fk, .. } | DeferredCheck::NotReferenced { fk, .. } => fk,
+        }
+    }
+}
+
+/// What SET CONSTRAINTS has said in a transaction: for all deferrable constraints, and for
+/// constraints by name (the later statement wins).
+#[derive(Debug, Default, Clone)]
+pub struct ConstraintModes {
+    all: Option<bool>,
+    named: std::collections::HashMap<String, bool>,
+}
+
+impl ConstraintModes {
+    /// Whether `fk`'s checks wait for the end of the transaction.
+    pub fn is_deferred(&self, fk: &ForeignKeyDef) -> bool {
+        fk.deferrable
+            && self
+                .named
+                .get(&fk.name)
+                .copied()
+                .or(self.all)
+                .unwrap_or(fk.initially_deferred)
+    }
+
+    /// `SET CONSTRAINTS ALL DEFERRED | IMMEDIATE`.
+    pub fn set_all(&mut self, deferred: bool) {
+        self.all = Some(deferred);
+        self.named.clear();
+    }
+
+    /// `SET CONSTRAINTS name DEFERRED | IMMEDIATE`.
+    pub fn set(&mut self, name: &str, deferred: bool) {
+        self.named.insert(name.to_string(), deferred);
+    }
+}
+
+/// The table `fk` (of `def`) references.
+pub(crate) fn parent_of(
     primary: &Primary,
     txn: &Transaction,
     def: &TableDef,
@@ -181,12 +305,11 @@ fn parent_of(
         .ok_or_else(|| SqlError::internal(format!("foreign key {} has no table", fk.name)))
 }
 
-fn not_present(
+pub(crate) fn not_present(
     def: &TableDef,
     parent: &TableDef,
     fk: &ForeignKeyDef,
-    columns: &[ArrayRef],
-    row: usize,
+    values: &str,
 ) -> SqlError {
     SqlError::new(
         sqlstate::FOREIGN_KEY_VIOLATION,
@@ -198,7 +321,7 @@ fn not_present(
     .with_detail(format!(
         "Key ({})=({}) is not present in table \"{}\".",
         column_names(def, fk),
-        row_values(def, fk, columns, row),
+        values,
         parent.name
     ))
     .with_table(&def.schema, &def.name)
@@ -248,6 +371,34 @@ pub fn check_not_referenced(
     removed: &HashSet<Bytes>,
     describe: impl Fn(&Bytes) -> String,
 ) -> SqlResult<()> {
+    match first_referenced(parent, child, fk, batches, removed)? {
+        Some(key) => Err(SqlError::new(
+            sqlstate::FOREIGN_KEY_VIOLATION,
+            format!(
+                "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                parent.name, fk.name, child.name
+            ),
+        )
+        .with_detail(format!(
+            "Key {} is still referenced from table \"{}\".",
+            describe(&key),
+            child.name
+        ))
+        .with_table(&child.schema, &child.name)
+        .with_constraint(&fk.name)),
+        None => Ok(()),
+    }
+}
+
+/// The first of `keys` (storage keys of `parent` rows) a row of `child` references, its rows
+/// read in `batches` (their referencing columns, in the order of `fk.columns`).
+pub fn first_referenced(
+    parent: &TableDef,
+    child: &TableDef,
+    fk: &ForeignKeyDef,
+    batches: &[RecordBatch],
+    keys: &HashSet<Bytes>,
+) -> SqlResult<Option<Bytes>> {
     let positions = fk.column_positions(child);
     for batch in batches {
         // Lay the referencing columns out where `referenced_keys` expects them.
@@ -260,25 +411,12 @@ pub fn check_not_referenced(
             columns[p] = batch.column(i).clone();
         }
         for (_, key) in referenced_keys(child, parent, fk, &columns)? {
-            if let Some(key) = key.filter(|k| removed.contains(k)) {
-                return Err(SqlError::new(
-                    sqlstate::FOREIGN_KEY_VIOLATION,
-                    format!(
-                        "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                        parent.name, fk.name, child.name
-                    ),
-                )
-                .with_detail(format!(
-                    "Key {} is still referenced from table \"{}\".",
-                    describe(&key),
-                    child.name
-                ))
-                .with_table(&child.schema, &child.name)
-                .with_constraint(&fk.name));
+            if let Some(key) = key.filter(|k| keys.contains(k)) {
+                return Ok(Some(key));
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The SELECT that reads a child table's referencing columns (rows with a NULL in them never

@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{
     VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace, Word};
 
 use crate::column_names::figure_name;
 use crate::names::normalize;
@@ -189,7 +189,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         Parser::new(&dialect)
     };
     parser
-        .with_tokens_with_locations(order_sequence_options(tokens))
+        .with_tokens_with_locations(set_constraints(order_sequence_options(tokens)))
         .parse_statements()
         .map_err(|e| e.to_string())
 }
@@ -277,6 +277,56 @@ fn order_sequence_options(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             }
             None => out.extend(order_identity_options(statement)),
         }
+    }
+    out
+}
+
+/// The setting name `SET CONSTRAINTS` becomes, for the session to recognise.
+pub const SET_CONSTRAINTS: &str = "constraints";
+
+/// `SET CONSTRAINTS { ALL | name [, …] } { DEFERRED | IMMEDIATE }`, which the parser does not
+/// know, becomes `SET CONSTRAINTS TO names…, mode`: a setting no PostgreSQL server has, whose
+/// values the session reads back (`ALL` and the mode as unquoted identifiers).
+fn set_constraints(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len() + 2);
+    for statement in tokens.split_inclusive(|t| t.token == Token::SemiColon) {
+        let words: Vec<&TokenWithSpan> = statement
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+            .collect();
+        let is_unquoted = |t: &TokenWithSpan, name: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(name));
+        let end =
+            words.len() - usize::from(words.last().is_some_and(|t| t.token == Token::SemiColon));
+        let applies = end >= 3
+            && keyword_of(words[0]) == Some(Keyword::SET)
+            && is_unquoted(words[1], SET_CONSTRAINTS)
+            && (is_unquoted(words[end - 1], "deferred")
+                || is_unquoted(words[end - 1], "immediate"));
+        if !applies {
+            out.extend(statement.iter().cloned());
+            continue;
+        }
+        let plain = |t: &TokenWithSpan| match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => TokenWithSpan::wrap(Token::Word(Word {
+                value: w.value.to_uppercase(),
+                quote_style: None,
+                keyword: Keyword::NoKeyword,
+            })),
+            _ => t.clone(),
+        };
+        out.extend([words[0].clone(), space(), words[1].clone(), space()]);
+        out.push(TokenWithSpan::wrap(Token::make_keyword("TO")));
+        out.push(space());
+        for (i, t) in words[2..end - 1].iter().enumerate() {
+            let is_all = i == 0 && end == 4 && is_unquoted(t, "all");
+            out.push(if is_all { plain(t) } else { (*t).clone() });
+        }
+        out.extend([
+            TokenWithSpan::wrap(Token::Comma),
+            space(),
+            plain(words[end - 1]),
+        ]);
+        out.extend(words[end..].iter().map(|t| (*t).clone()));
     }
     out
 }

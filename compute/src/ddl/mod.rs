@@ -512,12 +512,20 @@ pub(super) fn resolve_foreign_key(
     };
     let on_delete = action(fk.on_delete, "DELETE")?;
     let on_update = action(fk.on_update, "UPDATE")?;
-    if fk
+    // INITIALLY DEFERRED implies DEFERRABLE, as in PostgreSQL.
+    let initially_deferred = fk
         .characteristics
         .as_ref()
-        .is_some_and(|c| c.initially == Some(DeferrableInitial::Deferred))
-    {
-        return Err(SqlError::unsupported("INITIALLY DEFERRED foreign keys"));
+        .is_some_and(|c| c.initially == Some(DeferrableInitial::Deferred));
+    let deferrable = fk
+        .characteristics
+        .as_ref()
+        .and_then(|c| c.deferrable)
+        .unwrap_or(initially_deferred);
+    if initially_deferred && !deferrable {
+        return Err(SqlError::syntax(
+            "constraint declared INITIALLY DEFERRED must be DEFERRABLE",
+        ));
     }
     let (parent_schema, parent_name) = table_name(&fk.foreign_table)?;
     let parent = if parent_schema == def.schema && parent_name == def.name {
@@ -618,6 +626,8 @@ pub(super) fn resolve_foreign_key(
         parent: parent.id,
         on_delete,
         on_update,
+        deferrable,
+        initially_deferred,
     })
 }
 

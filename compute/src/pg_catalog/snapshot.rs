@@ -452,7 +452,7 @@ impl Snapshot {
                         .collect::<Vec<_>>()
                         .join(", ");
                     return Some(format!(
-                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}",
+                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}{}",
                         quote_ident(&parent.name),
                         Self::key_columns(parent)
                             .iter()
@@ -460,7 +460,8 @@ impl Snapshot {
                             .collect::<Vec<_>>()
                             .join(", "),
                         fk.on_update.clause("UPDATE"),
-                        fk.on_delete.clause("DELETE")
+                        fk.on_delete.clause("DELETE"),
+                        fk.deferrable_clause()
                     ));
                 }
             }

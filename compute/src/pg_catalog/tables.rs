@@ -538,6 +538,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     Some(vec![
                         ("oid", V::I(foreign_key_oid(t, i))), ("conname", s(&fk.name)),
                         ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("f")),
+                        ("condeferrable", V::B(fk.deferrable)), ("condeferred", V::B(fk.initially_deferred)),
                         ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
                         ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
                         ("confupdtype", s(fk.on_update.code())), ("confdeltype", s(fk.on_delete.code())), ("confmatchtype", s("s")),

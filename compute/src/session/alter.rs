@@ -148,9 +148,13 @@ impl Session {
                     ddl::constraint::with_foreign_key(view, &def, fk)
                 })?;
                 // Every row must reference an existing row (whose key stays locked until the
-                // transaction ends, as for a row inserted now).
+                // transaction ends, as for a row inserted now), checked now even when the
+                // constraint is deferrable, as PostgreSQL does.
                 let mut checked = changed.clone();
-                checked.foreign_keys = vec![fk];
+                checked.foreign_keys = vec![crate::foreign_keys::ForeignKeyDef {
+                    deferrable: false,
+                    ..fk
+                }];
                 let rows = self.keyed_rows(&def).await?;
                 self.with_txn(async |txn| {
                     for (columns, _) in &rows {

@@ -284,6 +284,12 @@ impl Session {
         true
     }
 
+    /// Whether statements run in a transaction block (BEGIN's, or a query string's implicit
+    /// one), rather than each in its own transaction.
+    pub(super) fn in_transaction_block(&self) -> bool {
+        self.block.lock().expect("block lock").is_some()
+    }
+
     /// Ends the implicit transaction: commits it if every statement succeeded.
     pub async fn end_implicit(&self, commit: bool) -> SqlResult<()> {
         let block = self.block.lock().expect("block lock").take();

@@ -6,6 +6,7 @@
 
 mod alter;
 mod block;
+mod constraints;
 mod copy;
 mod prepare;
 mod run;
@@ -77,7 +78,7 @@ struct Block {
     /// A statement failed: everything but ROLLBACK is refused until the block ends.
     failed: bool,
     /// Savepoints, innermost last, with the transaction's undo position when each was set.
-    savepoints: Vec<(String, usize)>,
+    savepoints: Vec<(String, crate::txn::Mark)>,
 }
 
 pub struct Session {
@@ -442,7 +443,10 @@ impl Session {
 
     /// Commits, applying the transaction's DDL to the shared catalog before the commit becomes
     /// visible to other sessions.
-    async fn commit(&self, txn: Transaction) -> SqlResult<()> {
+    async fn commit(&self, mut txn: Transaction) -> SqlResult<()> {
+        if txn.has_deferred() {
+            txn = self.run_checks_at_commit(txn).await?;
+        }
         let (start, end) = catalog_range();
         let ddl = txn.writes_in(&start, &end);
         let catalog = &self.primary.catalog;

@@ -467,6 +467,9 @@ impl Session {
             Statement::Vacuum(_) => Ok(Output::command("VACUUM")),
             Statement::Analyze(_) => Ok(Output::command("ANALYZE")),
             Statement::Set(set) if is_as_of(set) => self.set_as_of(set).await,
+            Statement::Set(set) if super::constraints::is_set_constraints(set) => {
+                self.set_constraints(set).await
+            }
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => {
                 let (_, value) = self.show(&setting_name(variable))?;

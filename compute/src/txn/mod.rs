@@ -28,6 +28,7 @@ use strata_core::Lsn;
 use tokio::sync::Notify;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::foreign_keys::{ConstraintModes, DeferredCheck, ForeignKeyDef};
 use crate::last_written::LastWritten;
 use crate::row_cache::RowCache;
 use crate::storage::{Appended, SafekeeperClient};
@@ -102,6 +103,17 @@ pub struct Transaction {
     statements: usize,
     /// The database whose catalog the transaction's statements name relations in.
     database: Arc<str>,
+    /// Foreign-key checks left for COMMIT (or SET CONSTRAINTS … IMMEDIATE), in order.
+    deferred: Vec<DeferredCheck>,
+    /// What SET CONSTRAINTS said in this transaction.
+    constraint_modes: ConstraintModes,
+}
+
+/// A position in a transaction to roll back to (savepoints, statement restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    undo: usize,
+    deferred: usize,
 }
 
 impl Transaction {
@@ -208,16 +220,52 @@ impl Transaction {
             locked: Vec::new(),
             statements: self.statements,
             database: self.database.clone(),
+            deferred: Vec::new(),
+            constraint_modes: ConstraintModes::default(),
         }
     }
 
-    /// A position to roll back to (savepoints, statement restarts).
-    pub fn mark(&self) -> usize {
-        self.undo.len()
+    /// Whether `fk`'s checks wait for the end of the transaction now.
+    pub fn is_deferred(&self, fk: &ForeignKeyDef) -> bool {
+        self.constraint_modes.is_deferred(fk)
     }
 
-    /// Undoes every write made after `mark`. Locks taken since stay held until the end.
-    pub fn rollback_to(&mut self, mark: usize) {
+    /// Leaves a foreign-key check for the end of the transaction.
+    pub fn defer(&mut self, check: DeferredCheck) {
+        self.deferred.push(check);
+    }
+
+    /// Takes the deferred checks `which` picks, leaving the others.
+    pub fn take_deferred(&mut self, which: impl Fn(&DeferredCheck) -> bool) -> Vec<DeferredCheck> {
+        let (taken, kept) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|c| which(c));
+        self.deferred = kept;
+        taken
+    }
+
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// SET CONSTRAINTS in this transaction.
+    pub fn constraint_modes(&mut self) -> &mut ConstraintModes {
+        &mut self.constraint_modes
+    }
+
+    /// A position to roll back to (savepoints, statement restarts).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            undo: self.undo.len(),
+            deferred: self.deferred.len(),
+        }
+    }
+
+    /// Undoes every write made after `mark`, and forgets the checks deferred since. Locks taken
+    /// since stay held until the end.
+    pub fn rollback_to(&mut self, mark: Mark) {
+        self.deferred.truncate(mark.deferred);
+        let mark = mark.undo;
         while self.undo.len() > mark {
             let (key, previous) = self.undo.pop().expect("undo log longer than mark");
             match previous {
@@ -422,6 +470,8 @@ impl TxnManager {
             locked: Vec::new(),
             statements: 0,
             database: Arc::from(crate::catalog::DEFAULT_DATABASE),
+            deferred: Vec::new(),
+            constraint_modes: ConstraintModes::default(),
         }
     }
 
