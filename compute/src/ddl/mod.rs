@@ -4,6 +4,7 @@ pub mod alter;
 pub mod constraint;
 pub mod database;
 pub mod index;
+pub mod retype;
 pub mod schema;
 pub mod sequence;
 pub mod view;

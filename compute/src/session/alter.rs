@@ -281,6 +281,20 @@ impl Session {
                     .await?;
                 Ok(None)
             }
+            AlterTableOperation::AlterColumn {
+                column_name,
+                op:
+                    datafusion::sql::sqlparser::ast::AlterColumnOperation::SetDataType {
+                        data_type,
+                        using,
+                        ..
+                    },
+            } => {
+                let column = normalize(column_name);
+                self.alter_column_type(schema, table, &column, data_type, using.as_ref())
+                    .await?;
+                Ok(None)
+            }
             AlterTableOperation::AlterColumn { column_name, op } => {
                 let column = normalize(column_name);
                 let def = self.locked_for_rebuild(schema, table).await?;
@@ -294,6 +308,79 @@ impl Session {
             }
             other => Err(SqlError::unsupported(format!("ALTER TABLE … {other}"))),
         }
+    }
+
+    /// `ALTER COLUMN c TYPE t [USING e]`: every row is rewritten with the new value (see
+    /// [`ddl::retype`]), then NOT NULL and CHECK constraints are checked against the new
+    /// values and the column's indexes built again.
+    async fn alter_column_type(
+        &self,
+        schema: &str,
+        table: &str,
+        column: &str,
+        data_type: &datafusion::sql::sqlparser::ast::DataType,
+        using: Option<&datafusion::sql::sqlparser::ast::Expr>,
+    ) -> SqlResult<()> {
+        let def = self.locked_for_rebuild(schema, table).await?;
+        let views = self.slot.with_catalog(&self.primary.catalog, |catalog| {
+            crate::views::dependent_views(catalog, def.id)
+        });
+        if let Some(view) = views.first() {
+            return Err(SqlError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "cannot alter type of a column used by a view or rule",
+            )
+            .with_detail(format!(
+                "rule _RETURN on view {} depends on column \"{column}\"",
+                view.name
+            )));
+        }
+        let retype = ddl::retype::retype_column(&def, column, data_type, using)?;
+        self.with_txn(async |txn| ddl::replace_table_def(txn, &retype.staged).await)
+            .await?;
+        self.run_internal(&format!(
+            "UPDATE {}.{} SET {} = {}",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(&retype.temporary),
+            retype.value
+        ))
+        .await?;
+        self.with_txn(async |txn| {
+            ddl::replace_table_def(txn, &retype.finished).await?;
+            for index in &retype.indexes {
+                ddl::index::remove_index(txn, &retype.finished, index).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        let finished = &retype.finished;
+        if !finished
+            .columns
+            .iter()
+            .any(|c| c.name == column && c.nullable)
+        {
+            self.check_no_nulls(finished, column).await?;
+        }
+        for check in &finished.checks {
+            self.check_rows_satisfy(finished, check).await?;
+        }
+        for index in &retype.indexes {
+            let columns = index
+                .column_positions(&def)
+                .into_iter()
+                .map(|p| def.columns[p].name.clone())
+                .collect();
+            let new = NewIndex {
+                name: Some(index.name.clone()),
+                columns,
+                unique: index.unique,
+                constraint: index.constraint,
+                if_not_exists: false,
+            };
+            self.add_index(schema, table, new).await?;
+        }
+        Ok(())
     }
 
     /// Adds an index to a table (CREATE INDEX, or a UNIQUE constraint), built over every row the

@@ -104,7 +104,9 @@ pub struct Transaction {
     /// The database whose catalog the transaction's statements name relations in.
     database: Arc<str>,
     /// Foreign-key checks left for COMMIT (or SET CONSTRAINTS … IMMEDIATE), in order.
-    deferred: Vec<DeferredCheck>,
+    /// Each with the number of checks deferred before it (what a [`Mark`] remembers).
+    deferred: Vec<(usize, DeferredCheck)>,
+    deferred_count: usize,
     /// What SET CONSTRAINTS said in this transaction.
     constraint_modes: ConstraintModes,
 }
@@ -113,7 +115,7 @@ pub struct Transaction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     undo: usize,
-    deferred: usize,
+    deferred_count: usize,
 }
 
 impl Transaction {
@@ -221,6 +223,7 @@ impl Transaction {
             statements: self.statements,
             database: self.database.clone(),
             deferred: Vec::new(),
+            deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
         }
     }
@@ -232,16 +235,17 @@ impl Transaction {
 
     /// Leaves a foreign-key check for the end of the transaction.
     pub fn defer(&mut self, check: DeferredCheck) {
-        self.deferred.push(check);
+        self.deferred.push((self.deferred_count, check));
+        self.deferred_count += 1;
     }
 
     /// Takes the deferred checks `which` picks, leaving the others.
     pub fn take_deferred(&mut self, which: impl Fn(&DeferredCheck) -> bool) -> Vec<DeferredCheck> {
-        let (taken, kept) = std::mem::take(&mut self.deferred)
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
             .into_iter()
-            .partition(|c| which(c));
+            .partition(|(_, c)| which(c));
         self.deferred = kept;
-        taken
+        taken.into_iter().map(|(_, c)| c).collect()
     }
 
     pub fn has_deferred(&self) -> bool {
@@ -257,14 +261,14 @@ impl Transaction {
     pub fn mark(&self) -> Mark {
         Mark {
             undo: self.undo.len(),
-            deferred: self.deferred.len(),
+            deferred_count: self.deferred_count,
         }
     }
 
     /// Undoes every write made after `mark`, and forgets the checks deferred since. Locks taken
     /// since stay held until the end.
     pub fn rollback_to(&mut self, mark: Mark) {
-        self.deferred.truncate(mark.deferred);
+        self.deferred.retain(|(n, _)| *n < mark.deferred_count);
         let mark = mark.undo;
         while self.undo.len() > mark {
             let (key, previous) = self.undo.pop().expect("undo log longer than mark");
@@ -471,6 +475,7 @@ impl TxnManager {
             statements: 0,
             database: Arc::from(crate::catalog::DEFAULT_DATABASE),
             deferred: Vec::new(),
+            deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
         }
     }

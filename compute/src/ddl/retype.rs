@@ -1,0 +1,143 @@
+//! `ALTER TABLE … ALTER COLUMN c [SET DATA] TYPE t [USING e]`: what the definition becomes.
+//!
+//! The rows are rewritten the way an UPDATE writes them: the new column is first added under a
+//! temporary name, an UPDATE fills it from the old one (or from USING), then it takes the old
+//! column's name and place and the old one goes (its values stay in the stored rows unread, as
+//! after DROP COLUMN). Indexes on the column are built again over the new values.
+
+use datafusion::sql::sqlparser::ast::{DataType as SqlDataType, Expr as SqlExpr};
+
+use super::column_type;
+use crate::catalog::{ColumnDef, TableDef};
+use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::indexes::IndexDef;
+use crate::pg_catalog::quote_ident;
+use crate::types::SqlType;
+
+/// The steps of one column's change of type.
+#[derive(Debug)]
+pub struct Retype {
+    /// The table with the new column added at the end, under `temporary`.
+    pub staged: TableDef,
+    pub temporary: String,
+    /// The SQL each row's new value is computed by (USING's expression, or the column).
+    pub value: String,
+    /// The table once the new column has the old one's name and place, without the indexes
+    /// that used the old column.
+    pub finished: TableDef,
+    /// The indexes to build again, as they were.
+    pub indexes: Vec<IndexDef>,
+}
+
+/// Plans the change of `column`'s type. Without USING the old values must convert to the new
+/// type by an assignment cast, as in PostgreSQL (42804 otherwise).
+pub fn retype_column(
+    def: &TableDef,
+    column: &str,
+    data_type: &SqlDataType,
+    using: Option<&SqlExpr>,
+) -> SqlResult<Retype> {
+    let position = def
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| {
+            SqlError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" of relation \"{}\" does not exist",
+                    def.name
+                ),
+            )
+        })?;
+    let old = &def.columns[position];
+    let (ty, serial) = column_type(data_type)?;
+    if let Some(serial) = serial {
+        return Err(SqlError::new(
+            sqlstate::UNDEFINED_OBJECT,
+            format!("type \"{}\" does not exist", serial.display_name()),
+        ));
+    }
+    let unsupported = |what: &str| {
+        SqlError::unsupported(format!(
+            "changing the type of {what} (column \"{column}\" of relation \"{}\")",
+            def.name
+        ))
+    };
+    if def.primary_key.contains(&old.id) {
+        return Err(unsupported("a primary key column"));
+    }
+    if def
+        .foreign_keys
+        .iter()
+        .any(|fk| fk.columns.contains(&old.id))
+    {
+        return Err(unsupported("a foreign key column"));
+    }
+    if old.identity.is_some() {
+        return Err(unsupported("an identity column"));
+    }
+    if using.is_none() && !assignable(&old.ty, &ty) {
+        let name = ty.display_name();
+        return Err(SqlError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            format!("column \"{column}\" cannot be cast automatically to type {name}"),
+        )
+        .with_hint(format!(
+            "You might need to specify \"USING {}::{name}\".",
+            quote_ident(column)
+        )));
+    }
+    let id = def.next_column_id;
+    let temporary = format!("strata_retype_{id}");
+    let mut staged = def.clone();
+    staged.columns.push(ColumnDef {
+        id,
+        name: temporary.clone(),
+        ty: ty.clone(),
+        nullable: true,
+        default: None,
+        identity: None,
+    });
+    staged.next_column_id += 1;
+    let mut finished = def.clone();
+    finished.next_column_id = staged.next_column_id;
+    finished.columns[position] = ColumnDef {
+        id,
+        ty,
+        ..old.clone()
+    };
+    let (indexes, kept) = def
+        .indexes
+        .iter()
+        .cloned()
+        .partition(|i| i.columns.contains(&old.id));
+    finished.indexes = kept;
+    Ok(Retype {
+        staged,
+        temporary,
+        value: using.map_or_else(|| quote_ident(column), |e| e.to_string()),
+        finished,
+        indexes,
+    })
+}
+
+/// Whether PostgreSQL converts `from` to `to` in an assignment (its implicit and assignment
+/// casts, and the I/O conversion to a string type every type has).
+fn assignable(from: &SqlType, to: &SqlType) -> bool {
+    use SqlType::*;
+    let numeric = |t: &SqlType| matches!(t, Int2 | Int4 | Int8 | Float4 | Float8 | Numeric { .. });
+    let datetime = |t: &SqlType| matches!(t, Date | Timestamp | Timestamptz);
+    let json = |t: &SqlType| matches!(t, Json | Jsonb);
+    if let (Array { element: a }, Array { element: b }) = (from, to) {
+        return a == b || *b == crate::types::ArrayElement::Text;
+    }
+    std::mem::discriminant(from) == std::mem::discriminant(to)
+        || matches!(to, Text | Varchar { .. } | Char { .. })
+        || (numeric(from) && numeric(to))
+        || (datetime(from) && datetime(to))
+        || (json(from) && json(to))
+        || (matches!(from, Interval) && matches!(to, Time))
+        || (matches!(from, Time) && matches!(to, Interval))
+        || (matches!(from, Timestamp | Timestamptz) && matches!(to, Time))
+}
