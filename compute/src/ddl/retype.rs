@@ -94,7 +94,7 @@ pub fn retype_column(
     staged.columns.push(ColumnDef {
         id,
         name: temporary.clone(),
-        ty: ty.clone(),
+        ty,
         nullable: true,
         default: None,
         identity: None,
