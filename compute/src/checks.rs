@@ -26,6 +26,9 @@ pub struct CheckDef {
     pub name: String,
     /// The expression as SQL text.
     pub expr: String,
+    /// Added `NOT VALID`: rows written before were not checked (until VALIDATE CONSTRAINT).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_valid: bool,
 }
 
 /// The name PostgreSQL gives an unnamed check: `<table>_<column>_check` when it reads one

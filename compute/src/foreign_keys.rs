@@ -43,6 +43,9 @@ pub struct ForeignKeyDef {
     /// `INITIALLY DEFERRED`: its checks run at COMMIT unless SET CONSTRAINTS says otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub initially_deferred: bool,
+    /// Added `NOT VALID`: rows written before were not checked (until VALIDATE CONSTRAINT).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_valid: bool,
 }
 
 /// `ON DELETE` / `ON UPDATE`: what happens to referencing rows when the row they reference is

@@ -28,6 +28,7 @@ pub fn with_check(def: &TableDef, check: &CheckConstraint) -> SqlResult<(TableDe
     let check = CheckDef {
         name,
         expr: check.expr.to_string(),
+        not_valid: false,
     };
     let mut changed = def.clone();
     changed.checks.push(check.clone());

@@ -629,6 +629,7 @@ pub(super) fn resolve_foreign_key(
         on_update,
         deferrable,
         initially_deferred,
+        not_valid: false,
     })
 }
 
@@ -663,6 +664,7 @@ fn name_checks(
         named.push(CheckDef {
             name,
             expr: expr.to_string(),
+            not_valid: false,
         });
     }
     let mut checks = Vec::new();
@@ -681,6 +683,7 @@ fn name_checks(
         checks.push(CheckDef {
             name,
             expr: expr.to_string(),
+            not_valid: false,
         });
     }
     Ok(checks)

@@ -433,10 +433,11 @@ impl Snapshot {
         for t in &self.tables {
             for (i, check) in t.checks.iter().enumerate() {
                 if check_oid(t, i) == oid {
+                    let not_valid = if check.not_valid { " NOT VALID" } else { "" };
                     return Some(if pretty {
-                        format!("CHECK ({})", check.expr)
+                        format!("CHECK ({}){not_valid}", check.expr)
                     } else {
-                        format!("CHECK (({}))", check.expr)
+                        format!("CHECK (({})){not_valid}", check.expr)
                     });
                 }
             }
@@ -452,7 +453,7 @@ impl Snapshot {
                         .collect::<Vec<_>>()
                         .join(", ");
                     return Some(format!(
-                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}{}",
+                        "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}{}{}",
                         quote_ident(&parent.name),
                         Self::key_columns(parent)
                             .iter()
@@ -461,7 +462,8 @@ impl Snapshot {
                             .join(", "),
                         fk.on_update.clause("UPDATE"),
                         fk.on_delete.clause("DELETE"),
-                        fk.deferrable_clause()
+                        fk.deferrable_clause(),
+                        if fk.not_valid { " NOT VALID" } else { "" }
                     ));
                 }
             }

@@ -524,7 +524,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 t.checks.iter().enumerate().map(move |(i, c)| vec![
                     ("oid", V::I(check_oid(t, i))), ("conname", s(&c.name)),
                     ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("c")),
-                    ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
+                    ("convalidated", V::B(!c.not_valid)), ("conrelid", V::I(table_oid(t))),
                     ("confupdtype", s(" ")), ("confdeltype", s(" ")), ("confmatchtype", s(" ")),
                     ("conislocal", V::B(true)), ("conbin", s(&c.expr)),
                 ])
@@ -539,7 +539,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                         ("oid", V::I(foreign_key_oid(t, i))), ("conname", s(&fk.name)),
                         ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("f")),
                         ("condeferrable", V::B(fk.deferrable)), ("condeferred", V::B(fk.initially_deferred)),
-                        ("convalidated", V::B(true)), ("conrelid", V::I(table_oid(t))),
+                        ("convalidated", V::B(!fk.not_valid)), ("conrelid", V::I(table_oid(t))),
                         ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
                         ("confupdtype", s(fk.on_update.code())), ("confdeltype", s(fk.on_delete.code())), ("confmatchtype", s("s")),
                         ("conislocal", V::B(true)), ("connoinherit", V::B(true)),

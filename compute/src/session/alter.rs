@@ -101,14 +101,14 @@ impl Session {
         match operation {
             AlterTableOperation::AddConstraint {
                 constraint: TableConstraint::Unique(unique),
-                ..
+                not_valid: false,
             } => {
                 let new = NewIndex::from_unique(unique, None)?;
                 Ok(self.add_index(schema, table, new).await?.notice)
             }
             AlterTableOperation::AddConstraint {
                 constraint: TableConstraint::PrimaryKey(pk),
-                ..
+                not_valid: false,
             } => {
                 let columns = ddl::index::column_names(&pk.columns)?;
                 let def = self.locked_for_rebuild(schema, table).await?;
@@ -129,46 +129,50 @@ impl Session {
             }
             AlterTableOperation::AddConstraint {
                 constraint: TableConstraint::Check(check),
-                ..
+                not_valid,
             } => {
                 let def = self.locked_for_rebuild(schema, table).await?;
-                let (changed, check) = ddl::constraint::with_check(&def, check)?;
+                let (mut changed, check) = ddl::constraint::with_check(&def, check)?;
                 crate::checks::validate(&self.ctx, &changed)?;
-                self.check_rows_satisfy(&changed, &check).await?;
+                if *not_valid {
+                    changed.checks.last_mut().expect("just added").not_valid = true;
+                } else {
+                    self.check_rows_satisfy(&changed, &check).await?;
+                }
                 self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
                     .await?;
                 Ok(None)
             }
             AlterTableOperation::AddConstraint {
                 constraint: TableConstraint::ForeignKey(fk),
-                ..
+                not_valid,
             } => {
                 let def = self.locked_for_rebuild(schema, table).await?;
-                let (changed, fk) = self.slot.with_catalog(&self.primary.catalog, |view| {
+                let (mut changed, fk) = self.slot.with_catalog(&self.primary.catalog, |view| {
                     ddl::constraint::with_foreign_key(view, &def, fk)
                 })?;
-                // Every row must reference an existing row (whose key stays locked until the
-                // transaction ends, as for a row inserted now), checked now even when the
-                // constraint is deferrable, as PostgreSQL does.
-                let mut checked = changed.clone();
-                checked.foreign_keys = vec![crate::foreign_keys::ForeignKeyDef {
-                    deferrable: false,
-                    ..fk
-                }];
-                let rows = self.keyed_rows(&def).await?;
-                self.with_txn(async |txn| {
-                    for (columns, _) in &rows {
-                        crate::foreign_keys::check_references(
-                            &self.primary,
-                            txn,
-                            &checked,
-                            columns,
-                        )
-                        .await?;
-                    }
-                    ddl::replace_table_def(txn, &changed).await
-                })
-                .await?;
+                if *not_valid {
+                    changed
+                        .foreign_keys
+                        .last_mut()
+                        .expect("just added")
+                        .not_valid = true;
+                } else {
+                    self.check_rows_reference(&def, &fk).await?;
+                }
+                self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
+                    .await?;
+                Ok(None)
+            }
+            AlterTableOperation::AddConstraint {
+                not_valid: true, ..
+            } => Err(SqlError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "only CHECK and FOREIGN KEY constraints can be marked NOT VALID",
+            )),
+            AlterTableOperation::ValidateConstraint { name } => {
+                self.validate_constraint(schema, table, &normalize(name))
+                    .await?;
                 Ok(None)
             }
             AlterTableOperation::DropConstraint {
@@ -381,6 +385,64 @@ impl Session {
             self.add_index(schema, table, new).await?;
         }
         Ok(())
+    }
+
+    /// Checks that every row of `def` the transaction sees references an existing row through
+    /// `fk` (whose key stays locked until the transaction ends, as for a row inserted now),
+    /// now even when the constraint is deferrable, as PostgreSQL does.
+    async fn check_rows_reference(
+        &self,
+        def: &TableDef,
+        fk: &crate::foreign_keys::ForeignKeyDef,
+    ) -> SqlResult<()> {
+        let mut checked = def.clone();
+        checked.foreign_keys = vec![crate::foreign_keys::ForeignKeyDef {
+            deferrable: false,
+            ..fk.clone()
+        }];
+        let rows = self.keyed_rows(def).await?;
+        self.with_txn(async |txn| {
+            for (columns, _) in &rows {
+                crate::foreign_keys::check_references(&self.primary, txn, &checked, columns)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `VALIDATE CONSTRAINT name`: a CHECK or FOREIGN KEY added NOT VALID is checked against
+    /// every row, and counts as valid from then on.
+    async fn validate_constraint(&self, schema: &str, table: &str, name: &str) -> SqlResult<()> {
+        let def = self.locked_for_rebuild(schema, table).await?;
+        let mut changed = (*def).clone();
+        if let Some(check) = changed.checks.iter_mut().find(|c| c.name == name) {
+            if check.not_valid {
+                self.check_rows_satisfy(&def, check).await?;
+                check.not_valid = false;
+            }
+        } else if let Some(fk) = changed.foreign_keys.iter_mut().find(|f| f.name == name) {
+            if fk.not_valid {
+                self.check_rows_reference(&def, fk).await?;
+                fk.not_valid = false;
+            }
+        } else if def.indexes.iter().any(|i| i.constraint && i.name == name)
+            || (!def.primary_key.is_empty() && def.primary_key_name() == name)
+        {
+            return Err(SqlError::new(
+                sqlstate::WRONG_OBJECT_TYPE,
+                format!(
+                    "constraint \"{name}\" of relation \"{table}\" is not a foreign key or check constraint"
+                ),
+            ));
+        } else {
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("constraint \"{name}\" of relation \"{table}\" does not exist"),
+            ));
+        }
+        self.with_txn(async |txn| ddl::replace_table_def(txn, &changed).await)
+            .await
     }
 
     /// Adds an index to a table (CREATE INDEX, or a UNIQUE constraint), built over every row the
