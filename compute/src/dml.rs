@@ -37,6 +37,7 @@ use crate::table::{KEYED_SUFFIX, KEY_COLUMN};
 use crate::txn::{Isolation, LockOutcome, Transaction};
 use crate::txn_slot::TxnSlot;
 use crate::upsert::{Arbiter, OnConflictDo};
+use strata_core::key::{index_prefix, KeyEncoder};
 
 /// Why a statement did not finish.
 pub enum DmlError {
@@ -1076,12 +1077,27 @@ async fn check_not_referenced(
 ) -> DmlResult<Vec<Rekeyed>> {
     let pk = def.primary_key_indexes();
     let is_update = !assigned.is_empty();
+    let (by_unique, referencing): (Vec<_>, Vec<_>) = d
+        .slot
+        .with_catalog(&d.primary.catalog, |view| {
+            crate::foreign_keys::referencing(view, def)
+        })
+        .into_iter()
+        .partition(|(_, fk)| fk.references_unique_index());
+    for (child, fk) in by_unique {
+        let removed = removed_unique_keys(def, &fk, assigned, batches)?;
+        if !removed.is_empty() {
+            let action = if is_update {
+                fk.on_update
+            } else {
+                fk.on_delete
+            };
+            check_or_defer_not_referenced(d, def, &child, &fk, action, removed).await?;
+        }
+    }
     if is_update && !assigned.iter().any(|c| pk.contains(c)) {
         return Ok(Vec::new());
     }
-    let referencing = d.slot.with_catalog(&d.primary.catalog, |view| {
-        crate::foreign_keys::referencing(view, def)
-    });
     if referencing.is_empty() {
         return Ok(Vec::new());
     }
@@ -1144,20 +1160,83 @@ async fn check_not_referenced(
         } else {
             fk.on_delete
         };
-        let deferred = action == FkAction::NoAction && d.slot.with(|t| t.is_deferred(&fk))?;
-        if deferred {
-            let check = DeferredCheck::NotReferenced {
-                parent: def.id,
-                child: child.id,
-                fk: fk.name.clone(),
-                keys: removed.clone(),
-            };
-            d.slot.with(|t| t.defer(check))?;
-            continue;
-        }
-        referencing_rows_absent(d, def, &child, &fk, &removed).await?;
+        check_or_defer_not_referenced(d, def, &child, &fk, action, removed.clone()).await?;
     }
     Ok(rekeyed)
+}
+
+/// NO ACTION or RESTRICT (`action`): fails with 23503 if a row of `child` references one of
+/// `removed` (keys of `parent` rows as `fk` references them); NO ACTION leaves that check for
+/// the end of the transaction when `fk` is deferred.
+async fn check_or_defer_not_referenced(
+    d: &DmlContext<'_>,
+    parent: &TableDef,
+    child: &Arc<TableDef>,
+    fk: &ForeignKeyDef,
+    action: FkAction,
+    removed: HashMap<Bytes, String>,
+) -> SqlResult<()> {
+    if action != FkAction::NoAction || !d.slot.with(|t| t.is_deferred(fk))? {
+        return referencing_rows_absent(d, parent, child, fk, &removed).await;
+    }
+    let check = DeferredCheck::NotReferenced {
+        parent: parent.id,
+        child: child.id,
+        fk: fk.name.clone(),
+        keys: removed,
+    };
+    d.slot.with(|t| t.defer(check))?;
+    Ok(())
+}
+
+/// For a foreign key referencing a unique index of `def`: the probes (with the values
+/// described) of the rows being deleted, or of those whose indexed values an UPDATE of
+/// `assigned` changes. Rows with a NULL among the values are referenced by nothing.
+fn removed_unique_keys(
+    def: &TableDef,
+    fk: &ForeignKeyDef,
+    assigned: &[usize],
+    batches: &[RecordBatch],
+) -> SqlResult<HashMap<Bytes, String>> {
+    let index = fk
+        .referenced_index(def)?
+        .expect("a foreign key referencing a unique index");
+    let positions = index.column_positions(def);
+    let is_update = !assigned.is_empty();
+    let mut removed = HashMap::new();
+    if is_update && !assigned.iter().any(|c| positions.contains(c)) {
+        return Ok(removed);
+    }
+    let probe = |enc: &RowEncoder, row: usize| {
+        let mut key = KeyEncoder::with_prefix(index_prefix(def.id, index.id));
+        let any_null = enc.write_index_values(row, &positions, &mut key);
+        (!any_null).then(|| Bytes::from(key.finish()))
+    };
+    let n = def.columns.len();
+    for batch in batches {
+        let old = RowEncoder::try_new(def, &batch.columns()[1..=n])?;
+        let new_columns = match is_update {
+            true => Some(new_row_values(batch, def, assigned)?),
+            false => None,
+        };
+        let new = match &new_columns {
+            Some(columns) => Some(RowEncoder::try_new(def, columns)?),
+            None => None,
+        };
+        for row in 0..batch.num_rows() {
+            let Some(old_probe) = probe(&old, row) else {
+                continue;
+            };
+            if new
+                .as_ref()
+                .is_some_and(|enc| probe(enc, row).as_ref() == Some(&old_probe))
+            {
+                continue;
+            }
+            removed.insert(old_probe, old.describe_columns(row, &positions));
+        }
+    }
+    Ok(removed)
 }
 
 /// Fails with 23503 if a row of `child` references (through `fk`) one of `removed`: storage
@@ -1207,7 +1286,10 @@ pub async fn run_deferred_checks(d: &DmlContext<'_>, checks: Vec<DeferredCheck>)
                 })?;
                 let missing = d
                     .write(async |txn| {
-                        Ok(crate::foreign_keys::references_missing(d.primary, txn, &keys).await?)
+                        Ok(
+                            crate::foreign_keys::references_missing(d.primary, txn, &fk, &keys)
+                                .await?,
+                        )
                     })
                     .await
                     .map_err(sql_error)?;
@@ -1251,7 +1333,11 @@ pub async fn run_deferred_checks(d: &DmlContext<'_>, checks: Vec<DeferredCheck>)
                 let exists = d
                     .write(async |txn| {
                         let lsn = txn.snapshot();
-                        Ok(existing(d.primary, txn, &candidates, lsn).await?)
+                        Ok(if fk.references_unique_index() {
+                            crate::indexes::probes_taken(d.primary, txn, &candidates).await?
+                        } else {
+                            existing(d.primary, txn, &candidates, lsn).await?
+                        })
                     })
                     .await
                     .map_err(sql_error)?;

@@ -15,10 +15,11 @@ use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
-use strata_core::key::row_prefix;
+use strata_core::key::{index_prefix, row_prefix, NOT_NULL_TAG};
 
 use crate::catalog::{CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::indexes::IndexDef;
 use crate::pg_catalog::quote_ident;
 use crate::primary::Primary;
 use crate::txn::{LockOutcome, Transaction};
@@ -46,6 +47,10 @@ pub struct ForeignKeyDef {
     /// Added `NOT VALID`: rows written before were not checked (until VALIDATE CONSTRAINT).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_valid: bool,
+    /// The parent's columns it references (ids, in the order of `columns`) when they are a
+    /// unique index's rather than the primary key; empty: the primary key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_columns: Vec<u32>,
 }
 
 /// `ON DELETE` / `ON UPDATE`: what happens to referencing rows when the row they reference is
@@ -106,6 +111,40 @@ impl ForeignKeyDef {
         }
     }
 
+    /// The parent's unique index it references (whose entries' probes are the referenced
+    /// keys); `None`: the parent's primary key (whose row keys are).
+    pub fn referenced_index<'a>(&self, parent: &'a TableDef) -> SqlResult<Option<&'a IndexDef>> {
+        if self.referenced_columns.is_empty() {
+            return Ok(None);
+        }
+        parent
+            .indexes
+            .iter()
+            .find(|i| i.unique && i.columns == self.referenced_columns)
+            .map(Some)
+            .ok_or_else(|| {
+                SqlError::internal(format!(
+                    "foreign key {} has no unique index to reference",
+                    self.name
+                ))
+            })
+    }
+
+    /// Positions (in the parent's columns) of the referenced columns, in the order of
+    /// `columns`.
+    pub fn referenced_positions(&self, parent: &TableDef) -> Vec<usize> {
+        if self.referenced_columns.is_empty() {
+            parent.primary_key_indexes()
+        } else {
+            parent.column_positions(&self.referenced_columns)
+        }
+    }
+
+    /// Whether its referenced keys are unique-index probes rather than row keys.
+    pub fn references_unique_index(&self) -> bool {
+        !self.referenced_columns.is_empty()
+    }
+
     /// Positions (in the table's columns) of the referencing columns.
     pub fn column_positions(&self, def: &TableDef) -> Vec<usize> {
         def.column_positions(&self.columns)
@@ -122,11 +161,12 @@ pub fn referenced_keys(
     columns: &[ArrayRef],
 ) -> SqlResult<Vec<(usize, Option<Bytes>)>> {
     let positions = fk.column_positions(def);
-    let parent_types: Vec<_> = parent
-        .primary_key_indexes()
+    let parent_types: Vec<_> = fk
+        .referenced_positions(parent)
         .into_iter()
         .map(|i| parent.columns[i].ty)
         .collect();
+    let index = fk.referenced_index(parent)?;
     let arrays = positions
         .iter()
         .zip(&parent_types)
@@ -138,12 +178,21 @@ pub fn referenced_keys(
         if arrays.iter().any(|a| a.is_null(row)) {
             continue;
         }
-        let mut key = row_prefix(parent.id);
+        // A row key, or a unique index entry's probe (each value tagged non-NULL).
+        let mut key = match index {
+            None => row_prefix(parent.id),
+            Some(index) => index_prefix(parent.id, index.id),
+        };
         let mut representable = true;
         for (array, ty) in arrays.iter().zip(&parent_types) {
             let value = ScalarValue::try_from_array(array, row)?;
             match crate::key_range::encode(*ty, &value) {
-                Some(bytes) => key.extend_from_slice(&bytes),
+                Some(bytes) => {
+                    if index.is_some() {
+                        key.push(NOT_NULL_TAG);
+                    }
+                    key.extend_from_slice(&bytes);
+                }
                 None => representable = false,
             }
         }
@@ -201,19 +250,31 @@ pub async fn references_exist(
     fk: &ForeignKeyDef,
     keys: &[(Bytes, String)],
 ) -> SqlResult<()> {
-    match references_missing(primary, txn, keys).await?.first() {
+    match references_missing(primary, txn, fk, keys).await?.first() {
         Some((_, values)) => Err(not_present(def, parent, fk, values)),
         None => Ok(()),
     }
 }
 
-/// Those of `keys` (storage keys of parent rows, each with what it is paired with) that are
-/// no row `txn` sees; the ones that are stay locked until `txn` ends, so they cannot go.
+/// Those of `keys` (keys of parent rows as `fk` references them, each with what it is paired
+/// with) that are no row `txn` sees; the ones that are stay locked until `txn` ends, so they
+/// cannot go.
 pub async fn references_missing<T: Clone>(
     primary: &Primary,
     txn: &mut Transaction,
+    fk: &ForeignKeyDef,
     keys: &[(Bytes, T)],
 ) -> SqlResult<Vec<(Bytes, T)>> {
+    if fk.references_unique_index() {
+        let probes: Vec<Bytes> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let taken = crate::indexes::probes_taken(primary, txn, &probes).await?;
+        return Ok(keys
+            .iter()
+            .zip(taken)
+            .filter(|(_, taken)| !taken)
+            .map(|(k, _)| k.clone())
+            .collect());
+    }
     let mut missing = Vec::new();
     for (key, with) in keys {
         let lsn = match txn.lock(key).await? {
@@ -329,6 +390,31 @@ pub(crate) fn not_present(
     ))
     .with_table(&def.schema, &def.name)
     .with_constraint(&fk.name)
+}
+
+/// 2BP01 if a foreign key references `table` through its unique index `index`, which cannot
+/// go while one does; `what` names what was to be dropped, for the message.
+pub fn require_index_unreferenced(
+    view: &CatalogView,
+    table: &TableDef,
+    index: &IndexDef,
+    what: &str,
+) -> SqlResult<()> {
+    let dependent = referencing(view, table)
+        .into_iter()
+        .find(|(_, fk)| fk.referenced_columns == index.columns);
+    match dependent {
+        None => Ok(()),
+        Some((child, fk)) => Err(SqlError::new(
+            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!("cannot drop {what} because other objects depend on it"),
+        )
+        .with_detail(format!(
+            "constraint {} on table {} depends on index {}",
+            fk.name, child.name, index.name
+        ))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too.")),
+    }
 }
 
 fn column_names(def: &TableDef, fk: &ForeignKeyDef) -> String {

@@ -228,6 +228,12 @@ pub async fn drop_indexes(
         if index.constraint {
             return Err(required_by_constraint(&index_name, &table.name));
         }
+        crate::foreign_keys::require_index_unreferenced(
+            &view,
+            &table,
+            &index,
+            &format!("index {index_name}"),
+        )?;
         remove_index(txn, &table, &index).await?;
     }
     Ok(DdlOutcome::with_notices("DROP INDEX", notices))

@@ -539,7 +539,7 @@ pub(super) fn resolve_foreign_key(
         Some(c) => vec![c],
         None => fk.columns.iter().map(normalize).collect(),
     };
-    let key = parent.primary_key_indexes();
+    let primary_key = parent.primary_key_indexes();
     let no_key = || {
         SqlError::new(
             sqlstate::INVALID_FOREIGN_KEY,
@@ -549,11 +549,18 @@ pub(super) fn resolve_foreign_key(
             ),
         )
     };
-    if key.is_empty() {
-        return Err(no_key());
-    }
     let referred: Vec<String> = if fk.referred_columns.is_empty() {
-        key.iter()
+        if primary_key.is_empty() {
+            return Err(SqlError::new(
+                sqlstate::INVALID_FOREIGN_KEY,
+                format!(
+                    "there is no primary key for referenced table \"{}\"",
+                    parent.name
+                ),
+            ));
+        }
+        primary_key
+            .iter()
             .map(|&i| parent.columns[i].name.clone())
             .collect()
     } else {
@@ -571,10 +578,32 @@ pub(super) fn resolve_foreign_key(
             format!("column \"{name}\" referenced in foreign key constraint does not exist"),
         )
     };
+    let mut referred_positions = Vec::with_capacity(referred.len());
     for r in &referred {
-        if !parent.columns.iter().any(|c| &c.name == r) {
-            return Err(undefined(r));
+        match parent.columns.iter().position(|c| &c.name == r) {
+            Some(p) => referred_positions.push(p),
+            None => return Err(undefined(r)),
         }
+    }
+    // The referenced columns must be the primary key's or a unique index's, in any order.
+    let same_set = |positions: &[usize]| {
+        positions.len() == referred_positions.len()
+            && positions.iter().all(|p| referred_positions.contains(p))
+    };
+    let (key, referenced_columns) = if !primary_key.is_empty() && same_set(&primary_key) {
+        (primary_key, Vec::new())
+    } else {
+        let index = parent
+            .indexes
+            .iter()
+            .find(|i| i.unique && same_set(&i.column_positions(&parent)))
+            .ok_or_else(no_key)?;
+        (index.column_positions(&parent), index.columns.clone())
+    };
+    if !referenced_columns.is_empty() && (on_delete.acts() || on_update.acts()) {
+        return Err(SqlError::unsupported(
+            "ON DELETE / ON UPDATE CASCADE or SET NULL on a foreign key referencing a UNIQUE constraint",
+        ));
     }
     // The referencing columns in the order of the parent's key columns.
     let mut columns = Vec::with_capacity(key.len());
@@ -630,6 +659,7 @@ pub(super) fn resolve_foreign_key(
         deferrable,
         initially_deferred,
         not_valid: false,
+        referenced_columns,
     })
 }
 
@@ -784,6 +814,12 @@ pub async fn drop_constraint(
         return Err(SqlError::undefined_table(table));
     };
     if let Some(index) = def.indexes.iter().find(|i| i.constraint && i.name == name) {
+        crate::foreign_keys::require_index_unreferenced(
+            &txn_view(primary, txn),
+            &def,
+            index,
+            &format!("constraint {name} on table {table}"),
+        )?;
         index::remove_index(txn, &def, index).await?;
         return Ok(done(None));
     }

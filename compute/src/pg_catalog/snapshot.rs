@@ -395,14 +395,6 @@ impl Snapshot {
         })
     }
 
-    /// Primary-key column names of a table, in key order.
-    pub fn key_columns(def: &TableDef) -> Vec<String> {
-        def.primary_key_indexes()
-            .into_iter()
-            .map(|i| def.columns[i].name.clone())
-            .collect()
-    }
-
     /// `pg_get_indexdef` of an index; `pretty` leaves out the schema of a table on the search
     /// path, as PostgreSQL's pretty form does.
     /// `pg_get_indexdef(oid, column, pretty)`: with a column number above 0, that column's
@@ -455,9 +447,9 @@ impl Snapshot {
                     return Some(format!(
                         "FOREIGN KEY ({columns}) REFERENCES {}({}){}{}{}{}",
                         quote_ident(&parent.name),
-                        Self::key_columns(parent)
+                        fk.referenced_positions(parent)
                             .iter()
-                            .map(|c| quote_ident(c))
+                            .map(|&p| quote_ident(&parent.columns[p].name))
                             .collect::<Vec<_>>()
                             .join(", "),
                         fk.on_update.clause("UPDATE"),

@@ -540,11 +540,15 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                         ("connamespace", V::I(snap.namespace_oid(&t.schema))), ("contype", s("f")),
                         ("condeferrable", V::B(fk.deferrable)), ("condeferred", V::B(fk.initially_deferred)),
                         ("convalidated", V::B(!fk.not_valid)), ("conrelid", V::I(table_oid(t))),
-                        ("conindid", V::I(pk_index_oid(parent))), ("confrelid", V::I(table_oid(parent))),
+                        ("conindid", V::I(match fk.referenced_index(parent).ok().flatten() {
+                            Some(index) => index.id as i64,
+                            None => pk_index_oid(parent),
+                        })),
+                        ("confrelid", V::I(table_oid(parent))),
                         ("confupdtype", s(fk.on_update.code())), ("confdeltype", s(fk.on_delete.code())), ("confmatchtype", s("s")),
                         ("conislocal", V::B(true)), ("connoinherit", V::B(true)),
                         ("conkey", attnums(fk.column_positions(t))),
-                        ("confkey", attnums(parent.primary_key_indexes())),
+                        ("confkey", attnums(fk.referenced_positions(parent))),
                     ])
                 })
             }))

@@ -248,6 +248,16 @@ impl Session {
                         ));
                         continue;
                     };
+                    self.slot.with_catalog(&self.primary.catalog, |view| {
+                        dropped.iter().try_for_each(|index| {
+                            crate::foreign_keys::require_index_unreferenced(
+                                view,
+                                &def,
+                                index,
+                                &format!("column {column} of table {table}"),
+                            )
+                        })
+                    })?;
                     let column_id = def.columns.iter().find(|c| c.name == column).map(|c| c.id);
                     self.with_txn(async |txn| {
                         ddl::replace_table_def(txn, &changed).await?;
@@ -340,6 +350,21 @@ impl Session {
             )));
         }
         let retype = ddl::retype::retype_column(&def, column, data_type, using)?;
+        let referenced = self.slot.with_catalog(&self.primary.catalog, |view| {
+            crate::foreign_keys::referencing(view, &def)
+                .iter()
+                .any(|(_, fk)| {
+                    retype
+                        .indexes
+                        .iter()
+                        .any(|i| i.columns == fk.referenced_columns)
+                })
+        });
+        if referenced {
+            return Err(SqlError::unsupported(format!(
+                "changing the type of a column a foreign key references (column \"{column}\" of relation \"{table}\")"
+            )));
+        }
         self.with_txn(async |txn| ddl::replace_table_def(txn, &retype.staged).await)
             .await?;
         self.run_internal(&format!(
