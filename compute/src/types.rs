@@ -466,6 +466,7 @@ pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i
                     || *t == Type::UUID
                     || *t == Type::JSON
                     || *t == Type::JSONB
+                    || (*t == Type::NUMERIC && is_declared_numeric(field))
             })
         });
     match declared {
@@ -477,6 +478,22 @@ pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i
         ),
         None => (pg_type_of_arrow(field.data_type()), -1),
     }
+}
+
+/// Whether a decimal field is exactly the `numeric(p,s)` its metadata declares (a column read
+/// as it is stored, not a value computed from one).
+fn is_declared_numeric(field: &datafusion::arrow::datatypes::Field) -> bool {
+    let Some(typmod) = field
+        .metadata()
+        .get(PG_TYPMOD_METADATA)
+        .and_then(|m| m.parse::<i32>().ok())
+        .filter(|m| *m >= 4)
+    else {
+        return false;
+    };
+    let m = typmod - 4;
+    let (precision, scale) = ((m >> 16) as u8, (m & 0xffff) as u8 as i8);
+    *field.data_type() == DataType::Decimal128(precision, scale)
 }
 
 /// The PostgreSQL type a computed Arrow column is reported as.

@@ -569,11 +569,15 @@ impl Session {
 
     /// Runs a statement Strata builds itself in the session's transaction, discarding its
     /// output.
-    async fn run_internal(&self, sql: &str) -> SqlResult<()> {
+    pub(super) async fn run_internal(&self, sql: &str) -> SqlResult<()> {
+        self.run_internal_output(sql).await.map(drop)
+    }
+
+    /// Runs a statement Strata wrote, in the session's transaction; its output.
+    pub(super) async fn run_internal_output(&self, sql: &str) -> SqlResult<Output> {
         let statement = self.parse(sql)?.remove(0);
         let prepared = self.plan_statement(statement).await?;
-        // Boxed: `run` is what called the ALTER TABLE that got here.
-        Box::pin(self.run(&prepared, Vec::new())).await?;
-        Ok(())
+        // Boxed: `run` is what called the DDL statement that got here.
+        Box::pin(self.run(&prepared, Vec::new())).await
     }
 }

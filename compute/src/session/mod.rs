@@ -8,6 +8,7 @@ mod alter;
 mod block;
 mod constraints;
 mod copy;
+mod create_table_as;
 mod prepare;
 mod run;
 mod sql_prepare;

@@ -276,6 +276,10 @@ impl Session {
     /// Statements run from their syntax: DDL and session settings.
     async fn run_other(&self, prepared: &Prepared) -> SqlResult<Output> {
         match &prepared.statement {
+            Statement::CreateTable(ct) if ct.query.is_some() => {
+                let query = ct.query.as_ref().expect("checked");
+                self.create_table_as(ct, query).await
+            }
             Statement::CreateTable(ct) => {
                 let outcome = self
                     .with_txn(async |txn| ddl::create_table(&self.primary, txn, ct).await)

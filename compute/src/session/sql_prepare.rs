@@ -41,15 +41,14 @@ impl Session {
                 (Some(declared), _) => crate::types::SqlType::from_sql(declared)
                     .ok()
                     .and_then(|t| {
-                        crate::pg_catalog::format_type(
-                            i64::from(t.pg_type().oid()),
-                            Some(t.typmod()),
-                        )
+                        crate::pg_catalog::format_type(i64::from(t.pg_type().oid()), None)
                     })
                     .unwrap_or_else(|| declared.to_string().to_lowercase()),
                 (None, Some(Some(field))) => {
-                    let (t, typmod) = crate::types::pg_type_of_field(field);
-                    crate::pg_catalog::format_type(i64::from(t.oid()), Some(typmod))
+                    // A parameter has a type but no modifier (pg_prepared_statements lists
+                    // regtypes).
+                    let (t, _) = crate::types::pg_type_of_field(field);
+                    crate::pg_catalog::format_type(i64::from(t.oid()), None)
                         .unwrap_or_else(|| t.name().to_string())
                 }
                 (None, _) => "text".to_string(),
