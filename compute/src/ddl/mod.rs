@@ -455,6 +455,24 @@ pub async fn add_primary_key(
         col.nullable = false;
         new.primary_key.push(col.id);
     }
+    rewrite_rows(primary, txn, def, new, rows).await?;
+    Ok(DdlOutcome {
+        tag: "ALTER TABLE",
+        notice: None,
+        detail: None,
+    })
+}
+
+/// Writes `rows` (every row of `def`, in `new`'s column order) again under a new table id as
+/// `new` keys them, and builds every index of `new` again: what a change of the primary key's
+/// columns or types needs. 23505 if two rows get one key; each row's constraints are checked.
+pub async fn rewrite_rows(
+    primary: &Primary,
+    txn: &mut Transaction,
+    def: &TableDef,
+    new: TableDef,
+    rows: &[datafusion::arrow::array::RecordBatch],
+) -> SqlResult<TableDef> {
     let new = rewrite_under_new_id(primary, txn, def, new).await?;
     let mut seen = std::collections::HashSet::new();
     let mut keyed_rows: index::TableRows = Vec::with_capacity(rows.len());
@@ -485,11 +503,7 @@ pub async fn add_primary_key(
     for index in &new.indexes {
         crate::indexes::build(txn, &new, index, &keyed_rows)?;
     }
-    Ok(DdlOutcome {
-        tag: "ALTER TABLE",
-        notice: None,
-        detail: None,
-    })
+    Ok(new)
 }
 
 /// A FOREIGN KEY of the table `def` being created, checked against the table it references
@@ -664,7 +678,7 @@ pub(super) fn resolve_foreign_key(
 }
 
 /// Whether values of `a` can reference values of `b` (PostgreSQL needs an equality operator).
-fn compatible(a: SqlType, b: SqlType) -> bool {
+pub(super) fn compatible(a: SqlType, b: SqlType) -> bool {
     use SqlType::*;
     let family = |t: SqlType| match t {
         Int2 | Int4 | Int8 | Numeric { .. } | Float4 | Float8 => 0,

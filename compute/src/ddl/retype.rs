@@ -7,8 +7,8 @@
 
 use datafusion::sql::sqlparser::ast::{DataType as SqlDataType, Expr as SqlExpr};
 
-use super::column_type;
-use crate::catalog::{ColumnDef, TableDef};
+use super::{column_type, compatible};
+use crate::catalog::{CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::indexes::IndexDef;
 use crate::pg_catalog::quote_ident;
@@ -27,11 +27,14 @@ pub struct Retype {
     pub finished: TableDef,
     /// The indexes to build again, as they were.
     pub indexes: Vec<IndexDef>,
+    /// The column is part of the primary key: every row gets a new key.
+    pub rekey: bool,
 }
 
 /// Plans the change of `column`'s type. Without USING the old values must convert to the new
 /// type by an assignment cast, as in PostgreSQL (42804 otherwise).
 pub fn retype_column(
+    view: &CatalogView,
     def: &TableDef,
     column: &str,
     data_type: &SqlDataType,
@@ -64,16 +67,6 @@ pub fn retype_column(
             def.name
         ))
     };
-    if def.primary_key.contains(&old.id) {
-        return Err(unsupported("a primary key column"));
-    }
-    if def
-        .foreign_keys
-        .iter()
-        .any(|fk| fk.columns.contains(&old.id))
-    {
-        return Err(unsupported("a foreign key column"));
-    }
     if old.identity.is_some() {
         return Err(unsupported("an identity column"));
     }
@@ -87,6 +80,49 @@ pub fn retype_column(
             "You might need to specify \"USING {}::{name}\".",
             quote_ident(column)
         )));
+    }
+    // A foreign key from or to the column must still be one (the values compare).
+    for fk in def
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.columns.contains(&old.id))
+    {
+        let parent = if fk.parent == def.id {
+            std::sync::Arc::new(def.clone())
+        } else {
+            view.table_by_id(fk.parent)?
+                .ok_or_else(|| SqlError::internal("a foreign key's table is missing"))?
+        };
+        let at = fk
+            .columns
+            .iter()
+            .position(|c| *c == old.id)
+            .expect("filtered");
+        let referenced = &parent.columns[fk.referenced_positions(&parent)[at]];
+        if !compatible(ty, referenced.ty) {
+            return Err(incompatible(
+                &fk.name,
+                column,
+                &referenced.name,
+                ty,
+                referenced.ty,
+            ));
+        }
+    }
+    for (child, fk) in crate::foreign_keys::referencing(view, def) {
+        let referenced = fk.referenced_positions(def);
+        if let Some(at) = referenced.iter().position(|&p| p == position) {
+            let referencing = &child.columns[fk.column_positions(&child)[at]];
+            if !compatible(referencing.ty, ty) {
+                return Err(incompatible(
+                    &fk.name,
+                    &referencing.name,
+                    column,
+                    referencing.ty,
+                    ty,
+                ));
+            }
+        }
     }
     let id = def.next_column_id;
     let temporary = format!("strata_retype_{id}");
@@ -107,18 +143,41 @@ pub fn retype_column(
         ty,
         ..old.clone()
     };
-    let (indexes, kept) = def
-        .indexes
-        .iter()
-        .cloned()
-        .partition(|i| i.columns.contains(&old.id));
-    finished.indexes = kept;
+    let remap = |ids: &mut Vec<u32>| {
+        for c in ids.iter_mut().filter(|c| **c == old.id) {
+            *c = id;
+        }
+    };
+    for fk in &mut finished.foreign_keys {
+        remap(&mut fk.columns);
+        if fk.parent == def.id {
+            remap(&mut fk.referenced_columns);
+        }
+    }
+    let rekey = def.primary_key.contains(&old.id);
+    let indexes = if rekey {
+        // Every row moves to a new key, and every index is built again (see `rewrite_rows`).
+        remap(&mut finished.primary_key);
+        for index in &mut finished.indexes {
+            remap(&mut index.columns);
+        }
+        Vec::new()
+    } else {
+        let (indexes, kept) = def
+            .indexes
+            .iter()
+            .cloned()
+            .partition(|i| i.columns.contains(&old.id));
+        finished.indexes = kept;
+        indexes
+    };
     Ok(Retype {
         staged,
         temporary,
         value: using.map_or_else(|| quote_ident(column), |e| e.to_string()),
         finished,
         indexes,
+        rekey,
     })
 }
 
@@ -140,4 +199,15 @@ fn assignable(from: &SqlType, to: &SqlType) -> bool {
         || (matches!(from, Interval) && matches!(to, Time))
         || (matches!(from, Time) && matches!(to, Interval))
         || (matches!(from, Timestamp | Timestamptz) && matches!(to, Time))
+}
+
+fn incompatible(fk: &str, a: &str, b: &str, a_ty: SqlType, b_ty: SqlType) -> SqlError {
+    SqlError::new(
+        sqlstate::DATATYPE_MISMATCH,
+        format!(
+            "foreign key constraint \"{fk}\" cannot be implemented: key columns \"{a}\" and \"{b}\" are of incompatible types: {} and {}",
+            a_ty.display_name(),
+            b_ty.display_name()
+        ),
+    )
 }

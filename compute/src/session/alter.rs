@@ -349,17 +349,16 @@ impl Session {
                 view.name
             )));
         }
-        let retype = ddl::retype::retype_column(&def, column, data_type, using)?;
-        let referenced = self.slot.with_catalog(&self.primary.catalog, |view| {
+        let retype = self.slot.with_catalog(&self.primary.catalog, |view| {
+            ddl::retype::retype_column(view, &def, column, data_type, using)
+        })?;
+        let old_id = def.columns.iter().find(|c| c.name == column).map(|c| c.id);
+        let referencing = self.slot.with_catalog(&self.primary.catalog, |view| {
             crate::foreign_keys::referencing(view, &def)
-                .iter()
-                .any(|(_, fk)| {
-                    retype
-                        .indexes
-                        .iter()
-                        .any(|i| i.columns == fk.referenced_columns)
-                })
         });
+        let referenced = referencing
+            .iter()
+            .any(|(_, fk)| old_id.is_some_and(|id| fk.referenced_columns.contains(&id)));
         if referenced {
             return Err(SqlError::unsupported(format!(
                 "changing the type of a column a foreign key references (column \"{column}\" of relation \"{table}\")"
@@ -383,7 +382,25 @@ impl Session {
             Ok(())
         })
         .await?;
-        let finished = &retype.finished;
+        let mut finished = retype.finished.clone();
+        if retype.rekey {
+            // The key's encoding changed with its type: every row moves to its new key.
+            let rows = self
+                .keyed_rows(&finished)
+                .await?
+                .into_iter()
+                .map(|(columns, _)| {
+                    datafusion::arrow::array::RecordBatch::try_new(finished.arrow_schema(), columns)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let current = finished.clone();
+            finished = self
+                .with_txn(async |txn| {
+                    ddl::rewrite_rows(&self.primary, txn, &current, current.clone(), &rows).await
+                })
+                .await?;
+        }
+        let finished = &finished;
         if !finished
             .columns
             .iter()
@@ -393,6 +410,32 @@ impl Session {
         }
         for check in &finished.checks {
             self.check_rows_satisfy(finished, check).await?;
+        }
+        // Foreign keys from and to the column hold for the new values (USING may change them).
+        if let Some(new_id) = finished
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .map(|c| c.id)
+        {
+            for fk in finished
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.columns.contains(&new_id))
+            {
+                self.check_rows_reference(finished, fk).await?;
+            }
+            if finished.primary_key.contains(&new_id) {
+                for (child, fk) in &referencing {
+                    if !fk.references_unique_index() && child.id != def.id {
+                        let child = self.current_table(&child.schema, &child.name)?;
+                        let fk = child.foreign_keys.iter().find(|f| f.name == fk.name);
+                        if let Some(fk) = fk {
+                            self.check_rows_reference(&child, fk).await?;
+                        }
+                    }
+                }
+            }
         }
         for index in &retype.indexes {
             let columns = index
