@@ -9,17 +9,19 @@ use std::ops::ControlFlow;
 
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, ColumnDef as SqlColumnDef, ColumnOption, Expr as SqlExpr,
+    visit_expressions_mut, ColumnDef as SqlColumnDef, ColumnOption, Expr as SqlExpr, GeneratedAs,
+    SequenceOptions,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{column_type, default_text, replace_table_def};
-use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
+use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, Identity, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
 use crate::primary::Primary;
 use crate::txn::Transaction;
+use crate::types::SqlType;
 
 /// A column to add, and what the session must do after the definition is written.
 pub struct AddedColumn {
@@ -31,6 +33,11 @@ pub struct AddedColumn {
     pub check_not_null: bool,
     /// Whether a UNIQUE constraint was asked for (the session builds its index).
     pub unique: bool,
+    /// Whether it is to be the primary key (the session rewrites the rows under it).
+    pub primary_key: bool,
+    /// serial or identity: the type and options of the sequence the column owns, which the
+    /// session creates (and fills the older rows from).
+    pub sequence: Option<(SqlType, Vec<SequenceOptions>)>,
 }
 
 fn undefined_column(table: &str, column: &str) -> SqlError {
@@ -67,18 +74,44 @@ pub fn add_column(
         ));
     }
     let (ty, serial) = column_type(&column.data_type)?;
-    if serial.is_some() {
-        return Err(SqlError::unsupported("ADD COLUMN of a serial column"));
-    }
-    let mut nullable = true;
+    let mut nullable = serial.is_none();
     let mut default = None;
     let mut unique = false;
+    let mut primary_key = false;
+    let mut identity = None;
+    let mut sequence_options = Vec::new();
     for option in &column.options {
         match &option.option {
             ColumnOption::Null => {}
             ColumnOption::NotNull => nullable = false,
             ColumnOption::Default(expr) => default = Some(default_text(expr)),
             ColumnOption::Unique(_) => unique = true,
+            ColumnOption::PrimaryKey(_) => {
+                if !def.primary_key.is_empty() {
+                    return Err(SqlError::new(
+                        sqlstate::INVALID_TABLE_DEFINITION,
+                        format!(
+                            "multiple primary keys for table \"{}\" are not allowed",
+                            def.name
+                        ),
+                    ));
+                }
+                primary_key = true;
+                nullable = false;
+            }
+            ColumnOption::Generated {
+                generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
+                sequence_options: options,
+                generation_expr: None,
+                ..
+            } => {
+                identity = Some(match generated {
+                    GeneratedAs::Always => Identity::Always,
+                    _ => Identity::ByDefault,
+                });
+                sequence_options = options.clone().unwrap_or_default();
+                nullable = false;
+            }
             other => {
                 return Err(SqlError::unsupported(format!(
                     "column option {other} in ADD COLUMN"
@@ -86,6 +119,23 @@ pub fn add_column(
             }
         }
     }
+    let sequence = if serial.is_some() || identity.is_some() {
+        if default.is_some() {
+            return Err(SqlError::syntax(format!(
+                "multiple default values specified for column \"{name}\" of table \"{}\"",
+                def.name
+            )));
+        }
+        if identity.is_some() && !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                "identity column type must be smallint, integer, or bigint",
+            ));
+        }
+        Some((ty, sequence_options))
+    } else {
+        None
+    };
     let mut changed = def.clone();
     changed.columns.push(ColumnDef {
         id: def.next_column_id,
@@ -93,15 +143,17 @@ pub fn add_column(
         ty,
         nullable,
         default: default.clone(),
-        identity: None,
+        identity,
     });
     changed.next_column_id += 1;
     Ok(Some(AddedColumn {
         def: changed,
         name,
-        check_not_null: !nullable && default.is_none(),
+        check_not_null: !nullable && default.is_none() && sequence.is_none(),
         default,
         unique,
+        primary_key,
+        sequence,
     }))
 }
 

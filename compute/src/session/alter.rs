@@ -111,20 +111,7 @@ impl Session {
                 not_valid: false,
             } => {
                 let columns = ddl::index::column_names(&pk.columns)?;
-                let def = self.locked_for_rebuild(schema, table).await?;
-                // Every row, read in this transaction, then written again under its key.
-                let rows = self
-                    .keyed_rows(&def)
-                    .await?
-                    .into_iter()
-                    .map(|(columns, _)| {
-                        datafusion::arrow::array::RecordBatch::try_new(def.arrow_schema(), columns)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.with_txn(async |txn| {
-                    ddl::add_primary_key(&self.primary, txn, &def, &columns, &rows).await
-                })
-                .await?;
+                self.add_primary_key(schema, table, &columns).await?;
                 Ok(None)
             }
             AlterTableOperation::AddConstraint {
@@ -208,7 +195,14 @@ impl Session {
                 };
                 self.with_txn(async |txn| ddl::replace_table_def(txn, &added.def).await)
                     .await?;
-                if let Some(default) = &added.default {
+                let mut default = added.default.clone();
+                if let Some((ty, options)) = &added.sequence {
+                    default = Some(
+                        self.add_owned_sequence(schema, table, &added.def, *ty, options)
+                            .await?,
+                    );
+                }
+                if let Some(default) = &default {
                     // Rows written before the column get its default, evaluated per row.
                     self.run_internal(&format!(
                         "UPDATE {}.{} SET {} = {default}",
@@ -220,6 +214,10 @@ impl Session {
                 }
                 if added.check_not_null {
                     self.check_no_nulls(&added.def, &added.name).await?;
+                }
+                if added.primary_key {
+                    self.add_primary_key(schema, table, std::slice::from_ref(&added.name))
+                        .await?;
                 }
                 if added.unique {
                     let new = NewIndex {
@@ -453,6 +451,69 @@ impl Session {
             self.add_index(schema, table, new).await?;
         }
         Ok(())
+    }
+
+    /// ADD PRIMARY KEY (or ADD COLUMN … PRIMARY KEY): every row, read in this transaction, is
+    /// written again under its key.
+    async fn add_primary_key(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: &[String],
+    ) -> SqlResult<()> {
+        let def = self.locked_for_rebuild(schema, table).await?;
+        let rows = self
+            .keyed_rows(&def)
+            .await?
+            .into_iter()
+            .map(|(columns, _)| {
+                datafusion::arrow::array::RecordBatch::try_new(def.arrow_schema(), columns)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_txn(async |txn| {
+            ddl::add_primary_key(&self.primary, txn, &def, columns, &rows).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The sequence a serial or identity column added to `def` (its last column) owns, which
+    /// becomes its default; that default (`nextval(…)`), for the older rows.
+    async fn add_owned_sequence(
+        &self,
+        schema: &str,
+        table: &str,
+        def: &TableDef,
+        ty: crate::types::SqlType,
+        options: &[datafusion::sql::sqlparser::ast::SequenceOptions],
+    ) -> SqlResult<String> {
+        let column = def.columns.last().expect("the added column").clone();
+        self.with_txn(async |txn| {
+            let view = crate::catalog::CatalogView::of(&self.primary.catalog, txn);
+            let name = ddl::sequence::owned_sequence_name(&view, schema, table, &column.name)?;
+            let sequence = ddl::sequence::add_sequence(
+                &self.primary,
+                txn,
+                ddl::sequence::NewSequence {
+                    schema: schema.to_string(),
+                    name,
+                    ty,
+                    options: options.to_vec(),
+                    owned_by: Some((def.id, column.id)),
+                },
+            )
+            .await?;
+            let nextval = ddl::sequence::nextval_default(&sequence.schema, &sequence.name);
+            let mut changed = def.clone();
+            changed
+                .columns
+                .last_mut()
+                .expect("the added column")
+                .default = Some(nextval.clone());
+            ddl::replace_table_def(txn, &changed).await?;
+            Ok(nextval)
+        })
+        .await
     }
 
     /// Checks that every row of `def` the transaction sees references an existing row through
