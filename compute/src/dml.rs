@@ -247,7 +247,7 @@ pub async fn insert_batches(
         .write(async |txn| {
             lock_table_for_write(primary, txn, &def).await?;
             let mut written = Vec::new();
-            let mut seen: HashSet<Bytes> = HashSet::new();
+            let mut seen: datafusion::common::HashSet<Bytes> = datafusion::common::HashSet::new();
             for (batch_index, batch) in batches.iter().enumerate() {
                 let enc = RowEncoder::try_new(&def, batch.columns())?;
                 let rows = batch.num_rows();

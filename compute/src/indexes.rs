@@ -247,7 +247,7 @@ pub async fn check_new_rows(
         return Ok(Vec::new());
     }
     let mut taken = probes_taken(primary, txn, &probes).await?.into_iter();
-    let mut seen: HashSet<Bytes> = HashSet::new();
+    let mut seen: datafusion::common::HashSet<Bytes> = datafusion::common::HashSet::new();
     let mut conflicts = Vec::new();
     for (row, row_entries) in entries.iter().enumerate() {
         if !keep[row] {
@@ -284,7 +284,7 @@ pub fn build(
 ) -> SqlResult<()> {
     let mut only = def.clone();
     only.indexes = vec![index.clone()];
-    let mut seen: HashSet<Bytes> = HashSet::new();
+    let mut seen: datafusion::common::HashSet<Bytes> = datafusion::common::HashSet::new();
     for (columns, keys) in rows {
         let enc = RowEncoder::try_new(&only, columns)?;
         let index_rows = IndexRows::new(&only, &enc);

@@ -7,7 +7,8 @@
 //! A key it has no entry for was last written at or below `floor`: before this primary
 //! registered, or by an entry forgotten to keep memory bounded.
 
-use std::collections::HashMap;
+// One entry per written key: hashed with DataFusion's fast default, not SipHash.
+use datafusion::common::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;

@@ -339,7 +339,7 @@ async fn rewrite_under_new_id(
         .into_iter()
         .filter(|q| q.owned_by.is_some_and(|(t, _)| t == def.id))
         .collect();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = datafusion::common::HashSet::new();
     for child in children.into_iter().filter(|c| seen.insert(c.id)) {
         let mut changed = child.as_ref().clone();
         for fk in changed
@@ -474,7 +474,7 @@ pub async fn rewrite_rows(
     rows: &[datafusion::arrow::array::RecordBatch],
 ) -> SqlResult<TableDef> {
     let new = rewrite_under_new_id(primary, txn, def, new).await?;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = datafusion::common::HashSet::new();
     let mut keyed_rows: index::TableRows = Vec::with_capacity(rows.len());
     for batch in rows {
         let enc = crate::row_codec::RowEncoder::try_new(&new, batch.columns())?;

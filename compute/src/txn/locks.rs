@@ -6,7 +6,8 @@
 //! PostgreSQL, instead of both succeeding). Waits form a graph; a wait that would close a cycle is
 //! a deadlock and fails at once with 40P01.
 
-use std::collections::HashMap;
+// Keyed by storage keys, one entry per locked key: hashed with DataFusion's fast default.
+use datafusion::common::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;

@@ -17,12 +17,13 @@
 
 mod locks;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use datafusion::common::HashMap;
 use strata_core::wal::{encode_mutations, Mutation};
 use strata_core::Lsn;
 use tokio::sync::Notify;
