@@ -15,8 +15,8 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::{column_type, default_text, replace_table_def};
-use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, Identity, TableDef};
+use super::{column_type, default_text, identity_kind, owned_sequence, replace_table_def};
+use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
 use crate::primary::Primary;
@@ -105,10 +105,7 @@ pub fn add_column(
                 generation_expr: None,
                 ..
             } => {
-                identity = Some(match generated {
-                    GeneratedAs::Always => Identity::Always,
-                    _ => Identity::ByDefault,
-                });
+                identity = Some(identity_kind(generated));
                 sequence_options = options.clone().unwrap_or_default();
                 nullable = false;
             }
@@ -119,23 +116,15 @@ pub fn add_column(
             }
         }
     }
-    let sequence = if serial.is_some() || identity.is_some() {
-        if default.is_some() {
-            return Err(SqlError::syntax(format!(
-                "multiple default values specified for column \"{name}\" of table \"{}\"",
-                def.name
-            )));
-        }
-        if identity.is_some() && !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
-            return Err(SqlError::new(
-                sqlstate::DATATYPE_MISMATCH,
-                "identity column type must be smallint, integer, or bigint",
-            ));
-        }
-        Some((ty, sequence_options))
-    } else {
-        None
-    };
+    let owns = owned_sequence(
+        &name,
+        &def.name,
+        ty,
+        serial.is_some(),
+        identity.is_some(),
+        &default,
+    )?;
+    let sequence = owns.then_some((ty, sequence_options));
     let mut changed = def.clone();
     changed.columns.push(ColumnDef {
         id: def.next_column_id,

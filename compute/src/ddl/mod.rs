@@ -142,10 +142,7 @@ pub async fn create_table(
                     generation_expr: None,
                     ..
                 } => {
-                    identity = Some(match generated {
-                        GeneratedAs::Always => Identity::Always,
-                        _ => Identity::ByDefault,
-                    });
+                    identity = Some(identity_kind(generated));
                     sequence_options = options.clone().unwrap_or_default();
                     nullable = false;
                 }
@@ -173,18 +170,15 @@ pub async fn create_table(
                 other => return Err(SqlError::unsupported(format!("column option {other}"))),
             }
         }
-        if serial.is_some() || identity.is_some() {
-            if default.is_some() {
-                return Err(SqlError::syntax(format!(
-                    "multiple default values specified for column \"{col_name}\" of table \"{name}\""
-                )));
-            }
-            if identity.is_some() && !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
-                return Err(SqlError::new(
-                    sqlstate::DATATYPE_MISMATCH,
-                    "identity column type must be smallint, integer, or bigint",
-                ));
-            }
+        let owns = owned_sequence(
+            &col_name,
+            &name,
+            ty,
+            serial.is_some(),
+            identity.is_some(),
+            &default,
+        )?;
+        if owns {
             owned_sequences.push((i, ty, sequence_options));
         }
         columns.push(ColumnDef {
@@ -504,6 +498,41 @@ pub async fn rewrite_rows(
         crate::indexes::build(txn, &new, index, &keyed_rows)?;
     }
     Ok(new)
+}
+
+/// `GENERATED ALWAYS` or `BY DEFAULT AS IDENTITY`.
+pub(super) fn identity_kind(generated: &GeneratedAs) -> Identity {
+    match generated {
+        GeneratedAs::Always => Identity::Always,
+        _ => Identity::ByDefault,
+    }
+}
+
+/// Whether a column (of `table`) owns a sequence: a serial or identity one, which then can
+/// have no other default, and, for identity, must be an integer.
+pub(super) fn owned_sequence(
+    column: &str,
+    table: &str,
+    ty: SqlType,
+    serial: bool,
+    identity: bool,
+    default: &Option<String>,
+) -> SqlResult<bool> {
+    if !serial && !identity {
+        return Ok(false);
+    }
+    if default.is_some() {
+        return Err(SqlError::syntax(format!(
+            "multiple default values specified for column \"{column}\" of table \"{table}\""
+        )));
+    }
+    if identity && !matches!(ty, SqlType::Int2 | SqlType::Int4 | SqlType::Int8) {
+        return Err(SqlError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            "identity column type must be smallint, integer, or bigint",
+        ));
+    }
+    Ok(true)
 }
 
 /// A FOREIGN KEY of the table `def` being created, checked against the table it references
