@@ -1007,8 +1007,13 @@ async fn apply_changes(
     // ON UPDATE CASCADE / SET NULL: once the rows have their new keys, which the referencing
     // rows then reference.
     for (child, fk, keys) in rekeyed {
+        let defaults = match fk.on_update {
+            FkAction::SetDefault => referencing_defaults(d, &child, &fk).await?,
+            _ => Vec::new(),
+        };
         let action = match fk.on_update {
             FkAction::SetNull => ChildAction::SetNull,
+            FkAction::SetDefault => ChildAction::SetDefault(&defaults),
             _ => ChildAction::SetKey(&keys),
         };
         Box::pin(act_on_referencing_rows(d, &def, &child, &fk, &keys, action)).await?;
@@ -1032,6 +1037,9 @@ type Rekeyed = (
 enum ChildAction<'a> {
     Delete,
     SetNull,
+    /// The referencing columns take these values (their defaults, in the order of the
+    /// foreign key's columns).
+    SetDefault(&'a [ScalarValue]),
     /// The referencing columns take the new key's values (old key → values, in the order of
     /// the referenced key's columns).
     SetKey(&'a HashMap<Bytes, Vec<ScalarValue>>),
@@ -1142,8 +1150,13 @@ async fn check_not_referenced(
             continue;
         }
         if !is_update && fk.on_delete.acts() {
+            let defaults = match fk.on_delete {
+                FkAction::SetDefault => referencing_defaults(d, &child, &fk).await?,
+                _ => Vec::new(),
+            };
             let action = match fk.on_delete {
                 FkAction::SetNull => ChildAction::SetNull,
+                FkAction::SetDefault => ChildAction::SetDefault(&defaults),
                 _ => ChildAction::Delete,
             };
             let removed: HashMap<Bytes, Vec<ScalarValue>> =
@@ -1254,6 +1267,33 @@ async fn referencing_rows_absent(
     crate::foreign_keys::check_not_referenced(parent, child, fk, &rows, &keys, |k| {
         removed.get(k).cloned().unwrap_or_default()
     })
+}
+
+/// ON DELETE / UPDATE SET DEFAULT: the defaults of `fk`'s columns of `child` (NULL for a
+/// column without one), evaluated once for the statement.
+async fn referencing_defaults(
+    d: &DmlContext<'_>,
+    child: &TableDef,
+    fk: &ForeignKeyDef,
+) -> SqlResult<Vec<ScalarValue>> {
+    let positions = fk.column_positions(child);
+    let defaults: Vec<String> = positions
+        .iter()
+        .map(|&p| {
+            child.columns[p]
+                .default
+                .clone()
+                .unwrap_or_else(|| "NULL".into())
+        })
+        .collect();
+    let rows = sql_result(d, &format!("SELECT {}", defaults.join(", "))).await?;
+    let batch = rows
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| SqlError::internal("defaults evaluated to no row"))?;
+    (0..positions.len())
+        .map(|i| Ok(ScalarValue::try_from_array(batch.column(i), 0)?))
+        .collect()
 }
 
 /// The rows of a query Strata wrote itself, run in the statement's transaction.
@@ -1405,7 +1445,9 @@ async fn act_on_referencing_rows(
     let n = child.columns.len();
     let assigned = match action {
         ChildAction::Delete => Vec::new(),
-        ChildAction::SetNull | ChildAction::SetKey(_) => fk.column_positions(child),
+        ChildAction::SetNull | ChildAction::SetDefault(_) | ChildAction::SetKey(_) => {
+            fk.column_positions(child)
+        }
     };
     let mut found = Vec::new();
     for batch in d.run(&plan).await? {
@@ -1440,6 +1482,9 @@ async fn act_on_referencing_rows(
                         let values = referenced_by_kept.iter().map(|k| new_keys[k][i].clone());
                         cast(&ScalarValue::iter_to_array(values)?, &ty)?
                     }
+                    ChildAction::SetDefault(values) => {
+                        cast(&values[i].to_array_of_size(rows.num_rows())?, &ty)?
+                    }
                     _ => datafusion::arrow::array::new_null_array(&ty, rows.num_rows()),
                 });
             }
@@ -1449,6 +1494,12 @@ async fn act_on_referencing_rows(
     }
     if found.is_empty() {
         return Ok(());
+    }
+    if let ChildAction::SetDefault(values) = action {
+        // The defaults must not reference a row that is going: PostgreSQL checks them once the
+        // statement is done, when that row is gone.
+        let gone: HashSet<Bytes> = keys.keys().cloned().collect();
+        crate::foreign_keys::check_values_not_among(parent, child, fk, values, &gone)?;
     }
     let finder = RowFinder {
         query,

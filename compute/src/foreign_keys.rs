@@ -66,6 +66,8 @@ pub enum FkAction {
     Cascade,
     /// The referencing columns are set to NULL.
     SetNull,
+    /// The referencing columns are set to their defaults (which must then reference a row).
+    SetDefault,
 }
 
 impl FkAction {
@@ -80,6 +82,7 @@ impl FkAction {
             FkAction::Restrict => "r",
             FkAction::Cascade => "c",
             FkAction::SetNull => "n",
+            FkAction::SetDefault => "d",
         }
     }
 
@@ -91,13 +94,17 @@ impl FkAction {
             FkAction::Restrict => "RESTRICT",
             FkAction::Cascade => "CASCADE",
             FkAction::SetNull => "SET NULL",
+            FkAction::SetDefault => "SET DEFAULT",
         };
         format!(" ON {event} {action}")
     }
 
     /// Whether the referencing rows change with the referenced one (rather than stop it).
     pub fn acts(self) -> bool {
-        matches!(self, FkAction::Cascade | FkAction::SetNull)
+        matches!(
+            self,
+            FkAction::Cascade | FkAction::SetNull | FkAction::SetDefault
+        )
     }
 }
 
@@ -390,6 +397,36 @@ pub(crate) fn not_present(
     ))
     .with_table(&def.schema, &def.name)
     .with_constraint(&fk.name)
+}
+
+/// 23503 if `values` (for `fk`'s columns of `def`, in order) reference one of `gone` (keys of
+/// `parent` rows being deleted or re-keyed).
+pub fn check_values_not_among(
+    parent: &TableDef,
+    def: &TableDef,
+    fk: &ForeignKeyDef,
+    values: &[ScalarValue],
+    gone: &HashSet<Bytes>,
+) -> SqlResult<()> {
+    let mut columns: Vec<ArrayRef> = def
+        .columns
+        .iter()
+        .map(|c| datafusion::arrow::array::new_null_array(&c.ty.arrow_type(), 1))
+        .collect();
+    for (value, &p) in values.iter().zip(&fk.column_positions(def)) {
+        columns[p] = cast(&value.to_array_of_size(1)?, &def.columns[p].ty.arrow_type())?;
+    }
+    for (row, key) in referenced_keys(def, parent, fk, &columns)? {
+        if key.is_some_and(|k| gone.contains(&k)) {
+            return Err(not_present(
+                def,
+                parent,
+                fk,
+                &row_values(def, fk, &columns, row),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// 2BP01 if a foreign key references `table` through its unique index `index`, which cannot

@@ -545,17 +545,15 @@ pub(super) fn resolve_foreign_key(
 ) -> SqlResult<ForeignKeyDef> {
     use crate::foreign_keys::FkAction;
     use datafusion::sql::sqlparser::ast::{DeferrableInitial, ReferentialAction};
-    let action = |action: Option<ReferentialAction>, event: &str| match action {
-        None | Some(ReferentialAction::NoAction) => Ok(FkAction::NoAction),
-        Some(ReferentialAction::Restrict) => Ok(FkAction::Restrict),
-        Some(ReferentialAction::Cascade) => Ok(FkAction::Cascade),
-        Some(ReferentialAction::SetNull) => Ok(FkAction::SetNull),
-        Some(other) => Err(SqlError::unsupported(format!(
-            "foreign key action ON {event} {other}"
-        ))),
+    let action = |action: Option<ReferentialAction>| match action {
+        None | Some(ReferentialAction::NoAction) => FkAction::NoAction,
+        Some(ReferentialAction::Restrict) => FkAction::Restrict,
+        Some(ReferentialAction::Cascade) => FkAction::Cascade,
+        Some(ReferentialAction::SetNull) => FkAction::SetNull,
+        Some(ReferentialAction::SetDefault) => FkAction::SetDefault,
     };
-    let on_delete = action(fk.on_delete, "DELETE")?;
-    let on_update = action(fk.on_update, "UPDATE")?;
+    let on_delete = action(fk.on_delete);
+    let on_update = action(fk.on_update);
     // INITIALLY DEFERRED implies DEFERRABLE, as in PostgreSQL.
     let initially_deferred = fk
         .characteristics
