@@ -1085,6 +1085,18 @@ async fn check_not_referenced(
 ) -> DmlResult<Vec<Rekeyed>> {
     let pk = def.primary_key_indexes();
     let is_update = !assigned.is_empty();
+    // An UPDATE that changes no column of a key another table may reference (the primary key,
+    // a unique index) needs no look at the catalog.
+    let in_a_key = |c: &usize| {
+        pk.contains(c)
+            || def
+                .indexes
+                .iter()
+                .any(|i| i.unique && i.column_positions(def).contains(c))
+    };
+    if is_update && !assigned.iter().any(in_a_key) {
+        return Ok(Vec::new());
+    }
     let (by_unique, referencing): (Vec<_>, Vec<_>) = d
         .slot
         .with_catalog(&d.primary.catalog, |view| {

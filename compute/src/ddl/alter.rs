@@ -9,13 +9,13 @@ use std::ops::ControlFlow;
 
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, ColumnDef as SqlColumnDef, ColumnOption, Expr as SqlExpr, GeneratedAs,
+    visit_expressions_mut, ColumnDef as SqlColumnDef, ColumnOption, Expr as SqlExpr,
     SequenceOptions,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::{column_type, default_text, identity_kind, owned_sequence, replace_table_def};
+use super::{column_type, default_text, identity_option, owned_sequence, replace_table_def};
 use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
@@ -81,32 +81,20 @@ pub fn add_column(
     let mut identity = None;
     let mut sequence_options = Vec::new();
     for option in &column.options {
+        if let Some((kind, options)) = identity_option(&option.option) {
+            identity = Some(kind);
+            sequence_options = options;
+            nullable = false;
+            continue;
+        }
         match &option.option {
             ColumnOption::Null => {}
             ColumnOption::NotNull => nullable = false,
             ColumnOption::Default(expr) => default = Some(default_text(expr)),
             ColumnOption::Unique(_) => unique = true,
+            // A second primary key is refused by `add_primary_key`, which the session calls.
             ColumnOption::PrimaryKey(_) => {
-                if !def.primary_key.is_empty() {
-                    return Err(SqlError::new(
-                        sqlstate::INVALID_TABLE_DEFINITION,
-                        format!(
-                            "multiple primary keys for table \"{}\" are not allowed",
-                            def.name
-                        ),
-                    ));
-                }
                 primary_key = true;
-                nullable = false;
-            }
-            ColumnOption::Generated {
-                generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
-                sequence_options: options,
-                generation_expr: None,
-                ..
-            } => {
-                identity = Some(identity_kind(generated));
-                sequence_options = options.clone().unwrap_or_default();
                 nullable = false;
             }
             other => {

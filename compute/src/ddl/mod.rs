@@ -129,6 +129,12 @@ pub async fn create_table(
         let mut identity = None;
         let mut sequence_options = Vec::new();
         for option in &col.options {
+            if let Some((kind, options)) = identity_option(&option.option) {
+                identity = Some(kind);
+                sequence_options = options;
+                nullable = false;
+                continue;
+            }
             match &option.option {
                 ColumnOption::Null => {}
                 ColumnOption::NotNull => nullable = false,
@@ -136,16 +142,6 @@ pub async fn create_table(
                     set_primary_key(&mut primary_key, vec![col_name.clone()], &name)?
                 }
                 ColumnOption::Default(expr) => default = Some(default_text(expr)),
-                ColumnOption::Generated {
-                    generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
-                    sequence_options: options,
-                    generation_expr: None,
-                    ..
-                } => {
-                    identity = Some(identity_kind(generated));
-                    sequence_options = options.clone().unwrap_or_default();
-                    nullable = false;
-                }
                 ColumnOption::Generated { .. } => {
                     return Err(SqlError::unsupported("generated columns"))
                 }
@@ -500,11 +496,28 @@ pub async fn rewrite_rows(
     Ok(new)
 }
 
-/// `GENERATED ALWAYS` or `BY DEFAULT AS IDENTITY`.
-pub(super) fn identity_kind(generated: &GeneratedAs) -> Identity {
-    match generated {
-        GeneratedAs::Always => Identity::Always,
-        _ => Identity::ByDefault,
+/// `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY [(options)]`: its kind and the options of
+/// the sequence it owns; `None` for any other column option.
+pub(super) fn identity_option(
+    option: &ColumnOption,
+) -> Option<(
+    Identity,
+    Vec<datafusion::sql::sqlparser::ast::SequenceOptions>,
+)> {
+    match option {
+        ColumnOption::Generated {
+            generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
+            sequence_options,
+            generation_expr: None,
+            ..
+        } => {
+            let kind = match generated {
+                GeneratedAs::Always => Identity::Always,
+                _ => Identity::ByDefault,
+            };
+            Some((kind, sequence_options.clone().unwrap_or_default()))
+        }
+        _ => None,
     }
 }
 

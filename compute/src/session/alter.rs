@@ -614,20 +614,27 @@ impl Session {
             .collect())
     }
 
-    /// Fails with 23502 if a row of the table has NULL in `column` (SET NOT NULL, ADD COLUMN …
-    /// NOT NULL).
-    async fn check_no_nulls(&self, def: &TableDef, column: &str) -> SqlResult<()> {
+    /// Whether some row of the table, as the transaction sees it, satisfies `condition` (SQL).
+    async fn any_row_where(&self, def: &TableDef, condition: &str) -> SqlResult<bool> {
         let sql = format!(
-            "SELECT 1 FROM {}.{} WHERE {} IS NULL LIMIT 1",
+            "SELECT 1 FROM {}.{} WHERE {condition} LIMIT 1",
             quote_ident(&def.schema),
             quote_ident(&def.name),
-            quote_ident(column)
         );
         let statement = self.parse(&sql)?.remove(0);
         let plan = self.logical_plan(&statement).await?;
         let physical = self.ctx.state().create_physical_plan(&plan).await?;
         let found = collect(physical, self.ctx.task_ctx()).await?;
-        if found.iter().any(|b| b.num_rows() > 0) {
+        Ok(found.iter().any(|b| b.num_rows() > 0))
+    }
+
+    /// Fails with 23502 if a row of the table has NULL in `column` (SET NOT NULL, ADD COLUMN …
+    /// NOT NULL).
+    async fn check_no_nulls(&self, def: &TableDef, column: &str) -> SqlResult<()> {
+        if self
+            .any_row_where(def, &format!("{} IS NULL", quote_ident(column)))
+            .await?
+        {
             return Err(SqlError::new(
                 sqlstate::NOT_NULL_VIOLATION,
                 format!(
@@ -647,17 +654,10 @@ impl Session {
         def: &TableDef,
         check: &crate::checks::CheckDef,
     ) -> SqlResult<()> {
-        let sql = format!(
-            "SELECT 1 FROM {}.{} WHERE NOT ({}) LIMIT 1",
-            quote_ident(&def.schema),
-            quote_ident(&def.name),
-            check.expr
-        );
-        let statement = self.parse(&sql)?.remove(0);
-        let plan = self.logical_plan(&statement).await?;
-        let physical = self.ctx.state().create_physical_plan(&plan).await?;
-        let found = collect(physical, self.ctx.task_ctx()).await?;
-        if found.iter().any(|b| b.num_rows() > 0) {
+        if self
+            .any_row_where(def, &format!("NOT ({})", check.expr))
+            .await?
+        {
             return Err(SqlError::new(
                 sqlstate::CHECK_VIOLATION,
                 format!(

@@ -3,8 +3,6 @@
 //! table is then created and filled by an `INSERT … query`, both in the statement's
 //! transaction, as separate statements would.
 
-use std::collections::BTreeSet;
-
 use datafusion::sql::sqlparser::ast::{CreateTable, Query, Statement};
 
 use super::{Notice, Output, Session};
@@ -45,15 +43,9 @@ impl Session {
         })?;
         let plan = self.logical_plan(&expanded).await?;
         let result = result_columns(&self.result_schema(&plan), query_column_names(&statement));
-        let mut seen = BTreeSet::new();
+        super::views::distinct_column_names(result.iter().map(|c| c.name.as_str()))?;
         let mut columns = Vec::with_capacity(result.len());
         for column in result.iter() {
-            if !seen.insert(column.name.as_str()) {
-                return Err(SqlError::new(
-                    sqlstate::DUPLICATE_COLUMN,
-                    format!("column \"{}\" specified more than once", column.name),
-                ));
-            }
             // A column of a type no table column has (unknown, void) is text, as in PostgreSQL.
             let ty = format_type(i64::from(column.pg_type.oid()), Some(column.typmod))
                 .unwrap_or_else(|| "text".into());

@@ -16,6 +16,20 @@ use crate::names::{normalize, table_name};
 use crate::pg_encode::result_columns;
 use crate::views::ViewColumn;
 
+/// 42701 unless the names of a relation's columns are distinct.
+pub(super) fn distinct_column_names<'a>(names: impl Iterator<Item = &'a str>) -> SqlResult<()> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Session {
     pub(super) async fn create_view(&self, create: &CreateView) -> SqlResult<Output> {
         if create.materialized {
@@ -54,15 +68,7 @@ impl Session {
         for (column, named) in columns.iter_mut().zip(&create.columns) {
             column.name = normalize(&named.name);
         }
-        let mut seen = BTreeSet::new();
-        for column in &columns {
-            if !seen.insert(column.name.as_str()) {
-                return Err(SqlError::new(
-                    sqlstate::DUPLICATE_COLUMN,
-                    format!("column \"{}\" specified more than once", column.name),
-                ));
-            }
-        }
+        distinct_column_names(columns.iter().map(|c| c.name.as_str()))?;
         let mut depends_on = self.tables_read(&plan)?;
         depends_on.extend(views_read);
         depends_on.sort_unstable();
