@@ -795,6 +795,24 @@ pub fn locking_query(d: &DmlContext<'_>, query: &Query) -> SqlResult<(Statement,
             format!("{}{KEYED_SUFFIX}", def.name),
         )),
     ]);
+    // The keyed variant has the key column too, which `*` must not return (it would also clash
+    // with the key column added below): a wildcard becomes the table's own columns.
+    select.projection = std::mem::take(&mut select.projection)
+        .into_iter()
+        .flat_map(|item| match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => def
+                .columns
+                .iter()
+                .map(|c| {
+                    SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(vec![
+                        Ident::with_quote('"', alias_name.as_str()),
+                        Ident::with_quote('"', c.name.as_str()),
+                    ]))
+                })
+                .collect(),
+            item => vec![item],
+        })
+        .collect();
     select.projection.insert(
         0,
         SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(vec![

@@ -669,6 +669,25 @@ async fn read_row(
 }
 
 fn decode(def: &TableDef, columns: &[usize], value: Option<&[u8]>) -> SqlResult<Vec<ArrayRef>> {
+    // A column named twice (`SELECT id, * …`) is decoded once: the decoder reads each column in
+    // one pass over the row.
+    let repeats = columns
+        .iter()
+        .enumerate()
+        .any(|(i, c)| columns[..i].contains(c));
+    if repeats {
+        let mut distinct: Vec<usize> = Vec::with_capacity(columns.len());
+        for &c in columns {
+            if !distinct.contains(&c) {
+                distinct.push(c);
+            }
+        }
+        let arrays = decode(def, &distinct, value)?;
+        return Ok(columns
+            .iter()
+            .map(|c| arrays[distinct.iter().position(|d| d == c).expect("listed")].clone())
+            .collect());
+    }
     let defs: Vec<_> = columns.iter().map(|&c| &def.columns[c]).collect();
     let mut decoder = RowDecoder::new(&defs);
     if let Some(v) = value {

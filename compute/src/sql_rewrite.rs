@@ -73,11 +73,13 @@ fn name_set_expr(body: &mut SetExpr) {
                     SelectItem::UnnamedExpr(e) => {
                         let plain = matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
                         let name = figure_name(e).unwrap_or_else(|| "?column?".to_string());
+                        expand_set_returning(e);
                         (e.clone(), name, plain)
                     }
-                    SelectItem::ExprWithAlias { alias, .. } => {
-                        used.insert(normalize(alias));
-                        continue;
+                    SelectItem::ExprWithAlias { alias, expr } => {
+                        expand_set_returning(expr);
+                        let name = normalize(alias);
+                        (expr.clone(), name, false)
                     }
                     _ => continue,
                 };
@@ -104,6 +106,63 @@ fn name_set_expr(body: &mut SetExpr) {
             name_set_expr(right);
         }
         _ => {}
+    }
+}
+
+/// `SELECT generate_series(1, 3)` returns three rows in PostgreSQL, where DataFusion's scalar
+/// `generate_series` returns one array: in a SELECT list (alone or inside operators and casts,
+/// not in subqueries, which are SELECT lists of their own) the call becomes
+/// `unnest(generate_series(…))`, which DataFusion expands into rows. Several such calls run in
+/// lockstep, the shorter padded with NULLs, as in PostgreSQL 10 and later.
+fn expand_set_returning(expr: &mut Expr) {
+    match expr {
+        Expr::Function(f) if normalize_function_name(&f.name) == crate::series::NAME => {
+            let call = std::mem::replace(
+                expr,
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *expr = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+                name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![Ident::new("unnest")]),
+                uses_odbc_syntax: false,
+                parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
+                args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
+                    datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(call),
+                        )],
+                        clauses: vec![],
+                    },
+                ),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+        }
+        Expr::BinaryOp { left, right, .. } => {
+            expand_set_returning(left);
+            expand_set_returning(right);
+        }
+        Expr::UnaryOp { expr, .. } | Expr::Cast { expr, .. } | Expr::Nested(expr) => {
+            expand_set_returning(expr)
+        }
+        _ => {}
+    }
+}
+
+/// A function's name without a `pg_catalog.` qualifier, as PostgreSQL compares it.
+fn normalize_function_name(name: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
+    match name.0.as_slice() {
+        [f] => f.as_ident().map(normalize).unwrap_or_default(),
+        [schema, f]
+            if schema
+                .as_ident()
+                .is_some_and(|s| normalize(s) == "pg_catalog") =>
+        {
+            f.as_ident().map(normalize).unwrap_or_default()
+        }
+        _ => String::new(),
     }
 }
 

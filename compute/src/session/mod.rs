@@ -14,6 +14,7 @@ mod run;
 mod sql_prepare;
 mod time_travel;
 mod views;
+mod wildcards;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -186,11 +186,16 @@ impl Session {
         }
         match &prepared.statement {
             Statement::Query(q) if !q.locks.is_empty() => {
+                let expanded = self.expand_wildcards(&prepared.statement).await;
+                let q = match &expanded {
+                    Some(Statement::Query(expanded)) => expanded,
+                    _ => q,
+                };
                 let mut unlocked = q.clone();
                 unlocked.locks.clear();
                 let described = self.logical_plan(&Statement::Query(unlocked)).await?;
                 prepared.param_types = param_types(&described)?;
-                let names = query_column_names(&prepared.statement);
+                let names = query_column_names(expanded.as_ref().unwrap_or(&prepared.statement));
                 prepared.columns = Some(result_columns(&self.result_schema(&described), names));
                 let (locking, how) = {
                     let d = DmlContext {
@@ -204,9 +209,11 @@ impl Session {
                 prepared.kind = Kind::Locking(how);
             }
             Statement::Query(_) => {
-                let plan = self.logical_plan(&prepared.statement).await?;
+                let expanded = self.expand_wildcards(&prepared.statement).await;
+                let statement = expanded.as_ref().unwrap_or(&prepared.statement);
+                let plan = self.logical_plan(statement).await?;
                 prepared.param_types = param_types(&plan)?;
-                let names = query_column_names(&prepared.statement);
+                let names = query_column_names(statement);
                 prepared.columns = Some(result_columns(&self.result_schema(&plan), names));
                 prepared.kind = Kind::Query;
                 prepared.plan = Some(plan);
