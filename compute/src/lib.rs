@@ -6,6 +6,7 @@
 //! safekeeper quorum. Nothing here is durable: kill a compute at any moment and a new one carries
 //! on from storage.
 
+mod advisory_functions;
 mod as_of;
 mod bytea;
 mod cast_parameters;

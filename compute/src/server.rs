@@ -11,7 +11,6 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::{send_copy_in_response, send_copy_out_response, CopyHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
@@ -104,9 +103,27 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(
-            self.handler.server.cancels.clone(),
-        ))
+        Arc::new(CancelRequests {
+            cancels: self.handler.server.cancels.clone(),
+            primary: self.handler.server.primary.clone(),
+        })
+    }
+}
+
+/// Cancels the running statement of the connection a CancelRequest names: what pgwire does
+/// (the statement's future is dropped), and also a wait inside a function, which holds its
+/// worker thread (`pg_advisory_lock`).
+struct CancelRequests {
+    cancels: Arc<ConnectionManager>,
+    primary: Arc<Primary>,
+}
+
+#[async_trait::async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        if self.cancels.cancel(request.pid, &request.secret_key).await {
+            self.primary.txns.advisory.cancel_wait(request.pid);
+        }
     }
 }
 

@@ -448,6 +448,16 @@ pub fn pg_typed_field(
 }
 
 const PG_OID_METADATA: &str = "strata.pg_oid";
+
+/// The field of a function returning `void`: PostgreSQL prints its value as an empty string.
+pub fn void_field(name: &str) -> datafusion::arrow::datatypes::Field {
+    datafusion::arrow::datatypes::Field::new(
+        name,
+        datafusion::arrow::datatypes::DataType::Utf8,
+        true,
+    )
+    .with_metadata([(PG_OID_METADATA.to_string(), Type::VOID.oid().to_string())].into())
+}
 const PG_TYPMOD_METADATA: &str = "strata.pg_typmod";
 
 /// The PostgreSQL type and type modifier of a result column: the column's own type when it comes

@@ -380,3 +380,109 @@ async fn point_reads_see_each_acknowledged_commit_and_no_later_one() {
     let after: i64 = reader.query_one(&select, &[&1i32]).await.unwrap().get(0);
     assert_eq!(after, each + 1000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_locks_wait_for_their_holder_and_end_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    let a = connect(up.port).await;
+    let b = connect(up.port).await;
+
+    // A session lock is held across transactions until unlocked; a second session waits.
+    a.batch_execute("SELECT pg_advisory_lock(1)").await.unwrap();
+    let b_waits = tokio::spawn(async move {
+        let r = b.query_one("SELECT pg_advisory_lock(1)::text", &[]).await;
+        (b, r)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!b_waits.is_finished(), "the second session must wait");
+    let a_try: bool = a
+        .query_one("SELECT pg_try_advisory_lock(1)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(a_try, "the holder takes its own lock again");
+    a.batch_execute("SELECT pg_advisory_unlock(1), pg_advisory_unlock(1)")
+        .await
+        .unwrap();
+    let (b, r) = tokio::time::timeout(Duration::from_secs(30), b_waits)
+        .await
+        .unwrap()
+        .unwrap();
+    r.unwrap();
+
+    // The holder's disconnect releases its locks.
+    drop(b);
+    let c = connect(up.port).await;
+    let mut taken = false;
+    for _ in 0..100 {
+        taken = c
+            .query_one("SELECT pg_try_advisory_lock(1)", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if taken {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "a closed session's lock is free");
+
+    // A transaction lock ends with the transaction.
+    a.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(2)")
+        .await
+        .unwrap();
+    let other: bool = c
+        .query_one("SELECT pg_try_advisory_xact_lock(2)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!other);
+    a.batch_execute("COMMIT").await.unwrap();
+    let other: bool = c
+        .query_one("SELECT pg_try_advisory_lock(2)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(other);
+
+    // A cancel request ends a wait with 57014.
+    let cancel = a.cancel_token();
+    let a_waits = tokio::spawn(async move {
+        let r = a.batch_execute("SELECT pg_advisory_lock(2)").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (a, r) = tokio::time::timeout(Duration::from_secs(30), a_waits)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = r.expect_err("the wait was cancelled");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+
+    // Two sessions waiting for each other's lock: the one closing the cycle gets 40P01.
+    a.batch_execute("SELECT pg_advisory_lock(3)").await.unwrap();
+    let a_waits = tokio::spawn(async move {
+        let r = a.batch_execute("SELECT pg_advisory_lock(2)").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = c
+        .batch_execute("SELECT pg_advisory_lock(3)")
+        .await
+        .expect_err("closing the cycle is a deadlock");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED),
+        "{err:?}"
+    );
+    c.batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    let (_a, r) = tokio::time::timeout(Duration::from_secs(30), a_waits)
+        .await
+        .unwrap()
+        .unwrap();
+    r.unwrap();
+}

@@ -30,6 +30,8 @@ struct PgFunction {
     name: &'static str,
     signature: Signature,
     returns: DataType,
+    /// Returns `void` (an empty text value described as PostgreSQL's `void` type).
+    void: bool,
     handle: CatalogHandle,
     body: Body,
 }
@@ -67,6 +69,17 @@ impl ScalarUDFImpl for PgFunction {
 
     fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
         Ok(self.returns.clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DFResult<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(if self.void {
+            crate::types::void_field(self.name)
+        } else {
+            Field::new(self.name, self.returns.clone(), true)
+        }))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
@@ -141,6 +154,22 @@ impl ScalarUDFImpl for PgTypeof {
     }
 }
 
+/// Waits for `f` on this worker thread: DataFusion calls scalar functions synchronously, and a
+/// few (`nextval` committing a reservation, `pg_advisory_lock` waiting) must await. The compute's
+/// multi-threaded runtime lets `block_in_place` hand the worker's other tasks to other threads.
+pub(crate) fn block_on_worker<T>(
+    f: impl std::future::Future<Output = Result<T, SqlError>>,
+) -> Result<T, SqlError> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| SqlError::internal("this function needs a tokio runtime"))?;
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        return Err(SqlError::internal(
+            "this function needs the multi-threaded runtime",
+        ));
+    }
+    tokio::task::block_in_place(|| handle.block_on(f))
+}
+
 pub(crate) fn sql_error(e: SqlError) -> DataFusionError {
     e.into_datafusion()
 }
@@ -166,6 +195,19 @@ pub(crate) fn function_with(
     handle: &CatalogHandle,
     body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
+    ScalarUDF::new_from_impl(pg_function(
+        volatility, name, arities, returns, handle, body,
+    ))
+}
+
+fn pg_function(
+    volatility: Volatility,
+    name: &'static str,
+    arities: &[usize],
+    returns: DataType,
+    handle: &CatalogHandle,
+    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
+) -> PgFunction {
     let signatures = arities
         .iter()
         .map(|n| {
@@ -176,13 +218,27 @@ pub(crate) fn function_with(
             }
         })
         .collect();
-    ScalarUDF::new_from_impl(PgFunction {
+    PgFunction {
         name,
         signature: Signature::one_of(signatures, volatility),
         returns,
+        void: false,
         handle: handle.clone(),
         body: Arc::new(body),
-    })
+    }
+}
+
+/// [`function_with`] for a function returning `void`: `body` gives one empty text per row.
+pub(crate) fn void_function(
+    volatility: Volatility,
+    name: &'static str,
+    arities: &[usize],
+    handle: &CatalogHandle,
+    body: impl Fn(&CatalogHandle, &[ArrayRef], usize) -> DFResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let mut f = pg_function(volatility, name, arities, DataType::Utf8, handle, body);
+    f.void = true;
+    ScalarUDF::new_from_impl(f)
 }
 
 /// A function of the rows' first argument, as an oid, giving text.

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{ScalarUDF, Volatility};
 use super::{check_bounds, next_values_in, set_in, SequenceState};
 use crate::catalog::{CatalogView, SequenceDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::pg_catalog::functions::{arg, function_with, ints, sql_error, texts};
+use crate::pg_catalog::functions::{arg, block_on_worker, function_with, ints, sql_error, texts};
 use crate::pg_catalog::CatalogHandle;
 
 /// What `currval` and `lastval` answer: the values this session took last.
@@ -291,7 +291,7 @@ fn next_values(h: &CatalogHandle, def: &Arc<SequenceDef>, n: usize) -> SqlResult
     }
     let primary = h.primary.clone();
     let def = def.clone();
-    block_on(async move { primary.sequences.next_values(&primary, &def, n).await })
+    block_on_worker(async move { primary.sequences.next_values(&primary, &def, n).await })
 }
 
 fn set_value(h: &CatalogHandle, def: &Arc<SequenceDef>, state: SequenceState) -> SqlResult<()> {
@@ -305,19 +305,7 @@ fn set_value(h: &CatalogHandle, def: &Arc<SequenceDef>, state: SequenceState) ->
     }
     let primary = h.primary.clone();
     let def = def.clone();
-    block_on(async move { primary.sequences.set(&primary, &def, state).await })
-}
-
-/// Waits for `f` on this worker thread (see the module documentation).
-fn block_on<T>(f: impl std::future::Future<Output = SqlResult<T>>) -> SqlResult<T> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| SqlError::internal("sequence functions need a tokio runtime"))?;
-    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
-        return Err(SqlError::internal(
-            "sequence functions need the multi-threaded runtime",
-        ));
-    }
-    tokio::task::block_in_place(|| handle.block_on(f))
+    block_on_worker(async move { primary.sequences.set(&primary, &def, state).await })
 }
 
 /// `pg_get_serial_sequence(table, column)`: the sequence a serial or identity column owns,

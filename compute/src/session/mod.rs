@@ -188,6 +188,7 @@ impl Session {
         for function in crate::pg_catalog::functions(&handle)
             .into_iter()
             .chain(crate::sequence::functions::all(&handle))
+            .chain(crate::advisory_functions::all(&handle))
             .chain(crate::uuid_functions::all())
             .chain(crate::json::all())
             .chain(crate::json_build::all())
@@ -516,5 +517,13 @@ fn statement_kind(stmt: &Statement) -> String {
         }
         [first, ..] => first.to_string(),
         [] => "this statement".into(),
+    }
+}
+
+impl Drop for Session {
+    /// A session's advisory locks end with it, as a backend's do when it exits.
+    fn drop(&mut self) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::Relaxed);
+        self.primary.txns.advisory.release(pid, None);
     }
 }

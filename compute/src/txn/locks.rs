@@ -21,7 +21,7 @@ pub(crate) struct LockTable {
 }
 
 /// How a key is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockMode {
     /// Alone: what a write of the key takes.
     Exclusive,

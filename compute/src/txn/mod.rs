@@ -15,6 +15,7 @@
 //! is visible to new transactions only after a majority has made it durable and every commit
 //! below its LSN is visible, and only then are the locks released.
 
+pub mod advisory;
 mod locks;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +34,8 @@ use crate::foreign_keys::{ConstraintModes, DeferredCheck, ForeignKeyDef};
 use crate::last_written::LastWritten;
 use crate::row_cache::RowCache;
 use crate::storage::{Appended, SafekeeperClient};
-use locks::{LockMode, LockTable};
+pub use locks::LockMode;
+use locks::LockTable;
 
 /// Commits remembered per key are pruned once no running transaction can conflict with them;
 /// pruning walks the whole map, so it runs every this many commits.
@@ -110,6 +112,9 @@ pub struct Transaction {
     deferred_count: usize,
     /// What SET CONSTRAINTS said in this transaction.
     constraint_modes: ConstraintModes,
+    /// The session whose transaction-scope advisory locks end with this transaction, once it
+    /// took one.
+    advisory_session: Option<i32>,
 }
 
 /// A position in a transaction to roll back to (savepoints, statement restarts).
@@ -226,6 +231,7 @@ impl Transaction {
             deferred: Vec::new(),
             deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
+            advisory_session: None,
         }
     }
 
@@ -254,6 +260,12 @@ impl Transaction {
     }
 
     /// SET CONSTRAINTS in this transaction.
+    /// Notes that session `pid` took a transaction-scope advisory lock in this transaction,
+    /// to be released when it ends.
+    pub fn hold_advisory_locks_of(&mut self, pid: i32) {
+        self.advisory_session = Some(pid);
+    }
+
     pub fn constraint_modes(&mut self) -> &mut ConstraintModes {
         &mut self.constraint_modes
     }
@@ -362,6 +374,11 @@ impl Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         self.manager.locks.release(self.id, &self.locked);
+        if let Some(pid) = self.advisory_session {
+            self.manager
+                .advisory
+                .release(pid, Some(advisory::Scope::Transaction));
+        }
         if let Some(snapshot) = self.registered.take() {
             self.manager.release_snapshot(snapshot);
         }
@@ -400,6 +417,8 @@ pub struct TxnManager {
     generation: u32,
     state: Mutex<State>,
     locks: LockTable,
+    /// Advisory locks of the sessions (`pg_advisory_lock`).
+    pub advisory: advisory::AdvisoryLocks,
     next_txn_id: AtomicU64,
     next_row_id: AtomicU64,
     last_written: LastWritten,
@@ -426,6 +445,7 @@ impl TxnManager {
                 ..State::default()
             }),
             locks: LockTable::default(),
+            advisory: Default::default(),
             next_txn_id: AtomicU64::new(1),
             // Hidden row ids are unique across primaries: each starts a fresh range under its
             // own generation.
@@ -478,6 +498,7 @@ impl TxnManager {
             deferred: Vec::new(),
             deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
+            advisory_session: None,
         }
     }
 
