@@ -120,7 +120,7 @@ impl ScalarUDFImpl for BuildObject {
 }
 
 /// Each value of a column as json text, as `to_json` converts it (`None` for NULL).
-fn to_json(array: &ArrayRef, field: &Field) -> DFResult<Vec<Option<String>>> {
+pub(crate) fn to_json(array: &ArrayRef, field: &Field) -> DFResult<Vec<Option<String>>> {
     let json_typed = matches!(
         crate::types::pg_type_of_field(field).0,
         pgwire::api::Type::JSON | pgwire::api::Type::JSONB

@@ -32,6 +32,7 @@ mod interval;
 mod interval_order;
 mod interval_scale;
 mod json;
+mod json_agg;
 mod json_build;
 mod key_range;
 mod last_written;

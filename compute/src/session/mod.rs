@@ -192,6 +192,7 @@ impl Session {
             .chain(crate::uuid_functions::all())
             .chain(crate::json::all())
             .chain(crate::json_build::all())
+            .chain(crate::json_agg::all())
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);

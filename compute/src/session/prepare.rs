@@ -334,6 +334,7 @@ impl Session {
             crate::views::expand_views(&mut statement, view)
         })?;
         alias_duplicate_expressions(&mut statement);
+        crate::json_agg::rewrite_json_aggregates(&mut statement);
         crate::pg_catalog::rewrite_catalog_syntax(&mut statement);
         let state = self.ctx.state();
         let plan = state
