@@ -414,13 +414,21 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     if let Some(notice) = notice {
-        let mut info = ErrorInfo::new(notice.severity.into(), notice.code.into(), notice.message);
-        info.detail = notice.detail;
-        client
-            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
-                info,
-            )))
-            .await?;
+        // A statement on several objects has one notice per line (`DROP TABLE IF EXISTS a, b`),
+        // sent one by one as PostgreSQL does; a detail belongs to the last.
+        let lines: Vec<&str> = notice.message.split('\n').collect();
+        for (i, line) in lines.iter().enumerate() {
+            let mut info =
+                ErrorInfo::new(notice.severity.into(), notice.code.into(), line.to_string());
+            if i + 1 == lines.len() {
+                info.detail = notice.detail.clone();
+            }
+            client
+                .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                    info,
+                )))
+                .await?;
+        }
     }
     if let Some((name, value)) = status {
         client

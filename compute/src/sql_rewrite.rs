@@ -248,7 +248,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         Parser::new(&dialect)
     };
     parser
-        .with_tokens_with_locations(set_constraints(order_sequence_options(tokens)))
+        .with_tokens_with_locations(create_table_as_clauses(set_constraints(
+            order_sequence_options(tokens),
+        )))
         .parse_statements()
         .map_err(|e| e.to_string())
 }
@@ -335,6 +337,126 @@ fn order_sequence_options(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 out.extend(words[end..].iter().map(|t| (*t).clone()));
             }
             None => out.extend(order_identity_options(statement)),
+        }
+    }
+    out
+}
+
+/// The type a column of `CREATE TABLE name (a, b) AS …` is given, for the parser to accept the
+/// list: such a column's type comes from the query.
+pub const NAME_ONLY_COLUMN: &str = "strata_name_only";
+
+/// `CREATE TABLE name (a, b) AS query [WITH [NO] DATA]`, which the parser does not know: each
+/// name of the column list gets the type [`NAME_ONLY_COLUMN`]; `WITH DATA` goes, and `WITH NO
+/// DATA` makes the query `SELECT * FROM (query) AS strata_no_data LIMIT 0`, which has the query's
+/// columns and no rows.
+fn create_table_as_clauses(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len());
+    for statement in tokens.split_inclusive(|t| t.token == Token::SemiColon) {
+        let words: Vec<usize> = (0..statement.len())
+            .filter(|&i| !matches!(statement[i].token, Token::Whitespace(_)))
+            .collect();
+        let kw = |n: usize| words.get(n).and_then(|&i| keyword_of(&statement[i]));
+        let word = |n: usize, name: &str| {
+            words.get(n).is_some_and(|&i| matches!(&statement[i].token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(name)))
+        };
+        let token = |n: usize| words.get(n).map(|&i| &statement[i].token);
+        // CREATE [TEMP | TEMPORARY | UNLOGGED] TABLE [IF NOT EXISTS] name
+        let mut n = 1;
+        if matches!(
+            kw(n),
+            Some(Keyword::TEMP | Keyword::TEMPORARY | Keyword::UNLOGGED)
+        ) {
+            n += 1;
+        }
+        if kw(0) != Some(Keyword::CREATE) || kw(n) != Some(Keyword::TABLE) {
+            out.extend(statement.iter().cloned());
+            continue;
+        }
+        n += 1;
+        if kw(n) == Some(Keyword::IF) && kw(n + 1) == Some(Keyword::NOT) {
+            n += 3;
+        }
+        n += 1;
+        while token(n) == Some(&Token::Period) {
+            n += 2;
+        }
+        // A list of bare names, then AS.
+        let mut names = Vec::new();
+        let mut as_at = None;
+        if token(n) == Some(&Token::LParen) {
+            let mut m = n + 1;
+            while matches!(token(m), Some(Token::Word(_))) {
+                names.push(words[m]);
+                match token(m + 1) {
+                    Some(Token::Comma) => m += 2,
+                    Some(Token::RParen) if kw(m + 2) == Some(Keyword::AS) => {
+                        as_at = Some(m + 2);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            if as_at.is_none() {
+                names.clear();
+            }
+        } else if kw(n) == Some(Keyword::AS) {
+            as_at = Some(n);
+        }
+        let Some(as_at) = as_at else {
+            out.extend(statement.iter().cloned());
+            continue;
+        };
+        let end = words.len() - usize::from(token(words.len() - 1) == Some(&Token::SemiColon));
+        let no_data = end >= 3
+            && kw(end - 3) == Some(Keyword::WITH)
+            && kw(end - 2) == Some(Keyword::NO)
+            && word(end - 1, "data");
+        let with_data = end >= 2 && kw(end - 2) == Some(Keyword::WITH) && word(end - 1, "data");
+        let dropped: Vec<usize> = match (no_data, with_data) {
+            (true, _) => words[end - 3..end].to_vec(),
+            (false, true) => words[end - 2..end].to_vec(),
+            _ => Vec::new(),
+        };
+        let plain = |text: &str| {
+            TokenWithSpan::wrap(Token::Word(Word {
+                value: text.into(),
+                quote_style: None,
+                keyword: Keyword::NoKeyword,
+            }))
+        };
+        let query_end = dropped.first().copied();
+        for (i, t) in statement.iter().enumerate() {
+            if Some(i) == query_end && no_data {
+                for text in [")", "AS", "strata_no_data", "LIMIT", "0"] {
+                    out.push(space());
+                    out.push(match text {
+                        ")" => TokenWithSpan::wrap(Token::RParen),
+                        "AS" => TokenWithSpan::wrap(Token::make_keyword("AS")),
+                        "LIMIT" => TokenWithSpan::wrap(Token::make_keyword("LIMIT")),
+                        "0" => TokenWithSpan::wrap(Token::Number("0".into(), false)),
+                        other => plain(other),
+                    });
+                }
+            }
+            if dropped.contains(&i) {
+                continue;
+            }
+            out.push(t.clone());
+            if names.contains(&i) {
+                out.push(space());
+                out.push(plain(NAME_ONLY_COLUMN));
+            }
+            if i == words[as_at] && no_data {
+                for text in ["SELECT", "*", "FROM", "("] {
+                    out.push(space());
+                    out.push(match text {
+                        "*" => TokenWithSpan::wrap(Token::Mul),
+                        "(" => TokenWithSpan::wrap(Token::LParen),
+                        kw => TokenWithSpan::wrap(Token::make_keyword(kw)),
+                    });
+                }
+            }
         }
     }
     out
