@@ -25,11 +25,31 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
     use LockMode::{Exclusive, Shared};
     use Scope::{Session, Transaction};
     let mut functions = Vec::new();
-    for (name, mode, scope) in [
-        ("pg_advisory_lock", Exclusive, Session),
-        ("pg_advisory_lock_shared", Shared, Session),
-        ("pg_advisory_xact_lock", Exclusive, Transaction),
-        ("pg_advisory_xact_lock_shared", Shared, Transaction),
+    for (name, try_name, mode, scope) in [
+        (
+            "pg_advisory_lock",
+            "pg_try_advisory_lock",
+            Exclusive,
+            Session,
+        ),
+        (
+            "pg_advisory_lock_shared",
+            "pg_try_advisory_lock_shared",
+            Shared,
+            Session,
+        ),
+        (
+            "pg_advisory_xact_lock",
+            "pg_try_advisory_xact_lock",
+            Exclusive,
+            Transaction,
+        ),
+        (
+            "pg_advisory_xact_lock_shared",
+            "pg_try_advisory_xact_lock_shared",
+            Shared,
+            Transaction,
+        ),
     ] {
         functions.push(void_function(
             Volatility::Volatile,
@@ -57,16 +77,9 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                 Ok(Arc::new(StringArray::from(out)) as ArrayRef)
             },
         ));
-    }
-    for (name, mode, scope) in [
-        ("pg_try_advisory_lock", Exclusive, Session),
-        ("pg_try_advisory_lock_shared", Shared, Session),
-        ("pg_try_advisory_xact_lock", Exclusive, Transaction),
-        ("pg_try_advisory_xact_lock_shared", Shared, Transaction),
-    ] {
         functions.push(function_with(
             Volatility::Volatile,
-            name,
+            try_name,
             &[1, 2],
             DataType::Boolean,
             h,
