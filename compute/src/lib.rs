@@ -24,6 +24,7 @@ mod error;
 mod expr_rules;
 mod fast_path;
 mod foreign_keys;
+mod format_function;
 mod indexes;
 mod insert_defaults;
 mod int_arithmetic;

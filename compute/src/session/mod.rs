@@ -193,6 +193,7 @@ impl Session {
             .chain(crate::json::all())
             .chain(crate::json_build::all())
             .chain(crate::json_agg::all())
+            .chain(crate::format_function::all())
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
