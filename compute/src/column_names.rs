@@ -6,7 +6,7 @@
 //! `FigureColname`).
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType as SqlDataType, Expr, Query, SelectItem, SetExpr, Statement,
+    CastKind, DataType as SqlDataType, Expr, Query, SelectItem, SetExpr, Statement, TimezoneInfo,
 };
 
 use crate::names::normalize;
@@ -65,6 +65,8 @@ pub fn figure_name(e: &Expr) -> Option<String> {
                 type_column_name(data_type)
             }
         }),
+        // `DATE '2024-01-02'`, `TIMESTAMP '…'`: named after the type, as a cast is.
+        Expr::TypedString(typed) => type_column_name(&typed.data_type),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Subquery(q) => names_of_query(q).and_then(|n| n.into_iter().next()),
@@ -97,6 +99,7 @@ fn type_column_name(t: &SqlDataType) -> Option<String> {
             D::Varchar(_) | D::CharacterVarying(_) | D::CharVarying(_) => "varchar",
             D::Bool | D::Boolean => "bool",
             D::Date => "date",
+            D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => "timestamptz",
             D::Timestamp(..) => "timestamp",
             D::Bytea => "bytea",
             D::Interval { .. } => "interval",

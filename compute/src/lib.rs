@@ -7,6 +7,7 @@
 //! on from storage.
 
 mod advisory_functions;
+mod age_function;
 mod as_of;
 mod bytea;
 mod cast_parameters;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr::{Case, Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
@@ -54,6 +54,29 @@ impl AnalyzerRule for PgCastRule {
             plan,
             |_, _| None,
             |e, schema| match e {
+                // `'2024-01-02 03:04'` compared with or cast to a timestamp (see `text_input`).
+                Expr::Cast(Cast { expr, field })
+                    if matches!(field.data_type(), DataType::Timestamp(..))
+                        && matches!(
+                            expr.as_ref(),
+                            Expr::Literal(ScalarValue::Utf8(Some(_)), _)
+                        ) =>
+                {
+                    let Expr::Literal(ScalarValue::Utf8(Some(text)), metadata) = *expr else {
+                        unreachable!("matched above")
+                    };
+                    let completed = crate::text_input::complete_timestamp_text(&text).into_owned();
+                    let changed = completed != text;
+                    let cast = Expr::Cast(Cast {
+                        expr: Box::new(Expr::Literal(ScalarValue::Utf8(Some(completed)), metadata)),
+                        field,
+                    });
+                    Ok(if changed {
+                        Transformed::yes(cast)
+                    } else {
+                        Transformed::no(cast)
+                    })
+                }
                 Expr::Cast(Cast { expr, field }) => {
                     let Some((udf, returns)) = expr
                         .get_type(schema)

@@ -1,6 +1,6 @@
 //! Text into typed values as PostgreSQL's input functions read it, where Arrow's casts read
-//! differently: `interval` (`'1 day 02:00:00'`) and arrays (`'{1,2,3}'`, which Arrow would take
-//! as a one-element list).
+//! differently: `interval` (`'1 day 02:00:00'`), arrays (`'{1,2,3}'`, which Arrow would take
+//! as a one-element list) and timestamps given to the minute (`'2024-01-02 03:04'`).
 //!
 //! Used for text parameters, for values assigned to columns (INSERT, UPDATE, the fast path) and
 //! for casts, as `strata_input(x, 'type')` (what `x::interval` and `'{…}'::int[]` become).
@@ -27,8 +27,60 @@ pub const INPUT_FUNCTION: &str = "strata_input";
 pub fn needs_parser(target: &DataType) -> bool {
     matches!(
         target,
-        DataType::Interval(_) | DataType::List(_) | DataType::Time64(_)
+        DataType::Interval(_) | DataType::List(_) | DataType::Time64(_) | DataType::Timestamp(..)
     )
+}
+
+/// PostgreSQL reads `2024-02-28 12:00` as a timestamp (seconds may be left out); Arrow's cast
+/// needs the seconds. A date and time given to the minute, followed by nothing, a zone or a
+/// space, gets `:00`; any other text is returned as it is.
+pub fn complete_timestamp_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let start = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let digits = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    let date = start;
+    if !(digits(date, 4)
+        && b.get(date + 4) == Some(&b'-')
+        && digits(date + 5, 2)
+        && b.get(date + 7) == Some(&b'-')
+        && digits(date + 8, 2)
+        && matches!(b.get(date + 10), Some(b' ' | b'T' | b't')))
+    {
+        return text.into();
+    }
+    let hour = date + 11;
+    let hour_len = if digits(hour, 2) {
+        2
+    } else if digits(hour, 1) {
+        1
+    } else {
+        return text.into();
+    };
+    let colon = hour + hour_len;
+    if b.get(colon) != Some(&b':') || !digits(colon + 1, 2) {
+        return text.into();
+    }
+    let end = colon + 3;
+    let seconds = match b.get(end) {
+        None | Some(b'+' | b'-' | b' ' | b'Z' | b'z') => ":00",
+        Some(b':') => "",
+        _ => return text.into(),
+    };
+    if hour_len == 2 && seconds.is_empty() {
+        return text.into();
+    }
+    // Arrow also wants two hour digits.
+    let zero = if hour_len == 1 { "0" } else { "" };
+    format!(
+        "{}{zero}{}{seconds}{}",
+        &text[..hour],
+        &text[hour..end],
+        &text[end..]
+    )
+    .into()
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -54,6 +106,11 @@ pub fn parse_value(text: &str, target: &DataType) -> SqlResult<ScalarValue> {
                     format!("invalid input syntax for type time: \"{text}\""),
                 )
             }),
+        DataType::Timestamp(..) => {
+            ScalarValue::Utf8(Some(complete_timestamp_text(text).into_owned()))
+                .cast_to(target)
+                .map_err(|_| invalid_input(target, text))
+        }
         _ => ScalarValue::Utf8(Some(text.to_string()))
             .cast_to(target)
             .map_err(|_| invalid_input(target, text)),
@@ -249,6 +306,32 @@ mod tests {
     use datafusion::arrow::datatypes::IntervalUnit;
 
     const INTERVAL_TYPE: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+
+    #[test]
+    fn minutes_get_seconds() {
+        assert_eq!(
+            complete_timestamp_text("2024-02-28 12:00"),
+            "2024-02-28 12:00:00"
+        );
+        assert_eq!(
+            complete_timestamp_text(" 2024-02-28T9:05+02"),
+            " 2024-02-28T09:05:00+02"
+        );
+        assert_eq!(
+            complete_timestamp_text("2024-02-28 9:05:07.5"),
+            "2024-02-28 09:05:07.5"
+        );
+        assert_eq!(
+            complete_timestamp_text("2024-02-28 12:00 UTC"),
+            "2024-02-28 12:00:00 UTC"
+        );
+        assert_eq!(
+            complete_timestamp_text("2024-02-28 12:00:01"),
+            "2024-02-28 12:00:01"
+        );
+        assert_eq!(complete_timestamp_text("2024-02-28"), "2024-02-28");
+        assert_eq!(complete_timestamp_text("now"), "now");
+    }
 
     #[test]
     fn reads_arrays_and_intervals_from_text() {

@@ -194,6 +194,7 @@ impl Session {
             .chain(crate::json_build::all())
             .chain(crate::json_agg::all())
             .chain(crate::format_function::all())
+            .chain(crate::age_function::all())
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
