@@ -290,6 +290,31 @@ fn constant_bool(
     })
 }
 
+fn unknown_size(name: &'static str, arities: &[usize], h: &CatalogHandle) -> ScalarUDF {
+    function(name, arities, DataType::Int64, h, |_, _, rows| {
+        Ok(Arc::new(Int64Array::from(vec![None; rows])) as ArrayRef)
+    })
+}
+
+/// `pg_size_pretty(bytes)`, as PostgreSQL 15 prints it: bytes below 10 kB, then kB, MB, GB, TB
+/// and PB below 20 units of the next, rounded half away from zero.
+fn size_pretty(size: i64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if size.abs() < 10 * 1024 {
+        return format!("{size} bytes");
+    }
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    // Kept in half-units, so that the last step can round.
+    let mut size = size / (1 << 9);
+    for (i, unit) in UNITS.iter().enumerate() {
+        if i + 1 == UNITS.len() || size.abs() < 20 * 1024 - 1 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size /= 1 << 10;
+    }
+    unreachable!("the last unit is always taken")
+}
+
 /// What `version()` says: a PostgreSQL version first, since clients parse it.
 pub fn version_string() -> String {
     format!(
@@ -519,6 +544,24 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                 }))
             },
         ),
+        function(
+            "pg_size_pretty",
+            &[1],
+            DataType::Utf8,
+            h,
+            |_, args, rows| {
+                let sizes = ints(arg(args, 0)?)?;
+                Ok(text_per_row(rows, |i| sizes[i].map(size_pretty)))
+            },
+        ),
+        // Strata does not know how much storage a relation or database takes: its rows live in
+        // layers shared by versions and branches. The sizes are unknown (NULL), so psql's `\dt+`,
+        // `\di+` and `\l+` show an empty Size.
+        unknown_size("pg_table_size", &[1], h),
+        unknown_size("pg_relation_size", &[1, 2], h),
+        unknown_size("pg_total_relation_size", &[1], h),
+        unknown_size("pg_indexes_size", &[1], h),
+        unknown_size("pg_database_size", &[1], h),
         constant_text("obj_description", &[1, 2], h, no_text),
         constant_text("col_description", &[2], h, no_text),
         constant_text("shobj_description", &[2], h, no_text),
