@@ -17,8 +17,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, Statement, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArguments, Ident, ObjectName, Statement, VisitMut, VisitorMut,
 };
 use serde_json::Value;
 
@@ -88,7 +87,7 @@ pub fn rewrite_json_aggregates(statement: &mut Statement) {
                 if let FunctionArguments::List(l) = &mut inner.args {
                     l.args = vec![arg.clone()];
                 }
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(inner)))
+                Expr::Function(inner)
             };
             let args = match (kind, list.args.as_slice()) {
                 (Kind::Array { .. }, [x]) => vec![collect(x)],
@@ -96,20 +95,7 @@ pub fn rewrite_json_aggregates(statement: &mut Statement) {
                 // A wrong argument count is left for the planner to report.
                 _ => return ControlFlow::Continue(()),
             };
-            *expr = Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new(kind.finisher())]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args,
-                    clauses: vec![],
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            });
+            *expr = crate::sql_rewrite::function_call(kind.finisher(), args);
             ControlFlow::Continue(())
         }
     }

@@ -121,24 +121,7 @@ fn expand_set_returning(expr: &mut Expr) {
                 expr,
                 Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
             );
-            *expr = Expr::Function(datafusion::sql::sqlparser::ast::Function {
-                name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![Ident::new("unnest")]),
-                uses_odbc_syntax: false,
-                parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
-                args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
-                    datafusion::sql::sqlparser::ast::FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(call),
-                        )],
-                        clauses: vec![],
-                    },
-                ),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            });
+            *expr = function_call("unnest", vec![call]);
         }
         Expr::BinaryOp { left, right, .. } => {
             expand_set_returning(left);
@@ -149,6 +132,30 @@ fn expand_set_returning(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// The expression `name(args…)`: a plain call, built as the parser would build it.
+pub fn function_call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// A function's name without a `pg_catalog.` qualifier, as PostgreSQL compares it.

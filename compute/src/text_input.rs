@@ -160,6 +160,21 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
     if array.data_type() == target {
         return Ok(array.clone());
     }
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    if is_text(array.data_type()) && matches!(target, DataType::Timestamp(..)) {
+        // Completed as a column, then read by Arrow's vectorized parser (COPY and multi-row
+        // INSERTs of timestamps stay one cast, not a value at a time).
+        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+        let completed: datafusion::arrow::array::StringArray = text
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(complete_timestamp_text))
+            .collect();
+        return Ok(cast_with_options(&completed, target, &options)?);
+    }
     if is_text(array.data_type()) && needs_parser(target) {
         let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
         let values = text
@@ -175,10 +190,6 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
         }
         return Ok(ScalarValue::iter_to_array(values)?);
     }
-    let options = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     Ok(cast_with_options(array, target, &options)?)
 }
 
@@ -206,34 +217,17 @@ pub fn input_call(
     value: datafusion::sql::sqlparser::ast::Expr,
     ty: crate::types::SqlType,
 ) -> datafusion::sql::sqlparser::ast::Expr {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, ObjectName, Value,
-    };
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
     let type_name = match ty {
         crate::types::SqlType::Array { element } => {
             format!("{}[]", element.sql_type().pg_type().name())
         }
         other => other.pg_type().name().to_string(),
     };
-    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(INPUT_FUNCTION)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![
-                arg(value),
-                arg(Expr::value(Value::SingleQuotedString(type_name))),
-            ],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    crate::sql_rewrite::function_call(
+        INPUT_FUNCTION,
+        vec![value, Expr::value(Value::SingleQuotedString(type_name))],
+    )
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

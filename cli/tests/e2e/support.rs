@@ -88,10 +88,30 @@ impl Process {
         }
     }
 
-    pub fn log_tail(&self) -> String {
+    /// The exit status, once the process has ended on its own.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// What a failed start needs: the first lines of the log (where a startup error is told),
+    /// every ERROR, WARN or panic line, and the last lines.
+    pub fn log_summary(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        let head = lines.len().min(20);
+        let tail = lines.len().saturating_sub(40).max(head);
+        let notable: Vec<&str> = lines[head..tail]
+            .iter()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN") || l.contains("panicked"))
+            .take(40)
+            .copied()
+            .collect();
+        format!(
+            "--- first lines ---\n{}\n--- errors and warnings in between ---\n{}\n--- last lines ---\n{}",
+            lines[..head].join("\n"),
+            notable.join("\n"),
+            lines[tail..].join("\n")
+        )
     }
 }
 
@@ -105,7 +125,7 @@ impl Drop for Process {
                     "--- last lines of {} ({}) ---\n{}",
                     self.name,
                     self.log.display(),
-                    self.log_tail()
+                    self.log_summary()
                 );
             }
         }
@@ -135,8 +155,8 @@ impl Up {
         ];
         args.extend_from_slice(extra);
         let process = Process::spawn("strata-up", &args, &data_dir.join("logs"));
-        let up = Up { process, port };
-        wait_for_postgres(up.port, &up.process).await;
+        let mut up = Up { process, port };
+        wait_for_postgres(up.port, &mut up.process).await;
         up
     }
 }
@@ -158,19 +178,29 @@ pub fn url(port: u16) -> String {
 }
 
 /// Waits until the server answers queries.
-pub async fn wait_for_postgres(port: u16, process: &Process) {
+pub async fn wait_for_postgres(port: u16, process: &mut Process) {
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last_error = String::from("no attempt yet");
     loop {
-        if let Ok(client) = try_connect(port).await {
-            if client.simple_query("SELECT 1").await.is_ok() {
-                return;
-            }
+        match try_connect(port).await {
+            Ok(client) => match client.simple_query("SELECT 1").await {
+                Ok(_) => return,
+                Err(e) => last_error = format!("SELECT 1: {e:?}"),
+            },
+            Err(e) => last_error = format!("connect: {e:?}"),
+        }
+        if let Some(status) = process.exit_status() {
+            panic!(
+                "{} exited with {status} before it accepted queries (last attempt: {last_error}):\n{}",
+                process.name,
+                process.log_summary()
+            );
         }
         if Instant::now() > deadline {
             panic!(
-                "{} did not accept queries within 90 s:\n{}",
+                "{} did not accept queries within 90 s (last attempt: {last_error}):\n{}",
                 process.name,
-                process.log_tail()
+                process.log_summary()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -308,7 +338,7 @@ impl Cluster {
             ],
             &logs,
         );
-        let compute = Process::spawn(
+        let mut compute = Process::spawn(
             "compute",
             &[
                 "compute".into(),
@@ -323,7 +353,7 @@ impl Cluster {
             ],
             &logs,
         );
-        wait_for_postgres(pg_port, &compute).await;
+        wait_for_postgres(pg_port, &mut compute).await;
         Cluster {
             dir: dir.to_path_buf(),
             safekeepers,
