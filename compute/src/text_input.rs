@@ -173,7 +173,10 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
             .iter()
             .map(|v| v.map(complete_timestamp_text))
             .collect();
-        return Ok(cast_with_options(&completed, target, &options)?);
+        if let Ok(cast) = cast_with_options(&completed, target, &options) {
+            return Ok(cast);
+        }
+        // Some value is not a timestamp: the per-value reading below names it.
     }
     if is_text(array.data_type()) && needs_parser(target) {
         let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
