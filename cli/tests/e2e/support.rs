@@ -180,15 +180,14 @@ pub fn url(port: u16) -> String {
 /// Waits until the server answers queries.
 pub async fn wait_for_postgres(port: u16, process: &mut Process) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last_error = String::from("no attempt yet");
     loop {
-        match try_connect(port).await {
+        let last_error = match try_connect(port).await {
             Ok(client) => match client.simple_query("SELECT 1").await {
                 Ok(_) => return,
-                Err(e) => last_error = format!("SELECT 1: {e:?}"),
+                Err(e) => format!("SELECT 1: {e:?}"),
             },
-            Err(e) => last_error = format!("connect: {e:?}"),
-        }
+            Err(e) => format!("connect: {e:?}"),
+        };
         if let Some(status) = process.exit_status() {
             panic!(
                 "{} exited with {status} before it accepted queries (last attempt: {last_error}):\n{}",
