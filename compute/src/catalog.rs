@@ -17,6 +17,8 @@
 //! - `m P <database> 0x00 <schema>`       → a schema made by `CREATE SCHEMA` (JSON); keyed by
 //!   name, so two concurrent `CREATE SCHEMA`s of one name conflict at commit
 //! - `m D <database>`                      → a database made by `CREATE DATABASE` (JSON)
+//! - `m Y <database> 0x00 <schema> 0x00 <name>` → an enum type made by `CREATE TYPE` (JSON; see
+//!   `enums`)
 //!
 //! Every name key carries its database, so each database is a catalog of its own: its schemas
 //! and relations are found only by sessions connected to it.
@@ -45,7 +47,7 @@ pub const BUILTIN_SCHEMAS: &[(&str, u64)] = &[
     ("information_schema", 13183),
 ];
 /// Table ids start here, leaving room below for system tables.
-const FIRST_TABLE_ID: u64 = 16384;
+pub const FIRST_TABLE_ID: u64 = 16384;
 
 /// One column of a table. Columns are identified by `id`, never by position, so that a row
 /// written before a column was added or dropped still decodes.
@@ -62,6 +64,10 @@ pub struct ColumnDef {
     /// `GENERATED … AS IDENTITY`: the column's values come from its owned sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// For a column of an enum type, the type's definition as of the last DDL that touched
+    /// either: writes check labels against it without a catalog lookup (see `enums`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enum_type: Option<Box<crate::enums::EnumTypeDef>>,
 }
 
 #[cfg(test)]
@@ -75,6 +81,7 @@ impl ColumnDef {
             nullable,
             default: None,
             identity: None,
+            enum_type: None,
         }
     }
 }
@@ -377,6 +384,8 @@ struct Tables {
     databases: HashMap<String, Arc<DatabaseDef>>,
     /// Schemas made by `CREATE SCHEMA`, by (database, name).
     schemas: HashMap<(String, String), Arc<SchemaDef>>,
+    /// Enum types made by `CREATE TYPE`, by name.
+    enum_types: HashMap<Name, Arc<crate::enums::EnumTypeDef>>,
 }
 
 impl Tables {
@@ -507,6 +516,29 @@ impl Catalog {
             t.view_names
                 .remove(&name_of(&old.database, &old.schema, &old.name));
         }
+    }
+
+    pub fn enum_type(
+        &self,
+        database: &str,
+        schema: &str,
+        name: &str,
+    ) -> Option<Arc<crate::enums::EnumTypeDef>> {
+        self.tables
+            .read()
+            .expect("catalog lock")
+            .enum_types
+            .get(&name_of(database, schema, name))
+            .cloned()
+    }
+
+    fn enum_type_names(&self, database: &str, schema: &str) -> Vec<String> {
+        let t = self.tables.read().expect("catalog lock");
+        t.enum_types
+            .keys()
+            .filter(|(d, s, _)| d == database && s == schema)
+            .map(|(_, _, n)| n.clone())
+            .collect()
     }
 
     /// A schema made by `CREATE SCHEMA`.
@@ -661,6 +693,24 @@ impl Catalog {
                         let database = String::from_utf8_lossy(parts.next().unwrap_or_default());
                         let name = String::from_utf8_lossy(parts.next().unwrap_or_default());
                         t.schemas.remove(&(database.to_string(), name.to_string()));
+                    }
+                }
+                definitions_changed = true;
+                continue;
+            }
+            if crate::enums::is_enum_type_key(key) {
+                let mut t = self.tables.write().expect("catalog lock");
+                let mut parts = key[2..].splitn(3, |b| *b == 0);
+                let mut part =
+                    || String::from_utf8_lossy(parts.next().unwrap_or_default()).to_string();
+                let name = (part(), part(), part());
+                match write {
+                    Some(value) => {
+                        t.enum_types
+                            .insert(name, Arc::new(crate::enums::decode_enum_type(value)?));
+                    }
+                    None => {
+                        t.enum_types.remove(&name);
                     }
                 }
                 definitions_changed = true;
@@ -958,6 +1008,48 @@ impl<'a> CatalogView<'a> {
             })
     }
 
+    /// An enum type by name, with this transaction's own changes.
+    pub fn enum_type(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<Arc<crate::enums::EnumTypeDef>>> {
+        let key = crate::enums::enum_type_key(self.database, schema, name);
+        match self.txn.and_then(|txn| txn.write(&key)) {
+            Some(Some(value)) => Ok(Some(Arc::new(crate::enums::decode_enum_type(value)?))),
+            Some(None) => Ok(None),
+            None => Ok(self.committed.enum_type(self.database, schema, name)),
+        }
+    }
+
+    /// Every enum type in `schema`, in name order.
+    pub fn enum_types(&self, schema: &str) -> Vec<Arc<crate::enums::EnumTypeDef>> {
+        self.with_own_names(
+            &crate::enums::enum_type_key(self.database, schema, ""),
+            self.committed.enum_type_names(self.database, schema),
+        )
+        .iter()
+        .filter_map(|name| self.enum_type(schema, name).ok().flatten())
+        .collect()
+    }
+
+    /// Whether an enum type may exist in this view (committed, or made by the transaction), so
+    /// that statements are searched for casts to one only then.
+    pub fn may_have_enum_types(&self) -> bool {
+        !self
+            .committed
+            .tables
+            .read()
+            .expect("catalog lock")
+            .enum_types
+            .is_empty()
+            || self.txn.is_some_and(|txn| {
+                let prefix = [CATALOG_PREFIX, b'Y'];
+                let end = prefix_end(&prefix).expect("prefix is not all 0xff");
+                !txn.writes_in(&prefix, &end).is_empty()
+            })
+    }
+
     /// Every view in `schema`, in name order.
     pub fn views(&self, schema: &str) -> Vec<Arc<crate::views::ViewDef>> {
         self.relation_names(schema, self.committed.view_names(self.database, schema))
@@ -1035,6 +1127,7 @@ mod tests {
                 nullable: false,
                 default: None,
                 identity: None,
+                enum_type: None,
             }],
             primary_key: vec![1],
             next_column_id: 2,

@@ -109,6 +109,10 @@ fn type_column_name(t: &SqlDataType) -> Option<String> {
             D::JSONB => "jsonb",
             D::Regclass => "regclass",
             D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("regtype") => "regtype",
+            // A type of the catalog (an enum type) names the column after itself.
+            D::Custom(name, args) if args.is_empty() => {
+                return name.0.last().and_then(|p| p.as_ident()).map(normalize)
+            }
             D::Array(datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(e, _)) => {
                 return type_column_name(e)
             }

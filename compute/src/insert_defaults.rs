@@ -275,6 +275,7 @@ mod tests {
             nullable: true,
             default: default.map(str::to_string),
             identity,
+            enum_type: None,
         };
         TableDef {
             id: 1,

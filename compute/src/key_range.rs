@@ -417,12 +417,14 @@ pub(crate) fn encode(ty: SqlType, v: &ScalarValue) -> Option<Vec<u8>> {
             _ => return None,
         },
         SqlType::Numeric { scale, .. } => e.i128(decimal(v, scale)?),
-        SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } => match v {
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::LargeUtf8(Some(s))
-            | ScalarValue::Utf8View(Some(s)) => e.str(s),
-            _ => return None,
-        },
+        SqlType::Text | SqlType::Varchar { .. } | SqlType::Char { .. } | SqlType::Enum { .. } => {
+            match v {
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)) => e.str(s),
+                _ => return None,
+            }
+        }
         SqlType::Jsonb => match v {
             ScalarValue::Utf8(Some(s))
             | ScalarValue::LargeUtf8(Some(s))

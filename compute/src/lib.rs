@@ -21,6 +21,7 @@ mod deferred_flush;
 mod df_catalog;
 mod dialect;
 mod dml;
+mod enums;
 mod error;
 mod expr_rules;
 mod fast_path;

@@ -86,7 +86,8 @@ impl ColumnReader {
             | SqlType::Char { .. }
             | SqlType::Uuid
             | SqlType::Json
-            | SqlType::Jsonb => take!(StringArray, Str),
+            | SqlType::Jsonb
+            | SqlType::Enum { .. } => take!(StringArray, Str),
             SqlType::Bytea => take!(BinaryArray, Bin),
             SqlType::Date => take!(Date32Array, Date),
             SqlType::Timestamp | SqlType::Timestamptz => take!(TimestampMicrosecondArray, Ts),
@@ -236,6 +237,14 @@ impl ColumnReader {
     }
 
     /// Length in characters of a text value, for `varchar(n)` checks.
+    /// The text of a text column's value.
+    fn str(&self, row: usize) -> Option<&str> {
+        match self {
+            ColumnReader::Str(a) => Some(a.value(row)),
+            _ => None,
+        }
+    }
+
     fn char_len(&self, row: usize) -> Option<usize> {
         match self {
             ColumnReader::Str(a) => Some(a.value(row).chars().count()),
@@ -379,6 +388,11 @@ impl<'a> RowEncoder<'a> {
                 }
                 continue;
             }
+            if let Some(enum_type) = &col.enum_type {
+                if let Some(label) = reader.str(row) {
+                    enum_type.check(label)?;
+                }
+            }
             if let SqlType::Varchar { max_len: Some(max) } | SqlType::Char { len: max } = col.ty {
                 if reader.char_len(row).is_some_and(|len| len > max as usize) {
                     return Err(SqlError::new(
@@ -503,7 +517,8 @@ impl ColumnBuilder {
             | SqlType::Char { .. }
             | SqlType::Uuid
             | SqlType::Json
-            | SqlType::Jsonb => ColumnBuilder::Str(StringBuilder::new()),
+            | SqlType::Jsonb
+            | SqlType::Enum { .. } => ColumnBuilder::Str(StringBuilder::new()),
             SqlType::Bytea => ColumnBuilder::Bin(BinaryBuilder::new()),
             SqlType::Date => ColumnBuilder::Date(Date32Builder::new()),
             SqlType::Timestamp => ColumnBuilder::Ts(TimestampMicrosecondBuilder::new(), false),

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_relations_mut, AlterTableOperation, ColumnOption, CopySource, Ident, ObjectName,
-    ObjectNamePart, ObjectType, Statement, TableConstraint,
+    visit_relations_mut, AlterColumnOperation, AlterTableOperation, ColumnOption, CopySource,
+    DataType, Ident, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint,
 };
 
 use crate::catalog::{CatalogView, DEFAULT_SCHEMA};
@@ -94,6 +94,16 @@ impl SearchPath {
         Ok(None)
     }
 
+    /// The schema of the first enum type named `name` along the path.
+    pub fn lookup_type(&self, view: &CatalogView, name: &str) -> SqlResult<Option<String>> {
+        for schema in self.existing(view) {
+            if view.enum_type(&schema, name)?.is_some() {
+                return Ok(Some(schema));
+            }
+        }
+        Ok(None)
+    }
+
     /// `(schema, name)` of a relation named in a string (`nextval('s')`, `'t'::regclass`):
     /// a qualified name as written, an unqualified one along the path (`public` when no schema
     /// has it, so that the caller reports the missing relation).
@@ -143,6 +153,7 @@ impl Qualifier<'_, '_> {
             Statement::CreateTable(ct) => {
                 self.new_relation(&mut ct.name)?;
                 for column in &mut ct.columns {
+                    self.existing_type(&mut column.data_type)?;
                     for option in &mut column.options {
                         if let ColumnOption::ForeignKey(fk) = &mut option.option {
                             self.existing(&mut fk.foreign_table)?;
@@ -157,8 +168,29 @@ impl Qualifier<'_, '_> {
             }
             Statement::CreateView(cv) => self.new_relation(&mut cv.name)?,
             Statement::CreateSequence { name, .. } => self.new_relation(name)?,
+            Statement::CreateType { name, .. } => self.new_relation(name)?,
+            Statement::AlterType(alter) => self.existing_type_name(&mut alter.name)?,
+            Statement::Drop {
+                object_type: ObjectType::Type,
+                names,
+                ..
+            } => {
+                for name in names {
+                    self.existing_type_name(name)?;
+                }
+            }
             Statement::AlterTable(alter) => {
                 for op in &mut alter.operations {
+                    match op {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            self.existing_type(&mut column_def.data_type)?
+                        }
+                        AlterTableOperation::AlterColumn {
+                            op: AlterColumnOperation::SetDataType { data_type, .. },
+                            ..
+                        } => self.existing_type(data_type)?,
+                        _ => {}
+                    }
                     if let AlterTableOperation::AddConstraint {
                         constraint: TableConstraint::ForeignKey(fk),
                         ..
@@ -215,6 +247,26 @@ impl Qualifier<'_, '_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// An enum type named without a schema: qualified with the schema that has it along the
+    /// path, unless that is `public`.
+    fn existing_type(&self, data_type: &mut DataType) -> SqlResult<()> {
+        match data_type {
+            DataType::Custom(name, args) if args.is_empty() => self.existing_type_name(name),
+            _ => Ok(()),
+        }
+    }
+
+    fn existing_type_name(&self, name: &mut ObjectName) -> SqlResult<()> {
+        let Some(type_name) = unqualified(name) else {
+            return Ok(());
+        };
+        match self.path.lookup_type(self.view, &type_name)? {
+            Some(schema) if schema != DEFAULT_SCHEMA => qualify_with(name, &schema),
+            _ => {}
         }
         Ok(())
     }

@@ -64,6 +64,11 @@ pub enum SqlType {
     Array {
         element: ArrayElement,
     },
+    /// A type made by `CREATE TYPE … AS ENUM`, by oid: stored as the label's text (see
+    /// `enums`).
+    Enum {
+        type_id: u64,
+    },
 }
 
 /// The element types an array column can have.
@@ -225,7 +230,8 @@ impl SqlType {
             | SqlType::Char { .. }
             | SqlType::Uuid
             | SqlType::Json
-            | SqlType::Jsonb => DataType::Utf8,
+            | SqlType::Jsonb
+            | SqlType::Enum { .. } => DataType::Utf8,
             SqlType::Bytea => DataType::Binary,
             SqlType::Date => DataType::Date32,
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -262,6 +268,7 @@ impl SqlType {
             SqlType::Array { element } => {
                 array_type_of(&element.sql_type().pg_type()).unwrap_or(Type::TEXT_ARRAY)
             }
+            SqlType::Enum { type_id } => enum_pg_type(*type_id),
         }
     }
 
@@ -345,8 +352,25 @@ impl SqlType {
             SqlType::Time => "time without time zone".into(),
             SqlType::Interval => "interval".into(),
             SqlType::Array { element } => format!("{}[]", element.sql_type().display_name()),
+            // The name is in the catalog; messages about enum columns rarely need it.
+            SqlType::Enum { type_id } => format!("enum type {type_id}"),
         }
     }
+}
+
+/// The PostgreSQL type of an enum type's values, by oid (the wire needs only the oid).
+pub fn enum_pg_type(type_id: u64) -> Type {
+    Type::new(
+        format!("enum_{type_id}"),
+        u32::try_from(type_id).unwrap_or(u32::MAX),
+        postgres_types::Kind::Enum(Vec::new()),
+        crate::catalog::DEFAULT_SCHEMA.to_string(),
+    )
+}
+
+/// Whether an oid is a type made by `CREATE TYPE` (every built-in type's oid is lower).
+pub fn is_user_type_oid(oid: u32) -> bool {
+    u64::from(oid) >= crate::catalog::FIRST_TABLE_ID
 }
 
 fn numeric(info: &ExactNumberInfo) -> SqlResult<SqlType> {
@@ -447,7 +471,7 @@ pub fn pg_typed_field(
     )
 }
 
-const PG_OID_METADATA: &str = "strata.pg_oid";
+pub const PG_OID_METADATA: &str = "strata.pg_oid";
 
 /// The field of a function returning `void`: PostgreSQL prints its value as an empty string.
 pub fn void_field(name: &str) -> datafusion::arrow::datatypes::Field {
@@ -479,6 +503,12 @@ pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (Type, i
                     || (*t == Type::NUMERIC && is_declared_numeric(field))
             })
         });
+    let declared = declared.or_else(|| {
+        md.get(PG_OID_METADATA)
+            .and_then(|oid| oid.parse::<u32>().ok())
+            .filter(|oid| is_user_type_oid(*oid) && field.data_type() == &DataType::Utf8)
+            .map(|oid| enum_pg_type(u64::from(oid)))
+    });
     match declared {
         Some(t) => (
             t,

@@ -6,13 +6,14 @@ pg_namespace all answer), the inspector reflects columns (identity options and d
 included) and the ORM steps pass; steps marked `strata_gap` would say what does not work yet.
 """
 
+import enum
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
 import psycopg.errors
 import pytest
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, ForeignKey, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, Enum, ForeignKey, LargeBinary, Numeric, String, Text, Uuid, create_engine, func, inspect, select, text, update
 from sqlalchemy.schema import CreateSchema
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -238,3 +239,41 @@ def test_models_in_a_schema(engine):
     assert e.value.orig.sqlstate == "23503"
     LedgerBase.metadata.drop_all(engine)
     assert not inspect(engine).has_table("postings", schema="ledger")
+
+
+class Status(enum.Enum):
+    active = "active"
+    suspended = "suspended"
+    closed = "closed"
+
+
+class EnumBase(DeclarativeBase):
+    """A model with an Enum column: SQLAlchemy creates the type (CREATE TYPE … AS ENUM) after
+    asking pg_type whether it exists, and drops it with the table."""
+
+
+class Member(EnumBase):
+    __tablename__ = "members"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[Status] = mapped_column(Enum(Status, name="member_status"))
+
+
+def test_enum_column(engine):
+    EnumBase.metadata.create_all(engine)
+    EnumBase.metadata.create_all(engine)  # finds the type and the table, creates neither
+    assert inspect(engine).get_enums()[0]["labels"] == ["active", "suspended", "closed"]
+    with Session(engine) as session:
+        session.add_all([Member(id=1, status=Status.closed), Member(id=2, status=Status.active)])
+        session.commit()
+    with Session(engine) as session:
+        assert session.get(Member, 1).status is Status.closed
+        # Enum values sort in the order the type declares them.
+        assert session.scalars(select(Member.id).order_by(Member.status)).all() == [2, 1]
+        found = session.scalars(select(Member.id).where(Member.status == Status.active)).all()
+        assert found == [2]
+    with pytest.raises(Exception) as e:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO members VALUES (3, 'gone')"))
+    assert e.value.orig.sqlstate == "22P02"
+    EnumBase.metadata.drop_all(engine)
+    assert inspect(engine).get_enums() == []

@@ -56,6 +56,7 @@ fn position(def: &TableDef, column: &str) -> SqlResult<usize> {
 
 /// `ADD COLUMN`: `None` when the column exists and `IF NOT EXISTS` was given.
 pub fn add_column(
+    view: &crate::catalog::CatalogView,
     def: &TableDef,
     column: &SqlColumnDef,
     if_not_exists: bool,
@@ -73,7 +74,11 @@ pub fn add_column(
             ),
         ));
     }
-    let (ty, serial) = column_type(&column.data_type)?;
+    let super::ColumnType {
+        ty,
+        serial,
+        enum_type,
+    } = column_type(&column.data_type, view)?;
     let mut nullable = serial.is_none();
     let mut default = None;
     let mut unique = false;
@@ -121,6 +126,7 @@ pub fn add_column(
         nullable,
         default: default.clone(),
         identity,
+        enum_type,
     });
     changed.next_column_id += 1;
     Ok(Some(AddedColumn {

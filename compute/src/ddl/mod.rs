@@ -3,6 +3,7 @@
 pub mod alter;
 pub mod constraint;
 pub mod database;
+pub mod enum_type;
 pub mod index;
 pub mod retype;
 pub mod schema;
@@ -123,7 +124,11 @@ pub async fn create_table(
                 format!("column \"{col_name}\" specified more than once"),
             ));
         }
-        let (ty, serial) = column_type(&col.data_type)?;
+        let ColumnType {
+            ty,
+            serial,
+            enum_type,
+        } = column_type(&col.data_type, &view)?;
         let mut nullable = serial.is_none();
         let mut default = None;
         let mut identity = None;
@@ -184,6 +189,7 @@ pub async fn create_table(
             nullable,
             default,
             identity,
+            enum_type,
         });
     }
     for constraint in &stmt.constraints {
@@ -797,8 +803,35 @@ fn default_text(expr: &SqlExpr) -> String {
     expr.to_string()
 }
 
-/// A column's type, and for `serial`, `bigserial` and `smallserial` the sequence type behind it.
-fn column_type(t: &SqlDataType) -> SqlResult<(SqlType, Option<SqlType>)> {
+/// A column's type as declared: a built-in type, a serial, or an enum type of the catalog.
+pub(crate) struct ColumnType {
+    pub ty: SqlType,
+    /// For `serial`, `bigserial` and `smallserial`, the sequence type behind it.
+    pub serial: Option<SqlType>,
+    /// For an enum type, its definition (kept in the column, see `ColumnDef::enum_type`).
+    pub enum_type: Option<Box<crate::enums::EnumTypeDef>>,
+}
+
+/// The type a column declares, looked up in `view` when it is not built in.
+pub(crate) fn column_type(t: &SqlDataType, view: &CatalogView) -> SqlResult<ColumnType> {
+    if let Some(def) = crate::enums::lookup(view, t)? {
+        return Ok(ColumnType {
+            ty: SqlType::Enum { type_id: def.id },
+            serial: None,
+            enum_type: Some(Box::new(def.as_ref().clone())),
+        });
+    }
+    let (ty, serial) = builtin_column_type(t)?;
+    Ok(ColumnType {
+        ty,
+        serial,
+        enum_type: None,
+    })
+}
+
+/// A built-in column type, and for `serial`, `bigserial` and `smallserial` the sequence type
+/// behind it.
+fn builtin_column_type(t: &SqlDataType) -> SqlResult<(SqlType, Option<SqlType>)> {
     if let SqlDataType::Custom(name, args) = t {
         if args.is_empty() {
             let serial = match name.to_string().to_ascii_lowercase().as_str() {

@@ -54,7 +54,11 @@ pub fn retype_column(
             )
         })?;
     let old = &def.columns[position];
-    let (ty, serial) = column_type(data_type)?;
+    let super::ColumnType {
+        ty,
+        serial,
+        enum_type,
+    } = column_type(data_type, view)?;
     if let Some(serial) = serial {
         return Err(SqlError::new(
             sqlstate::UNDEFINED_OBJECT,
@@ -134,6 +138,7 @@ pub fn retype_column(
         nullable: true,
         default: None,
         identity: None,
+        enum_type: enum_type.clone(),
     });
     staged.next_column_id += 1;
     let mut finished = def.clone();
@@ -141,6 +146,7 @@ pub fn retype_column(
     finished.columns[position] = ColumnDef {
         id,
         ty,
+        enum_type,
         ..old.clone()
     };
     let remap = |ids: &mut Vec<u32>| {

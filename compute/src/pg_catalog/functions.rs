@@ -115,16 +115,38 @@ fn text_per_row(rows: usize, f: impl Fn(usize) -> Option<String>) -> ArrayRef {
 /// `pg_typeof(x)`: the type of the argument, by name (PostgreSQL returns a regtype, which prints
 /// so). The type is the argument's PostgreSQL type, kept in its field's metadata where Arrow's
 /// type does not tell it (json, uuid, varchar).
-#[derive(Debug, PartialEq, Eq, Hash)]
 struct PgTypeof {
     signature: Signature,
+    /// For the names of enum types.
+    handle: CatalogHandle,
 }
 
-impl Default for PgTypeof {
-    fn default() -> Self {
+impl PgTypeof {
+    fn new(handle: &CatalogHandle) -> Self {
         PgTypeof {
             signature: Signature::any(1, Volatility::Immutable),
+            handle: handle.clone(),
         }
+    }
+}
+
+impl std::fmt::Debug for PgTypeof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgTypeof")
+    }
+}
+
+impl PartialEq for PgTypeof {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PgTypeof {}
+
+impl Hash for PgTypeof {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "pg_typeof".hash(state);
     }
 }
 
@@ -147,7 +169,9 @@ impl ScalarUDFImpl for PgTypeof {
             DataType::Null => "unknown".to_string(),
             _ => {
                 let oid = i64::from(crate::types::pg_type_of_field(field).0.oid());
-                format_type(oid, None).unwrap_or_else(|| oid.to_string())
+                format_type(oid, None)
+                    .or_else(|| self.handle.snapshot().type_name(oid, None))
+                    .unwrap_or_else(|| oid.to_string())
             }
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
@@ -476,19 +500,24 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             },
         ),
         constant_bool("pg_type_is_visible", &[1], true, h),
-        ScalarUDF::new_from_impl(PgTypeof::default()),
+        ScalarUDF::new_from_impl(PgTypeof::new(h)),
         constant_bool("pg_function_is_visible", &[1], true, h),
         constant_bool("has_table_privilege", &[2, 3], true, h),
         constant_bool("has_schema_privilege", &[2, 3], true, h),
         constant_bool("has_database_privilege", &[2, 3], true, h),
         constant_bool("has_column_privilege", &[3, 4], true, h),
         constant_bool("pg_relation_is_publishable", &[1], false, h),
-        function("format_type", &[2], DataType::Utf8, h, |_, args, rows| {
+        function("format_type", &[2], DataType::Utf8, h, |h, args, rows| {
             let oids = ints(arg(args, 0)?)?;
             let mods = ints(arg(args, 1)?)?;
+            // Only an oid that is not built in (an enum type's) needs the catalog.
+            let snap = std::cell::OnceCell::new();
             Ok(text_per_row(rows, |i| {
                 oids[i].map(|oid| {
-                    format_type(oid, mods[i].map(|m| m as i32)).unwrap_or_else(|| "???".into())
+                    let typmod = mods[i].map(|m| m as i32);
+                    format_type(oid, typmod)
+                        .or_else(|| snap.get_or_init(|| h.snapshot()).type_name(oid, typmod))
+                        .unwrap_or_else(|| "???".into())
                 })
             }))
         }),
@@ -581,12 +610,17 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                 }))
             },
         ),
-        function("to_regtype", &[1], DataType::Int64, h, |_, args, _| {
+        function("to_regtype", &[1], DataType::Int64, h, |h, args, _| {
             let names = texts(arg(args, 0)?)?;
+            let snap = std::cell::OnceCell::new();
             Ok(Arc::new(
                 names
                     .iter()
-                    .map(|n| n.as_deref().and_then(type_oid_by_name))
+                    .map(|n| {
+                        let n = n.as_deref()?;
+                        type_oid_by_name(n)
+                            .or_else(|| snap.get_or_init(|| h.snapshot()).type_oid(n))
+                    })
                     .collect::<Int64Array>(),
             ) as ArrayRef)
         }),
@@ -652,24 +686,29 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text(REGCLASS_NAME, &[1], h, |snap, oid| {
             Some(snap.relation_name(oid).unwrap_or_else(|| oid.to_string()))
         }),
-        function(REGTYPE_OID, &[1], DataType::Int64, h, |_, args, _| {
+        function(REGTYPE_OID, &[1], DataType::Int64, h, |h, args, _| {
             let names = texts(arg(args, 0)?)?;
+            // Only a name that is not built in (an enum type's) needs the catalog.
+            let snap = std::cell::OnceCell::new();
             let oids = names
                 .iter()
                 .map(|n| match n {
                     None => Ok(None),
-                    Some(n) => type_oid_by_name(n).map(Some).ok_or_else(|| {
-                        sql_error(SqlError::new(
-                            sqlstate::UNDEFINED_OBJECT,
-                            format!("type \"{n}\" does not exist"),
-                        ))
-                    }),
+                    Some(n) => type_oid_by_name(n)
+                        .or_else(|| snap.get_or_init(|| h.snapshot()).type_oid(n))
+                        .map(Some)
+                        .ok_or_else(|| {
+                            sql_error(SqlError::new(
+                                sqlstate::UNDEFINED_OBJECT,
+                                format!("type \"{n}\" does not exist"),
+                            ))
+                        }),
                 })
                 .collect::<DFResult<Int64Array>>()?;
             Ok(Arc::new(oids) as ArrayRef)
         }),
-        oid_to_text(REGTYPE_NAME, &[1], h, |_, oid| {
-            Some(format_type(oid, None).unwrap_or_else(|| oid.to_string()))
+        oid_to_text(REGTYPE_NAME, &[1], h, |snap, oid| {
+            Some(snap.type_name(oid, None).unwrap_or_else(|| oid.to_string()))
         }),
         oid_to_text(REGNAMESPACE_NAME, &[1], h, |snap, oid| {
             Some(

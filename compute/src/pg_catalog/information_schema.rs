@@ -258,11 +258,21 @@ fn column(snap: &Snapshot, t: &TableDef, position: usize, c: &ColumnDef) -> Row 
         ("ordinal_position", V::I(position as i64)),
         ("is_nullable", s(if c.nullable { "YES" } else { "NO" })),
     ];
-    row.extend(column_type(
-        db,
-        i64::from(c.ty.pg_type().oid()),
-        c.ty.typmod(),
-    ));
+    match &c.enum_type {
+        // A user-defined type is named by its udt columns.
+        Some(e) => row.extend(column_type(db, 25, -1).into_iter().map(|(k, v)| match k {
+            "data_type" => (k, s("USER-DEFINED")),
+            "character_octet_length" => (k, V::Null),
+            "udt_schema" => (k, s(&e.schema)),
+            "udt_name" => (k, s(&e.name)),
+            _ => (k, v),
+        })),
+        None => row.extend(column_type(
+            db,
+            i64::from(c.ty.pg_type().oid()),
+            c.ty.typmod(),
+        )),
+    }
     row.extend([
         (
             "column_default",

@@ -157,6 +157,7 @@ pub struct Snapshot {
     pub tables: Vec<Arc<TableDef>>,
     pub sequences: Vec<Arc<SequenceDef>>,
     pub views: Vec<Arc<crate::views::ViewDef>>,
+    pub enum_types: Vec<Arc<crate::enums::EnumTypeDef>>,
     pub prepared: Vec<(String, crate::named_statements::NamedStatement)>,
     pub settings: Vec<(String, String)>,
     pub user: String,
@@ -164,7 +165,7 @@ pub struct Snapshot {
 
 /// A column default as `pg_get_expr` prints it: PostgreSQL shows a string literal with the cast
 /// to the column's type it gets (`'x'::text`, `'2024-01-01'::date`); other expressions as written.
-fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String {
+fn default_text(type_name: impl FnOnce() -> String, default: &str) -> String {
     let literal = default.len() >= 2
         && default.starts_with('\'')
         && default.ends_with('\'')
@@ -172,10 +173,7 @@ fn default_text(column: &crate::catalog::ColumnDef, default: &str) -> String {
             .replace("''", "")
             .contains('\'');
     if literal {
-        let oid = i64::from(column.ty.pg_type().oid());
-        let type_name =
-            super::types::format_type(oid, None).unwrap_or_else(|| column.ty.display_name());
-        format!("{default}::{type_name}")
+        format!("{default}::{}", type_name())
     } else {
         default.to_string()
     }
@@ -191,22 +189,31 @@ impl CatalogHandle {
 
     pub fn snapshot(&self) -> Snapshot {
         let path = self.slot.search_path();
-        let (namespaces, search_path, tables, sequences, views) =
+        let (namespaces, search_path, tables, sequences, views, enum_types) =
             self.slot.with_catalog(&self.primary.catalog, |view| {
                 let schemas = view.schemas();
                 let mut tables = Vec::new();
                 let mut sequences = Vec::new();
                 let mut views = Vec::new();
+                let mut enum_types = Vec::new();
                 for schema in &schemas {
                     tables.extend(view.tables(&schema.name));
                     sequences.extend(view.sequences(&schema.name));
                     views.extend(view.views(&schema.name));
+                    enum_types.extend(view.enum_types(&schema.name));
                 }
                 let namespaces = schemas
                     .into_iter()
                     .map(|s| (s.oid as i64, s.name))
                     .collect();
-                (namespaces, path.existing(view), tables, sequences, views)
+                (
+                    namespaces,
+                    path.existing(view),
+                    tables,
+                    sequences,
+                    views,
+                    enum_types,
+                )
             });
         let settings = self.settings.lock().expect("settings lock");
         let user = settings
@@ -221,6 +228,7 @@ impl CatalogHandle {
             tables,
             sequences,
             views,
+            enum_types,
             prepared: self.prepared.list(),
             settings: settings.all(),
             user,
@@ -251,7 +259,24 @@ impl Snapshot {
                 }
             }
         }
-        default_text(column, default)
+        let type_name = || {
+            self.type_name(i64::from(column.ty.pg_type().oid()), None)
+                .unwrap_or_else(|| column.ty.display_name())
+        };
+        default_text(type_name, default)
+    }
+
+    /// `format_type(oid, typmod)`: a built-in type, or an enum type (named with its schema
+    /// when the search path does not find it, as PostgreSQL names it).
+    pub fn type_name(&self, oid: i64, typmod: Option<i32>) -> Option<String> {
+        super::types::format_type(oid, typmod).or_else(|| {
+            let e = self.enum_types.iter().find(|e| e.id as i64 == oid)?;
+            Some(if self.search_path.contains(&e.schema) {
+                quote_ident(&e.name)
+            } else {
+                format!("{}.{}", quote_ident(&e.schema), quote_ident(&e.name))
+            })
+        })
     }
 
     /// The oid of a schema the snapshot lists.
@@ -353,6 +378,25 @@ impl Snapshot {
             quote_ident(&name)
         } else {
             format!("{}.{}", quote_ident(&schema), quote_ident(&name))
+        })
+    }
+
+    /// The oid of a type named as SQL names it: a built-in type, or an enum type (looked up
+    /// along the search path when unqualified).
+    pub fn type_oid(&self, name: &str) -> Option<i64> {
+        if let Some(oid) = super::types::type_oid_by_name(name) {
+            return Some(oid);
+        }
+        let (schema, type_name) = crate::names::relation_name_in_text(name).ok()?;
+        let schemas = match schema {
+            Some(schema) => vec![schema],
+            None => self.search_path.clone(),
+        };
+        schemas.iter().find_map(|schema| {
+            self.enum_types
+                .iter()
+                .find(|e| e.schema == *schema && e.name == type_name)
+                .map(|e| e.id as i64)
         })
     }
 

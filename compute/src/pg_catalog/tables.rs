@@ -491,7 +491,30 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ("definition", snap.view_definition(v.id as i64).map_or(V::Null, s)),
             ])
             .collect(),
-        "pg_type" => BUILTIN_TYPES.iter().map(pg_type).collect(),
+        "pg_type" => BUILTIN_TYPES
+            .iter()
+            .map(pg_type)
+            .chain(snap.enum_types.iter().map(|e| vec![
+                ("oid", V::I(e.id as i64)), ("typname", s(&e.name)),
+                ("typnamespace", V::I(snap.namespace_oid(&e.schema))),
+                ("typowner", V::I(OWNER_ROLE)), ("typlen", V::I(4)), ("typbyval", V::B(true)),
+                ("typtype", s("e")), ("typcategory", s("E")), ("typisdefined", V::B(true)),
+                ("typdelim", s(",")), ("typsubscript", s("-")),
+                ("typinput", s("enum_in")), ("typoutput", s("enum_out")),
+                ("typreceive", s("enum_recv")), ("typsend", s("enum_send")),
+                ("typmodin", s("-")), ("typmodout", s("-")), ("typalign", s("i")),
+                ("typstorage", s("p")), ("typtypmod", V::I(-1)),
+            ]))
+            .collect(),
+        // Each label's oid: the type's oid in the high bits, the label's place in the low.
+        "pg_enum" => snap
+            .enum_types
+            .iter()
+            .flat_map(|e| e.labels.iter().enumerate().map(move |(i, label)| vec![
+                ("oid", V::I(((e.id as i64) << 16) + i as i64)), ("enumtypid", V::I(e.id as i64)),
+                ("enumsortorder", V::F(i as f32 + 1.0)), ("enumlabel", s(label)),
+            ]))
+            .collect(),
         "pg_index" => snap
             .indexes()
             .map(|i| {

@@ -187,7 +187,10 @@ impl Session {
                 ..
             } => {
                 let def = self.locked_for_rebuild(schema, table).await?;
-                let Some(added) = alter::add_column(&def, column_def, *if_not_exists)? else {
+                let added = self.slot.with_catalog(&self.primary.catalog, |view| {
+                    alter::add_column(view, &def, column_def, *if_not_exists)
+                })?;
+                let Some(added) = added else {
                     return Ok(Some(format!(
                         "column \"{}\" of relation \"{table}\" already exists, skipping",
                         normalize(&column_def.name)

@@ -330,8 +330,11 @@ impl Session {
 
     pub(super) async fn logical_plan(&self, statement: &Statement) -> SqlResult<LogicalPlan> {
         let mut statement = statement.clone();
-        self.slot.with_catalog(&self.primary.catalog, |view| {
-            crate::views::expand_views(&mut statement, view)
+        let path = self.slot.search_path();
+        let enum_types = self.slot.with_catalog(&self.primary.catalog, |view| {
+            crate::views::expand_views(&mut statement, view)?;
+            crate::enums::rewrite_enum_casts(&mut statement, view, &path)?;
+            SqlResult::Ok(crate::enums::types_by_id(view))
         })?;
         alias_duplicate_expressions(&mut statement);
         crate::json_agg::rewrite_json_aggregates(&mut statement);
@@ -341,6 +344,7 @@ impl Session {
             .statement_to_plan(DFStatement::Statement(Box::new(statement)))
             .await?;
         let plan = crate::cast_parameters::type_cast_parameters(plan)?;
+        let plan = crate::enums::order_by_declaration(plan, &enum_types)?;
         Ok(crate::int_literals::narrow_integer_literals(plan)?)
     }
 

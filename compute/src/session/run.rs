@@ -10,7 +10,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ObjectName, ObjectType, Reset, SchemaName, Set, Statement, Value,
+    Expr as SqlExpr, ObjectName, ObjectType, Reset, SchemaName, Set, Statement,
+    UserDefinedTypeRepresentation, Value,
 };
 
 use super::block::Notice;
@@ -425,6 +426,46 @@ impl Session {
                 Ok(ddl_output(outcome))
             }
             Statement::CreateView(create) => self.create_view(create).await,
+            Statement::CreateType {
+                name,
+                representation: Some(UserDefinedTypeRepresentation::Enum { labels }),
+            } => {
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::enum_type::create_enum_type(&self.primary, txn, name, labels).await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::CreateType { .. } => Err(SqlError::unsupported(
+                "CREATE TYPE other than AS ENUM (composite, range and base types)",
+            )),
+            Statement::AlterType(alter) => {
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::enum_type::alter_enum_type(
+                        &self.primary,
+                        txn,
+                        &alter.name,
+                        &alter.operation,
+                    )
+                    .await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::enum_type::drop_enum_types(&self.primary, txn, names, *if_exists, *cascade)
+                        .await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::Drop {
                 object_type: ObjectType::View,
                 if_exists,
