@@ -17,6 +17,8 @@
 //! - `m P <database> 0x00 <schema>`       → a schema made by `CREATE SCHEMA` (JSON); keyed by
 //!   name, so two concurrent `CREATE SCHEMA`s of one name conflict at commit
 //! - `m D <database>`                      → a database made by `CREATE DATABASE` (JSON)
+//! - `m K <database> 0x00 <oid> <catalog oid> <sub-id>` → a comment (`COMMENT ON`; see
+//!   `comments`)
 //! - `m Y <database> 0x00 <schema> 0x00 <name>` → an enum type made by `CREATE TYPE` (JSON; see
 //!   `enums`)
 //!
@@ -386,6 +388,8 @@ struct Tables {
     schemas: HashMap<(String, String), Arc<SchemaDef>>,
     /// Enum types made by `CREATE TYPE`, by name.
     enum_types: HashMap<Name, Arc<crate::enums::EnumTypeDef>>,
+    /// `COMMENT ON` texts, by database and target.
+    comments: HashMap<(String, crate::comments::CommentTarget), String>,
 }
 
 impl Tables {
@@ -696,6 +700,20 @@ impl Catalog {
                     }
                 }
                 definitions_changed = true;
+                continue;
+            }
+            if let Some((database, target)) = crate::comments::parse_comment_key(key) {
+                // A comment changes no plan: the catalogs read it when queried.
+                let mut t = self.tables.write().expect("catalog lock");
+                match write {
+                    Some(text) => {
+                        let text = String::from_utf8_lossy(text).to_string();
+                        t.comments.insert((database, target), text);
+                    }
+                    None => {
+                        t.comments.remove(&(database, target));
+                    }
+                }
                 continue;
             }
             if crate::enums::is_enum_type_key(key) {
@@ -1020,6 +1038,34 @@ impl<'a> CatalogView<'a> {
             Some(None) => Ok(None),
             None => Ok(self.committed.enum_type(self.database, schema, name)),
         }
+    }
+
+    /// Every comment in the database, with this transaction's own changes.
+    pub fn comments(&self) -> HashMap<crate::comments::CommentTarget, String> {
+        let mut comments: HashMap<_, _> = self
+            .committed
+            .tables
+            .read()
+            .expect("catalog lock")
+            .comments
+            .iter()
+            .filter(|((database, _), _)| database == self.database)
+            .map(|((_, target), text)| (*target, text.clone()))
+            .collect();
+        if let Some(txn) = self.txn {
+            let prefix = crate::comments::comments_prefix(self.database);
+            let end = prefix_end(&prefix).expect("prefix is not all 0xff");
+            for (key, write) in txn.writes_in(&prefix, &end) {
+                let Some((_, target)) = crate::comments::parse_comment_key(&key) else {
+                    continue;
+                };
+                match write {
+                    Some(text) => comments.insert(target, String::from_utf8_lossy(&text).into()),
+                    None => comments.remove(&target),
+                };
+            }
+        }
+        comments
     }
 
     /// Every enum type in `schema`, in name order.

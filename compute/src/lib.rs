@@ -14,6 +14,7 @@ mod cast_parameters;
 mod catalog;
 mod checks;
 mod column_names;
+mod comments;
 mod copy;
 mod copy_binary;
 mod ddl;

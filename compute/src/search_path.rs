@@ -12,8 +12,9 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_relations_mut, AlterColumnOperation, AlterTableOperation, ColumnOption, CopySource,
-    DataType, Ident, ObjectName, ObjectNamePart, ObjectType, Statement, TableConstraint,
+    visit_relations_mut, AlterColumnOperation, AlterTableOperation, ColumnOption, CommentObject,
+    CopySource, DataType, Ident, ObjectName, ObjectNamePart, ObjectType, Statement,
+    TableConstraint,
 };
 
 use crate::catalog::{CatalogView, DEFAULT_SCHEMA};
@@ -170,6 +171,24 @@ impl Qualifier<'_, '_> {
             Statement::CreateSequence { name, .. } => self.new_relation(name)?,
             Statement::CreateType { name, .. } => self.new_relation(name)?,
             Statement::AlterType(alter) => self.existing_type_name(&mut alter.name)?,
+            Statement::Comment {
+                object_type,
+                object_name,
+                ..
+            } => match object_type {
+                CommentObject::Table
+                | CommentObject::View
+                | CommentObject::Sequence
+                | CommentObject::Index => self.existing(object_name)?,
+                CommentObject::Type => self.existing_type_name(object_name)?,
+                CommentObject::Column if object_name.0.len() == 2 => {
+                    let mut table = ObjectName(object_name.0[..1].to_vec());
+                    self.existing(&mut table)?;
+                    table.0.push(object_name.0[1].clone());
+                    *object_name = table;
+                }
+                _ => {}
+            },
             Statement::Drop {
                 object_type: ObjectType::Type,
                 names,

@@ -1,6 +1,7 @@
 //! CREATE TABLE and DROP TABLE: catalog writes committed through the WAL like any other write.
 
 pub mod alter;
+pub mod comment;
 pub mod constraint;
 pub mod database;
 pub mod enum_type;

@@ -591,8 +591,41 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         unknown_size("pg_total_relation_size", &[1], h),
         unknown_size("pg_indexes_size", &[1], h),
         unknown_size("pg_database_size", &[1], h),
-        constant_text("obj_description", &[1, 2], h, no_text),
-        constant_text("col_description", &[2], h, no_text),
+        function(
+            "obj_description",
+            &[1, 2],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let oids = ints(arg(args, 0)?)?;
+                let catalogs = match args.get(1) {
+                    Some(names) => texts(names)?,
+                    None => vec![None; rows],
+                };
+                let snap = h.snapshot();
+                Ok(text_per_row(rows, |i| {
+                    let catalog = match &catalogs[i] {
+                        Some(name) => Some(crate::comments::catalog_oid(name)?),
+                        None => None,
+                    };
+                    snap.description(oids[i]?, catalog, 0)
+                }))
+            },
+        ),
+        function(
+            "col_description",
+            &[2],
+            DataType::Utf8,
+            h,
+            |h, args, rows| {
+                let oids = ints(arg(args, 0)?)?;
+                let columns = ints(arg(args, 1)?)?;
+                let snap = h.snapshot();
+                Ok(text_per_row(rows, |i| {
+                    snap.description(oids[i]?, Some(crate::comments::PG_CLASS), columns[i]?)
+                }))
+            },
+        ),
         constant_text("shobj_description", &[2], h, no_text),
         constant_text("pg_get_function_result", &[1], h, no_text),
         constant_text("pg_get_function_arguments", &[1], h, no_text),

@@ -23,7 +23,7 @@ use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 
 pub use functions::all as functions;
 pub use rewrite::rewrite_catalog_syntax;
-pub use snapshot::{quote_ident, CatalogHandle};
+pub use snapshot::{quote_ident, table_indexes, CatalogHandle};
 pub use types::{builtin_array_element, builtin_array_oid, format_type, type_oid_by_name};
 
 pub const PG_CATALOG: &str = "pg_catalog";

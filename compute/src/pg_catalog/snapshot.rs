@@ -158,6 +158,8 @@ pub struct Snapshot {
     pub sequences: Vec<Arc<SequenceDef>>,
     pub views: Vec<Arc<crate::views::ViewDef>>,
     pub enum_types: Vec<Arc<crate::enums::EnumTypeDef>>,
+    /// `COMMENT ON` texts by target (see `comments`).
+    pub comments: std::collections::HashMap<crate::comments::CommentTarget, String>,
     pub prepared: Vec<(String, crate::named_statements::NamedStatement)>,
     pub settings: Vec<(String, String)>,
     pub user: String,
@@ -189,7 +191,7 @@ impl CatalogHandle {
 
     pub fn snapshot(&self) -> Snapshot {
         let path = self.slot.search_path();
-        let (namespaces, search_path, tables, sequences, views, enum_types) =
+        let (namespaces, search_path, tables, sequences, views, enum_types, comments) =
             self.slot.with_catalog(&self.primary.catalog, |view| {
                 let schemas = view.schemas();
                 let mut tables = Vec::new();
@@ -213,6 +215,7 @@ impl CatalogHandle {
                     sequences,
                     views,
                     enum_types,
+                    view.comments(),
                 )
             });
         let settings = self.settings.lock().expect("settings lock");
@@ -229,6 +232,7 @@ impl CatalogHandle {
             sequences,
             views,
             enum_types,
+            comments,
             prepared: self.prepared.list(),
             settings: settings.all(),
             user,
@@ -264,6 +268,48 @@ impl Snapshot {
                 .unwrap_or_else(|| column.ty.display_name())
         };
         default_text(type_name, default)
+    }
+
+    /// `pg_description`'s rows: (object oid, catalog oid, sub-id, text) of each comment whose
+    /// object exists, a column's comment at the column's position.
+    pub fn descriptions(&self) -> Vec<(i64, i64, i64, String)> {
+        let mut rows: Vec<_> = self
+            .comments
+            .iter()
+            .filter_map(|(&(object, catalog, sub_id), text)| {
+                let oid = object as i64;
+                let sub = match (catalog, sub_id) {
+                    (_, 0) => {
+                        let exists = match catalog {
+                            crate::comments::PG_CLASS => self.relation_name(oid).is_some(),
+                            crate::comments::PG_NAMESPACE => {
+                                self.namespaces.iter().any(|(o, _)| *o == oid)
+                            }
+                            _ => self.enum_types.iter().any(|e| e.id == object),
+                        };
+                        exists.then_some(0)?
+                    }
+                    (_, column) => {
+                        let table = self.table_by_oid(oid)?;
+                        let position = table.columns.iter().position(|c| c.id == column)?;
+                        position as i64 + 1
+                    }
+                };
+                Some((oid, i64::from(catalog), sub, text.clone()))
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// The comment on an object (`sub == 0`) or a table's column (by position).
+    pub fn description(&self, oid: i64, catalog: Option<u32>, sub: i64) -> Option<String> {
+        self.descriptions()
+            .into_iter()
+            .find(|(o, c, s, _)| {
+                *o == oid && *s == sub && catalog.is_none_or(|catalog| *c == i64::from(catalog))
+            })
+            .map(|(_, _, _, text)| text)
     }
 
     /// `format_type(oid, typmod)`: a built-in type, or an enum type (named with its schema

@@ -491,6 +491,14 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 ("definition", snap.view_definition(v.id as i64).map_or(V::Null, s)),
             ])
             .collect(),
+        "pg_description" => snap
+            .descriptions()
+            .into_iter()
+            .map(|(object, catalog, sub, text)| vec![
+                ("objoid", V::I(object)), ("classoid", V::I(catalog)), ("objsubid", V::I(sub)),
+                ("description", s(text)),
+            ])
+            .collect(),
         "pg_type" => BUILTIN_TYPES
             .iter()
             .map(pg_type)

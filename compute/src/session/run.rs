@@ -439,6 +439,25 @@ impl Session {
             Statement::CreateType { .. } => Err(SqlError::unsupported(
                 "CREATE TYPE other than AS ENUM (composite, range and base types)",
             )),
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                ..
+            } => {
+                let outcome = Box::pin(self.with_txn(async |txn| {
+                    ddl::comment::comment_on(
+                        &self.primary,
+                        txn,
+                        object_type,
+                        object_name,
+                        comment.as_deref(),
+                    )
+                    .await
+                }))
+                .await?;
+                Ok(ddl_output(outcome))
+            }
             Statement::AlterType(alter) => {
                 let outcome = Box::pin(self.with_txn(async |txn| {
                     ddl::enum_type::alter_enum_type(
