@@ -6,7 +6,8 @@
 //! per row like any other expression.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Insert, ObjectName, ObjectNamePart, Parens, Query, SetExpr, Value, Values,
+    Expr, Ident, Insert, ObjectName, ObjectNamePart, Parens, Query, SelectItem, SetExpr, Value,
+    Values,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -22,13 +23,34 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
         Some(SetExpr::Values(values)) => Some(values_width(values)?),
         _ => None,
     };
+    // `INSERT INTO t SELECT a, b` fills the first columns, as VALUES does.
+    let select_width = insert.source.as_deref().and_then(|q| select_width(&q.body));
+    if let Some(width) = select_width {
+        let targets = match insert.columns.len() {
+            0 => def.columns.len(),
+            n => n,
+        };
+        let message = if width > targets {
+            "INSERT has more expressions than target columns"
+        } else if width < targets && !insert.columns.is_empty() {
+            "INSERT has more target columns than expressions"
+        } else {
+            ""
+        };
+        if !message.is_empty() {
+            return Err(SqlError::new(sqlstate::SYNTAX_ERROR, message));
+        }
+    }
     // The columns the statement gives values for, by position in the table.
     let named: Vec<usize> = if insert.columns.is_empty() {
         match (insert.source.is_some(), values_width) {
             (false, _) => Vec::new(),
             (true, Some(width)) => (0..width.min(def.columns.len())).collect(),
-            // `INSERT INTO t SELECT …` names every column.
-            (true, None) => (0..def.columns.len()).collect(),
+            // A query whose width is not known here (`SELECT *`) names every column.
+            (true, None) => (0..select_width
+                .unwrap_or(def.columns.len())
+                .min(def.columns.len()))
+                .collect(),
         }
     } else {
         listed_positions(insert, def)?
@@ -37,7 +59,8 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
         .filter(|i| !named.contains(i) && def.columns[*i].default.is_some())
         .collect();
     let defaults_in_values = values_width.is_some() && has_default_keyword(insert);
-    if missing.is_empty() && !defaults_in_values && insert.source.is_some() {
+    let all_named = !insert.columns.is_empty() || named.len() == def.columns.len();
+    if missing.is_empty() && !defaults_in_values && insert.source.is_some() && all_named {
         return check_always_identity_columns(def, &named);
     }
 
@@ -91,7 +114,7 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
                         .iter()
                         .map(|&i| default_expr(&def.columns[i]))
                         .collect::<SqlResult<Vec<_>>>()?;
-                    *query = with_defaults(query, &defaults);
+                    *query = with_defaults(query, &defaults, select_width);
                 }
             }
         },
@@ -245,10 +268,44 @@ fn query(body: SetExpr) -> Query {
 }
 
 /// `SELECT *, <defaults> FROM (<source>) AS source`.
-fn with_defaults(source: &Query, defaults: &[Expr]) -> Query {
-    let list: Vec<String> = defaults.iter().map(|d| d.to_string()).collect();
+/// How many columns a query without wildcards returns (its first SELECT's list).
+fn select_width(body: &SetExpr) -> Option<usize> {
+    match body {
+        SetExpr::Select(select) => {
+            let wildcard = select.projection.iter().any(|item| {
+                matches!(
+                    item,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            });
+            (!wildcard).then_some(select.projection.len())
+        }
+        SetExpr::Query(query) => select_width(&query.body),
+        SetExpr::SetOperation { left, .. } => select_width(left),
+        _ => None,
+    }
+}
+
+/// `source` with the `defaults` as further columns. Every column gets a name of its own, so that
+/// unnamed ones (`SELECT 1`, a default `7`) are not ambiguous.
+fn with_defaults(source: &Query, defaults: &[Expr], width: Option<usize>) -> Query {
+    let list: Vec<String> = defaults
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{d} AS \"strata default {i}\""))
+        .collect();
+    let columns = match width {
+        Some(n) => format!(
+            "({})",
+            (0..n)
+                .map(|i| format!("\"strata source {i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
     parse_query(&format!(
-        "SELECT *, {} FROM ({source}) AS source",
+        "SELECT *, {} FROM ({source}) AS source{columns}",
         list.join(", ")
     ))
 }

@@ -255,8 +255,8 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
         Parser::new(&dialect)
     };
     parser
-        .with_tokens_with_locations(create_table_as_clauses(set_constraints(
-            order_sequence_options(tokens),
+        .with_tokens_with_locations(insert_select_on_conflict(create_table_as_clauses(
+            set_constraints(order_sequence_options(tokens)),
         )))
         .parse_statements()
         .map_err(|e| e.to_string())
@@ -515,6 +515,53 @@ fn set_constraints(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             plain(words[end - 1]),
         ]);
         out.extend(words[end..].iter().map(|t| (*t).clone()));
+    }
+    out
+}
+
+/// `INSERT INTO t SELECT 1, 'a' ON CONFLICT …`: the parser reads `ON` as part of a SELECT
+/// without FROM and then fails, so the SELECT is put in parentheses, which it reads.
+fn insert_select_on_conflict(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len() + 2);
+    for statement in tokens.split_inclusive(|t| t.token == Token::SemiColon) {
+        let words: Vec<usize> = (0..statement.len())
+            .filter(|&i| !matches!(statement[i].token, Token::Whitespace(_)))
+            .collect();
+        let kw = |n: usize| words.get(n).and_then(|&i| keyword_of(&statement[i]));
+        let mut select_at = None;
+        let mut on_at = None;
+        if kw(0) == Some(Keyword::INSERT) {
+            let mut depth = 0i32;
+            for (n, &i) in words.iter().enumerate() {
+                match statement[i].token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ if depth != 0 => {}
+                    _ if kw(n) == Some(Keyword::SELECT) && select_at.is_none() => {
+                        select_at = Some(i)
+                    }
+                    _ if kw(n) == Some(Keyword::ON)
+                        && kw(n + 1) == Some(Keyword::CONFLICT)
+                        && select_at.is_some() =>
+                    {
+                        on_at = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match (select_at, on_at) {
+            (Some(select), Some(on)) => {
+                out.extend(statement[..select].iter().cloned());
+                out.push(TokenWithSpan::wrap(Token::LParen));
+                out.extend(statement[select..on].iter().cloned());
+                out.push(TokenWithSpan::wrap(Token::RParen));
+                out.push(space());
+                out.extend(statement[on..].iter().cloned());
+            }
+            _ => out.extend(statement.iter().cloned()),
+        }
     }
     out
 }
