@@ -379,7 +379,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("INSERT INTO t (a) SELECT x FROM s").unwrap(),
-            "INSERT INTO t (\"a\", \"id\", \"b\") SELECT *, nextval('t_id_seq'::REGCLASS), 42 FROM (SELECT x FROM s) AS source"
+            "INSERT INTO t (\"a\", \"id\", \"b\") SELECT *, nextval('t_id_seq'::REGCLASS) AS \"strata default 0\", 42 AS \"strata default 1\" FROM (SELECT x FROM s) AS source (\"strata source 0\")"
         );
         assert!(rewritten("INSERT INTO t (a) VALUES (1), (2, 3)").is_err());
         assert_eq!(
