@@ -255,6 +255,16 @@ fn from_datafusion(e: &DataFusionError) -> SqlError {
         },
         DataFusionError::ArrowError(arrow, _) => from_arrow(arrow),
         DataFusionError::SQL(parser, _) => SqlError::syntax(parser.to_string()),
+        // A FROM item naming columns of the items before it (LATERAL, or a function over
+        // another table's column) leaves an outer reference the planner cannot run.
+        DataFusionError::NotImplemented(msg) if msg.contains("OuterReferenceColumn") => {
+            SqlError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "a FROM item that refers to columns of other FROM items (LATERAL) is not \
+                 supported yet",
+            )
+            .with_hint("Call a set-returning function in the SELECT list instead.")
+        }
         DataFusionError::NotImplemented(msg) => {
             SqlError::new(sqlstate::FEATURE_NOT_SUPPORTED, msg.clone())
         }

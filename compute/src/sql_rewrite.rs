@@ -32,6 +32,7 @@ pub fn alias_duplicate_expressions(stmt: &mut Statement) {
         }
 
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            json_set_in_from(factor);
             name_function_column(factor);
             ControlFlow::Continue(())
         }
@@ -62,6 +63,67 @@ fn name_function_column(factor: &mut TableFactor) {
                 .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
         }
     }
+}
+
+/// `FROM jsonb_each(x) AS e`: a derived table of the rows (see `json_sets`), LATERAL so that
+/// `x` may name the columns of tables before it.
+fn json_set_in_from(factor: &mut TableFactor) {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = factor
+    else {
+        return;
+    };
+    let function = normalize_function_name(name);
+    let exprs: Vec<Expr> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+            ) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    if exprs.len() != args.args.len() {
+        return;
+    }
+    let Some(mut columns) = crate::json_sets::from_clause_columns(&function, &exprs) else {
+        return;
+    };
+    // A function returning a bare value (not an OUT column) names its column after the alias.
+    if let (Some(alias), [(column, _)]) = (alias.as_ref(), columns.as_mut_slice()) {
+        if function == "jsonb_object_keys" && alias.columns.is_empty() {
+            *column = alias.name.value.clone();
+        }
+    }
+    let list: Vec<String> = columns
+        .iter()
+        .map(|(column, expr)| format!("{expr} AS {}", Ident::with_quote('"', column)))
+        .collect();
+    let Ok(mut parsed) = parse_sql(&format!("SELECT {}", list.join(", "))) else {
+        return;
+    };
+    let Some(Statement::Query(subquery)) = parsed.pop() else {
+        return;
+    };
+    let alias = alias
+        .take()
+        .unwrap_or_else(|| datafusion::sql::sqlparser::ast::TableAlias {
+            explicit: true,
+            name: Ident::new(function.clone()),
+            columns: Vec::new(),
+            at: None,
+        });
+    *factor = TableFactor::Derived {
+        lateral: true,
+        subquery,
+        alias: Some(alias),
+        sample: None,
+    };
 }
 
 fn name_set_expr(body: &mut SetExpr) {
@@ -122,6 +184,25 @@ fn expand_set_returning(expr: &mut Expr) {
                 Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
             );
             *expr = function_call("unnest", vec![call]);
+        }
+        Expr::Function(f) => {
+            let function = normalize_function_name(&f.name);
+            let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &f.args else {
+                return;
+            };
+            let args: Vec<Expr> = list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+                    ) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(rows) = crate::json_sets::select_list_rows(&function, &args) {
+                *expr = rows;
+            }
         }
         Expr::BinaryOp { left, right, .. } => {
             expand_set_returning(left);

@@ -192,10 +192,12 @@ impl Session {
             .chain(crate::advisory_functions::all(&handle))
             .chain(crate::uuid_functions::all())
             .chain(crate::json::all())
+            .chain([crate::json_sets::udf()])
             .chain(crate::json_build::all())
             .chain(crate::json_agg::all())
             .chain(crate::format_function::all())
             .chain(crate::age_function::all())
+            .chain(crate::to_char_function::all())
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
