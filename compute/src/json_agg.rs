@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    TypeSignature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArguments, Ident, ObjectName, Statement, VisitMut, VisitorMut,
@@ -89,7 +89,17 @@ pub fn rewrite_json_aggregates(statement: &mut Statement) {
                 }
                 Expr::Function(inner)
             };
+            // Whole rows (`json_agg(t)`, see `session/row_values.rs`) are laid out one per line;
+            // the finisher is told so by a second argument.
+            let is_row = |arg: &FunctionArg| {
+                matches!(arg, FunctionArg::Unnamed(datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::Function(f)))
+                    if f.name.to_string() == crate::json_build::ROW_TO_JSON)
+            };
             let args = match (kind, list.args.as_slice()) {
+                (Kind::Array { .. }, [x]) if is_row(x) => vec![
+                    collect(x),
+                    Expr::value(datafusion::sql::sqlparser::ast::Value::Boolean(true)),
+                ],
                 (Kind::Array { .. }, [x]) => vec![collect(x)],
                 (Kind::Object { .. }, [k, v]) => vec![collect(k), collect(v)],
                 // A wrong argument count is left for the planner to report.
@@ -112,13 +122,14 @@ pub fn all() -> Vec<ScalarUDF> {
     ]
     .into_iter()
     .map(|kind| {
-        let arity = match kind {
-            Kind::Array { .. } => 1,
-            Kind::Object { .. } => 2,
+        // An array finisher takes a second argument when its values are whole rows.
+        let arities = match kind {
+            Kind::Array { .. } => vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Kind::Object { .. } => vec![TypeSignature::Any(2)],
         };
         ScalarUDF::new_from_impl(Finish {
             kind,
-            signature: Signature::any(arity, Volatility::Immutable),
+            signature: Signature::one_of(arities, Volatility::Immutable),
         })
     })
     .collect()
@@ -155,7 +166,7 @@ impl ScalarUDFImpl for Finish {
         for row in 0..rows {
             out.push(match self.kind {
                 Kind::Array { jsonb } => list_at(&arrays[0], &fields[0], row)?
-                    .map(|(values, field)| json_array(&values, &field, jsonb))
+                    .map(|(values, field)| json_array(&values, &field, jsonb, arrays.len() == 2))
                     .transpose()?,
                 Kind::Object { jsonb } => {
                     let keys = list_at(&arrays[0], &fields[0], row)?;
@@ -201,15 +212,15 @@ fn list_at(
     }
 }
 
-fn json_array(values: &ArrayRef, field: &FieldRef, jsonb: bool) -> DFResult<String> {
+fn json_array(values: &ArrayRef, field: &FieldRef, jsonb: bool, rows: bool) -> DFResult<String> {
     let items: Vec<String> = to_json(values, field)?
         .into_iter()
         .map(|v| v.unwrap_or_else(|| "null".into()))
         .collect();
     if !jsonb {
-        // PostgreSQL starts each array element after the first on a new line.
-        let separator = if matches!(values.data_type(), DataType::List(_)) {
-            ",\n "
+        // PostgreSQL starts each array or row element after the first on a new line.
+        let separator = if rows || matches!(values.data_type(), DataType::List(_)) {
+            ", \n "
         } else {
             ", "
         };

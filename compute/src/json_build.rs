@@ -16,18 +16,32 @@ use serde_json::Value;
 use crate::error::{sqlstate, SqlError};
 use crate::types::SqlType;
 
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Style {
+    /// `json_build_object`: `{"a" : 1, "b" : 2}`.
+    Json,
+    /// `jsonb_build_object`: jsonb's normalized form.
+    Jsonb,
+    /// A whole row as `row_to_json` prints it: `{"a":1,"b":2}` (see `session/row_values.rs`).
+    Row,
+}
+
+/// The function a row value (`row_to_json(t)`, `json_agg(t)`) becomes: its column names and
+/// values, alternating.
+pub const ROW_TO_JSON: &str = "strata_row_to_json";
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct BuildObject {
-    jsonb: bool,
+    style: Style,
     signature: Signature,
 }
 
 pub fn all() -> Vec<ScalarUDF> {
-    [false, true]
+    [Style::Json, Style::Jsonb, Style::Row]
         .into_iter()
-        .map(|jsonb| {
+        .map(|style| {
             ScalarUDF::new_from_impl(BuildObject {
-                jsonb,
+                style,
                 signature: Signature::one_of(
                     vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
                     Volatility::Stable,
@@ -39,20 +53,19 @@ pub fn all() -> Vec<ScalarUDF> {
 
 impl BuildObject {
     fn sql_type(&self) -> SqlType {
-        if self.jsonb {
-            SqlType::Jsonb
-        } else {
-            SqlType::Json
+        match self.style {
+            Style::Jsonb => SqlType::Jsonb,
+            Style::Json | Style::Row => SqlType::Json,
         }
     }
 }
 
 impl ScalarUDFImpl for BuildObject {
     fn name(&self) -> &str {
-        if self.jsonb {
-            "jsonb_build_object"
-        } else {
-            "json_build_object"
+        match self.style {
+            Style::Json => "json_build_object",
+            Style::Jsonb => "jsonb_build_object",
+            Style::Row => ROW_TO_JSON,
         }
     }
 
@@ -105,14 +118,18 @@ impl ScalarUDFImpl for BuildObject {
                     _ => key.clone(),
                 };
                 let value = pair[1][row].as_deref().unwrap_or("null");
-                items.push(format!("{} : {value}", Value::String(key)));
+                items.push(match self.style {
+                    Style::Row => format!("{}:{value}", Value::String(key)),
+                    _ => format!("{} : {value}", Value::String(key)),
+                });
             }
-            let text = format!("{{{}}}", items.join(", "));
-            out.push(Some(if self.jsonb {
-                crate::json::stored_text(&text, SqlType::Jsonb)
-                    .map_err(SqlError::into_datafusion)?
-            } else {
-                text
+            out.push(Some(match self.style {
+                Style::Json => format!("{{{}}}", items.join(", ")),
+                Style::Row => format!("{{{}}}", items.join(",")),
+                Style::Jsonb => {
+                    crate::json::stored_text(&format!("{{{}}}", items.join(", ")), SqlType::Jsonb)
+                        .map_err(SqlError::into_datafusion)?
+                }
             }));
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))

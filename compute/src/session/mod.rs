@@ -10,6 +10,7 @@ mod constraints;
 mod copy;
 mod create_table_as;
 mod prepare;
+mod row_values;
 mod run;
 mod sql_prepare;
 mod time_travel;

@@ -209,8 +209,10 @@ impl Session {
                 prepared.kind = Kind::Locking(how);
             }
             Statement::Query(_) => {
-                let expanded = self.expand_wildcards(&prepared.statement).await;
-                let statement = expanded.as_ref().unwrap_or(&prepared.statement);
+                let rows = self.expand_row_values(&prepared.statement).await;
+                let with_rows = rows.as_ref().unwrap_or(&prepared.statement);
+                let expanded = self.expand_wildcards(with_rows).await;
+                let statement = expanded.as_ref().unwrap_or(with_rows);
                 let plan = self.logical_plan(statement).await?;
                 prepared.param_types = param_types(&plan)?;
                 let names = query_column_names(statement);

@@ -49,7 +49,11 @@ impl Session {
 
     /// The qualified columns `wildcard` stands for in `query`: the query planned with that
     /// wildcard as its only item (and without ORDER BY and LIMIT, which may name other items).
-    async fn wildcard_columns(&self, query: &Query, wildcard: &SelectItem) -> Option<Vec<Expr>> {
+    pub(super) async fn wildcard_columns(
+        &self,
+        query: &Query,
+        wildcard: &SelectItem,
+    ) -> Option<Vec<Expr>> {
         if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::Expr(_), _) = wildcard
         {
             return None;
