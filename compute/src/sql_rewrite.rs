@@ -78,19 +78,9 @@ fn json_set_in_from(factor: &mut TableFactor) {
         return;
     };
     let function = normalize_function_name(name);
-    let exprs: Vec<Expr> = args
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
-            ) => Some(e.clone()),
-            _ => None,
-        })
-        .collect();
-    if exprs.len() != args.args.len() {
+    let Some(exprs) = unnamed_args(&args.args) else {
         return;
-    }
+    };
     let Some(mut columns) = crate::json_sets::from_clause_columns(&function, &exprs) else {
         return;
     };
@@ -190,16 +180,9 @@ fn expand_set_returning(expr: &mut Expr) {
             let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &f.args else {
                 return;
             };
-            let args: Vec<Expr> = list
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
-                    ) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect();
+            let Some(args) = unnamed_args(&list.args) else {
+                return;
+            };
             if let Some(rows) = crate::json_sets::select_list_rows(&function, &args) {
                 *expr = rows;
             }
@@ -213,6 +196,17 @@ fn expand_set_returning(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// A call's arguments as expressions, when every one is a plain positional expression.
+fn unnamed_args(args: &[datafusion::sql::sqlparser::ast::FunctionArg]) -> Option<Vec<Expr>> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The expression `name(args…)`: a plain call, built as the parser would build it.

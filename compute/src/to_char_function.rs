@@ -83,17 +83,7 @@ fn to_char(values: &ArrayRef, templates: &ArrayRef) -> SqlResult<ArrayRef> {
                 })
                 .collect::<SqlResult<_>>()?
         }
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal128(..) => {
+        number if number.is_numeric() => {
             // Every number as its exact decimal text: floats by their shortest round-trip text.
             let text = crate::pg_encode::text_column(values)?;
             let text = text.as_string::<i32>();
