@@ -368,6 +368,14 @@ pub type CatalogStamp = (u64, u64, usize);
 /// A relation's name: (database, schema, name).
 type Name = (String, String, String);
 
+/// The names a map keyed by relation name holds in one schema of one database.
+fn names_in<V>(map: &HashMap<Name, V>, database: &str, schema: &str) -> Vec<String> {
+    map.keys()
+        .filter(|(d, s, _)| d == database && s == schema)
+        .map(|(_, _, n)| n.clone())
+        .collect()
+}
+
 fn name_of(database: &str, schema: &str, name: &str) -> Name {
     (database.to_string(), schema.to_string(), name.to_string())
 }
@@ -440,12 +448,11 @@ impl Catalog {
     }
 
     pub fn sequence_names(&self, database: &str, schema: &str) -> Vec<String> {
-        let t = self.tables.read().expect("catalog lock");
-        t.sequence_names
-            .keys()
-            .filter(|(d, s, _)| d == database && s == schema)
-            .map(|(_, _, n)| n.clone())
-            .collect()
+        names_in(
+            &self.tables.read().expect("catalog lock").sequence_names,
+            database,
+            schema,
+        )
     }
 
     fn upsert_sequence(&self, def: SequenceDef) {
@@ -490,12 +497,11 @@ impl Catalog {
     }
 
     pub fn view_names(&self, database: &str, schema: &str) -> Vec<String> {
-        let t = self.tables.read().expect("catalog lock");
-        t.view_names
-            .keys()
-            .filter(|(d, s, _)| d == database && s == schema)
-            .map(|(_, _, n)| n.clone())
-            .collect()
+        names_in(
+            &self.tables.read().expect("catalog lock").view_names,
+            database,
+            schema,
+        )
     }
 
     /// Whether any view exists: statements are searched for view names only then.
@@ -537,12 +543,11 @@ impl Catalog {
     }
 
     fn enum_type_names(&self, database: &str, schema: &str) -> Vec<String> {
-        let t = self.tables.read().expect("catalog lock");
-        t.enum_types
-            .keys()
-            .filter(|(d, s, _)| d == database && s == schema)
-            .map(|(_, _, n)| n.clone())
-            .collect()
+        names_in(
+            &self.tables.read().expect("catalog lock").enum_types,
+            database,
+            schema,
+        )
     }
 
     /// A schema made by `CREATE SCHEMA`.
@@ -625,12 +630,11 @@ impl Catalog {
     }
 
     pub fn table_names(&self, database: &str, schema: &str) -> Vec<String> {
-        let t = self.tables.read().expect("catalog lock");
-        t.by_name
-            .keys()
-            .filter(|(d, s, _)| d == database && s == schema)
-            .map(|(_, _, n)| n.clone())
-            .collect()
+        names_in(
+            &self.tables.read().expect("catalog lock").by_name,
+            database,
+            schema,
+        )
     }
 
     /// Adds or replaces (by id) a table definition.

@@ -50,16 +50,7 @@ pub struct EnumTypeDef {
 impl EnumTypeDef {
     /// Whether `label` is one of the type's values; if not, PostgreSQL's `enum_in` error.
     pub fn check(&self, label: &str) -> SqlResult<()> {
-        if self.labels.iter().any(|l| l == label) {
-            return Ok(());
-        }
-        Err(SqlError::new(
-            sqlstate::INVALID_TEXT_REPRESENTATION,
-            format!(
-                "invalid input value for enum {}: \"{label}\"",
-                self.qualified_name()
-            ),
-        ))
+        place(&self.qualified_name(), &self.labels, label).map(|_| ())
     }
 
     /// The name as `format_type` prints it: bare in `public`, else with its schema.
@@ -70,15 +61,44 @@ impl EnumTypeDef {
             format!("{}.{}", self.schema, self.name)
         }
     }
+}
 
-    /// Checks every non-NULL value of a text column.
-    pub fn check_array(&self, array: &ArrayRef) -> SqlResult<()> {
-        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
-        for label in text.as_string::<i32>().iter().flatten() {
-            self.check(label)?;
-        }
-        Ok(())
+/// The place (from 1) of `label` among the labels of the type `type_name`; if it has none,
+/// PostgreSQL's `enum_in` error.
+fn place(type_name: &str, labels: &[String], label: &str) -> SqlResult<i32> {
+    match labels.iter().position(|l| l == label) {
+        Some(i) => Ok(i as i32 + 1),
+        None => Err(SqlError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input value for enum {type_name}: \"{label}\""),
+        )),
     }
+}
+
+/// The place of each value of a text column among an enum type's labels, given to a function
+/// as literal text arguments: the type's name (as `format_type` prints it), then its labels.
+fn places(
+    text: &ArrayRef,
+    type_args: &[ColumnarValue],
+) -> DFResult<datafusion::arrow::array::Int32Array> {
+    let text_literal = |a: &ColumnarValue| match a {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(l))) => Ok(l.clone()),
+        _ => Err(datafusion::error::DataFusionError::Internal(
+            "an enum type is given by its name and labels as text literals".into(),
+        )),
+    };
+    let Some((name, labels)) = type_args.split_first() else {
+        return Err(datafusion::error::DataFusionError::Internal(
+            "an enum type is given by its name and labels".into(),
+        ));
+    };
+    let name = text_literal(name)?;
+    let labels: Vec<String> = labels.iter().map(text_literal).collect::<DFResult<_>>()?;
+    text.as_string::<i32>()
+        .iter()
+        .map(|v| v.map(|label| place(&name, &labels, label)).transpose())
+        .collect::<SqlResult<_>>()
+        .map_err(SqlError::into_datafusion)
 }
 
 /// Key of an enum type's definition: `m Y <database> 0x00 <schema> 0x00 <name>`. Keyed by name,
@@ -264,10 +284,9 @@ impl ScalarUDFImpl for EnumInput {
                 "{ENUM_INPUT_FUNCTION} takes a value, an oid, a name and labels"
             )));
         }
-        let def = literal_def(&args.args[2..])?;
         let array = args.args[0].to_array(args.number_rows)?;
         let text = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
-        def.check_array(&text).map_err(SqlError::into_datafusion)?;
+        places(&text, &args.args[2..])?;
         Ok(match &args.args[0] {
             ColumnarValue::Scalar(_) => {
                 ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?)
@@ -308,22 +327,9 @@ impl ScalarUDFImpl for EnumOrder {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let def = literal_def(&args.args[1..])?;
         let array = args.args[0].to_array(args.number_rows)?;
         let text = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
-        let places = text
-            .as_string::<i32>()
-            .iter()
-            .map(|v| {
-                v.map(|label| match def.labels.iter().position(|l| l == label) {
-                    Some(i) => Ok(i as i32 + 1),
-                    None => Err(def.check(label).expect_err("not a label")),
-                })
-                .transpose()
-            })
-            .collect::<SqlResult<datafusion::arrow::array::Int32Array>>()
-            .map_err(SqlError::into_datafusion)?;
-        let places: ArrayRef = Arc::new(places);
+        let places: ArrayRef = Arc::new(places(&text, &args.args[1..])?);
         Ok(match &args.args[0] {
             ColumnarValue::Scalar(_) => {
                 ColumnarValue::Scalar(ScalarValue::try_from_array(&places, 0)?)
@@ -331,29 +337,6 @@ impl ScalarUDFImpl for EnumOrder {
             ColumnarValue::Array(_) => ColumnarValue::Array(places),
         })
     }
-}
-
-/// An enum type given to a function as literal text arguments: its name, then its labels.
-fn literal_def(args: &[ColumnarValue]) -> DFResult<EnumTypeDef> {
-    let text_literal = |a: &ColumnarValue| match a {
-        ColumnarValue::Scalar(ScalarValue::Utf8(Some(l))) => Ok(l.clone()),
-        _ => Err(datafusion::error::DataFusionError::Internal(
-            "an enum type is given by its name and labels as text literals".into(),
-        )),
-    };
-    let Some((name, labels)) = args.split_first() else {
-        return Err(datafusion::error::DataFusionError::Internal(
-            "an enum type is given by its name and labels".into(),
-        ));
-    };
-    // The name arrives as `format_type` prints it, so it is not split into a schema here.
-    Ok(EnumTypeDef {
-        id: 0,
-        database: String::new(),
-        schema: crate::catalog::DEFAULT_SCHEMA.into(),
-        name: text_literal(name)?,
-        labels: labels.iter().map(text_literal).collect::<DFResult<_>>()?,
-    })
 }
 
 /// The enum types of the catalog view, by oid (empty when there are none).

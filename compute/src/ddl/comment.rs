@@ -45,54 +45,29 @@ fn target(
     object_type: &CommentObject,
     name: &ObjectName,
 ) -> SqlResult<CommentTarget> {
-    let missing_relation = |relation: &str| SqlError::undefined_table(relation);
+    // A relation of one kind: its oid, else 42809 when another kind has the name, else 42P01.
+    let relation = |kind: &str, oid: &dyn Fn(&str, &str) -> SqlResult<Option<u64>>| {
+        let (schema, relation) = table_name(name)?;
+        match oid(&schema, &relation)? {
+            Some(oid) => Ok((oid, PG_CLASS, 0)),
+            None if view.relation_exists(&schema, &relation)? => Err(not_a(&relation, kind)),
+            None => Err(SqlError::undefined_table(&relation)),
+        }
+    };
     Ok(match object_type {
-        CommentObject::Table => {
-            let (schema, relation) = table_name(name)?;
-            match view.get(&schema, &relation)? {
-                Some(def) => (def.id, PG_CLASS, 0),
-                None if view.relation_exists(&schema, &relation)? => {
-                    return Err(not_a(&relation, "table"))
-                }
-                None => return Err(missing_relation(&relation)),
-            }
-        }
-        CommentObject::View => {
-            let (schema, relation) = table_name(name)?;
-            match view.get_view(&schema, &relation)? {
-                Some(def) => (def.id, PG_CLASS, 0),
-                None if view.relation_exists(&schema, &relation)? => {
-                    return Err(not_a(&relation, "view"))
-                }
-                None => return Err(missing_relation(&relation)),
-            }
-        }
-        CommentObject::Sequence => {
-            let (schema, relation) = table_name(name)?;
-            match view.get_sequence(&schema, &relation)? {
-                Some(def) => (def.id, PG_CLASS, 0),
-                None if view.relation_exists(&schema, &relation)? => {
-                    return Err(not_a(&relation, "sequence"))
-                }
-                None => return Err(missing_relation(&relation)),
-            }
-        }
-        CommentObject::Index => {
-            let (schema, relation) = table_name(name)?;
-            let oid = view.tables(&schema).iter().find_map(|t| {
+        CommentObject::Table => relation("table", &|s, n| Ok(view.get(s, n)?.map(|d| d.id)))?,
+        CommentObject::View => relation("view", &|s, n| Ok(view.get_view(s, n)?.map(|d| d.id)))?,
+        CommentObject::Sequence => relation("sequence", &|s, n| {
+            Ok(view.get_sequence(s, n)?.map(|d| d.id))
+        })?,
+        CommentObject::Index => relation("index", &|s, n| {
+            Ok(view.tables(s).iter().find_map(|t| {
                 crate::pg_catalog::table_indexes(t)
                     .into_iter()
-                    .find(|i| i.name == relation)
+                    .find(|i| i.name == n)
                     .map(|i| i.oid as u64)
-            });
-            match oid {
-                Some(oid) => (oid, PG_CLASS, 0),
-                None if view.relation_exists(&schema, &relation)? => {
-                    return Err(not_a(&relation, "index"))
-                }
-                None => return Err(missing_relation(&relation)),
-            }
-        }
+            }))
+        })?,
         CommentObject::Column => {
             let Some((column, table)) = name.0.split_last() else {
                 return Err(SqlError::syntax("COMMENT ON COLUMN needs table.column"));
@@ -109,7 +84,7 @@ fn target(
             let (schema, relation) = table_name(&ObjectName(table.to_vec()))?;
             let def = view
                 .get(&schema, &relation)?
-                .ok_or_else(|| missing_relation(&relation))?;
+                .ok_or_else(|| SqlError::undefined_table(&relation))?;
             let id = def
                 .columns
                 .iter()

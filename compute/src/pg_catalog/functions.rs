@@ -108,6 +108,22 @@ pub(crate) fn arg(args: &[ArrayRef], i: usize) -> DFResult<&ArrayRef> {
         .ok_or_else(|| DataFusionError::Plan(format!("missing argument {}", i + 1)))
 }
 
+/// The comment on an object (`sub == 0`) or a table's column (by position), among a
+/// snapshot's `descriptions()`, taken once per call rather than per row.
+fn description(
+    descriptions: &[(i64, i64, i64, String)],
+    oid: i64,
+    catalog: Option<u32>,
+    sub: i64,
+) -> Option<String> {
+    descriptions
+        .iter()
+        .find(|(o, c, s, _)| {
+            *o == oid && *s == sub && catalog.is_none_or(|catalog| *c == i64::from(catalog))
+        })
+        .map(|(_, _, _, text)| text.clone())
+}
+
 fn text_per_row(rows: usize, f: impl Fn(usize) -> Option<String>) -> ArrayRef {
     Arc::new((0..rows).map(f).collect::<StringArray>())
 }
@@ -602,13 +618,13 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
                     Some(names) => texts(names)?,
                     None => vec![None; rows],
                 };
-                let snap = h.snapshot();
+                let descriptions = h.snapshot().descriptions();
                 Ok(text_per_row(rows, |i| {
                     let catalog = match &catalogs[i] {
                         Some(name) => Some(crate::comments::catalog_oid(name)?),
                         None => None,
                     };
-                    snap.description(oids[i]?, catalog, 0)
+                    description(&descriptions, oids[i]?, catalog, 0)
                 }))
             },
         ),
@@ -620,9 +636,14 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             |h, args, rows| {
                 let oids = ints(arg(args, 0)?)?;
                 let columns = ints(arg(args, 1)?)?;
-                let snap = h.snapshot();
+                let descriptions = h.snapshot().descriptions();
                 Ok(text_per_row(rows, |i| {
-                    snap.description(oids[i]?, Some(crate::comments::PG_CLASS), columns[i]?)
+                    description(
+                        &descriptions,
+                        oids[i]?,
+                        Some(crate::comments::PG_CLASS),
+                        columns[i]?,
+                    )
                 }))
             },
         ),

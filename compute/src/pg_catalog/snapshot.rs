@@ -302,16 +302,6 @@ impl Snapshot {
         rows
     }
 
-    /// The comment on an object (`sub == 0`) or a table's column (by position).
-    pub fn description(&self, oid: i64, catalog: Option<u32>, sub: i64) -> Option<String> {
-        self.descriptions()
-            .into_iter()
-            .find(|(o, c, s, _)| {
-                *o == oid && *s == sub && catalog.is_none_or(|catalog| *c == i64::from(catalog))
-            })
-            .map(|(_, _, _, text)| text)
-    }
-
     /// `format_type(oid, typmod)`: a built-in type, or an enum type (named with its schema
     /// when the search path does not find it, as PostgreSQL names it).
     pub fn type_name(&self, oid: i64, typmod: Option<i32>) -> Option<String> {
