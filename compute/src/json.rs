@@ -19,6 +19,7 @@ use datafusion::logical_expr::{
 use serde_json::Value;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::json_number;
 use crate::types::SqlType;
 
 /// What `x::json`, `x::jsonb`, `a -> b`, `a ->> b`, `a @> b` are rewritten to.
@@ -35,15 +36,34 @@ pub const EXISTS_ALL: &str = "strata_jsonb_exists_all";
 /// `jsonb_set(target, path, new_value [, create_if_missing])`, called by its own name.
 pub const SET: &str = "jsonb_set";
 
-/// Parses a json text; `22P02` as PostgreSQL's `json_in` says otherwise.
+/// Parses a json text; `22P02` as PostgreSQL's `json_in` says otherwise. A `jsonb` value's
+/// numbers come back in numeric's output form (a `json` value keeps each number as written).
 pub fn parse(text: &str, ty: SqlType) -> SqlResult<Value> {
-    serde_json::from_str(text).map_err(|e| {
+    let mut value = serde_json::from_str(text).map_err(|e| {
         SqlError::new(
             sqlstate::INVALID_TEXT_REPRESENTATION,
             format!("invalid input syntax for type {}", ty.display_name()),
         )
         .with_detail(format!("{e}"))
-    })
+    })?;
+    if ty == SqlType::Jsonb {
+        numbers_as_numeric(&mut value)?;
+    }
+    Ok(value)
+}
+
+/// Rewrites every number in `value` as PostgreSQL's numeric prints it (`1e3` as `1000`).
+fn numbers_as_numeric(value: &mut Value) -> SqlResult<()> {
+    match value {
+        Value::Number(n) => {
+            let text = json_number::numeric_text(n.as_str())?;
+            *n = text.parse().expect("numeric text is a json number");
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(numbers_as_numeric)?,
+        Value::Object(map) => map.values_mut().try_for_each(numbers_as_numeric)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The stored form of a `json` (validated, as given) or `jsonb` (normalized) value.
@@ -103,7 +123,17 @@ fn contains(a: &Value, b: &Value) -> bool {
             b.iter().all(|vb| a.iter().any(|va| contains(va, vb)))
         }
         // An array contains a scalar it holds at its top level.
-        (Value::Array(a), scalar) if !scalar.is_object() => a.iter().any(|va| va == scalar),
+        (Value::Array(a), scalar) if !scalar.is_object() => {
+            a.iter().any(|va| same_scalar(va, scalar))
+        }
+        (a, b) => same_scalar(a, b),
+    }
+}
+
+/// Scalar equality as jsonb has it: numbers compare as numerics (`1.0` equals `1`).
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => json_number::equal(a.as_str(), b.as_str()),
         (a, b) => a == b,
     }
 }

@@ -38,6 +38,7 @@ mod interval_scale;
 mod json;
 mod json_agg;
 mod json_build;
+mod json_number;
 mod json_sets;
 mod key_range;
 mod last_written;
