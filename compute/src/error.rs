@@ -61,6 +61,7 @@ pub mod sqlstate {
     pub const INVALID_FOREIGN_KEY: &str = "42830";
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const CANNOT_COERCE: &str = "42846";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";

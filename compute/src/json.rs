@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 use serde_json::Value;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::json_number;
+use crate::numeric_text;
 use crate::types::SqlType;
 
 /// What `x::json`, `x::jsonb`, `a -> b`, `a ->> b`, `a @> b` are rewritten to.
@@ -56,7 +56,7 @@ pub fn parse(text: &str, ty: SqlType) -> SqlResult<Value> {
 fn numbers_as_numeric(value: &mut Value) -> SqlResult<()> {
     match value {
         Value::Number(n) => {
-            let text = json_number::numeric_text(n.as_str())?;
+            let text = numeric_text::canonical(n.as_str())?;
             *n = text.parse().expect("numeric text is a json number");
         }
         Value::Array(items) => items.iter_mut().try_for_each(numbers_as_numeric)?,
@@ -133,7 +133,7 @@ fn contains(a: &Value, b: &Value) -> bool {
 /// Scalar equality as jsonb has it: numbers compare as numerics (`1.0` equals `1`).
 fn same_scalar(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(a), Value::Number(b)) => json_number::equal(a.as_str(), b.as_str()),
+        (Value::Number(a), Value::Number(b)) => numeric_text::equal(a.as_str(), b.as_str()),
         (a, b) => a == b,
     }
 }

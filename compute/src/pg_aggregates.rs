@@ -4,7 +4,8 @@
 //! `PgAverage` wraps DataFusion's own aggregate and changes only how arguments are coerced: an integer
 //! is averaged as a decimal of scale 12, whose average has scale 16. PostgreSQL prints an average
 //! with 16 decimals when it is below 10000 (`1.5000000000000000`) and fewer above that, where
-//! Strata keeps 16. The average of a numeric keeps DataFusion's scale (the argument's plus 4).
+//! Strata keeps 16. A numeric of scale below 12 is averaged the same way; one of a larger scale
+//! keeps DataFusion's scale (the argument's plus 4).
 //! Everything else (accumulators, group accumulators, window frames) is DataFusion's.
 //!
 //! DataFusion sums every integer into a bigint (wrapping on overflow); PostgreSQL sums smallint
@@ -62,6 +63,15 @@ fn avg_argument(t: &DataType) -> DataType {
             DataType::Decimal128(AVERAGE_PRECISION, AVERAGE_SCALE)
         }
         DataType::Float16 | DataType::Float32 => DataType::Float64,
+        // A numeric of a smaller scale is averaged at scale 12 too, so that its average has
+        // the 16 decimals of a quotient (`numeric_scale`), if its integer digits still fit.
+        DataType::Decimal128(p, s)
+            if *s < AVERAGE_SCALE
+                && i16::from(*p) - i16::from(*s) + i16::from(AVERAGE_SCALE)
+                    <= i16::from(AVERAGE_PRECISION) =>
+        {
+            DataType::Decimal128((*p as i8 - *s + AVERAGE_SCALE) as u8, AVERAGE_SCALE)
+        }
         other => other.clone(),
     }
 }

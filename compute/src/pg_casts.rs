@@ -1,6 +1,8 @@
 //! Casts whose result PostgreSQL defines differently from Arrow, replaced by functions that
 //! produce PostgreSQL's: text to `bytea` reads the escape formats (`byteain`), an array to text
-//! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`.
+//! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`, and an unconstrained numeric to text
+//! has no trailing zeros (`numeric_out`). The scales of numeric results are set here too (see
+//! `numeric_scale`).
 //!
 //! And a CASE keeps the PostgreSQL type its branches share: DataFusion types a CASE by its
 //! Arrow type alone, so `CASE WHEN … THEN '{}'::json END` would be text, where PostgreSQL says
@@ -22,6 +24,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use crate::bytea::ByteaIn;
 use crate::error::SqlError;
+use crate::types::{UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE};
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
@@ -34,7 +37,13 @@ fn replacement(from: &DataType, to: &DataType) -> Option<(Arc<ScalarUDF>, DataTy
             Some((ByteaIn::udf(), DataType::Binary))
         }
         (DataType::List(_) | DataType::LargeList(_), t) if is_text(t) => {
-            Some((ArrayOut::udf(), DataType::Utf8))
+            Some((TextOut::udf("array_out"), DataType::Utf8))
+        }
+        (DataType::Decimal128(p, s), t)
+            if is_text(t)
+                && (*p, *s) == (UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE) =>
+        {
+            Some((TextOut::udf("numeric_out"), DataType::Utf8))
         }
         _ => None,
     }
@@ -96,7 +105,13 @@ impl AnalyzerRule for PgCastRule {
                     }))
                 }
                 Expr::Case(case) => keep_case_type(case, schema),
-                other => Ok(Transformed::no(other)),
+                other => {
+                    let rounded = crate::numeric_scale::scale_of_rounding(other, schema)?;
+                    if rounded.transformed {
+                        return Ok(rounded);
+                    }
+                    crate::numeric_scale::decimal_division(rounded.data, schema)
+                }
             },
         )
     }
@@ -146,23 +161,26 @@ fn is_null_literal(expr: &Expr) -> bool {
     }
 }
 
-/// `array_out(anyarray) -> text`: an array as PostgreSQL prints it.
+/// A value as PostgreSQL prints it, where Arrow's cast to text differs: `array_out` prints
+/// `{1,2}` (Arrow: `[1, 2]`), `numeric_out` an unconstrained numeric without trailing zeros.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ArrayOut {
+pub struct TextOut {
+    name: &'static str,
     signature: Signature,
 }
 
-impl ArrayOut {
-    pub fn udf() -> Arc<ScalarUDF> {
-        Arc::new(ScalarUDF::new_from_impl(ArrayOut {
+impl TextOut {
+    pub fn udf(name: &'static str) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(TextOut {
+            name,
             signature: Signature::any(1, Volatility::Immutable),
         }))
     }
 }
 
-impl ScalarUDFImpl for ArrayOut {
+impl ScalarUDFImpl for TextOut {
     fn name(&self) -> &str {
-        "array_out"
+        self.name
     }
 
     fn signature(&self) -> &Signature {

@@ -491,8 +491,9 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         function(TEXT_NAME, &[1], DataType::Utf8, h, |_, args, _| {
             let value = arg(args, 0)?;
             match value.data_type() {
-                // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does.
-                DataType::List(_) | DataType::LargeList(_) => {
+                // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does, and an
+                // unconstrained numeric without trailing zeros.
+                DataType::List(_) | DataType::LargeList(_) | DataType::Decimal128(..) => {
                     crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
                 }
                 _ => Ok(cast(&value, &DataType::Utf8)?),

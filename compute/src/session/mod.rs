@@ -165,6 +165,7 @@ impl Session {
         ctx.add_analyzer_rule(Arc::new(crate::subquery_apply::UnboundedSubqueryApply));
         ctx.register_udf(ByteaIn::udf().as_ref().clone());
         ctx.register_udf(crate::like_escape::udf());
+        ctx.register_udf(crate::numeric_scale::udf());
         ctx.register_udf(crate::enums::enum_input_function());
         for aggregate in crate::pg_aggregates::all() {
             ctx.register_udaf(aggregate);

@@ -1,7 +1,9 @@
-//! Numbers in `jsonb`: PostgreSQL keeps each as a `numeric`, so `1.50` stays `1.50`, `1e3`
-//! prints as `1000` and `1.0` equals `1`. serde_json (with `arbitrary_precision`) hands over each
-//! number's text; this module turns that text into numeric's output form and compares numbers
-//! by value.
+//! A number's text as PostgreSQL's `numeric` reads and prints it: `1.50` keeps its two
+//! fraction digits, `1e3` prints as `1000`, `-0` as `0`, and `1.0` equals `1`.
+//!
+//! Used for the numbers in `jsonb` (PostgreSQL keeps each as a numeric; serde_json, with
+//! `arbitrary_precision`, hands over each number's text) and for text cast to a bare `numeric`,
+//! whose scale is the one written.
 
 use crate::error::{sqlstate, SqlError, SqlResult};
 
@@ -22,7 +24,7 @@ struct Decimal<'a> {
 }
 
 impl<'a> Decimal<'a> {
-    /// Reads a number in json's grammar (which serde_json has already checked); 22003 beyond
+    /// Reads a number in json's grammar (which the caller has checked); 22003 beyond
     /// numeric's range, as PostgreSQL says.
     fn parse(text: &'a str) -> SqlResult<Self> {
         let overflow = || {
@@ -108,10 +110,45 @@ impl<'a> Decimal<'a> {
     }
 }
 
-/// A json number's text as jsonb prints it (PostgreSQL's numeric output); 22P02 for an
-/// exponent beyond numeric's range.
-pub fn numeric_text(text: &str) -> SqlResult<String> {
+/// A json number's text as numeric prints it; 22003 beyond numeric's range.
+pub fn canonical(text: &str) -> SqlResult<String> {
     Ok(Decimal::parse(text)?.to_numeric_text())
+}
+
+/// Text as `numeric`'s input function reads it (surrounding blanks, a `+`, `.5`, `5.` and an
+/// exponent), in numeric's output form with the scale written; 22P02 for anything else,
+/// including `NaN` and the infinities, which Strata's numeric cannot hold.
+pub fn from_input(text: &str) -> SqlResult<String> {
+    let invalid = || {
+        SqlError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type numeric: \"{text}\""),
+        )
+    };
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let unsigned = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    if int.len() + frac.len() == 0 || !digits(int) || !digits(frac) || !exponent_ok {
+        return Err(invalid());
+    }
+    let sign = if trimmed.starts_with('-') { "-" } else { "" };
+    let int = if int.is_empty() { "0" } else { int };
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    let exponent = exponent.map(|e| format!("e{e}")).unwrap_or_default();
+    canonical(&format!("{sign}{int}{frac}{exponent}"))
 }
 
 /// Whether two json numbers are equal as numerics (`1.0` and `1e0` equal `1`).
@@ -148,12 +185,12 @@ mod tests {
             ("0.1e1", "1"),
             ("25e-1", "2.5"),
         ] {
-            assert_eq!(numeric_text(input).unwrap(), expected, "{input}");
+            assert_eq!(canonical(input).unwrap(), expected, "{input}");
         }
         // numeric's range, as PostgreSQL 15 draws it.
-        assert_eq!(numeric_text("1e131071").unwrap().len(), 131_072);
-        assert_eq!(numeric_text("0e200000").unwrap(), "0");
-        assert_eq!(numeric_text("0e1000000000").unwrap(), "0");
+        assert_eq!(canonical("1e131071").unwrap().len(), 131_072);
+        assert_eq!(canonical("0e200000").unwrap(), "0");
+        assert_eq!(canonical("0e1000000000").unwrap(), "0");
         for overflow in [
             "1e131072",
             "1e-16384",
@@ -162,9 +199,31 @@ mod tests {
             "1e2147483647",
         ] {
             assert_eq!(
-                numeric_text(overflow).unwrap_err().code,
+                canonical(overflow).unwrap_err().code,
                 sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
                 "{overflow}"
+            );
+        }
+    }
+
+    #[test]
+    fn input_reads_what_numeric_in_reads() {
+        for (input, expected) in [
+            (" 1.50 ", "1.50"),
+            ("+5", "5"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("-007.10", "-7.10"),
+            ("2E2", "200"),
+            ("1.5e-1", "0.15"),
+        ] {
+            assert_eq!(from_input(input).unwrap(), expected, "{input}");
+        }
+        for bad in ["", ".", "abc", "1.2.3", "1e", "NaN", "- 1", "1e+"] {
+            assert_eq!(
+                from_input(bad).unwrap_err().code,
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                "{bad:?}"
             );
         }
     }
