@@ -1,5 +1,6 @@
 //! `json` and `jsonb`: stored as text, and the functions behind `::json`, `::jsonb`, `->`, `->>`,
-//! `#>`, `#>>`, `@>`, `<@`, `?`, `?|`, `?&` and `jsonb_set`.
+//! `#>`, `#>>`, `@>`, `<@`, `?`, `?|`, `?&`, `jsonb_set`, `jsonb_typeof` / `json_typeof` and
+//! `jsonb_pretty`.
 //!
 //! A `json` value keeps the text it was given (validated). A `jsonb` value is stored in
 //! PostgreSQL's output form: object keys in jsonb order (shorter first, then bytewise),
@@ -35,6 +36,12 @@ pub const EXISTS_ANY: &str = "strata_jsonb_exists_any";
 pub const EXISTS_ALL: &str = "strata_jsonb_exists_all";
 /// `jsonb_set(target, path, new_value [, create_if_missing])`, called by its own name.
 pub const SET: &str = "jsonb_set";
+/// `jsonb_typeof(v)` and `json_typeof(v)`: `object`, `array`, `string`, `number`, `boolean`
+/// or `null`.
+pub const JSONB_TYPEOF: &str = "jsonb_typeof";
+pub const JSON_TYPEOF: &str = "json_typeof";
+/// `jsonb_pretty(v)`: indented by four spaces, as PostgreSQL's.
+pub const PRETTY: &str = "jsonb_pretty";
 
 /// Parses a json text; `22P02` as PostgreSQL's `json_in` says otherwise. A `jsonb` value's
 /// numbers come back in numeric's output form (a `json` value keeps each number as written).
@@ -95,8 +102,7 @@ fn write_jsonb(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            let entries = jsonb_entries(map);
             out.push('{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
@@ -156,6 +162,9 @@ pub fn all() -> Vec<ScalarUDF> {
         (EXISTS, 2),
         (EXISTS_ANY, 2),
         (EXISTS_ALL, 2),
+        (JSONB_TYPEOF, 1),
+        (JSON_TYPEOF, 1),
+        (PRETTY, 1),
     ]
     .into_iter()
     .map(|(name, arity)| Signature::any(arity, Volatility::Immutable).with_name(name))
@@ -195,7 +204,7 @@ impl ScalarUDFImpl for JsonFunction {
             name if returns_boolean(name) => {
                 return Ok(Arc::new(Field::new(self.name, DataType::Boolean, true)))
             }
-            GET_TEXT | GET_PATH_TEXT => {
+            GET_TEXT | GET_PATH_TEXT | JSONB_TYPEOF | JSON_TYPEOF | PRETTY => {
                 return Ok(Arc::new(Field::new(self.name, DataType::Utf8, true)))
             }
             JSON_CAST => SqlType::Json,
@@ -230,6 +239,28 @@ impl ScalarUDFImpl for JsonFunction {
             }
             EXISTS | EXISTS_ANY | EXISTS_ALL => exists(self.name, &arrays[0], &arrays[1])?,
             SET => set(&arrays)?,
+            JSONB_TYPEOF | JSON_TYPEOF | PRETTY => {
+                let name = self.name;
+                Arc::new(
+                    texts(&arrays[0])?
+                        .iter()
+                        .map(|v| {
+                            v.map(|t| {
+                                let value = parse(t, SqlType::Jsonb)?;
+                                Ok(if name == PRETTY {
+                                    let mut out = String::new();
+                                    write_pretty(&value, 0, &mut out);
+                                    out
+                                } else {
+                                    type_name(&value).to_string()
+                                })
+                            })
+                            .transpose()
+                        })
+                        .collect::<SqlResult<StringArray>>()
+                        .map_err(|e| e.into_datafusion())?,
+                )
+            }
             _ => {
                 let a = texts(&arrays[0])?;
                 let b = texts(&arrays[1])?;
@@ -250,6 +281,56 @@ impl ScalarUDFImpl for JsonFunction {
             }
         };
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// An object's entries in jsonb's order: shorter keys first, then bytewise.
+pub(crate) fn jsonb_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    entries
+}
+
+/// What `jsonb_typeof` says of a value.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    }
+}
+
+/// `value` as `jsonb_pretty` prints it, its nested lines indented past `depth` levels.
+fn write_pretty(value: &Value, depth: usize, out: &mut String) {
+    let indent = |out: &mut String, depth: usize| out.push_str(&"    ".repeat(depth));
+    match value {
+        Value::Array(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                indent(out, depth + 1);
+                write_pretty(item, depth + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let entries = jsonb_entries(map);
+            out.push_str("{\n");
+            for (i, (key, item)) in entries.iter().enumerate() {
+                indent(out, depth + 1);
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push_str(": ");
+                write_pretty(item, depth + 1, out);
+                out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+        other => write_jsonb(other, out),
     }
 }
 

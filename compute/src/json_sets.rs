@@ -173,9 +173,7 @@ fn items(value: &Value, function: &str, part: Part) -> Result<Vec<Option<String>
             format!("cannot extract elements from {}", kind_of(other)),
         )),
         (_, Value::Object(map)) => {
-            // jsonb keeps keys ordered by length, then bytes.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            let entries = crate::json::jsonb_entries(map);
             Ok(entries
                 .into_iter()
                 .map(|(k, v)| match part {

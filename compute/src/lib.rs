@@ -55,6 +55,7 @@ mod pg_catalog;
 mod pg_encode;
 mod pg_text;
 mod primary;
+mod query_forms;
 mod row_cache;
 mod row_codec;
 mod scan;

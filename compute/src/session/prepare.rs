@@ -339,6 +339,7 @@ impl Session {
             SqlResult::Ok(crate::enums::types_by_id(view))
         })?;
         alias_duplicate_expressions(&mut statement);
+        crate::query_forms::rewrite(&mut statement);
         crate::json_agg::rewrite_json_aggregates(&mut statement);
         crate::pg_catalog::rewrite_catalog_syntax(&mut statement);
         let state = self.ctx.state();
