@@ -71,6 +71,7 @@ mod subquery_apply;
 mod table;
 mod text_input;
 mod to_char_function;
+mod to_date_function;
 mod txn;
 mod txn_slot;
 mod types;

@@ -200,6 +200,13 @@ impl Session {
             .chain(crate::format_function::all())
             .chain(crate::age_function::all())
             .chain(crate::to_char_function::all())
+            .chain(crate::to_date_function::all(
+                ctx.state()
+                    .scalar_functions()
+                    .get("to_timestamp")
+                    .cloned()
+                    .expect("DataFusion registers to_timestamp"),
+            ))
             .chain(crate::text_input::all())
         {
             ctx.register_udf(function);
