@@ -85,37 +85,52 @@ pub fn stored_text(text: &str, ty: SqlType) -> SqlResult<String> {
 /// A value in jsonb's output form.
 pub fn jsonb_text(value: &Value) -> String {
     let mut out = String::new();
-    write_jsonb(value, &mut out);
+    write_jsonb(value, None, &mut out);
     out
 }
 
-fn write_jsonb(value: &Value, out: &mut String) {
-    match value {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
+/// Writes `value` as jsonb prints it: on one line (`pretty: None`), or as `jsonb_pretty` does,
+/// each element on a line of its own indented by four spaces a level past `pretty`'s depth
+/// (an empty container opens onto a new line too, as PostgreSQL's does).
+fn write_jsonb(value: &Value, pretty: Option<usize>, out: &mut String) {
+    let (open, close, items): (char, char, Vec<(Option<&String>, &Value)>) = match value {
+        Value::Array(items) => ('[', ']', items.iter().map(|v| (None, v)).collect()),
+        Value::Object(map) => (
+            '{',
+            '}',
+            jsonb_entries(map)
+                .into_iter()
+                .map(|(k, v)| (Some(k), v))
+                .collect(),
+        ),
+        scalar => return out.push_str(&scalar.to_string()),
+    };
+    let line = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"    ".repeat(depth));
+    };
+    out.push(open);
+    for (i, (key, item)) in items.into_iter().enumerate() {
+        match pretty {
+            Some(depth) => {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push(',');
                 }
-                write_jsonb(item, out);
+                line(out, depth + 1);
             }
-            out.push(']');
+            None if i > 0 => out.push_str(", "),
+            None => {}
         }
-        Value::Object(map) => {
-            let entries = jsonb_entries(map);
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push_str(": ");
-                write_jsonb(item, out);
-            }
-            out.push('}');
+        if let Some(key) = key {
+            out.push_str(&Value::String(key.clone()).to_string());
+            out.push_str(": ");
         }
-        scalar => out.push_str(&scalar.to_string()),
+        write_jsonb(item, pretty.map(|depth| depth + 1), out);
     }
+    if let Some(depth) = pretty {
+        line(out, depth);
+    }
+    out.push(close);
 }
 
 /// jsonb containment (`@>`): every key and element of `b` is in `a`, recursively; a scalar
@@ -249,7 +264,7 @@ impl ScalarUDFImpl for JsonFunction {
                                 let value = parse(t, SqlType::Jsonb)?;
                                 Ok(if name == PRETTY {
                                     let mut out = String::new();
-                                    write_pretty(&value, 0, &mut out);
+                                    write_jsonb(&value, Some(0), &mut out);
                                     out
                                 } else {
                                     type_name(&value).to_string()
@@ -300,37 +315,6 @@ fn type_name(value: &Value) -> &'static str {
         Value::Number(_) => "number",
         Value::Bool(_) => "boolean",
         Value::Null => "null",
-    }
-}
-
-/// `value` as `jsonb_pretty` prints it, its nested lines indented past `depth` levels.
-fn write_pretty(value: &Value, depth: usize, out: &mut String) {
-    let indent = |out: &mut String, depth: usize| out.push_str(&"    ".repeat(depth));
-    match value {
-        Value::Array(items) => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                indent(out, depth + 1);
-                write_pretty(item, depth + 1, out);
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            indent(out, depth);
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let entries = jsonb_entries(map);
-            out.push_str("{\n");
-            for (i, (key, item)) in entries.iter().enumerate() {
-                indent(out, depth + 1);
-                out.push_str(&Value::String((*key).clone()).to_string());
-                out.push_str(": ");
-                write_pretty(item, depth + 1, out);
-                out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
-            }
-            indent(out, depth);
-            out.push('}');
-        }
-        other => write_jsonb(other, out),
     }
 }
 
