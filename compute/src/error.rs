@@ -312,7 +312,23 @@ fn from_plan_message(msg: &str) -> SqlError {
             return SqlError::undefined_table(&shown);
         }
     }
-    if msg.contains("Invalid function") || msg.contains("No function matches") {
+    // DataFusion: "Invalid function 'f'.\nDid you mean 'g'?"; PostgreSQL names the function and
+    // hints at casts (its argument types are not known here).
+    if let Some(name) = msg
+        .split_once("Invalid function '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name)
+    {
+        return SqlError::new(
+            sqlstate::UNDEFINED_FUNCTION,
+            format!("function {name} does not exist"),
+        )
+        .with_hint(
+            "No function matches the given name and argument types. You might need to add \
+             explicit type casts.",
+        );
+    }
+    if msg.contains("No function matches") {
         return SqlError::new(sqlstate::UNDEFINED_FUNCTION, msg.to_string());
     }
     if msg.contains("Cannot infer common")

@@ -1,7 +1,8 @@
 //! `format(formatstr, args…)`, as PostgreSQL's: `%s` (the value's text), `%I` (an identifier,
 //! quoted if needed), `%L` (a literal, quoted; `NULL` for NULL) and `%%`, each with an optional
 //! position (`%2$s`), `-` flag and width (`%-10s`, `%*s`, `%*3$s`). Values are printed as
-//! PostgreSQL prints them (`1.50`, `t`, `{1,2}`).
+//! PostgreSQL prints them (`1.50`, `t`, `{1,2}`). And `quote_ident`, `quote_literal` and
+//! `quote_nullable`, which quote as `%I` and `%L` do.
 
 use std::sync::Arc;
 
@@ -18,12 +19,64 @@ use crate::error::{sqlstate, SqlError};
 use crate::pg_catalog::quote_ident;
 
 pub fn all() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::new_from_impl(Format {
-        signature: Signature::one_of(
-            vec![TypeSignature::Any(1), TypeSignature::VariadicAny],
-            Volatility::Stable,
-        ),
-    })]
+    let quote = |name| {
+        ScalarUDF::new_from_impl(Quote {
+            name,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    };
+    vec![
+        ScalarUDF::new_from_impl(Format {
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::VariadicAny],
+                Volatility::Stable,
+            ),
+        }),
+        quote("quote_ident"),
+        quote("quote_literal"),
+        quote("quote_nullable"),
+    ]
+}
+
+/// `quote_ident(text)`, `quote_literal(any)` and `quote_nullable(any)`: a value quoted as
+/// `format`'s `%I` and `%L` quote it (`quote_nullable` gives `NULL` for NULL, where the others
+/// give NULL).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Quote {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Quote {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let texts = crate::pg_encode::text_column(&arrays[0]).map_err(SqlError::into_datafusion)?;
+        let texts = texts.as_string::<i32>();
+        let quoted: StringArray = (0..args.number_rows)
+            .map(|row| {
+                let value = (!arrays[0].is_null(row) && arrays[0].data_type() != &DataType::Null)
+                    .then(|| texts.value(row));
+                match (self.name, value) {
+                    ("quote_ident", v) => v.map(quote_ident),
+                    ("quote_nullable", None) => Some("NULL".to_string()),
+                    (_, v) => v.map(quote_literal),
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(quoted)))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

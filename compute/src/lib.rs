@@ -13,6 +13,7 @@ mod bytea;
 mod cast_parameters;
 mod catalog;
 mod checks;
+mod clock;
 mod column_names;
 mod comments;
 mod copy;

@@ -517,6 +517,8 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             },
         ),
         constant_bool("pg_type_is_visible", &[1], true, h),
+        // A compute is never a standby replaying WAL.
+        constant_bool("pg_is_in_recovery", &[0], false, h),
         ScalarUDF::new_from_impl(PgTypeof::new(h)),
         constant_bool("pg_function_is_visible", &[1], true, h),
         constant_bool("has_table_privilege", &[2, 3], true, h),

@@ -208,6 +208,7 @@ impl Session {
                     .expect("DataFusion registers to_timestamp"),
             ))
             .chain(crate::text_input::all())
+            .chain(crate::clock::all(&ctx))
         {
             ctx.register_udf(function);
         }
