@@ -228,10 +228,12 @@ impl ScalarUDFImpl for NumericDivide {
     }
 
     fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        // At most the precision (an operand of scale 38 divides at 37).
         let scale = args
             .iter()
             .map(|t| scale_of(&as_decimal(t)))
-            .fold(QUOTIENT_MIN_SCALE, i8::max);
+            .fold(QUOTIENT_MIN_SCALE, i8::max)
+            .min(QUOTIENT_PRECISION as i8);
         Ok(DataType::Decimal128(QUOTIENT_PRECISION, scale))
     }
 
@@ -353,6 +355,24 @@ fn integer_literal(expr: &Expr) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotient_scale_fits_its_precision() {
+        let divide = divide_udf();
+        let of = |a: DataType, b: DataType| divide.return_type(&[a, b]).unwrap();
+        assert_eq!(
+            of(DataType::Decimal128(10, 2), DataType::Int32),
+            DataType::Decimal128(QUOTIENT_PRECISION, 16)
+        );
+        assert_eq!(
+            of(DataType::Int64, DataType::Decimal128(30, 20)),
+            DataType::Decimal128(QUOTIENT_PRECISION, 20)
+        );
+        assert_eq!(
+            of(DataType::Decimal128(38, 38), DataType::Int32),
+            DataType::Decimal128(QUOTIENT_PRECISION, QUOTIENT_PRECISION as i8)
+        );
+    }
 
     #[test]
     fn quotients_round_half_away_from_zero() {
