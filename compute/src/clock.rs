@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::TimestampMicrosecondArray;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -46,10 +46,7 @@ impl ScalarUDFImpl for ClockTimestamp {
     }
 
     fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
-        Ok(DataType::Timestamp(
-            TimeUnit::Microsecond,
-            Some(crate::types::UTC.into()),
-        ))
+        Ok(crate::types::SqlType::Timestamptz.arrow_type())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {

@@ -46,17 +46,23 @@ pub const PRETTY: &str = "jsonb_pretty";
 /// Parses a json text; `22P02` as PostgreSQL's `json_in` says otherwise. A `jsonb` value's
 /// numbers come back in numeric's output form (a `json` value keeps each number as written).
 pub fn parse(text: &str, ty: SqlType) -> SqlResult<Value> {
-    let mut value = serde_json::from_str(text).map_err(|e| {
+    let mut value = read(text, ty)?;
+    if ty == SqlType::Jsonb {
+        numbers_as_numeric(&mut value)?;
+    }
+    Ok(value)
+}
+
+/// Parses a json text, its numbers as written (for a comparison, which reads numbers by value
+/// and need not rewrite them).
+fn read(text: &str, ty: SqlType) -> SqlResult<Value> {
+    serde_json::from_str(text).map_err(|e| {
         SqlError::new(
             sqlstate::INVALID_TEXT_REPRESENTATION,
             format!("invalid input syntax for type {}", ty.display_name()),
         )
         .with_detail(format!("{e}"))
-    })?;
-    if ty == SqlType::Jsonb {
-        numbers_as_numeric(&mut value)?;
-    }
-    Ok(value)
+    })
 }
 
 /// Rewrites every number in `value` as PostgreSQL's numeric prints it (`1e3` as `1000`).
@@ -261,13 +267,12 @@ impl ScalarUDFImpl for JsonFunction {
                         .iter()
                         .map(|v| {
                             v.map(|t| {
-                                let value = parse(t, SqlType::Jsonb)?;
                                 Ok(if name == PRETTY {
                                     let mut out = String::new();
-                                    write_jsonb(&value, Some(0), &mut out);
+                                    write_jsonb(&parse(t, SqlType::Jsonb)?, Some(0), &mut out);
                                     out
                                 } else {
-                                    type_name(&value).to_string()
+                                    type_name(&read(t, SqlType::Jsonb)?).to_string()
                                 })
                             })
                             .transpose()
@@ -284,8 +289,8 @@ impl ScalarUDFImpl for JsonFunction {
                         .zip(b.iter())
                         .map(|(a, b)| match (a, b) {
                             (Some(a), Some(b)) => {
-                                let a = parse(a, SqlType::Jsonb)?;
-                                let b = parse(b, SqlType::Jsonb)?;
+                                let a = read(a, SqlType::Jsonb)?;
+                                let b = read(b, SqlType::Jsonb)?;
                                 Ok(Some(contains(&a, &b)))
                             }
                             _ => Ok(None),

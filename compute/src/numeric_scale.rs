@@ -32,7 +32,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::types::{UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE};
+use crate::types::{UNCONSTRAINED_NUMERIC, UNCONSTRAINED_NUMERIC_PRECISION};
 
 /// What a cast to a bare `numeric` is rewritten to.
 pub const NAME: &str = "strata_numeric";
@@ -56,8 +56,6 @@ fn literal_type(canonical: &str) -> SqlResult<DataType> {
 
 /// The type `strata_numeric` gives a value of type `from` (`literal`: its text, if a literal).
 fn target(from: &DataType, literal: Option<&str>) -> SqlResult<DataType> {
-    let unconstrained =
-        DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE);
     Ok(match from {
         DataType::Int8 | DataType::UInt8 => DataType::Decimal128(3, 0),
         DataType::Int16 | DataType::UInt16 => DataType::Decimal128(5, 0),
@@ -73,7 +71,7 @@ fn target(from: &DataType, literal: Option<&str>) -> SqlResult<DataType> {
         }
         _ => match literal {
             Some(text) => literal_type(&crate::numeric_text::from_input(text)?)?,
-            None => unconstrained,
+            None => UNCONSTRAINED_NUMERIC,
         },
     })
 }
@@ -415,7 +413,7 @@ mod tests {
         );
         assert_eq!(
             target(&DataType::Float64, None).unwrap(),
-            DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE)
+            UNCONSTRAINED_NUMERIC
         );
         assert_eq!(
             target(&DataType::Utf8, Some("x")).unwrap_err().code,

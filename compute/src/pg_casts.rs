@@ -24,7 +24,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use crate::bytea::ByteaIn;
 use crate::error::SqlError;
-use crate::types::{UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE};
+use crate::types::UNCONSTRAINED_NUMERIC;
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
@@ -39,10 +39,7 @@ fn replacement(from: &DataType, to: &DataType) -> Option<(Arc<ScalarUDF>, DataTy
         (DataType::List(_) | DataType::LargeList(_), t) if is_text(t) => {
             Some((TextOut::udf("array_out"), DataType::Utf8))
         }
-        (DataType::Decimal128(p, s), t)
-            if is_text(t)
-                && (*p, *s) == (UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE) =>
-        {
+        (f, t) if is_text(t) && *f == UNCONSTRAINED_NUMERIC => {
             Some((TextOut::udf("numeric_out"), DataType::Utf8))
         }
         _ => None,

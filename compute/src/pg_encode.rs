@@ -18,10 +18,7 @@ use pgwire::messages::data::DataRow;
 use crate::error::{SqlError, SqlResult};
 use crate::interval::PgInterval;
 use crate::pg_text::{self, PG_EPOCH_DAYS, PG_EPOCH_MICROS};
-use crate::types::{
-    pg_type_of_arrow, pg_type_of_field, UNCONSTRAINED_NUMERIC_PRECISION,
-    UNCONSTRAINED_NUMERIC_SCALE,
-};
+use crate::types::{pg_type_of_arrow, pg_type_of_field, UNCONSTRAINED_NUMERIC};
 
 /// One result column as clients see it.
 #[derive(Debug, Clone)]
@@ -381,15 +378,11 @@ impl ColumnEncoder {
             DataType::UInt64 => a.as_primitive::<UInt64Type>().value(row).to_string(),
             DataType::Float32 => pg_text::float4_text(a.as_primitive::<Float32Type>().value(row)),
             DataType::Float64 => pg_text::float8_text(a.as_primitive::<Float64Type>().value(row)),
-            DataType::Decimal128(p, s) => {
-                let unconstrained =
-                    *p == UNCONSTRAINED_NUMERIC_PRECISION && *s == UNCONSTRAINED_NUMERIC_SCALE;
-                pg_text::decimal_text(
-                    a.as_primitive::<Decimal128Type>().value(row),
-                    *s,
-                    unconstrained,
-                )
-            }
+            t @ DataType::Decimal128(_, s) => pg_text::decimal_text(
+                a.as_primitive::<Decimal128Type>().value(row),
+                *s,
+                *t == UNCONSTRAINED_NUMERIC,
+            ),
             DataType::Utf8 => {
                 buf.put_slice(a.as_string::<i32>().value(row).as_bytes());
                 return Ok(());

@@ -107,7 +107,7 @@ fn to_char(values: &ArrayRef, templates: &ArrayRef) -> SqlResult<ArrayRef> {
     Ok(Arc::new(out))
 }
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -121,7 +121,7 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
+pub(crate) const DAYS: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::{Array, AsArray, Date32Array, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -23,30 +23,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::{sqlstate, SqlError, SqlResult};
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const DAYS: [&str; 7] = [
-    "sunday",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-];
+use crate::to_char_function::{DAYS, MONTHS};
+use crate::types::SqlType;
 
 /// The patterns read, longest first where one begins another, matched in any case.
 const PATTERNS: &[&str] = &[
@@ -282,10 +260,6 @@ pub fn all(inner_to_timestamp: Arc<ScalarUDF>) -> Vec<ScalarUDF> {
     ]
 }
 
-fn timestamptz() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some(crate::types::UTC.into()))
-}
-
 impl ScalarUDFImpl for ReadDatetime {
     fn name(&self) -> &str {
         self.name
@@ -344,7 +318,7 @@ impl ScalarUDFImpl for ToTimestamp {
 
     fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
         match args {
-            [_, _] => Ok(timestamptz()),
+            [_, _] => Ok(SqlType::Timestamptz.arrow_type()),
             _ => self.inner.return_type(args),
         }
     }

@@ -19,6 +19,9 @@ pub const UTC: &str = "+00:00";
 /// trailing zeros.
 pub const UNCONSTRAINED_NUMERIC_PRECISION: u8 = 38;
 pub const UNCONSTRAINED_NUMERIC_SCALE: i8 = 16;
+/// The Arrow type of an unconstrained numeric, whose values print without trailing zeros.
+pub const UNCONSTRAINED_NUMERIC: DataType =
+    DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE);
 
 /// A column type as declared in `CREATE TABLE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -593,9 +596,7 @@ pub fn arrow_type_of_pg(t: &Type) -> Option<DataType> {
         Type::DATE => DataType::Date32,
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(UTC))),
-        Type::NUMERIC => {
-            DataType::Decimal128(UNCONSTRAINED_NUMERIC_PRECISION, UNCONSTRAINED_NUMERIC_SCALE)
-        }
+        Type::NUMERIC => UNCONSTRAINED_NUMERIC,
         Type::TIME => DataType::Time64(TimeUnit::Microsecond),
         Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => list_of(arrow_type_of_pg(&element_type_of(t)?)?),
