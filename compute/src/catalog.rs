@@ -206,10 +206,11 @@ impl TableDef {
         !self.checks.is_empty() || !self.foreign_keys.is_empty()
     }
 
-    /// Whether the column at `position` is in a secondary index (writing it writes index entries).
+    /// Whether a secondary index reads the column at `position` (writing it writes index
+    /// entries).
     pub fn is_indexed(&self, position: usize) -> bool {
         let id = self.columns[position].id;
-        self.indexes.iter().any(|i| i.columns.contains(&id))
+        self.indexes.iter().any(|i| i.reads(self, id))
     }
 
     /// Name of the primary-key constraint, as PostgreSQL names it by default.

@@ -1,8 +1,8 @@
 //! CHECK constraints: named boolean expressions every inserted or updated row must not make
 //! false (NULL passes, as in PostgreSQL).
 //!
-//! The expression is kept as SQL text in the table definition and evaluated with DataFusion over
-//! the rows about to be written.
+//! The expression is kept as SQL text in the table definition and evaluated over the rows about
+//! to be written (see `row_expr`).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -10,7 +10,6 @@ use std::ops::ControlFlow;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::DFSchema;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use crate::catalog::TableDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
 use crate::pg_encode::row_text;
+use crate::row_expr::{table_batch, RowExpr};
 
 /// A CHECK constraint of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,16 +70,15 @@ pub fn default_check_name(
 /// Plans every check of a new table, so that a check naming an unknown column or of the wrong
 /// type fails `CREATE TABLE` rather than the first INSERT.
 pub fn validate(ctx: &SessionContext, def: &TableDef) -> SqlResult<()> {
-    let schema = def.arrow_schema();
-    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-    let state = ctx.state();
     for check in &def.checks {
-        let expr = state.create_logical_expr(&check.expr, &df_schema)?;
-        let ty = datafusion::logical_expr::ExprSchemable::get_type(&expr, &df_schema)?;
+        let ty = RowExpr::plan(ctx, def, &check.expr)?.data_type().clone();
         if !matches!(ty, DataType::Boolean | DataType::Null) {
             return Err(SqlError::new(
                 sqlstate::DATATYPE_MISMATCH,
-                format!("argument of CHECK must be type boolean, not type {ty}"),
+                format!(
+                    "argument of CHECK must be type boolean, not type {}",
+                    crate::row_expr::type_name(&ty)
+                ),
             ));
         }
     }
@@ -91,14 +90,9 @@ pub fn check_rows(ctx: &SessionContext, def: &TableDef, columns: &[ArrayRef]) ->
     if def.checks.is_empty() || columns.first().is_none_or(|c| c.is_empty()) {
         return Ok(());
     }
-    let schema = def.arrow_schema();
-    let batch = RecordBatch::try_new(schema.clone(), columns.to_vec())?;
-    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-    let state = ctx.state();
+    let batch = table_batch(def, columns)?;
     for check in &def.checks {
-        let expr = state.create_logical_expr(&check.expr, &df_schema)?;
-        let physical = state.create_physical_expr(expr, &df_schema)?;
-        let result = physical.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let result = RowExpr::plan(ctx, def, &check.expr)?.evaluate(&batch)?;
         let result = cast(&result, &DataType::Boolean)?;
         let result = result.as_boolean();
         if let Some(row) = (0..result.len()).find(|&i| result.is_valid(i) && !result.value(i)) {

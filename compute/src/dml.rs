@@ -302,7 +302,7 @@ pub async fn insert_batches(
                         }
                     }
                 }
-                let index_rows = IndexRows::new(&def, &enc);
+                let index_rows = IndexRows::new(d.ctx, &def, &enc, batch.columns())?;
                 let entries: Vec<Vec<Entry>> = if def.indexes.is_empty() {
                     Vec::new()
                 } else {
@@ -331,7 +331,9 @@ pub async fn insert_batches(
                 for (row, key) in keys.into_iter().enumerate() {
                     if keep[row] {
                         for entry in entries.get(row).into_iter().flatten() {
-                            txn.put(entry.key.clone(), key.clone());
+                            if let Some(entry_key) = &entry.key {
+                                txn.put(entry_key.clone(), key.clone());
+                            }
                         }
                         txn.put(key, enc.value(row));
                     }
@@ -385,7 +387,8 @@ fn resolve(
     within_statement: bool,
 ) -> SqlResult<Resolution> {
     Ok(match on_conflict {
-        OnConflictDo::Nothing => Resolution::Skip,
+        OnConflictDo::Nothing { arbiter: None } => Resolution::Skip,
+        OnConflictDo::Nothing { arbiter: Some(a) } if *a == key => Resolution::Skip,
         // PostgreSQL's error for two proposed rows of one DO UPDATE with the same key.
         OnConflictDo::Update(u) if u.arbiter == key && within_statement => {
             return Err(SqlError::new(
@@ -931,14 +934,20 @@ async fn apply_changes(
                     Some(columns) => Some(RowEncoder::try_new(&def, columns)?),
                     None => None,
                 };
+                let old_columns = &batch.columns()[1..=n];
                 let old_encoder = if def.indexes.is_empty() {
                     None
                 } else {
-                    Some(RowEncoder::try_new(&def, &batch.columns()[1..=n])?)
+                    Some(RowEncoder::try_new(&def, old_columns)?)
                 };
-                let old_index_rows = old_encoder.as_ref().map(|e| IndexRows::new(&def, e));
-                let new_index_rows = match (&old_encoder, &encoder) {
-                    (Some(_), Some(enc)) => Some(IndexRows::new(&def, enc)),
+                let old_index_rows = match &old_encoder {
+                    Some(enc) => Some(IndexRows::new(d.ctx, &def, enc, old_columns)?),
+                    None => None,
+                };
+                let new_index_rows = match (&old_encoder, &encoder, &new_rows) {
+                    (Some(_), Some(enc), Some(columns)) => {
+                        Some(IndexRows::new(d.ctx, &def, enc, columns)?)
+                    }
                     _ => None,
                 };
                 for (row, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
@@ -952,8 +961,8 @@ async fn apply_changes(
                         .unwrap_or_default();
                     match &encoder {
                         None => {
-                            for entry in old_entries {
-                                txn.delete(entry.key);
+                            for key in old_entries.into_iter().filter_map(|e| e.key) {
+                                txn.delete(key);
                             }
                             txn.delete(old_key)
                         }
@@ -1078,7 +1087,9 @@ async fn update_entries(
         if old.key == new.key {
             continue;
         }
-        txn.delete(old.key);
+        if let Some(key) = old.key {
+            txn.delete(key);
+        }
         if let Some(probe) = new.probe.filter(|p| old.probe.as_ref() != Some(p)) {
             let taken =
                 crate::indexes::probes_taken(primary, txn, std::slice::from_ref(&probe)).await?;
@@ -1086,7 +1097,9 @@ async fn update_entries(
                 return Err(index_rows.duplicate(i, row).into());
             }
         }
-        txn.put(new.key, new_key.clone());
+        if let Some(key) = new.key {
+            txn.put(key, new_key.clone());
+        }
     }
     Ok(())
 }
@@ -1110,7 +1123,7 @@ async fn check_not_referenced(
             || def
                 .indexes
                 .iter()
-                .any(|i| i.unique && i.column_positions(def).contains(c))
+                .any(|i| i.unique && i.is_plain() && i.column_positions(def).contains(c))
     };
     if is_update && !assigned.iter().any(in_a_key) {
         return Ok(Vec::new());

@@ -64,6 +64,7 @@ pub mod sqlstate {
     pub const CANNOT_COERCE: &str = "42846";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
+    pub const GROUPING_ERROR: &str = "42803";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const DUPLICATE_SCHEMA: &str = "42P06";

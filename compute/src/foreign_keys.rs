@@ -127,7 +127,7 @@ impl ForeignKeyDef {
         parent
             .indexes
             .iter()
-            .find(|i| i.unique && i.columns == self.referenced_columns)
+            .find(|i| i.unique && i.is_plain() && i.columns == self.referenced_columns)
             .map(Some)
             .ok_or_else(|| {
                 SqlError::internal(format!(
@@ -439,7 +439,7 @@ pub fn require_index_unreferenced(
 ) -> SqlResult<()> {
     let dependent = referencing(view, table)
         .into_iter()
-        .find(|(_, fk)| fk.referenced_columns == index.columns);
+        .find(|(_, fk)| index.is_plain() && fk.referenced_columns == index.columns);
     match dependent {
         None => Ok(()),
         Some((child, fk)) => Err(SqlError::new(

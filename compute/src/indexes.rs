@@ -11,6 +11,11 @@
 //! PostgreSQL) by locking the *probe*, the entry key without the suffix, then looking for any
 //! entry under it in the latest committed state and the transaction's own writes. The lock makes
 //! concurrent writers of one value wait for each other, so the second sees the first's row.
+//!
+//! A key may be an expression of the row (`lower(email)`), computed for each batch of written
+//! rows, and an index may be partial (`WHERE deleted_at IS NULL`): a row its predicate does not
+//! make true has no entry, so a unique partial index only keeps the rows it covers apart. Such
+//! indexes serve uniqueness and are kept up to date; the planner reads only plain ones.
 
 use std::collections::HashSet;
 
@@ -19,11 +24,20 @@ use futures::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_core::key::{index_prefix, prefix_end, row_prefix, KeyEncoder};
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
+
 use crate::catalog::TableDef;
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::names::normalize;
 use crate::primary::Primary;
-use crate::row_codec::RowEncoder;
+use crate::row_codec::{KeyValues, RowEncoder};
+use crate::row_expr::{expression_names, table_batch, RowExpr};
 use crate::txn::Transaction;
+use crate::types::SqlType;
 
 /// Unique probes looked up at once.
 const PROBE_CONCURRENCY: usize = 32;
@@ -31,14 +45,24 @@ const PROBE_CONCURRENCY: usize = 32;
 /// PostgreSQL's limit on identifier length (NAMEDATALEN - 1).
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// The column id of an index key that is an expression, as `pg_index.indkey` has 0 for one.
+pub const EXPRESSION_KEY: u32 = 0;
+
 /// A secondary index of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDef {
     /// From the relation id counter, so it is also the index's oid.
     pub id: u64,
     pub name: String,
-    /// Indexed column ids, in index order.
+    /// Key column ids, in index order; [`EXPRESSION_KEY`] where the key is an expression.
     pub columns: Vec<u32>,
+    /// The keys that are expressions, in index order: one for each [`EXPRESSION_KEY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expressions: Vec<IndexExpression>,
+    /// A partial index's `WHERE`, as SQL text: only the rows that make it true have an entry
+    /// (and only they are checked against each other by a unique index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
     pub unique: bool,
     /// The index of a `UNIQUE` constraint (shown in `pg_constraint`, dropped with the
     /// constraint), rather than one made by `CREATE INDEX`.
@@ -46,10 +70,98 @@ pub struct IndexDef {
     pub constraint: bool,
 }
 
+/// An index key computed from each row (`CREATE INDEX … (lower(email))`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexExpression {
+    /// The expression as SQL text.
+    pub sql: String,
+    /// The type of its values, as the index stores them.
+    pub ty: SqlType,
+}
+
+impl IndexExpression {
+    /// The expression as a list of keys shows it (`pg_get_indexdef`, a duplicate-key DETAIL):
+    /// in parentheses unless it is a function call.
+    pub fn listed(&self) -> String {
+        match crate::row_expr::parse_expression(&self.sql) {
+            Ok(SqlExpr::Function(_)) => self.sql.clone(),
+            _ => format!("({})", self.sql),
+        }
+    }
+
+    /// The name of the index column, as PostgreSQL picks it (`FigureIndexColname`): a
+    /// function's name, a column's name, or `expr`.
+    pub fn column_name(&self) -> String {
+        fn figure(e: &SqlExpr) -> Option<String> {
+            match e {
+                SqlExpr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalize),
+                SqlExpr::Identifier(id) => Some(normalize(id)),
+                SqlExpr::CompoundIdentifier(parts) => parts.last().map(normalize),
+                SqlExpr::Nested(inner) => figure(inner),
+                SqlExpr::Cast {
+                    expr, data_type, ..
+                } => figure(expr).or_else(|| Some(data_type.to_string().to_lowercase())),
+                SqlExpr::Case { .. } => Some("case".into()),
+                _ => None,
+            }
+        }
+        crate::row_expr::parse_expression(&self.sql)
+            .ok()
+            .and_then(|e| figure(&e))
+            .unwrap_or_else(|| "expr".into())
+    }
+}
+
+/// One key of an index, as the table's definition resolves it.
+pub enum IndexKey<'a> {
+    /// The column at this position of the table.
+    Column(usize),
+    Expression(&'a IndexExpression),
+}
+
 impl IndexDef {
-    /// Positions (in the table's columns) of the indexed columns, in index order.
+    /// Whether every key is a column and every row has an entry: an index that can answer a
+    /// query on its columns, be an ON CONFLICT arbiter or back a foreign key.
+    pub fn is_plain(&self) -> bool {
+        self.expressions.is_empty() && self.predicate.is_none()
+    }
+
+    /// Positions (in the table's columns) of the indexed columns, in index order, of a plain
+    /// index ([`IndexDef::is_plain`]).
     pub fn column_positions(&self, def: &TableDef) -> Vec<usize> {
+        debug_assert!(self.expressions.is_empty(), "{} has expressions", self.name);
         def.column_positions(&self.columns)
+    }
+
+    /// The keys, in index order.
+    pub fn keys<'a>(&'a self, def: &TableDef) -> Vec<IndexKey<'a>> {
+        let mut expressions = self.expressions.iter();
+        self.columns
+            .iter()
+            .map(|&id| match id {
+                EXPRESSION_KEY => {
+                    IndexKey::Expression(expressions.next().expect("one expression per key"))
+                }
+                id => IndexKey::Column(def.column_positions(&[id])[0]),
+            })
+            .collect()
+    }
+
+    /// Whether the index reads the column with id `id` (of `def`): as a key, in a key's
+    /// expression or in its predicate. Writing the column rewrites the row's entry, and
+    /// dropping it drops the index.
+    pub fn reads(&self, def: &TableDef, id: u32) -> bool {
+        if self.columns.contains(&id) {
+            return true;
+        }
+        let Some(column) = def.columns.iter().find(|c| c.id == id) else {
+            return false;
+        };
+        self.expressions
+            .iter()
+            .map(|e| e.sql.as_str())
+            .chain(self.predicate.as_deref())
+            .any(|sql| expression_names(sql).contains(&column.name))
     }
 }
 
@@ -82,76 +194,172 @@ pub fn choose_name(
 
 /// One row's entry in one index.
 pub struct Entry {
-    pub key: Bytes,
+    /// `None` for a row a partial index leaves out.
+    pub key: Option<Bytes>,
     /// The key without the row suffix, for a unique index whose values are all non-NULL.
     pub probe: Option<Bytes>,
+}
+
+/// Where a key's values come from, for one batch.
+enum KeySource {
+    /// The table's column at this position.
+    Column(usize),
+    /// An expression's values, computed for the batch.
+    Computed(KeyValues),
+}
+
+/// One index, ready to give the entries of one batch's rows.
+struct BatchIndex<'a> {
+    index: &'a IndexDef,
+    keys: Vec<KeySource>,
+    /// For a partial index, whether each row is in it (its predicate is true).
+    included: Option<BooleanArray>,
 }
 
 /// The index entries of the rows of one batch.
 pub struct IndexRows<'a> {
     def: &'a TableDef,
     enc: &'a RowEncoder<'a>,
-    indexes: Vec<(&'a IndexDef, Vec<usize>)>,
+    indexes: Vec<BatchIndex<'a>>,
     row_prefix_len: usize,
 }
 
 impl<'a> IndexRows<'a> {
-    pub fn new(def: &'a TableDef, enc: &'a RowEncoder<'a>) -> Self {
-        Self {
+    /// `enc` encodes `columns` (the table's columns, in order), from which expression keys and
+    /// predicates are computed.
+    pub fn new(
+        ctx: &SessionContext,
+        def: &'a TableDef,
+        enc: &'a RowEncoder<'a>,
+        columns: &[ArrayRef],
+    ) -> SqlResult<Self> {
+        let batch = match def.indexes.iter().all(IndexDef::is_plain) {
+            true => None,
+            false => Some(table_batch(def, columns)?),
+        };
+        let indexes = def
+            .indexes
+            .iter()
+            .map(|index| {
+                if index.is_plain() {
+                    let keys = index.column_positions(def);
+                    return Ok(BatchIndex {
+                        index,
+                        keys: keys.into_iter().map(KeySource::Column).collect(),
+                        included: None,
+                    });
+                }
+                let batch = batch.as_ref().expect("made for an index that is not plain");
+                let keys = index
+                    .keys(def)
+                    .into_iter()
+                    .map(|key| match key {
+                        IndexKey::Column(p) => Ok(KeySource::Column(p)),
+                        IndexKey::Expression(e) => {
+                            let values = RowExpr::plan(ctx, def, &e.sql)?.evaluate(batch)?;
+                            KeyValues::try_new(e.ty, &values).map(KeySource::Computed)
+                        }
+                    })
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let included = match &index.predicate {
+                    None => None,
+                    Some(sql) => {
+                        let values = RowExpr::plan(ctx, def, sql)?.evaluate(batch)?;
+                        Some(cast(&values, &DataType::Boolean)?.as_boolean().clone())
+                    }
+                };
+                Ok(BatchIndex {
+                    index,
+                    keys,
+                    included,
+                })
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        Ok(Self {
             def,
             enc,
-            indexes: def
-                .indexes
-                .iter()
-                .map(|i| (i, i.column_positions(def)))
-                .collect(),
+            indexes,
             row_prefix_len: row_prefix(def.id).len(),
-        }
+        })
     }
 
     /// The row's entry in every index of the table, in index order.
     pub fn entries(&self, row: usize, row_key: &[u8]) -> Vec<Entry> {
         self.indexes
             .iter()
-            .map(|(index, positions)| {
+            .map(|batch_index| {
+                let index = batch_index.index;
+                let left_out = batch_index
+                    .included
+                    .as_ref()
+                    .is_some_and(|included| !(included.is_valid(row) && included.value(row)));
+                if left_out {
+                    return Entry {
+                        key: None,
+                        probe: None,
+                    };
+                }
                 let mut key = KeyEncoder::with_prefix(index_prefix(self.def.id, index.id));
-                let any_null = self.enc.write_index_values(row, positions, &mut key);
+                let mut any_null = false;
+                for source in &batch_index.keys {
+                    any_null |= match source {
+                        KeySource::Column(p) => {
+                            self.enc
+                                .write_index_values(row, std::slice::from_ref(p), &mut key)
+                        }
+                        KeySource::Computed(values) => values.write(row, &mut key),
+                    };
+                }
                 let probe =
                     (index.unique && !any_null).then(|| Bytes::copy_from_slice(key.as_slice()));
                 let mut key = key.finish();
                 key.extend_from_slice(&row_key[self.row_prefix_len..]);
                 Entry {
-                    key: Bytes::from(key),
+                    key: Some(Bytes::from(key)),
                     probe,
                 }
             })
             .collect()
     }
 
+    /// `(a, lower(b))=(1, x)`: the row's values of the `i`th index, as a DETAIL shows them.
+    fn describe(&self, i: usize, row: usize) -> String {
+        let batch_index = &self.indexes[i];
+        let mut expressions = batch_index.index.expressions.iter();
+        let (names, values): (Vec<String>, Vec<String>) = batch_index
+            .keys
+            .iter()
+            .map(|source| match source {
+                KeySource::Column(p) => (
+                    self.def.columns[*p].name.clone(),
+                    self.enc.describe_value(row, *p),
+                ),
+                KeySource::Computed(values) => (
+                    expressions.next().map(|e| e.listed()).unwrap_or_default(),
+                    values.describe(row),
+                ),
+            })
+            .unzip();
+        format!("({})=({})", names.join(", "), values.join(", "))
+    }
+
     /// The error for a row whose values of the `i`th index are taken.
     pub fn duplicate(&self, i: usize, row: usize) -> SqlError {
-        let (index, positions) = &self.indexes[i];
         duplicate_error(
             self.def,
-            index,
-            format!(
-                "Key {} already exists.",
-                self.enc.describe_columns(row, positions)
-            ),
+            self.indexes[i].index,
+            format!("Key {} already exists.", self.describe(i, row)),
         )
     }
 
     /// The error for rows that share values of the `i`th index while it is being built.
     pub fn duplicated(&self, i: usize, row: usize) -> SqlError {
-        let (index, positions) = &self.indexes[i];
+        let index = self.indexes[i].index;
         SqlError::new(
             sqlstate::UNIQUE_VIOLATION,
             format!("could not create unique index \"{}\"", index.name),
         )
-        .with_detail(format!(
-            "Key {} is duplicated.",
-            self.enc.describe_columns(row, positions)
-        ))
+        .with_detail(format!("Key {} is duplicated.", self.describe(i, row)))
         .with_table(&self.def.schema, &self.def.name)
         .with_constraint(&index.name)
     }
@@ -277,17 +485,18 @@ pub async fn check_new_rows(
 /// under a new id), failing with 23505 if a unique index would hold one value twice. `rows` are
 /// every row of the table, as `(columns, row keys)`.
 pub fn build(
+    ctx: &SessionContext,
     txn: &mut Transaction,
     def: &TableDef,
     index: &IndexDef,
-    rows: &[(Vec<datafusion::arrow::array::ArrayRef>, Vec<Bytes>)],
+    rows: &[(Vec<ArrayRef>, Vec<Bytes>)],
 ) -> SqlResult<()> {
     let mut only = def.clone();
     only.indexes = vec![index.clone()];
     let mut seen: datafusion::common::HashSet<Bytes> = datafusion::common::HashSet::new();
     for (columns, keys) in rows {
         let enc = RowEncoder::try_new(&only, columns)?;
-        let index_rows = IndexRows::new(&only, &enc);
+        let index_rows = IndexRows::new(ctx, &only, &enc, columns)?;
         for (row, row_key) in keys.iter().enumerate() {
             let entry = index_rows
                 .entries(row, row_key)
@@ -299,7 +508,9 @@ pub fn build(
                     return Err(index_rows.duplicated(0, row));
                 }
             }
-            txn.put(entry.key, row_key.clone());
+            if let Some(key) = entry.key {
+                txn.put(key, row_key.clone());
+            }
         }
     }
     Ok(())

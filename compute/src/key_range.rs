@@ -131,6 +131,7 @@ fn index_access(def: &TableDef, filters: &[Expr]) -> Option<Access> {
     let (index, constraints, pinned) = def
         .indexes
         .iter()
+        .filter(|index| index.is_plain())
         .filter_map(|index| {
             let c = constraints(def, &index.column_positions(def), filters);
             let pinned = c.iter().take_while(|c| c.equals.is_some()).count();
@@ -635,12 +636,33 @@ mod tests {
     }
 
     #[test]
+    fn partial_and_expression_indexes_are_not_read() {
+        let mut t = table(vec![1]);
+        t.indexes.push(crate::indexes::IndexDef {
+            id: 30000,
+            name: "t_b_idx".into(),
+            columns: vec![2],
+            expressions: Vec::new(),
+            predicate: Some("c IS NULL".into()),
+            unique: true,
+            constraint: false,
+        });
+        // Rows the predicate leaves out have no entry, so the index cannot answer `b = 'x'`.
+        assert!(!matches!(
+            plan_access(&t, &[col("b").eq(lit("x"))]),
+            Access::Index { .. }
+        ));
+    }
+
+    #[test]
     fn secondary_indexes_serve_what_the_primary_key_cannot() {
         let mut t = table(vec![1]);
         t.indexes.push(crate::indexes::IndexDef {
             id: 30000,
             name: "t_b_c_idx".into(),
             columns: vec![2, 3],
+            expressions: Vec::new(),
+            predicate: None,
             unique: false,
             constraint: false,
         });

@@ -59,6 +59,7 @@ mod primary;
 mod query_forms;
 mod row_cache;
 mod row_codec;
+mod row_expr;
 mod scan;
 mod search_path;
 mod sequence;

@@ -440,16 +440,14 @@ impl<'a> RowEncoder<'a> {
     ) -> bool {
         let mut any_null = false;
         for &i in positions {
-            let reader = &self.readers[i];
-            if reader.is_null(row) {
-                key.null();
-                any_null = true;
-            } else {
-                key.not_null();
-                reader.write_key(row, key);
-            }
+            any_null |= write_tagged(&self.readers[i], row, key);
         }
         any_null
+    }
+
+    /// The value of the column at `position` as a duplicate-key DETAIL shows it.
+    pub fn describe_value(&self, row: usize, position: usize) -> String {
+        describe_value(&self.readers[position], row)
     }
 
     /// `(a, b)=(1, x)`: the primary key of a row as PostgreSQL shows it in a duplicate-key DETAIL.
@@ -465,15 +463,49 @@ impl<'a> RowEncoder<'a> {
             .collect();
         let values: Vec<_> = positions
             .iter()
-            .map(|&i| {
-                if self.readers[i].is_null(row) {
-                    "null".to_string()
-                } else {
-                    self.readers[i].display(row)
-                }
-            })
+            .map(|&i| self.describe_value(row, i))
             .collect();
         format!("({})=({})", names.join(", "), values.join(", "))
+    }
+}
+
+/// Values computed from a batch's rows (an index expression's), to be written into keys as a
+/// column of that type would be.
+pub struct KeyValues(ColumnReader);
+
+impl KeyValues {
+    pub fn try_new(ty: SqlType, values: &ArrayRef) -> SqlResult<Self> {
+        ColumnReader::new(ty, values).map(Self)
+    }
+
+    /// Appends the row's value, tagged as NULL or not. Returns whether it was NULL.
+    pub fn write(&self, row: usize, key: &mut KeyEncoder) -> bool {
+        write_tagged(&self.0, row, key)
+    }
+
+    /// The row's value as a duplicate-key DETAIL shows it.
+    pub fn describe(&self, row: usize) -> String {
+        describe_value(&self.0, row)
+    }
+}
+
+/// Appends a value's key encoding tagged as NULL or not; returns whether it was NULL.
+fn write_tagged(reader: &ColumnReader, row: usize, key: &mut KeyEncoder) -> bool {
+    if reader.is_null(row) {
+        key.null();
+        true
+    } else {
+        key.not_null();
+        reader.write_key(row, key);
+        false
+    }
+}
+
+fn describe_value(reader: &ColumnReader, row: usize) -> String {
+    if reader.is_null(row) {
+        "null".to_string()
+    } else {
+        reader.display(row)
     }
 }
 

@@ -96,7 +96,7 @@ impl StrataScanExec {
                 let index = def
                     .indexes
                     .iter()
-                    .find(|i| leads(&i.column_positions(def), 0))?;
+                    .find(|i| i.is_plain() && leads(&i.column_positions(def), 0))?;
                 let start = strata_core::key::index_prefix(def.id, index.id);
                 let end =
                     strata_core::key::prefix_end(&start).expect("index prefix is not all 0xff");
@@ -113,7 +113,10 @@ impl StrataScanExec {
                 ranges,
                 pinned,
             } if ranges.len() == 1 => {
-                let index = def.indexes.iter().find(|i| &i.name == name)?;
+                let index = def
+                    .indexes
+                    .iter()
+                    .find(|i| &i.name == name && i.is_plain())?;
                 let positions = index.column_positions(def);
                 return (0..=*pinned)
                     .any(|skip| leads(&positions, skip))

@@ -217,6 +217,32 @@ impl SqlType {
         })
     }
 
+    /// The type whose column would hold values of the Arrow type `t`: what an index keeps of
+    /// an expression's values (strings are text; `None` for a type no column has).
+    pub fn of_arrow(t: &DataType) -> Option<SqlType> {
+        Some(match t {
+            DataType::Boolean => SqlType::Bool,
+            DataType::Int16 => SqlType::Int2,
+            DataType::Int32 => SqlType::Int4,
+            DataType::Int64 => SqlType::Int8,
+            DataType::Float32 => SqlType::Float4,
+            DataType::Float64 => SqlType::Float8,
+            DataType::Decimal128(precision, scale) => SqlType::Numeric {
+                precision: *precision,
+                scale: *scale,
+                constrained: *t != UNCONSTRAINED_NUMERIC,
+            },
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+            DataType::Date32 => SqlType::Date,
+            DataType::Timestamp(_, None) => SqlType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
+            DataType::Time64(_) => SqlType::Time,
+            DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
+            _ => return None,
+        })
+    }
+
     pub fn arrow_type(&self) -> DataType {
         match self {
             SqlType::Bool => DataType::Boolean,

@@ -29,8 +29,9 @@ pub enum OnConflictDo {
     /// Fail with 23505.
     #[default]
     Error,
-    /// Skip the row (`DO NOTHING`).
-    Nothing,
+    /// Skip the row (`DO NOTHING`): one that conflicts on the arbiter the target names, or on
+    /// any unique key when there is no target.
+    Nothing { arbiter: Option<Arbiter> },
     /// Update the existing row (`DO UPDATE`).
     Update(std::sync::Arc<Upsert>),
 }
@@ -63,10 +64,39 @@ pub fn resolve(
     target: String,
     returning: Option<Vec<SelectItem>>,
 ) -> SqlResult<OnConflictDo> {
+    let arbiter = on_conflict
+        .conflict_target
+        .as_ref()
+        .map(|t| arbiter(def, t))
+        .transpose()?;
     let update = match &on_conflict.action {
-        OnConflictAction::DoNothing => return Ok(OnConflictDo::Nothing),
+        OnConflictAction::DoNothing => {
+            return Ok(OnConflictDo::Nothing {
+                arbiter: arbiter.map(|(a, _)| a),
+            })
+        }
         OnConflictAction::DoUpdate(update) => update,
     };
+    let Some((arbiter, arbiter_columns)) = arbiter else {
+        return Err(SqlError::syntax(
+            "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+        )
+        .with_hint("For example, ON CONFLICT (column_name)."));
+    };
+    Ok(OnConflictDo::Update(std::sync::Arc::new(Upsert {
+        arbiter,
+        arbiter_columns,
+        assignments: update.assignments.clone(),
+        selection: update.selection.clone(),
+        target,
+        returning,
+    })))
+}
+
+/// The unique key a conflict target names, and the positions of its columns: the primary key
+/// or a plain unique index whose columns are the target's (in any order), or the constraint
+/// named.
+fn arbiter(def: &TableDef, target: &ConflictTarget) -> SqlResult<(Arbiter, Vec<usize>)> {
     let no_match = || {
         SqlError::new(
             sqlstate::INVALID_COLUMN_REFERENCE,
@@ -74,14 +104,8 @@ pub fn resolve(
         )
     };
     let pk = def.primary_key_indexes();
-    let (arbiter, arbiter_columns) = match &on_conflict.conflict_target {
-        None => {
-            return Err(SqlError::syntax(
-                "ON CONFLICT DO UPDATE requires inference specification or constraint name",
-            )
-            .with_hint("For example, ON CONFLICT (column_name)."))
-        }
-        Some(ConflictTarget::Columns(columns)) => {
+    Ok(match target {
+        ConflictTarget::Columns(columns) => {
             let mut positions = columns
                 .iter()
                 .map(|c| {
@@ -108,12 +132,12 @@ pub fn resolve(
                 let index = def
                     .indexes
                     .iter()
-                    .find(|i| i.unique && same(i.column_positions(def)))
+                    .find(|i| i.unique && i.is_plain() && same(i.column_positions(def)))
                     .ok_or_else(no_match)?;
                 (Arbiter::Index(index.id), index.column_positions(def))
             }
         }
-        Some(ConflictTarget::OnConstraint(name)) => {
+        ConflictTarget::OnConstraint(name) => {
             let name = name
                 .0
                 .last()
@@ -126,7 +150,7 @@ pub fn resolve(
                 let index = def
                     .indexes
                     .iter()
-                    .find(|i| i.unique && i.name == name)
+                    .find(|i| i.unique && i.is_plain() && i.name == name)
                     .ok_or_else(|| {
                         SqlError::new(
                             sqlstate::UNDEFINED_OBJECT,
@@ -139,15 +163,7 @@ pub fn resolve(
                 (Arbiter::Index(index.id), index.column_positions(def))
             }
         }
-    };
-    Ok(OnConflictDo::Update(std::sync::Arc::new(Upsert {
-        arbiter,
-        arbiter_columns,
-        assignments: update.assignments.clone(),
-        selection: update.selection.clone(),
-        target,
-        returning,
-    })))
+    })
 }
 
 impl Upsert {

@@ -5,21 +5,15 @@
 //! definition: a new column reads as NULL in rows written before it (the session then fills a
 //! default with an UPDATE), and a dropped column's values are skipped by every reader.
 
-use std::ops::ControlFlow;
-
 use bytes::Bytes;
-use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, ColumnDef as SqlColumnDef, ColumnOption, Expr as SqlExpr,
-    SequenceOptions,
-};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::ast::{ColumnDef as SqlColumnDef, ColumnOption, SequenceOptions};
 
 use super::{column_type, default_text, identity_option, owned_sequence, replace_table_def};
 use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
 use crate::primary::Primary;
+use crate::row_expr::{expression_names, rename_in_expression};
 use crate::txn::Transaction;
 use crate::types::SqlType;
 
@@ -164,11 +158,9 @@ pub fn drop_column(
         return Err(SqlError::unsupported("dropping the last column of a table"));
     }
     let mut changed = def.clone();
+    let (dropped, kept): (Vec<_>, Vec<_>) =
+        changed.indexes.drain(..).partition(|i| i.reads(def, id));
     changed.columns.remove(position);
-    let (dropped, kept): (Vec<_>, Vec<_>) = changed
-        .indexes
-        .drain(..)
-        .partition(|i| i.columns.contains(&id));
     changed.indexes = kept;
     changed.foreign_keys.retain(|f| !f.columns.contains(&id));
     changed
@@ -193,6 +185,14 @@ pub fn rename_column(def: &TableDef, old: &str, new: &str) -> SqlResult<TableDef
     changed.columns[position].name = new.to_string();
     for check in &mut changed.checks {
         check.expr = rename_in_expression(&check.expr, old, new)?;
+    }
+    for index in &mut changed.indexes {
+        for expression in &mut index.expressions {
+            expression.sql = rename_in_expression(&expression.sql, old, new)?;
+        }
+        if let Some(predicate) = &mut index.predicate {
+            *predicate = rename_in_expression(predicate, old, new)?;
+        }
     }
     Ok(changed)
 }
@@ -281,65 +281,4 @@ pub async fn rename_table(
     txn.delete(old_key);
     txn.put(new_key, Bytes::copy_from_slice(&def.id.to_be_bytes()));
     Ok(())
-}
-
-fn parse_expression(sql: &str) -> SqlResult<SqlExpr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| SqlError::internal(format!("stored expression {sql}: {e}")))
-}
-
-/// The column names an expression mentions.
-fn expression_names(sql: &str) -> Vec<String> {
-    let Ok(mut expr) = parse_expression(sql) else {
-        return Vec::new();
-    };
-    let mut names = Vec::new();
-    let _ = visit_expressions_mut(&mut expr, |e| {
-        match e {
-            SqlExpr::Identifier(id) => names.push(normalize(id)),
-            SqlExpr::CompoundIdentifier(parts) => names.extend(parts.last().map(normalize)),
-            _ => {}
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    names
-}
-
-/// An expression with the column `old` named `new`.
-fn rename_in_expression(sql: &str, old: &str, new: &str) -> SqlResult<String> {
-    let mut expr = parse_expression(sql)?;
-    let renamed = if crate::pg_catalog::quote_ident(new) == new {
-        datafusion::sql::sqlparser::ast::Ident::new(new)
-    } else {
-        datafusion::sql::sqlparser::ast::Ident::with_quote('"', new)
-    };
-    let _ = visit_expressions_mut(&mut expr, |e| {
-        match e {
-            SqlExpr::Identifier(id) if normalize(id) == old => *id = renamed.clone(),
-            SqlExpr::CompoundIdentifier(parts) => {
-                if let Some(last) = parts.last_mut().filter(|p| normalize(p) == old) {
-                    *last = renamed.clone();
-                }
-            }
-            _ => {}
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    Ok(expr.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renames_reach_check_expressions() {
-        assert_eq!(
-            rename_in_expression("a > 0 AND t.a < b", "a", "x").unwrap(),
-            "x > 0 AND t.x < b"
-        );
-        assert_eq!(expression_names("lo <= hi"), vec!["lo", "hi"]);
-    }
 }

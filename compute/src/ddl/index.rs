@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     CreateIndex, Expr as SqlExpr, IndexColumn, IndexType, NullsDistinctOption, ObjectName,
     UniqueConstraint,
@@ -11,20 +13,39 @@ use datafusion::sql::sqlparser::ast::{
 use super::{allocate_table_id, replace_table_def, DdlOutcome};
 use crate::catalog::{table_def_key, table_name_key, CatalogView, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::indexes::{choose_name, IndexDef};
+use crate::indexes::{choose_name, IndexDef, IndexExpression, EXPRESSION_KEY};
 use crate::names::{normalize, table_name};
 use crate::primary::Primary;
+use crate::row_expr::RowExpr;
 use crate::txn::Transaction;
+use crate::types::SqlType;
 
 /// An index to add to a table, as a statement asked for it.
 #[derive(Debug, Clone)]
 pub struct NewIndex {
     pub name: Option<String>,
-    pub columns: Vec<String>,
+    pub keys: Vec<NewKey>,
+    /// A partial index's `WHERE`, as SQL text.
+    pub predicate: Option<String>,
     pub unique: bool,
     /// Made by a UNIQUE constraint (named `<table>_<columns>_key`) rather than CREATE INDEX.
     pub constraint: bool,
     pub if_not_exists: bool,
+}
+
+/// One key of an index to add.
+#[derive(Debug, Clone)]
+pub enum NewKey {
+    Column(String),
+    /// An expression of the row, as SQL text.
+    Expression(String),
+}
+
+impl NewKey {
+    /// Keys that are all columns, by name.
+    pub fn columns(names: Vec<String>) -> Vec<NewKey> {
+        names.into_iter().map(NewKey::Column).collect()
+    }
 }
 
 /// Every row of a table, as `(columns in table order, row keys)` batches: what an index is built
@@ -33,9 +54,8 @@ pub type TableRows = Vec<(Vec<ArrayRef>, Vec<Bytes>)>;
 
 impl NewIndex {
     /// The index `CREATE INDEX` asks for, and the table it is on. What Strata's ordered indexes
-    /// cannot be (partial, expression, covering, other access methods) is refused with 0A000;
-    /// operator classes and storage parameters only tune PostgreSQL's own structures and are
-    /// accepted.
+    /// cannot be (covering, other access methods) is refused with 0A000; operator classes and
+    /// storage parameters only tune PostgreSQL's own structures and are accepted.
     pub fn from_create_index(stmt: &CreateIndex) -> SqlResult<(ObjectName, NewIndex)> {
         match &stmt.using {
             None | Some(IndexType::BTree) | Some(IndexType::Hash) => {}
@@ -44,11 +64,6 @@ impl NewIndex {
                     "index access method {other}"
                 )))
             }
-        }
-        if stmt.predicate.is_some() {
-            return Err(SqlError::unsupported(
-                "partial indexes (CREATE INDEX … WHERE)",
-            ));
         }
         if !stmt.include.is_empty() {
             return Err(SqlError::unsupported("CREATE INDEX … INCLUDE"));
@@ -65,7 +80,8 @@ impl NewIndex {
             stmt.table_name.clone(),
             NewIndex {
                 name,
-                columns: column_names(&stmt.columns)?,
+                keys: stmt.columns.iter().map(|c| key(&c.column.expr)).collect(),
+                predicate: stmt.predicate.as_ref().map(|p| unnested(p).to_string()),
                 unique: stmt.unique,
                 constraint: false,
                 if_not_exists: stmt.if_not_exists,
@@ -83,7 +99,8 @@ impl NewIndex {
         }
         Ok(NewIndex {
             name: c.name.as_ref().map(normalize).or(name),
-            columns: column_names(&c.columns)?,
+            keys: NewKey::columns(column_names(&c.columns)?),
+            predicate: None,
             unique: true,
             constraint: true,
             if_not_exists: false,
@@ -102,9 +119,26 @@ pub(crate) fn column_names(columns: &[IndexColumn]) -> SqlResult<Vec<String>> {
         .collect()
 }
 
+/// An index key as `CREATE INDEX` writes it: a column name, alone or in parentheses, or an
+/// expression.
+fn key(expr: &SqlExpr) -> NewKey {
+    match unnested(expr) {
+        SqlExpr::Identifier(ident) => NewKey::Column(normalize(ident)),
+        other => NewKey::Expression(other.to_string()),
+    }
+}
+
+fn unnested(expr: &SqlExpr) -> &SqlExpr {
+    match expr {
+        SqlExpr::Nested(inner) => unnested(inner),
+        other => other,
+    }
+}
+
 /// Adds `new` to the table `def` in `txn` and writes its entries for `rows` (every row of the
 /// table as `txn` sees it; none for a table being created).
 pub async fn add_index(
+    ctx: &SessionContext,
     primary: &Primary,
     txn: &mut Transaction,
     def: &TableDef,
@@ -122,29 +156,64 @@ pub async fn add_index(
     let def = view
         .table_by_id(def.id)?
         .ok_or_else(|| SqlError::undefined_table(&def.name))?;
-    let positions = new
-        .columns
-        .iter()
-        .map(|name| {
-            def.columns
-                .iter()
-                .position(|c| &c.name == name)
-                .ok_or_else(|| {
-                    SqlError::new(
-                        sqlstate::UNDEFINED_COLUMN,
-                        format!("column \"{name}\" does not exist"),
-                    )
-                })
-        })
-        .collect::<SqlResult<Vec<_>>>()?;
-    for &p in &positions {
-        def.columns[p].ty.check_indexable(&def.columns[p].name)?;
+    let mut columns = Vec::with_capacity(new.keys.len());
+    let mut expressions = Vec::new();
+    let mut name_parts = Vec::with_capacity(new.keys.len());
+    for key in &new.keys {
+        match key {
+            NewKey::Column(name) => {
+                let column = def
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            sqlstate::UNDEFINED_COLUMN,
+                            format!("column \"{name}\" does not exist"),
+                        )
+                    })?;
+                column.ty.check_indexable(&column.name)?;
+                columns.push(column.id);
+                name_parts.push(name.clone());
+            }
+            NewKey::Expression(sql) => {
+                let planned = RowExpr::plan(ctx, &def, sql)?;
+                planned.require_immutable("index expression")?;
+                let ty = SqlType::of_arrow(planned.data_type()).ok_or_else(|| {
+                    SqlError::unsupported(format!(
+                        "an index expression of type {}",
+                        planned.data_type()
+                    ))
+                })?;
+                ty.check_indexable(sql)?;
+                let expression = IndexExpression {
+                    sql: sql.clone(),
+                    ty,
+                };
+                columns.push(EXPRESSION_KEY);
+                name_parts.push(expression.column_name());
+                expressions.push(expression);
+            }
+        }
+    }
+    if let Some(sql) = &new.predicate {
+        let planned = RowExpr::plan(ctx, &def, sql)?;
+        planned.require_immutable("index predicate")?;
+        if !matches!(planned.data_type(), DataType::Boolean | DataType::Null) {
+            return Err(SqlError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "argument of WHERE must be type boolean, not type {}",
+                    crate::row_expr::type_name(planned.data_type())
+                ),
+            ));
+        }
     }
     let name = match new.name {
         Some(name) => name,
         None => choose_name(
             &def.name,
-            &new.columns,
+            &name_parts,
             if new.constraint { "key" } else { "idx" },
             |n| view.relation_exists(&def.schema, n).unwrap_or(true),
         ),
@@ -171,13 +240,15 @@ pub async fn add_index(
     let index = IndexDef {
         id,
         name: name.clone(),
-        columns: positions.iter().map(|&p| def.columns[p].id).collect(),
+        columns,
+        expressions,
+        predicate: new.predicate,
         unique: new.unique,
         constraint: new.constraint,
     };
     let mut changed = def.as_ref().clone();
     changed.indexes.push(index.clone());
-    crate::indexes::build(txn, &changed, &index, rows)?;
+    crate::indexes::build(ctx, txn, &changed, &index, rows)?;
     replace_table_def(txn, &changed).await?;
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     tracing::info!(table = %def.name, index = %name, id, "created index");

@@ -14,6 +14,7 @@ pub mod view;
 use std::collections::HashSet;
 
 use bytes::Bytes;
+use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, DataType as SqlDataType, Expr as SqlExpr, ForeignKeyConstraint,
     GeneratedAs, ObjectName, TableConstraint,
@@ -85,6 +86,7 @@ impl DdlOutcome {
 /// `txn` commits. The name and the table-id counter are locked until then, so concurrent DDL on
 /// them waits.
 pub async fn create_table(
+    ctx: &SessionContext,
     primary: &Primary,
     txn: &mut Transaction,
     stmt: &CreateTable,
@@ -161,7 +163,7 @@ pub async fn create_table(
                 ColumnOption::Unique(unique) => {
                     let mut new =
                         index::NewIndex::from_unique(unique, option.name.as_ref().map(normalize))?;
-                    new.columns = vec![col_name.clone()];
+                    new.keys = vec![index::NewKey::Column(col_name.clone())];
                     uniques.push(new);
                 }
                 ColumnOption::Check(check) => checks.push((
@@ -268,7 +270,7 @@ pub async fn create_table(
     txn.put(name_key, Bytes::copy_from_slice(&id.to_be_bytes()));
     txn.put(table_def_key(id), encode_table_def(&def));
     for unique in uniques {
-        index::add_index(primary, txn, &def, unique, &Vec::new()).await?;
+        index::add_index(ctx, primary, txn, &def, unique, &Vec::new()).await?;
     }
     tracing::info!(table = %name, id, "created table");
     Ok(DdlOutcome {
@@ -416,6 +418,7 @@ pub async fn truncate(
 /// `ALTER TABLE … ADD PRIMARY KEY (…)` on a table that has none: `rows` (all of them, in the
 /// table's column order) are written again under their primary-key keys, in a new table id.
 pub async fn add_primary_key(
+    ctx: &SessionContext,
     primary: &Primary,
     txn: &mut Transaction,
     def: &TableDef,
@@ -452,7 +455,7 @@ pub async fn add_primary_key(
         col.nullable = false;
         new.primary_key.push(col.id);
     }
-    rewrite_rows(primary, txn, def, new, rows).await?;
+    rewrite_rows(ctx, primary, txn, def, new, rows).await?;
     Ok(DdlOutcome {
         tag: "ALTER TABLE",
         notice: None,
@@ -464,6 +467,7 @@ pub async fn add_primary_key(
 /// `new` keys them, and builds every index of `new` again: what a change of the primary key's
 /// columns or types needs. 23505 if two rows get one key; each row's constraints are checked.
 pub async fn rewrite_rows(
+    ctx: &SessionContext,
     primary: &Primary,
     txn: &mut Transaction,
     def: &TableDef,
@@ -498,7 +502,7 @@ pub async fn rewrite_rows(
     }
     // The rows have new keys, so every index is written again.
     for index in &new.indexes {
-        crate::indexes::build(txn, &new, index, &keyed_rows)?;
+        crate::indexes::build(ctx, txn, &new, index, &keyed_rows)?;
     }
     Ok(new)
 }
@@ -657,7 +661,7 @@ pub(super) fn resolve_foreign_key(
         let index = parent
             .indexes
             .iter()
-            .find(|i| i.unique && same_set(&i.column_positions(&parent)))
+            .find(|i| i.unique && i.is_plain() && same_set(&i.column_positions(&parent)))
             .ok_or_else(no_key)?;
         (index.column_positions(&parent), index.columns.clone())
     };

@@ -173,7 +173,7 @@ pub fn retype_column(
             .indexes
             .iter()
             .cloned()
-            .partition(|i| i.columns.contains(&old.id));
+            .partition(|i| i.reads(def, old.id));
         finished.indexes = kept;
         indexes
     };

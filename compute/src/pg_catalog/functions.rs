@@ -488,17 +488,25 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
         oid_to_text("pg_get_viewdef", &[1, 2], h, |snap, oid| {
             snap.view_definition(oid)
         }),
-        function(TEXT_NAME, &[1], DataType::Utf8, h, |_, args, _| {
-            let value = arg(args, 0)?;
-            match value.data_type() {
-                // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does, and an
-                // unconstrained numeric without trailing zeros.
-                DataType::List(_) | DataType::LargeList(_) | DataType::Decimal128(..) => {
-                    crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
+        // Immutable, as a cast to text is: an index expression may use it.
+        function_with(
+            Volatility::Immutable,
+            TEXT_NAME,
+            &[1],
+            DataType::Utf8,
+            h,
+            |_, args, _| {
+                let value = arg(args, 0)?;
+                match value.data_type() {
+                    // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does, and an
+                    // unconstrained numeric without trailing zeros.
+                    DataType::List(_) | DataType::LargeList(_) | DataType::Decimal128(..) => {
+                        crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
+                    }
+                    _ => Ok(cast(&value, &DataType::Utf8)?),
                 }
-                _ => Ok(cast(&value, &DataType::Utf8)?),
-            }
-        }),
+            },
+        ),
         // Strata has no triggers, so no oid names one.
         oid_to_text("pg_get_triggerdef", &[1, 2], h, |_, _| None),
         function(

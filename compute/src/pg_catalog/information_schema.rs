@@ -4,6 +4,7 @@ use super::snapshot::{table_indexes, Snapshot};
 use super::tables::{Row, Ty::*, V};
 use super::types::format_type;
 use crate::catalog::{ColumnDef, TableDef};
+use crate::indexes::IndexKey;
 
 type Columns = &'static [(&'static str, super::tables::Ty)];
 
@@ -209,10 +210,14 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .flat_map(|index| {
                 let t = index.table;
                 index
-                    .positions
+                    .keys
                     .iter()
+                    .filter_map(|key| match key {
+                        IndexKey::Column(p) => Some(*p),
+                        IndexKey::Expression(_) => None,
+                    })
                     .enumerate()
-                    .map(|(i, &p)| {
+                    .map(|(i, p)| {
                         vec![
                             ("constraint_catalog", s(db)),
                             ("constraint_schema", s(&t.schema)),

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{SequenceDef, TableDef};
-use crate::indexes::IndexDef;
+use crate::catalog::{ColumnDef, SequenceDef, TableDef};
+use crate::indexes::{IndexDef, IndexKey, EXPRESSION_KEY};
 use crate::primary::Primary;
 use crate::settings::Settings;
 use crate::txn_slot::TxnSlot;
@@ -67,8 +67,10 @@ pub struct IndexInfo<'a> {
     pub table: &'a TableDef,
     pub oid: i64,
     pub name: String,
-    /// Positions of the indexed columns in the table, in index order.
-    pub positions: Vec<usize>,
+    /// The keys, in index order.
+    pub keys: Vec<IndexKey<'a>>,
+    /// A partial index's predicate.
+    pub predicate: Option<&'a str>,
     pub unique: bool,
     pub primary: bool,
     /// The constraint the index belongs to (primary key or UNIQUE), if any.
@@ -76,18 +78,55 @@ pub struct IndexInfo<'a> {
 }
 
 impl IndexInfo<'_> {
-    /// Attribute numbers (1-based) of the indexed columns.
+    /// Attribute numbers (1-based) of the indexed columns; 0 for an expression
+    /// (`pg_index.indkey`).
     pub fn attnums(&self) -> Vec<i64> {
-        self.positions.iter().map(|p| *p as i64 + 1).collect()
+        self.keys
+            .iter()
+            .map(|key| match key {
+                IndexKey::Column(p) => *p as i64 + 1,
+                IndexKey::Expression(_) => 0,
+            })
+            .collect()
     }
 
-    /// The indexed columns, quoted and joined: `a, "B"`.
+    /// One key as `pg_get_indexdef` prints it: a quoted column name or the expression, in
+    /// parentheses (`in_list`) unless it is a function call.
+    fn key_text(&self, key: &IndexKey, in_list: bool) -> String {
+        match key {
+            IndexKey::Column(p) => quote_ident(&self.table.columns[*p].name),
+            IndexKey::Expression(e) if in_list => e.listed(),
+            IndexKey::Expression(e) => e.sql.clone(),
+        }
+    }
+
+    /// The keys joined as `pg_get_indexdef` lists them: `a, "B", lower(c)`.
     pub fn column_list(&self) -> String {
-        self.positions
+        self.keys
             .iter()
-            .map(|&p| quote_ident(&self.table.columns[p].name))
+            .map(|key| self.key_text(key, true))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The column of the index's `pg_attribute` rows for each key: the table's column, or one
+    /// named and typed as PostgreSQL names an expression's.
+    pub fn key_columns(&self) -> Vec<ColumnDef> {
+        self.keys
+            .iter()
+            .map(|key| match key {
+                IndexKey::Column(p) => self.table.columns[*p].clone(),
+                IndexKey::Expression(e) => ColumnDef {
+                    id: EXPRESSION_KEY,
+                    name: e.column_name(),
+                    ty: e.ty,
+                    nullable: true,
+                    default: None,
+                    identity: None,
+                    enum_type: None,
+                },
+            })
+            .collect()
     }
 }
 
@@ -97,7 +136,12 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
         table: t,
         oid: pk_index_oid(t),
         name: t.primary_key_name(),
-        positions: t.primary_key_indexes(),
+        keys: t
+            .primary_key_indexes()
+            .into_iter()
+            .map(IndexKey::Column)
+            .collect(),
+        predicate: None,
         unique: true,
         primary: true,
         constraint_oid: Some(pk_constraint_oid(t)),
@@ -108,7 +152,8 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
             table: t,
             oid: i.id as i64,
             name: i.name.clone(),
-            positions: i.column_positions(t),
+            keys: i.keys(t),
+            predicate: i.predicate.as_deref(),
             unique: i.unique,
             primary: false,
             constraint_oid: i.constraint.then(|| unique_constraint_oid(i)),
@@ -482,8 +527,8 @@ impl Snapshot {
     pub fn index_definition(&self, oid: i64, column: i64, pretty: bool) -> Option<String> {
         let index = self.index_by_oid(oid)?;
         if column > 0 {
-            let position = *index.positions.get(usize::try_from(column - 1).ok()?)?;
-            return Some(quote_ident(&index.table.columns[position].name));
+            let key = index.keys.get(usize::try_from(column - 1).ok()?)?;
+            return Some(index.key_text(key, false));
         }
         let t = index.table;
         let table = if pretty {
@@ -492,10 +537,16 @@ impl Snapshot {
             format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
         };
         Some(format!(
-            "CREATE {}INDEX {} ON {table} USING btree ({})",
+            "CREATE {}INDEX {} ON {table} USING btree ({}){}",
             if index.unique { "UNIQUE " } else { "" },
             quote_ident(&index.name),
-            index.column_list()
+            index.column_list(),
+            // The pretty form leaves out the parentheses, as PostgreSQL's does.
+            match (index.predicate, pretty) {
+                (None, _) => String::new(),
+                (Some(p), true) => format!(" WHERE {p}"),
+                (Some(p), false) => format!(" WHERE ({p})"),
+            }
         ))
     }
 

@@ -526,7 +526,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
         "pg_index" => snap
             .indexes()
             .map(|i| {
-                let n = V::I(i.positions.len() as i64);
+                let n = V::I(i.keys.len() as i64);
                 vec![
                     ("indexrelid", V::I(i.oid)), ("indrelid", V::I(table_oid(i.table))),
                     ("indnatts", n.clone()), ("indnkeyatts", n), ("indisunique", V::B(i.unique)),
@@ -534,6 +534,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("indisvalid", V::B(true)), ("indisready", V::B(true)),
                     ("indislive", V::B(true)),
                     ("indkey", V::L(i.attnums().into_iter().map(V::I).collect())),
+                    ("indpred", i.predicate.map_or(V::Null, s)),
                 ]
             })
             .collect(),
@@ -686,7 +687,7 @@ fn pg_class(snap: &Snapshot, t: &TableDef, referenced: bool) -> Vec<Row> {
     ]);
     let mut rows = vec![table];
     for i in indexes {
-        let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.positions.len(), 0.0);
+        let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.keys.len(), 0.0);
         index.push(("relreplident", s("n")));
         rows.push(index);
     }
@@ -762,8 +763,8 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
         t.columns.iter().enumerate().map(|(i, c)| attribute(table_oid(t), i + 1, c)).collect();
     // An index's columns have no default and are not identity columns.
     for index in table_indexes(t) {
-        for (n, &i) in index.positions.iter().enumerate() {
-            let column = ColumnDef { default: None, identity: None, ..t.columns[i].clone() };
+        for (n, column) in index.key_columns().into_iter().enumerate() {
+            let column = ColumnDef { default: None, identity: None, ..column };
             rows.push(attribute(index.oid, n + 1, &column));
         }
     }

@@ -13,8 +13,10 @@ use datafusion::sql::sqlparser::ast::{
 use super::run::ddl_output;
 use super::{Output, Session};
 use crate::catalog::{table_name_key, TableDef};
-use crate::ddl::{self, alter, index::NewIndex, DdlOutcome};
+use crate::ddl::index::{NewIndex, NewKey};
+use crate::ddl::{self, alter, DdlOutcome};
 use crate::error::{sqlstate, SqlError, SqlResult};
+use crate::indexes::IndexKey;
 use crate::names::{normalize, table_name};
 use crate::pg_catalog::quote_ident;
 
@@ -225,7 +227,8 @@ impl Session {
                 if added.unique {
                     let new = NewIndex {
                         name: None,
-                        columns: vec![added.name.clone()],
+                        keys: vec![NewKey::Column(added.name.clone())],
+                        predicate: None,
                         unique: true,
                         constraint: true,
                         if_not_exists: false,
@@ -397,7 +400,15 @@ impl Session {
             let current = finished.clone();
             finished = self
                 .with_txn(async |txn| {
-                    ddl::rewrite_rows(&self.primary, txn, &current, current.clone(), &rows).await
+                    ddl::rewrite_rows(
+                        &self.ctx,
+                        &self.primary,
+                        txn,
+                        &current,
+                        current.clone(),
+                        &rows,
+                    )
+                    .await
                 })
                 .await?;
         }
@@ -439,14 +450,18 @@ impl Session {
             }
         }
         for index in &retype.indexes {
-            let columns = index
-                .column_positions(&def)
+            let keys = index
+                .keys(&def)
                 .into_iter()
-                .map(|p| def.columns[p].name.clone())
+                .map(|key| match key {
+                    IndexKey::Column(p) => NewKey::Column(def.columns[p].name.clone()),
+                    IndexKey::Expression(e) => NewKey::Expression(e.sql.clone()),
+                })
                 .collect();
             let new = NewIndex {
                 name: Some(index.name.clone()),
-                columns,
+                keys,
+                predicate: index.predicate.clone(),
                 unique: index.unique,
                 constraint: index.constraint,
                 if_not_exists: false,
@@ -474,7 +489,7 @@ impl Session {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.with_txn(async |txn| {
-            ddl::add_primary_key(&self.primary, txn, &def, columns, &rows).await
+            ddl::add_primary_key(&self.ctx, &self.primary, txn, &def, columns, &rows).await
         })
         .await?;
         Ok(())
@@ -587,8 +602,10 @@ impl Session {
     ) -> SqlResult<DdlOutcome> {
         let def = self.locked_for_rebuild(schema, table).await?;
         let rows = self.keyed_rows(&def).await?;
-        self.with_txn(async |txn| ddl::index::add_index(&self.primary, txn, &def, new, &rows).await)
-            .await
+        self.with_txn(async |txn| {
+            ddl::index::add_index(&self.ctx, &self.primary, txn, &def, new, &rows).await
+        })
+        .await
     }
 
     /// A table locked for a rebuild of its rows (see [`ddl::lock_for_rebuild`]), as it is once

@@ -283,7 +283,9 @@ impl Session {
             }
             Statement::CreateTable(ct) => {
                 let outcome = self
-                    .with_txn(async |txn| ddl::create_table(&self.primary, txn, ct).await)
+                    .with_txn(async |txn| {
+                        ddl::create_table(&self.ctx, &self.primary, txn, ct).await
+                    })
                     .await?;
                 let (schema, table) = crate::names::table_name(&ct.name)?;
                 if let Some(def) = self.table(&schema, &table)? {
