@@ -66,6 +66,10 @@ pub struct ColumnDef {
     /// `GENERATED … AS IDENTITY`: the column's values come from its owned sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// `GENERATED ALWAYS AS (expr) STORED`: the expression, as SQL text, every written row's
+    /// value is computed from (see `generated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
     /// For a column of an enum type, the type's definition as of the last DDL that touched
     /// either: writes check labels against it without a catalog lookup (see `enums`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +88,7 @@ impl ColumnDef {
             default: None,
             identity: None,
             enum_type: None,
+            generated: None,
         }
     }
 }
@@ -200,10 +205,12 @@ impl TableDef {
             .collect()
     }
 
-    /// Whether writes to the table must check CHECK or FOREIGN KEY constraints (which the
-    /// planned path does, the point-statement fast path does not).
+    /// Whether writes to the table must check CHECK or FOREIGN KEY constraints or compute
+    /// generated columns (which the planned path does, the point-statement fast path does not).
     pub fn has_write_constraints(&self) -> bool {
-        !self.checks.is_empty() || !self.foreign_keys.is_empty()
+        !self.checks.is_empty()
+            || !self.foreign_keys.is_empty()
+            || self.columns.iter().any(|c| c.generated.is_some())
     }
 
     /// Whether a secondary index reads the column at `position` (writing it writes index
@@ -1179,6 +1186,7 @@ mod tests {
                 default: None,
                 identity: None,
                 enum_type: None,
+                generated: None,
             }],
             primary_key: vec![1],
             next_column_id: 2,

@@ -238,6 +238,10 @@ pub async fn insert_batches(
     };
     // Rows that conflict on the arbiter of an ON CONFLICT DO UPDATE: (batch, row).
     let mut to_update: Vec<(usize, usize)> = Vec::new();
+    let batches = batches
+        .into_iter()
+        .map(|b| crate::generated::compute_batch(d.ctx, &def, b))
+        .collect::<SqlResult<Vec<_>>>()?;
     for batch in &batches {
         crate::checks::check_rows(d.ctx, &def, batch.columns())?;
     }
@@ -521,7 +525,16 @@ pub fn update_finder(d: &DmlContext<'_>, update: &Update) -> SqlResult<RowFinder
                 "multiple assignments to same column \"{column}\""
             )));
         }
-        if let SqlExpr::Value(v) = value {
+        // A generated column may only be set to DEFAULT, which computes it again (as every
+        // update of the row does).
+        let value = match def.columns[position].generated.is_some() {
+            true if crate::insert_defaults::is_default_keyword(value) => SqlExpr::Identifier(
+                datafusion::sql::sqlparser::ast::Ident::with_quote('"', column.clone()),
+            ),
+            true => return Err(crate::generated::not_default(&def.columns[position], true)),
+            false => value.clone(),
+        };
+        if let SqlExpr::Value(v) = &value {
             if let datafusion::sql::sqlparser::ast::Value::Placeholder(p) = &v.value {
                 if let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
                     param_hints.insert(n, def.columns[position].ty.param_field());
@@ -532,6 +545,15 @@ pub fn update_finder(d: &DmlContext<'_>, update: &Update) -> SqlResult<RowFinder
         new_values.push(format!("({value})"));
         substitutions.insert(column, format!("({value})"));
     }
+    // RETURNING sees generated columns as computed from the new values.
+    let mut computed = HashMap::new();
+    for column in def.columns.iter().filter(|c| c.generated.is_some()) {
+        let expr = crate::row_expr::parse_expression(column.generated.as_deref().unwrap_or(""))?;
+        let value = substitute(&expr, &substitutions)?;
+        let ty = column.ty.display_name();
+        computed.insert(column.name.clone(), format!("CAST(({value}) AS {ty})"));
+    }
+    substitutions.extend(computed);
     let returning = returning_items(update.returning.as_deref(), &def, &alias, &substitutions)?;
     let from = match &update.from {
         Some(datafusion::sql::sqlparser::ast::UpdateTableFromKind::BeforeSet(tables))
@@ -923,7 +945,9 @@ async fn apply_changes(
                     *k = done.insert(Bytes::copy_from_slice(keys.value(row)));
                 }
                 let new_rows = if is_update {
-                    Some(new_row_values(batch, &def, &finder.assigned)?)
+                    let mut columns = new_row_values(batch, &def, &finder.assigned)?;
+                    crate::generated::compute(d.ctx, &def, &mut columns)?;
+                    Some(columns)
                 } else {
                     None
                 };

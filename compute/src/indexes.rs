@@ -83,10 +83,7 @@ impl IndexExpression {
     /// The expression as a list of keys shows it (`pg_get_indexdef`, a duplicate-key DETAIL):
     /// in parentheses unless it is a function call.
     pub fn listed(&self) -> String {
-        match crate::row_expr::parse_expression(&self.sql) {
-            Ok(SqlExpr::Function(_)) => self.sql.clone(),
-            _ => format!("({})", self.sql),
-        }
+        crate::row_expr::deparsed(&self.sql)
     }
 
     /// The name of the index column, as PostgreSQL picks it (`FigureIndexColname`): a

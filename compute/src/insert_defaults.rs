@@ -61,7 +61,7 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
     let defaults_in_values = values_width.is_some() && has_default_keyword(insert);
     let all_named = !insert.columns.is_empty() || named.len() == def.columns.len();
     if missing.is_empty() && !defaults_in_values && insert.source.is_some() && all_named {
-        return check_always_identity_columns(def, &named);
+        return check_given_values(def, &named);
     }
 
     let mut columns: Vec<usize> = named.clone();
@@ -98,8 +98,8 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
                     for (value, &col) in row.content.iter_mut().zip(&named) {
                         if is_default_keyword(value) {
                             *value = default_expr(&def.columns[col])?;
-                        } else if def.columns[col].identity == Some(Identity::Always) {
-                            return Err(generated_always(&def.columns[col]));
+                        } else {
+                            check_given_value(&def.columns[col])?;
                         }
                     }
                     for &col in &missing {
@@ -108,7 +108,7 @@ pub fn fill_defaults(insert: &mut Insert, def: &TableDef) -> SqlResult<()> {
                 }
             }
             _ => {
-                check_always_identity_columns(def, &named)?;
+                check_given_values(def, &named)?;
                 if !missing.is_empty() {
                     let defaults = missing
                         .iter()
@@ -198,20 +198,28 @@ fn has_default_keyword(insert: &Insert) -> bool {
 }
 
 /// The `DEFAULT` keyword in a VALUES row (sqlparser reads it as an unquoted identifier).
-fn is_default_keyword(e: &Expr) -> bool {
+pub fn is_default_keyword(e: &Expr) -> bool {
     matches!(e, Expr::Identifier(Ident { value, quote_style: None, .. })
         if value.eq_ignore_ascii_case("default"))
 }
 
-fn check_always_identity_columns(def: &TableDef, named: &[usize]) -> SqlResult<()> {
-    match named
+/// Fails for a column the statement gives a value that it may only compute itself.
+fn check_given_values(def: &TableDef, named: &[usize]) -> SqlResult<()> {
+    named
         .iter()
-        .map(|&i| &def.columns[i])
-        .find(|c| c.identity == Some(Identity::Always))
-    {
-        Some(col) => Err(generated_always(col)),
-        None => Ok(()),
+        .try_for_each(|&i| check_given_value(&def.columns[i]))
+}
+
+/// 428C9 for a value given to an identity column defined as GENERATED ALWAYS or to a generated
+/// column.
+fn check_given_value(col: &ColumnDef) -> SqlResult<()> {
+    if col.identity == Some(Identity::Always) {
+        return Err(generated_always(col));
     }
+    if col.generated.is_some() {
+        return Err(crate::generated::not_default(col, false));
+    }
+    Ok(())
 }
 
 fn generated_always(col: &ColumnDef) -> SqlError {
@@ -333,6 +341,7 @@ mod tests {
             default: default.map(str::to_string),
             identity,
             enum_type: None,
+            generated: None,
         };
         TableDef {
             id: 1,

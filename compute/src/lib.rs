@@ -29,6 +29,7 @@ mod expr_rules;
 mod fast_path;
 mod foreign_keys;
 mod format_function;
+mod generated;
 mod indexes;
 mod insert_defaults;
 mod int_arithmetic;

@@ -141,6 +141,16 @@ pub fn parse_expression(sql: &str) -> SqlResult<SqlExpr> {
         .map_err(|e| SqlError::internal(format!("stored expression {sql}: {e}")))
 }
 
+/// A stored expression as PostgreSQL deparses one standing alone (a key in an index's list,
+/// `information_schema.columns.generation_expression`): in parentheses unless it is a function
+/// call.
+pub fn deparsed(sql: &str) -> String {
+    match parse_expression(sql) {
+        Ok(SqlExpr::Function(_)) => sql.to_string(),
+        _ => format!("({sql})"),
+    }
+}
+
 /// The column names an expression mentions.
 pub fn expression_names(sql: &str) -> Vec<String> {
     let Ok(mut expr) = parse_expression(sql) else {

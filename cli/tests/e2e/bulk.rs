@@ -75,6 +75,24 @@ async fn psql_copy_in_and_out_in_text_and_csv() {
         "1,tab\there\n2,\"new\nline\"\n"
     );
 
+    // Generated columns are left out of COPY both ways and computed for each copied row.
+    psql(
+        up.port,
+        "CREATE TABLE sized (id int PRIMARY KEY, w int, area int GENERATED ALWAYS AS (w * w) STORED);",
+    );
+    let sizes = dir.path().join("sizes.txt");
+    std::fs::write(&sizes, "1\t3\n2\t4\n").unwrap();
+    psql(up.port, &format!("\\copy sized FROM '{}'", sizes.display()));
+    assert_eq!(psql(up.port, "SELECT sum(area) FROM sized;").trim(), "25");
+    let out = dir.path().join("sizes.out");
+    psql(up.port, &format!("\\copy sized TO '{}'", out.display()));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "1\t3\n2\t4\n");
+    let err = psql_error(
+        up.port,
+        &format!("\\copy sized (id, area) TO '{}'", out.display()),
+    );
+    assert!(err.contains("is a generated column"), "{err}");
+
     // A bad row fails the whole COPY, which leaves nothing behind.
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "10\tok\t\\N\nnot-a-number\tx\ty\n").unwrap();

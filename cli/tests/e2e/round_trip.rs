@@ -332,7 +332,7 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (
-            "CREATE INDEX t_i4 ON t (abs(i4))",
+            "CREATE INDEX t_i4 ON t USING gin (i4)",
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (

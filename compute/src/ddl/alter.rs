@@ -8,7 +8,10 @@
 use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{ColumnDef as SqlColumnDef, ColumnOption, SequenceOptions};
 
-use super::{column_type, default_text, identity_option, owned_sequence, replace_table_def};
+use super::{
+    check_generated_default, column_type, default_text, generation_option, identity_option,
+    owned_sequence, replace_table_def,
+};
 use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::normalize;
@@ -78,12 +81,17 @@ pub fn add_column(
     let mut unique = false;
     let mut primary_key = false;
     let mut identity = None;
+    let mut generated = None;
     let mut sequence_options = Vec::new();
     for option in &column.options {
         if let Some((kind, options)) = identity_option(&option.option) {
             identity = Some(kind);
             sequence_options = options;
             nullable = false;
+            continue;
+        }
+        if let Some(expr) = generation_option(&option.option) {
+            generated = Some(expr?);
             continue;
         }
         match &option.option {
@@ -112,6 +120,7 @@ pub fn add_column(
         &default,
     )?;
     let sequence = owns.then_some((ty, sequence_options));
+    check_generated_default(&name, &def.name, &default, &generated)?;
     let mut changed = def.clone();
     changed.columns.push(ColumnDef {
         id: def.next_column_id,
@@ -121,8 +130,15 @@ pub fn add_column(
         default: default.clone(),
         identity,
         enum_type,
+        generated: generated.clone(),
     });
     changed.next_column_id += 1;
+    // Rows written before a generated column get its value as an `UPDATE … SET c = DEFAULT`
+    // computes it.
+    let default = match generated {
+        Some(_) => Some("DEFAULT".to_string()),
+        None => default,
+    };
     Ok(Some(AddedColumn {
         def: changed,
         name,
@@ -157,6 +173,20 @@ pub fn drop_column(
     if def.columns.len() == 1 {
         return Err(SqlError::unsupported("dropping the last column of a table"));
     }
+    if let Some(dependent) = crate::generated::dependent(def, column) {
+        return Err(SqlError::new(
+            sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+            format!(
+                "cannot drop column {column} of table {} because other objects depend on it",
+                def.name
+            ),
+        )
+        .with_detail(format!(
+            "column {} of table {} depends on column {column} of table {}",
+            dependent.name, def.name, def.name
+        ))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+    }
     let mut changed = def.clone();
     let (dropped, kept): (Vec<_>, Vec<_>) =
         changed.indexes.drain(..).partition(|i| i.reads(def, id));
@@ -185,6 +215,11 @@ pub fn rename_column(def: &TableDef, old: &str, new: &str) -> SqlResult<TableDef
     changed.columns[position].name = new.to_string();
     for check in &mut changed.checks {
         check.expr = rename_in_expression(&check.expr, old, new)?;
+    }
+    for column in &mut changed.columns {
+        if let Some(generated) = &mut column.generated {
+            *generated = rename_in_expression(generated, old, new)?;
+        }
     }
     for index in &mut changed.indexes {
         for expression in &mut index.expressions {

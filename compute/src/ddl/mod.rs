@@ -17,7 +17,7 @@ use bytes::Bytes;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, DataType as SqlDataType, Expr as SqlExpr, ForeignKeyConstraint,
-    GeneratedAs, ObjectName, TableConstraint,
+    GeneratedAs, GeneratedExpressionMode, ObjectName, TableConstraint,
 };
 
 use crate::catalog::CatalogView;
@@ -135,12 +135,17 @@ pub async fn create_table(
         let mut nullable = serial.is_none();
         let mut default = None;
         let mut identity = None;
+        let mut generated = None;
         let mut sequence_options = Vec::new();
         for option in &col.options {
             if let Some((kind, options)) = identity_option(&option.option) {
                 identity = Some(kind);
                 sequence_options = options;
                 nullable = false;
+                continue;
+            }
+            if let Some(expr) = generation_option(&option.option) {
+                generated = Some(expr?);
                 continue;
             }
             match &option.option {
@@ -150,9 +155,6 @@ pub async fn create_table(
                     set_primary_key(&mut primary_key, vec![col_name.clone()], &name)?
                 }
                 ColumnOption::Default(expr) => default = Some(default_text(expr)),
-                ColumnOption::Generated { .. } => {
-                    return Err(SqlError::unsupported("generated columns"))
-                }
                 ColumnOption::ForeignKey(fk) => {
                     let mut fk = fk.clone();
                     if fk.name.is_none() {
@@ -185,6 +187,7 @@ pub async fn create_table(
         if owns {
             owned_sequences.push((i, ty, sequence_options));
         }
+        check_generated_default(&col_name, &name, &default, &generated)?;
         columns.push(ColumnDef {
             id: i as u32 + 1,
             name: col_name,
@@ -193,6 +196,7 @@ pub async fn create_table(
             default,
             identity,
             enum_type,
+            generated,
         });
     }
     for constraint in &stmt.constraints {
@@ -530,6 +534,42 @@ pub(super) fn identity_option(
         }
         _ => None,
     }
+}
+
+/// `GENERATED ALWAYS AS (expr) STORED`: the expression as SQL text; `None` for any other column
+/// option. PostgreSQL 15 has no virtual generated columns, so one is 0A000.
+pub(super) fn generation_option(option: &ColumnOption) -> Option<SqlResult<String>> {
+    match option {
+        ColumnOption::Generated {
+            generation_expr: Some(expr),
+            generation_expr_mode,
+            ..
+        } => Some(match generation_expr_mode {
+            Some(GeneratedExpressionMode::Stored) => Ok(match expr {
+                SqlExpr::Nested(inner) => inner.to_string(),
+                other => other.to_string(),
+            }),
+            _ => Err(SqlError::unsupported(
+                "virtual generated columns (GENERATED ALWAYS AS … without STORED)",
+            )),
+        }),
+        _ => None,
+    }
+}
+
+/// The columns of a new table or column: a generated column may have no default of its own.
+fn check_generated_default(
+    column: &str,
+    table: &str,
+    default: &Option<String>,
+    generated: &Option<String>,
+) -> SqlResult<()> {
+    if default.is_some() && generated.is_some() {
+        return Err(SqlError::syntax(format!(
+            "both default and generation expression specified for column \"{column}\" of table \"{table}\""
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a column (of `table`) owns a sequence: a serial or identity one, which then can

@@ -54,6 +54,21 @@ pub fn retype_column(
             )
         })?;
     let old = &def.columns[position];
+    if let Some(dependent) = crate::generated::dependent(def, column) {
+        return Err(SqlError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "cannot alter type of a column used by a generated column",
+        )
+        .with_detail(format!(
+            "Column \"{column}\" is used by generated column \"{}\".",
+            dependent.name
+        )));
+    }
+    if old.generated.is_some() {
+        return Err(SqlError::unsupported(
+            "altering the type of a generated column",
+        ));
+    }
     let super::ColumnType {
         ty,
         serial,
@@ -139,6 +154,7 @@ pub fn retype_column(
         default: None,
         identity: None,
         enum_type: enum_type.clone(),
+        generated: None,
     });
     staged.next_column_id += 1;
     let mut finished = def.clone();

@@ -298,7 +298,20 @@ fn column(snap: &Snapshot, t: &TableDef, position: usize, c: &ColumnDef) -> Row 
                 None => V::Null,
             },
         ),
-        ("is_generated", s("NEVER")),
+        (
+            "is_generated",
+            s(if c.generated.is_some() {
+                "ALWAYS"
+            } else {
+                "NEVER"
+            }),
+        ),
+        (
+            "generation_expression",
+            c.generated
+                .as_deref()
+                .map_or(V::Null, |g| s(crate::row_expr::deparsed(g))),
+        ),
         ("is_updatable", s("YES")),
     ]);
     row

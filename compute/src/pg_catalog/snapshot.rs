@@ -124,6 +124,7 @@ impl IndexInfo<'_> {
                     default: None,
                     identity: None,
                     enum_type: None,
+                    generated: None,
                 },
             })
             .collect()

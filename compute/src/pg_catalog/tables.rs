@@ -433,10 +433,16 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .tables
             .iter()
             .flat_map(|t| {
+                // A generated column's expression is its default here, as in PostgreSQL.
                 t.columns.iter().enumerate().filter(|(_, c)| c.identity.is_none()).filter_map(|(i, c)| {
-                    c.default.as_ref().map(|d| vec![
+                    let text = match (&c.generated, &c.default) {
+                        (Some(g), _) => g.clone(),
+                        (None, Some(d)) => snap.default_text(c, d),
+                        (None, None) => return None,
+                    };
+                    Some(vec![
                         ("oid", V::I(attrdef_oid(t, c.id))), ("adrelid", V::I(table_oid(t))),
-                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(snap.default_text(c, d))),
+                        ("adnum", V::I(i as i64 + 1)), ("adbin", s(text)),
                     ])
                 })
             })
@@ -753,9 +759,12 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
             ("attbyval", V::B(by_value(len))), ("attalign", s(alignment(len))),
             ("attstorage", s(storage(ty, len))), ("attcompression", s("")),
             ("attnotnull", V::B(!col.nullable)),
-            ("atthasdef", V::B(col.default.is_some() && col.identity.is_none())),
+            ("atthasdef", V::B(
+                col.default.is_some() && col.identity.is_none() || col.generated.is_some()
+            )),
             ("attidentity", s(col.identity.map_or("", |i| i.code()))),
-            ("attgenerated", s("")), ("attislocal", V::B(true)),
+            ("attgenerated", s(if col.generated.is_some() { "s" } else { "" })),
+            ("attislocal", V::B(true)),
             ("attcollation", V::I(if collatable { 100 } else { 0 })),
         ]
     };
@@ -764,7 +773,7 @@ fn pg_attribute(t: &TableDef) -> Vec<Row> {
     // An index's columns have no default and are not identity columns.
     for index in table_indexes(t) {
         for (n, column) in index.key_columns().into_iter().enumerate() {
-            let column = ColumnDef { default: None, identity: None, ..column };
+            let column = ColumnDef { default: None, identity: None, generated: None, ..column };
             rows.push(attribute(index.oid, n + 1, &column));
         }
     }

@@ -198,6 +198,7 @@ impl Session {
                         normalize(&column_def.name)
                     )));
                 };
+                crate::generated::validate(&self.ctx, &added.def)?;
                 self.with_txn(async |txn| ddl::replace_table_def(txn, &added.def).await)
                     .await?;
                 let mut default = added.default.clone();

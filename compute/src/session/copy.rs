@@ -11,6 +11,7 @@ use crate::copy::{CopyFormat, CopyInput, CopyOptions};
 use crate::dml::{insert_batches, DmlContext, DmlError};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::names::{normalize, table_name};
+use crate::pg_catalog::quote_ident;
 
 /// Rows are inserted in batches of this many as they arrive.
 const COPY_BATCH_ROWS: usize = 8192;
@@ -197,14 +198,20 @@ impl Session {
                 table_name: name,
                 columns,
             } => {
-                let list = if columns.is_empty() {
-                    "*".to_string()
-                } else {
-                    columns
-                        .iter()
-                        .map(|c| format!("\"{}\"", normalize(c).replace('"', "\"\"")))
+                let (schema, table) = table_name(name)?;
+                let list = match self.table(&schema, &table)? {
+                    // A table's generated columns are left out, as COPY FROM leaves them out.
+                    Some(def) => target_columns(&def, columns)?
+                        .into_iter()
+                        .map(|p| quote_ident(&def.columns[p].name))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    None if columns.is_empty() => "*".to_string(),
+                    None => columns
+                        .iter()
+                        .map(|c| quote_ident(&normalize(c)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 };
                 self.parse(&format!("SELECT {list} FROM {name}"))?.remove(0)
             }
@@ -227,14 +234,18 @@ fn target_columns(
     def: &TableDef,
     columns: &[datafusion::sql::sqlparser::ast::Ident],
 ) -> SqlResult<Vec<usize>> {
+    // Generated columns are computed, never copied, as in PostgreSQL.
     if columns.is_empty() {
-        return Ok((0..def.columns.len()).collect());
+        return Ok((0..def.columns.len())
+            .filter(|&i| def.columns[i].generated.is_none())
+            .collect());
     }
     columns
         .iter()
         .map(|c| {
             let name = normalize(c);
-            def.columns
+            let position = def
+                .columns
                 .iter()
                 .position(|col| col.name == name)
                 .ok_or_else(|| {
@@ -245,7 +256,15 @@ fn target_columns(
                             def.name
                         ),
                     )
-                })
+                })?;
+            if def.columns[position].generated.is_some() {
+                return Err(SqlError::new(
+                    sqlstate::INVALID_COLUMN_REFERENCE,
+                    format!("column \"{name}\" is a generated column"),
+                )
+                .with_detail("Generated columns cannot be used in COPY."));
+            }
+            Ok(position)
         })
         .collect()
 }

@@ -290,6 +290,7 @@ impl Session {
                 let (schema, table) = crate::names::table_name(&ct.name)?;
                 if let Some(def) = self.table(&schema, &table)? {
                     crate::checks::validate(&self.ctx, &def)?;
+                    crate::generated::validate(&self.ctx, &def)?;
                 }
                 Ok(ddl_output(outcome))
             }
