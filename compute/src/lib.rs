@@ -44,6 +44,7 @@ mod json_sets;
 mod key_range;
 mod last_written;
 mod like_escape;
+mod make_interval;
 mod named_statements;
 mod names;
 mod numeric_scale;

@@ -10,6 +10,8 @@
 //!   PostgreSQL's `similar_to_escape` does (`%` any text, `_` any character, `.` itself, the
 //!   match anchored at both ends). DataFusion reads the pattern as a regular expression, so
 //!   `'%x.com'` matched nothing. A pattern that is not a literal is left to DataFusion.
+//! - `make_interval(days => 3)` becomes a positional call with every argument (see
+//!   `make_interval`).
 
 use std::ops::ControlFlow;
 
@@ -41,6 +43,7 @@ pub fn rewrite(statement: &mut Statement) {
 
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             similar_to_as_regex(expr);
+            crate::make_interval::positional(expr);
             ControlFlow::Continue(())
         }
     }

@@ -331,7 +331,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
     };
     parser
         .with_tokens_with_locations(insert_select_on_conflict(create_table_as_clauses(
-            set_constraints(order_sequence_options(tokens)),
+            set_constraints(order_sequence_options(table_statements(tokens))),
         )))
         .parse_statements()
         .map_err(|e| e.to_string())
@@ -550,6 +550,37 @@ pub const SET_CONSTRAINTS: &str = "constraints";
 /// `SET CONSTRAINTS { ALL | name [, …] } { DEFERRED | IMMEDIATE }`, which the parser does not
 /// know, becomes `SET CONSTRAINTS TO names…, mode`: a setting no PostgreSQL server has, whose
 /// values the session reads back (`ALL` and the mode as unquoted identifiers).
+/// `TABLE name`, the SQL standard's `SELECT * FROM name` (as a statement, a subquery or an arm of
+/// UNION / INTERSECT / EXCEPT), becomes that SELECT: the parser reads it as a query form of its
+/// own that neither views nor the search path would see.
+fn table_statements(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut previous: Option<Token> = None;
+    for t in tokens {
+        let starts_query = previous.as_ref().is_none_or(|p| {
+            matches!(p, Token::SemiColon | Token::LParen)
+                || matches!(p, Token::Word(w) if w.quote_style.is_none()
+                    && matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::ALL | Keyword::DISTINCT))
+        });
+        let is_table = matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::TABLE);
+        if !matches!(t.token, Token::Whitespace(_)) {
+            previous = Some(t.token.clone());
+        }
+        if starts_query && is_table {
+            out.extend([
+                TokenWithSpan::wrap(Token::make_keyword("SELECT")),
+                space(),
+                TokenWithSpan::wrap(Token::Mul),
+                space(),
+                TokenWithSpan::wrap(Token::make_keyword("FROM")),
+            ]);
+        } else {
+            out.push(t);
+        }
+    }
+    out
+}
+
 fn set_constraints(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out = Vec::with_capacity(tokens.len() + 2);
     for statement in tokens.split_inclusive(|t| t.token == Token::SemiColon) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::Result as DFResult;
+use datafusion::common::{Constraint, Constraints, Result as DFResult};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -33,12 +33,25 @@ pub struct StrataTable {
     primary: Arc<Primary>,
     /// Read at this LSN, as it was then, instead of at the transaction's snapshot.
     as_of: Option<Lsn>,
+    /// The primary key, which lets a query grouped by it select the table's other columns (they
+    /// depend on it), as PostgreSQL allows and ORMs rely on.
+    constraints: Constraints,
+}
+
+/// The constraints DataFusion derives functional dependencies from: the primary key.
+fn constraints(def: &TableDef) -> Constraints {
+    let pk = def.primary_key_indexes();
+    match pk.is_empty() {
+        true => Constraints::default(),
+        false => Constraints::new_unverified(vec![Constraint::PrimaryKey(pk)]),
+    }
 }
 
 impl StrataTable {
     pub fn new(def: Arc<TableDef>, primary: Arc<Primary>) -> Self {
         Self {
             schema: def.arrow_schema(),
+            constraints: constraints(&def),
             def,
             keyed: false,
             primary,
@@ -65,6 +78,7 @@ impl StrataTable {
         fields.push(Field::new(KEY_COLUMN, DataType::Binary, false));
         Self {
             schema: Arc::new(Schema::new(fields)),
+            constraints: constraints(&def),
             def,
             keyed: true,
             primary,
@@ -81,6 +95,10 @@ impl TableProvider for StrataTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        Some(&self.constraints)
     }
 
     /// Every filter is offered to the scan, which uses the ones on the primary key to narrow what

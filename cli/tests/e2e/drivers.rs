@@ -219,6 +219,20 @@ async fn sqlalchemy_against_strata() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_against_postgres() {
+    let suite = pytest("test_django.py");
+    let db = Database::postgres("django").await;
+    run("django", suite, &db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_against_strata() {
+    let suite = pytest("test_django.py");
+    let db = Database::strata().await;
+    run("django", suite, &db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgjdbc_against_postgres() {
     let suite = pgjdbc();
     let db = Database::postgres("pgjdbc").await;

@@ -1072,7 +1072,12 @@ fn is_text_valued(expr: &Expr) -> bool {
 fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
     // Text into an array, an interval or a time: Arrow's cast reads none of them as PostgreSQL
     // does. (A parameter keeps its cast, which gives it its type.)
-    let text = matches!(inner, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    // `('{a,b}')::varchar[]` (as Django writes it) is text too.
+    let mut bare = inner;
+    while let Expr::Nested(nested) = bare {
+        bare = nested;
+    }
+    let text = matches!(bare, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
     let parameter = matches!(inner, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
     match data_type {
         DataType::Interval { .. } if !parameter => return Some(input_call(inner, "interval")),
@@ -1088,7 +1093,7 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         DataType::Array(_) if text => {
             let name = data_type.to_string().to_lowercase();
             if crate::text_input::type_by_name(&name).is_some() {
-                return Some(input_call(inner, &name));
+                return Some(input_call(bare, &name));
             }
         }
         _ => {}

@@ -209,6 +209,7 @@ impl Session {
             ))
             .chain(crate::text_input::all())
             .chain(crate::clock::all(&ctx))
+            .chain([crate::make_interval::udf()])
         {
             ctx.register_udf(function);
         }

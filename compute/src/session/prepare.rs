@@ -250,11 +250,12 @@ impl Session {
                 }
                 let plan = self.logical_plan(&Statement::Insert(bare)).await?;
                 prepared.param_types = param_types(&plan)?;
-                if let Some(items) = &returning {
-                    prepared.columns = Some(
-                        self.returning_columns(&insert.table.to_string(), items)
-                            .await?,
-                    );
+                if let (
+                    Some(items),
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(table),
+                ) = (&returning, &insert.table)
+                {
+                    prepared.columns = Some(self.returning_columns(table, items).await?);
                 }
                 prepared.kind = Kind::Insert {
                     on_conflict,
@@ -368,13 +369,11 @@ impl Session {
     /// The result columns of `RETURNING items` for an INSERT into `table`.
     async fn returning_columns(
         &self,
-        table: &str,
+        table: &datafusion::sql::sqlparser::ast::ObjectName,
         items: &[SelectItem],
     ) -> SqlResult<Arc<Vec<ResultColumn>>> {
         let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-        let (_, name) = table_name(&datafusion::sql::sqlparser::ast::ObjectName::from(vec![
-            datafusion::sql::sqlparser::ast::Ident::new(table),
-        ]))?;
+        let (_, name) = table_name(table)?;
         let sql = format!(
             "SELECT {} FROM {table} AS \"{}\"",
             list.join(", "),
