@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, VisitMut,
-    VisitorMut,
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace, Word};
@@ -41,27 +41,41 @@ pub fn alias_duplicate_expressions(stmt: &mut Statement) {
 }
 
 /// `FROM generate_series(1, 3) AS g`: PostgreSQL names the one column of a function returning
-/// a scalar after the alias (`g`), where DataFusion calls it `value`.
+/// a scalar after the alias (`g`), or after the function without one, where DataFusion calls it
+/// `value`.
 fn name_function_column(factor: &mut TableFactor) {
     const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
-    if let TableFactor::Table {
+    let TableFactor::Table {
         name,
-        args: Some(_),
-        alias: Some(alias),
+        args: Some(args),
+        alias,
         ..
     } = factor
-    {
-        let function = name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(normalize)
-            .unwrap_or_default();
-        if alias.columns.is_empty() && ONE_COLUMN_FUNCTIONS.contains(&function.as_str()) {
-            alias
-                .columns
-                .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
-        }
+    else {
+        return;
+    };
+    let function = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize)
+        .unwrap_or_default();
+    // `unnest(a, b)` has a column per array.
+    let one_column = ONE_COLUMN_FUNCTIONS.contains(&function.as_str())
+        && (function != "unnest" || args.args.len() == 1);
+    if !one_column {
+        return;
+    }
+    let alias = alias.get_or_insert_with(|| TableAlias {
+        explicit: true,
+        name: Ident::new(function.clone()),
+        columns: Vec::new(),
+        at: None,
+    });
+    if alias.columns.is_empty() {
+        alias
+            .columns
+            .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
     }
 }
 
