@@ -345,7 +345,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
     };
     parser
         .with_tokens_with_locations(insert_select_on_conflict(create_table_as_clauses(
-            set_constraints(order_sequence_options(table_statements(tokens))),
+            set_constraints(order_sequence_options(table_statements(
+                drop_index_concurrently(tokens),
+            ))),
         )))
         .parse_statements()
         .map_err(|e| e.to_string())
@@ -564,6 +566,29 @@ pub const SET_CONSTRAINTS: &str = "constraints";
 /// `SET CONSTRAINTS { ALL | name [, …] } { DEFERRED | IMMEDIATE }`, which the parser does not
 /// know, becomes `SET CONSTRAINTS TO names…, mode`: a setting no PostgreSQL server has, whose
 /// values the session reads back (`ALL` and the mode as unquoted identifiers).
+/// `DROP INDEX CONCURRENTLY …`, which the parser would read as an index named
+/// `concurrently`, loses the word: Strata drops an index in one transaction, which blocks no
+/// reader (as CREATE INDEX CONCURRENTLY, which the parser reads, builds it in one).
+fn drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let words: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let unquoted = |i: usize, name: &str| matches!(&tokens[i].token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(name));
+    let dropped: HashSet<usize> = words
+        .windows(3)
+        .filter(|w| {
+            unquoted(w[0], "drop") && unquoted(w[1], "index") && unquoted(w[2], "concurrently")
+        })
+        .map(|w| w[2])
+        .collect();
+    tokens
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, t)| t)
+        .collect()
+}
+
 /// `TABLE name`, the SQL standard's `SELECT * FROM name` (as a statement, a subquery or an arm of
 /// UNION / INTERSECT / EXCEPT), becomes that SELECT: the parser reads it as a query form of its
 /// own that neither views nor the search path would see.

@@ -486,3 +486,56 @@ async fn advisory_locks_wait_for_their_holder_and_end_with_it() {
         .unwrap();
     r.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_table_holds_writers_back_until_the_transaction_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path()).await;
+    psql(up.port, "CREATE TABLE ledger (id int PRIMARY KEY, v int);");
+    let holder = connect(up.port).await;
+    let writer = connect(up.port).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE ledger IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // NOWAIT fails at once while the lock is held.
+    let err = writer
+        .batch_execute("BEGIN; LOCK ledger IN SHARE MODE NOWAIT")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{err:?}");
+    writer.batch_execute("ROLLBACK").await.unwrap();
+    // A reader reads its snapshot without waiting; a writer waits.
+    let count = writer
+        .query_one("SELECT count(*) FROM ledger", &[])
+        .await
+        .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 0);
+    let waiting = tokio::spawn(async move {
+        writer
+            .batch_execute("INSERT INTO ledger VALUES (1, 1)")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the insert must wait for the LOCK TABLE transaction"
+    );
+    holder
+        .batch_execute("INSERT INTO ledger VALUES (2, 2); COMMIT")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(psql(up.port, "SELECT count(*) FROM ledger;").trim(), "2");
+    // Outside a transaction block LOCK is refused, as in PostgreSQL.
+    let err = holder.batch_execute("LOCK TABLE ledger").await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION),
+        "{err:?}"
+    );
+}

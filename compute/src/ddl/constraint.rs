@@ -50,6 +50,41 @@ pub fn with_foreign_key(
     Ok((changed, resolved))
 }
 
+/// `RENAME CONSTRAINT old TO new` of a CHECK or FOREIGN KEY constraint: `def` with it renamed.
+/// `None` when `old` is a UNIQUE constraint, whose index has its name and is renamed with it
+/// (`index::rename_index`).
+pub fn renamed(def: &TableDef, old: &str, new: &str) -> SqlResult<Option<TableDef>> {
+    if !def.primary_key.is_empty() && def.primary_key_name() == old {
+        return Err(SqlError::unsupported(
+            "renaming a primary key constraint (its name is always <table>_pkey)",
+        ));
+    }
+    let exists = def.checks.iter().any(|c| c.name == old)
+        || def.foreign_keys.iter().any(|f| f.name == old)
+        || def.indexes.iter().any(|i| i.constraint && i.name == old);
+    if !exists {
+        return Err(SqlError::new(
+            sqlstate::UNDEFINED_OBJECT,
+            format!(
+                "constraint \"{old}\" for table \"{}\" does not exist",
+                def.name
+            ),
+        ));
+    }
+    refuse_taken(def, new)?;
+    if def.indexes.iter().any(|i| i.constraint && i.name == old) {
+        return Ok(None);
+    }
+    let mut changed = def.clone();
+    for check in changed.checks.iter_mut().filter(|c| c.name == old) {
+        check.name = new.to_string();
+    }
+    for fk in changed.foreign_keys.iter_mut().filter(|f| f.name == old) {
+        fk.name = new.to_string();
+    }
+    Ok(Some(changed))
+}
+
 /// 42710 if the table has a constraint named `name` already.
 fn refuse_taken(def: &TableDef, name: &str) -> SqlResult<()> {
     let taken = def.checks.iter().any(|c| c.name == name)

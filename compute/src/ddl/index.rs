@@ -1,6 +1,8 @@
 //! CREATE INDEX, DROP INDEX and UNIQUE constraints: an index is part of its table's definition,
 //! and its name claims a relation name (indexes, tables and sequences share one namespace).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
@@ -308,6 +310,54 @@ pub async fn drop_indexes(
         remove_index(txn, &table, &index).await?;
     }
     Ok(DdlOutcome::with_notices("DROP INDEX", notices))
+}
+
+/// `ALTER INDEX name RENAME TO new` (and `ALTER TABLE … RENAME CONSTRAINT` of a UNIQUE
+/// constraint, whose index has its name): the index keeps its id and entries; the name it held
+/// is freed and the new one claimed in the schema's relation names.
+pub async fn rename_index(
+    primary: &Primary,
+    txn: &mut Transaction,
+    schema: &str,
+    name: &str,
+    new: &str,
+) -> SqlResult<()> {
+    let old_key = table_name_key(txn.database(), schema, name);
+    let new_key = table_name_key(txn.database(), schema, new);
+    txn.lock(&old_key).await?;
+    txn.lock(&new_key).await?;
+    let view = CatalogView::of(&primary.catalog, txn);
+    let Some((table, index)) = view.index(schema, name)? else {
+        if view.relation_exists(schema, name)? {
+            return Err(SqlError::new(
+                sqlstate::WRONG_OBJECT_TYPE,
+                format!("\"{name}\" is not an index"),
+            ));
+        }
+        return Err(SqlError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        ));
+    };
+    // A primary key's index holds a relation name too, without a name key of its own.
+    let pk_index_named =
+        |t: &Arc<TableDef>| !t.primary_key.is_empty() && t.primary_key_name() == new;
+    if view.relation_exists(schema, new)? || view.tables(schema).iter().any(pk_index_named) {
+        return Err(SqlError::new(
+            sqlstate::DUPLICATE_TABLE,
+            format!("relation \"{new}\" already exists"),
+        ));
+    }
+    txn.lock(&table_def_key(table.id)).await?;
+    let mut changed = table.as_ref().clone();
+    for i in changed.indexes.iter_mut().filter(|i| i.id == index.id) {
+        i.name = new.to_string();
+    }
+    replace_table_def(txn, &changed).await?;
+    txn.delete(old_key);
+    txn.put(new_key, Bytes::copy_from_slice(&index.id.to_be_bytes()));
+    tracing::info!(table = %table.name, index = %name, new = %new, "renamed index");
+    Ok(())
 }
 
 /// Removes an index from its table's definition and frees its name.

@@ -6,6 +6,7 @@ pub mod constraint;
 pub mod database;
 pub mod enum_type;
 pub mod index;
+pub mod lock;
 pub mod retype;
 pub mod schema;
 pub mod sequence;

@@ -325,6 +325,29 @@ impl Session {
                     .await?;
                 Ok(None)
             }
+            AlterTableOperation::RenameConstraint { old_name, new_name } => {
+                let (old, new) = (normalize(old_name), normalize(new_name));
+                let def = self.current_table(schema, table)?;
+                match ddl::constraint::renamed(&def, &old, &new)? {
+                    Some(changed) => {
+                        self.with_txn(async |txn| {
+                            txn.lock(&crate::catalog::table_def_key(def.id)).await?;
+                            ddl::replace_table_def(txn, &changed).await
+                        })
+                        .await?
+                    }
+                    None => {
+                        self.with_txn(async |txn| {
+                            ddl::index::rename_index(&self.primary, txn, schema, &old, &new).await
+                        })
+                        .await?
+                    }
+                }
+                Ok(None)
+            }
+            // Storage parameters (`fillfactor`, autovacuum settings) tune PostgreSQL's heap,
+            // which Strata does not have: accepted and ignored, as an index's `WITH (…)` is.
+            AlterTableOperation::SetOptionsParens { .. } => Ok(None),
             other => Err(SqlError::unsupported(format!("ALTER TABLE … {other}"))),
         }
     }

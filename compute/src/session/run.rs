@@ -10,8 +10,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{collect, displayable, execute_stream};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ObjectName, ObjectType, Reset, SchemaName, Set, Statement,
-    UserDefinedTypeRepresentation, Value,
+    AlterIndexOperation, Expr as SqlExpr, ObjectName, ObjectType, Reset, SchemaName, Set,
+    Statement, UserDefinedTypeRepresentation, Value,
 };
 
 use super::block::Notice;
@@ -501,6 +501,29 @@ impl Session {
                     })
                     .await?;
                 Ok(ddl_output(outcome))
+            }
+            Statement::AlterIndex {
+                name,
+                operation: AlterIndexOperation::RenameIndex { index_name },
+            } => {
+                let (schema, old) = crate::names::table_name(name)?;
+                let (_, new) = crate::names::table_name(index_name)?;
+                self.with_txn(async |txn| {
+                    ddl::index::rename_index(&self.primary, txn, &schema, &old, &new).await
+                })
+                .await?;
+                Ok(Output::command("ALTER INDEX"))
+            }
+            Statement::Lock(lock) => {
+                if !self.in_transaction_block() {
+                    return Err(SqlError::new(
+                        sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                        "LOCK TABLE can only be used in transaction blocks",
+                    ));
+                }
+                self.with_txn(async |txn| ddl::lock::lock_tables(&self.primary, txn, lock).await)
+                    .await?;
+                Ok(Output::command("LOCK TABLE"))
             }
             Statement::CreateIndex(ci) => {
                 let (table, new) = ddl::index::NewIndex::from_create_index(ci)?;
