@@ -30,12 +30,13 @@ pub fn validate(ctx: &SessionContext, def: &TableDef) -> SqlResult<()> {
         }
         let planned = RowExpr::plan(ctx, def, sql)?;
         planned
-            .require_immutable("generation expression")
-            .map_err(|_| {
-                SqlError::new(
+            .require_immutable("column generation expression")
+            .map_err(|e| match e.code {
+                sqlstate::INVALID_OBJECT_DEFINITION => SqlError::new(
                     sqlstate::INVALID_OBJECT_DEFINITION,
                     "generation expression is not immutable",
-                )
+                ),
+                _ => e,
             })?;
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! Expressions over one table's rows that a table definition keeps as SQL text: CHECK
-//! constraints, index keys and partial-index predicates. They are planned as a query's
+//! constraints, index keys, partial-index predicates and generated columns. They are planned as a query's
 //! expressions are (the same statement rewrites: `->>`, PostgreSQL casts, `SIMILAR TO`, …) and
 //! evaluated by DataFusion over the batches of rows about to be written.
 

@@ -186,7 +186,7 @@ async fn a_deleted_pageserver_directory_is_rebuilt_from_storage() {
     );
     psql(
         up.port,
-        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(1, 5000);",
+        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(1, 5000) AS g(value);",
     );
     up.process.stop();
     std::fs::remove_dir_all(dir.path().join("pageserver")).unwrap();
@@ -199,7 +199,7 @@ async fn a_deleted_pageserver_directory_is_rebuilt_from_storage() {
     // Again after a crash, with rows that only the safekeepers' WAL holds.
     psql(
         up.port,
-        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(5001, 6000);",
+        "INSERT INTO items SELECT value, 'item ' || value FROM generate_series(5001, 6000) AS g(value);",
     );
     up.process.kill9();
     std::fs::remove_dir_all(dir.path().join("pageserver")).unwrap();
@@ -231,7 +231,7 @@ async fn large_transactions_committed_together_are_all_readable() {
                 let base = (w * rounds + round) * rows;
                 client
                     .batch_execute(&format!(
-                        "INSERT INTO blobs SELECT value + {base}, repeat('x', 1000) FROM generate_series(1, {rows})"
+                        "INSERT INTO blobs SELECT value + {base}, repeat('x', 1000) FROM generate_series(1, {rows}) AS g(value)"
                     ))
                     .await
                     .unwrap();
@@ -315,7 +315,7 @@ async fn disaster_recovery(up_args: &[String]) {
     psql(
         up.port,
         "CREATE TABLE items (id bigserial PRIMARY KEY, body text UNIQUE); \
-         INSERT INTO items (body) SELECT 'item ' || value FROM generate_series(1, 5000); \
+         INSERT INTO items (body) SELECT 'item ' || value FROM generate_series(1, 5000) AS g(value); \
          DELETE FROM items WHERE id % 10 = 0; \
          UPDATE items SET body = body || '!' WHERE id % 7 = 0;",
     );
@@ -335,7 +335,7 @@ async fn disaster_recovery(up_args: &[String]) {
     );
     psql(
         up.port,
-        "INSERT INTO items (body) SELECT 'more ' || value FROM generate_series(1, 1000);",
+        "INSERT INTO items (body) SELECT 'more ' || value FROM generate_series(1, 1000) AS g(value);",
     );
     assert_eq!(
         psql(

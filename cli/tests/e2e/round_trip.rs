@@ -37,7 +37,7 @@ async fn psql_inserts_10000_rows_and_reads_them_with_aggregates_and_joins() {
         &format!("INSERT INTO customers VALUES {};", rows.join(",\n")),
     );
     // 9,000 orders from INSERT ... SELECT.
-    psql(up.port, "INSERT INTO orders SELECT value % 1000 + 1, value, value * 0.5, value % 3 = 0 FROM generate_series(1, 9000);");
+    psql(up.port, "INSERT INTO orders SELECT value % 1000 + 1, value, value * 0.5, value % 3 = 0 FROM generate_series(1, 9000) AS g(value);");
 
     let balance_cents: i64 = (1..=1000i64).map(|i| i * 1000 + i % 100).sum();
     let out = psql(up.port, "SELECT count(*), sum(balance) FROM customers;");
