@@ -64,6 +64,9 @@ pub struct IndexDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicate: Option<String>,
     pub unique: bool,
+    /// `NULLS NOT DISTINCT`: a unique index whose NULLs conflict like any value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nulls_not_distinct: bool,
     /// The index of a `UNIQUE` constraint (shown in `pg_constraint`, dropped with the
     /// constraint), rather than one made by `CREATE INDEX`.
     #[serde(default)]
@@ -193,7 +196,8 @@ pub fn choose_name(
 pub struct Entry {
     /// `None` for a row a partial index leaves out.
     pub key: Option<Bytes>,
-    /// The key without the row suffix, for a unique index whose values are all non-NULL.
+    /// The key without the row suffix, for a unique index whose values are all non-NULL (or
+    /// that has NULLS NOT DISTINCT).
     pub probe: Option<Bytes>,
 }
 
@@ -307,8 +311,8 @@ impl<'a> IndexRows<'a> {
                         KeySource::Computed(values) => values.write(row, &mut key),
                     };
                 }
-                let probe =
-                    (index.unique && !any_null).then(|| Bytes::copy_from_slice(key.as_slice()));
+                let probe = (index.unique && (!any_null || index.nulls_not_distinct))
+                    .then(|| Bytes::copy_from_slice(key.as_slice()));
                 let mut key = key.finish();
                 key.extend_from_slice(&row_key[self.row_prefix_len..]);
                 Entry {

@@ -645,6 +645,7 @@ mod tests {
             expressions: Vec::new(),
             predicate: Some("c IS NULL".into()),
             unique: true,
+            nulls_not_distinct: false,
             constraint: false,
         });
         // Rows the predicate leaves out have no entry, so the index cannot answer `b = 'x'`.
@@ -664,6 +665,7 @@ mod tests {
             expressions: Vec::new(),
             predicate: None,
             unique: false,
+            nulls_not_distinct: false,
             constraint: false,
         });
         // The primary key still wins when it narrows the scan.

@@ -30,6 +30,8 @@ pub struct NewIndex {
     /// A partial index's `WHERE`, as SQL text.
     pub predicate: Option<String>,
     pub unique: bool,
+    /// `NULLS NOT DISTINCT`: NULLs conflict with each other.
+    pub nulls_not_distinct: bool,
     /// Made by a UNIQUE constraint (named `<table>_<columns>_key`) rather than CREATE INDEX.
     pub constraint: bool,
     pub if_not_exists: bool,
@@ -70,9 +72,6 @@ impl NewIndex {
         if !stmt.include.is_empty() {
             return Err(SqlError::unsupported("CREATE INDEX … INCLUDE"));
         }
-        if stmt.nulls_distinct == Some(false) {
-            return Err(SqlError::unsupported("NULLS NOT DISTINCT"));
-        }
         let name = stmt
             .name
             .as_ref()
@@ -85,6 +84,7 @@ impl NewIndex {
                 keys: stmt.columns.iter().map(|c| key(&c.column.expr)).collect(),
                 predicate: stmt.predicate.as_ref().map(|p| unnested(p).to_string()),
                 unique: stmt.unique,
+                nulls_not_distinct: stmt.nulls_distinct == Some(false),
                 constraint: false,
                 if_not_exists: stmt.if_not_exists,
             },
@@ -93,9 +93,6 @@ impl NewIndex {
 
     /// The index of a `UNIQUE` constraint (column or table form); `name` is the constraint's.
     pub fn from_unique(c: &UniqueConstraint, name: Option<String>) -> SqlResult<NewIndex> {
-        if c.nulls_distinct == NullsDistinctOption::NotDistinct {
-            return Err(SqlError::unsupported("NULLS NOT DISTINCT"));
-        }
         if c.characteristics.and_then(|c| c.deferrable) == Some(true) {
             return Err(SqlError::unsupported("DEFERRABLE unique constraints"));
         }
@@ -104,6 +101,7 @@ impl NewIndex {
             keys: NewKey::columns(column_names(&c.columns)?),
             predicate: None,
             unique: true,
+            nulls_not_distinct: c.nulls_distinct == NullsDistinctOption::NotDistinct,
             constraint: true,
             if_not_exists: false,
         })
@@ -246,6 +244,7 @@ pub async fn add_index(
         expressions,
         predicate: new.predicate,
         unique: new.unique,
+        nulls_not_distinct: new.nulls_not_distinct,
         constraint: new.constraint,
     };
     let mut changed = def.as_ref().clone();

@@ -72,6 +72,8 @@ pub struct IndexInfo<'a> {
     /// A partial index's predicate.
     pub predicate: Option<&'a str>,
     pub unique: bool,
+    /// `NULLS NOT DISTINCT`.
+    pub nulls_not_distinct: bool,
     pub primary: bool,
     /// The constraint the index belongs to (primary key or UNIQUE), if any.
     pub constraint_oid: Option<i64>,
@@ -144,6 +146,7 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
             .collect(),
         predicate: None,
         unique: true,
+        nulls_not_distinct: false,
         primary: true,
         constraint_oid: Some(pk_constraint_oid(t)),
     });
@@ -156,6 +159,7 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
             keys: i.keys(t),
             predicate: i.predicate.as_deref(),
             unique: i.unique,
+            nulls_not_distinct: i.nulls_not_distinct,
             primary: false,
             constraint_oid: i.constraint.then(|| unique_constraint_oid(i)),
         }))
@@ -538,10 +542,15 @@ impl Snapshot {
             format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
         };
         Some(format!(
-            "CREATE {}INDEX {} ON {table} USING btree ({}){}",
+            "CREATE {}INDEX {} ON {table} USING btree ({}){}{}",
             if index.unique { "UNIQUE " } else { "" },
             quote_ident(&index.name),
             index.column_list(),
+            if index.nulls_not_distinct {
+                " NULLS NOT DISTINCT"
+            } else {
+                ""
+            },
             // The pretty form leaves out the parentheses, as PostgreSQL's does.
             match (index.predicate, pretty) {
                 (None, _) => String::new(),
@@ -598,7 +607,12 @@ impl Snapshot {
         } else {
             "UNIQUE"
         };
-        Some(format!("{kind} ({})", index.column_list()))
+        let nulls = if index.nulls_not_distinct {
+            " NULLS NOT DISTINCT"
+        } else {
+            ""
+        };
+        Some(format!("{kind}{nulls} ({})", index.column_list()))
     }
 }
 

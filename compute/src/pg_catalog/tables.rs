@@ -541,6 +541,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ("indislive", V::B(true)),
                     ("indkey", V::L(i.attnums().into_iter().map(V::I).collect())),
                     ("indpred", i.predicate.map_or(V::Null, s)),
+                    ("indnullsnotdistinct", V::B(i.nulls_not_distinct)),
                 ]
             })
             .collect(),

@@ -231,6 +231,7 @@ impl Session {
                         keys: vec![NewKey::Column(added.name.clone())],
                         predicate: None,
                         unique: true,
+                        nulls_not_distinct: false,
                         constraint: true,
                         if_not_exists: false,
                     };
@@ -487,6 +488,7 @@ impl Session {
                 keys,
                 predicate: index.predicate.clone(),
                 unique: index.unique,
+                nulls_not_distinct: index.nulls_not_distinct,
                 constraint: index.constraint,
                 if_not_exists: false,
             };
