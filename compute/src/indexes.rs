@@ -59,6 +59,10 @@ pub struct IndexDef {
     /// The keys that are expressions, in index order: one for each [`EXPRESSION_KEY`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expressions: Vec<IndexExpression>,
+    /// `INCLUDE` column ids: shown by the catalog, not part of the entry key (a query reads the
+    /// row an entry names for every column anyway).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<u32>,
     /// A partial index's `WHERE`, as SQL text: only the rows that make it true have an entry
     /// (and only they are checked against each other by a unique index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +155,7 @@ impl IndexDef {
     /// expression or in its predicate. Writing the column rewrites the row's entry, and
     /// dropping it drops the index.
     pub fn reads(&self, def: &TableDef, id: u32) -> bool {
-        if self.columns.contains(&id) {
+        if self.columns.contains(&id) || self.include.contains(&id) {
             return true;
         }
         let Some(column) = def.columns.iter().find(|c| c.id == id) else {

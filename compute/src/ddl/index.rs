@@ -27,6 +27,8 @@ use crate::types::SqlType;
 pub struct NewIndex {
     pub name: Option<String>,
     pub keys: Vec<NewKey>,
+    /// `INCLUDE` columns, by name.
+    pub include: Vec<String>,
     /// A partial index's `WHERE`, as SQL text.
     pub predicate: Option<String>,
     pub unique: bool,
@@ -69,9 +71,6 @@ impl NewIndex {
                 )))
             }
         }
-        if !stmt.include.is_empty() {
-            return Err(SqlError::unsupported("CREATE INDEX … INCLUDE"));
-        }
         let name = stmt
             .name
             .as_ref()
@@ -82,6 +81,7 @@ impl NewIndex {
             NewIndex {
                 name,
                 keys: stmt.columns.iter().map(|c| key(&c.column.expr)).collect(),
+                include: stmt.include.iter().map(normalize).collect(),
                 predicate: stmt.predicate.as_ref().map(|p| unnested(p).to_string()),
                 unique: stmt.unique,
                 nulls_not_distinct: stmt.nulls_distinct == Some(false),
@@ -99,6 +99,7 @@ impl NewIndex {
         Ok(NewIndex {
             name: c.name.as_ref().map(normalize).or(name),
             keys: NewKey::columns(column_names(&c.columns)?),
+            include: Vec::new(),
             predicate: None,
             unique: true,
             nulls_not_distinct: c.nulls_distinct == NullsDistinctOption::NotDistinct,
@@ -196,6 +197,22 @@ pub async fn add_index(
             }
         }
     }
+    let include = new
+        .include
+        .iter()
+        .map(|name| {
+            def.columns
+                .iter()
+                .find(|c| &c.name == name)
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!("column \"{name}\" does not exist"),
+                    )
+                })
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
     if let Some(sql) = &new.predicate {
         let planned = RowExpr::plan(ctx, &def, sql)?;
         planned.require_immutable("index predicate")?;
@@ -242,6 +259,7 @@ pub async fn add_index(
         name: name.clone(),
         columns,
         expressions,
+        include,
         predicate: new.predicate,
         unique: new.unique,
         nulls_not_distinct: new.nulls_not_distinct,

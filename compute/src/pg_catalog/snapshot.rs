@@ -69,6 +69,8 @@ pub struct IndexInfo<'a> {
     pub name: String,
     /// The keys, in index order.
     pub keys: Vec<IndexKey<'a>>,
+    /// Positions of the `INCLUDE` columns.
+    pub include: Vec<usize>,
     /// A partial index's predicate.
     pub predicate: Option<&'a str>,
     pub unique: bool,
@@ -80,8 +82,8 @@ pub struct IndexInfo<'a> {
 }
 
 impl IndexInfo<'_> {
-    /// Attribute numbers (1-based) of the indexed columns; 0 for an expression
-    /// (`pg_index.indkey`).
+    /// Attribute numbers (1-based) of the indexed columns, `INCLUDE` ones last; 0 for an
+    /// expression (`pg_index.indkey`).
     pub fn attnums(&self) -> Vec<i64> {
         self.keys
             .iter()
@@ -89,6 +91,7 @@ impl IndexInfo<'_> {
                 IndexKey::Column(p) => *p as i64 + 1,
                 IndexKey::Expression(_) => 0,
             })
+            .chain(self.include.iter().map(|p| *p as i64 + 1))
             .collect()
     }
 
@@ -129,6 +132,7 @@ impl IndexInfo<'_> {
                     generated: None,
                 },
             })
+            .chain(self.include.iter().map(|&p| self.table.columns[p].clone()))
             .collect()
     }
 }
@@ -144,6 +148,7 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
             .into_iter()
             .map(IndexKey::Column)
             .collect(),
+        include: Vec::new(),
         predicate: None,
         unique: true,
         nulls_not_distinct: false,
@@ -157,6 +162,7 @@ pub fn table_indexes(t: &TableDef) -> Vec<IndexInfo<'_>> {
             oid: i.id as i64,
             name: i.name.clone(),
             keys: i.keys(t),
+            include: t.column_positions(&i.include),
             predicate: i.predicate.as_deref(),
             unique: i.unique,
             nulls_not_distinct: i.nulls_not_distinct,
@@ -542,10 +548,22 @@ impl Snapshot {
             format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
         };
         Some(format!(
-            "CREATE {}INDEX {} ON {table} USING btree ({}){}{}",
+            "CREATE {}INDEX {} ON {table} USING btree ({}){}{}{}",
             if index.unique { "UNIQUE " } else { "" },
             quote_ident(&index.name),
             index.column_list(),
+            match index.include.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " INCLUDE ({})",
+                    index
+                        .include
+                        .iter()
+                        .map(|&p| quote_ident(&t.columns[p].name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             if index.nulls_not_distinct {
                 " NULLS NOT DISTINCT"
             } else {

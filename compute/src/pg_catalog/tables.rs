@@ -532,10 +532,11 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
         "pg_index" => snap
             .indexes()
             .map(|i| {
-                let n = V::I(i.keys.len() as i64);
+                let keys = V::I(i.keys.len() as i64);
+                let all = V::I((i.keys.len() + i.include.len()) as i64);
                 vec![
                     ("indexrelid", V::I(i.oid)), ("indrelid", V::I(table_oid(i.table))),
-                    ("indnatts", n.clone()), ("indnkeyatts", n), ("indisunique", V::B(i.unique)),
+                    ("indnatts", all), ("indnkeyatts", keys), ("indisunique", V::B(i.unique)),
                     ("indisprimary", V::B(i.primary)), ("indimmediate", V::B(true)),
                     ("indisvalid", V::B(true)), ("indisready", V::B(true)),
                     ("indislive", V::B(true)),
@@ -694,7 +695,7 @@ fn pg_class(snap: &Snapshot, t: &TableDef, referenced: bool) -> Vec<Row> {
     ]);
     let mut rows = vec![table];
     for i in indexes {
-        let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.keys.len(), 0.0);
+        let mut index = relation(i.oid, i.name.clone(), BTREE_AM, "i", i.keys.len() + i.include.len(), 0.0);
         index.push(("relreplident", s("n")));
         rows.push(index);
     }

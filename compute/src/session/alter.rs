@@ -229,6 +229,7 @@ impl Session {
                     let new = NewIndex {
                         name: None,
                         keys: vec![NewKey::Column(added.name.clone())],
+                        include: Vec::new(),
                         predicate: None,
                         unique: true,
                         nulls_not_distinct: false,
@@ -311,7 +312,8 @@ impl Session {
                     },
             } => {
                 let column = normalize(column_name);
-                self.alter_column_type(schema, table, &column, data_type, using.as_ref())
+                // Boxed: the retype's future is large, and inline it overflows a worker's stack.
+                Box::pin(self.alter_column_type(schema, table, &column, data_type, using.as_ref()))
                     .await?;
                 Ok(None)
             }
@@ -486,13 +488,18 @@ impl Session {
             let new = NewIndex {
                 name: Some(index.name.clone()),
                 keys,
+                include: def
+                    .column_positions(&index.include)
+                    .into_iter()
+                    .map(|p| def.columns[p].name.clone())
+                    .collect(),
                 predicate: index.predicate.clone(),
                 unique: index.unique,
                 nulls_not_distinct: index.nulls_not_distinct,
                 constraint: index.constraint,
                 if_not_exists: false,
             };
-            self.add_index(schema, table, new).await?;
+            Box::pin(self.add_index(schema, table, new)).await?;
         }
         Ok(())
     }
