@@ -570,14 +570,20 @@ pub const SET_CONSTRAINTS: &str = "constraints";
 /// `concurrently`, loses the word: Strata drops an index in one transaction, which blocks no
 /// reader (as CREATE INDEX CONCURRENTLY, which the parser reads, builds it in one).
 fn drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let unquoted = |t: &Token, name: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(name));
+    // Every statement is parsed here: most have no CONCURRENTLY and cost one scan.
+    if !tokens.iter().any(|t| unquoted(&t.token, "concurrently")) {
+        return tokens;
+    }
     let words: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
         .collect();
-    let unquoted = |i: usize, name: &str| matches!(&tokens[i].token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(name));
     let dropped: HashSet<usize> = words
         .windows(3)
         .filter(|w| {
-            unquoted(w[0], "drop") && unquoted(w[1], "index") && unquoted(w[2], "concurrently")
+            unquoted(&tokens[w[0]].token, "drop")
+                && unquoted(&tokens[w[1]].token, "index")
+                && unquoted(&tokens[w[2]].token, "concurrently")
         })
         .map(|w| w[2])
         .collect();
@@ -594,16 +600,15 @@ fn drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// own that neither views nor the search path would see.
 fn table_statements(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out = Vec::with_capacity(tokens.len());
-    let mut previous: Option<Token> = None;
+    // Whether the last token that is not whitespace is one a query may follow.
+    let mut query_may_start = true;
     for t in tokens {
-        let starts_query = previous.as_ref().is_none_or(|p| {
-            matches!(p, Token::SemiColon | Token::LParen)
-                || matches!(p, Token::Word(w) if w.quote_style.is_none()
-                    && matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::ALL | Keyword::DISTINCT))
-        });
         let is_table = matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::TABLE);
+        let starts_query = query_may_start;
         if !matches!(t.token, Token::Whitespace(_)) {
-            previous = Some(t.token.clone());
+            query_may_start = matches!(t.token, Token::SemiColon | Token::LParen)
+                || matches!(&t.token, Token::Word(w) if w.quote_style.is_none()
+                    && matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT | Keyword::ALL | Keyword::DISTINCT));
         }
         if starts_query && is_table {
             out.extend([
