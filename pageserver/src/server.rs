@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use strata_proto::local::{self, LocalPageserver};
 use strata_proto::pageserver::pageserver_server::PageserverServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -32,7 +33,14 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let remote = RemoteStorage::new(remote, &config);
     let timelines = Arc::new(TimelineManager::open(Arc::new(config), remote).await?);
-    let service = PageserverServer::new(PageserverService::new(timelines.clone()))
+    let service = Arc::new(PageserverService::new(timelines.clone()));
+    // Computes in this process read through it directly (see `strata_proto::local`) until
+    // shutdown begins.
+    let local_service = local::register(
+        [addr.to_string()],
+        service.clone() as Arc<dyn LocalPageserver>,
+    );
+    let service = PageserverServer::from_arc(service)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     info!(%addr, "pageserver listening");
@@ -59,6 +67,7 @@ pub async fn run(
     // instead of holding the server's graceful stop for their whole wait timeout.
     let stopped = async {
         stop.cancelled().await;
+        drop(local_service);
         info!("shutting down: flushing timelines");
         timelines.shutdown().await;
     };

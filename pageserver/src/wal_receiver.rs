@@ -7,8 +7,10 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use strata_core::wal::{decode_mutations, WalDecodeError, WalRecord};
 use strata_core::Lsn;
+use strata_proto::local::{self, LocalSafekeeper, WalStream};
 use strata_proto::safekeeper::safekeeper_client::SafekeeperClient;
 use strata_proto::safekeeper::{StreamWalRequest, WalChunk};
 use tokio_util::sync::CancellationToken;
@@ -112,11 +114,15 @@ async fn stream_from(
         timeline_id: id.to_string(),
         start_lsn: start_lsn.0,
     };
-    let mut stream = tokio::select! {
+    let mut stream: WalStream = tokio::select! {
         _ = cancel.cancelled() => return Ok(StreamEnd::Stop),
         r = async {
+            // A safekeeper in this process (`strata up`) hands its stream over directly.
+            if let Some(safekeeper) = local::find::<dyn LocalSafekeeper>(addr) {
+                return Ok::<_, ReceiverError>(safekeeper.stream_wal(request).await?);
+            }
             let mut client = connect(addr).await?;
-            Ok::<_, ReceiverError>(client.stream_wal(request).await?.into_inner())
+            Ok(Box::pin(client.stream_wal(request).await?.into_inner()) as WalStream)
         } => r?,
     };
     info!(safekeeper = %addr, %start_lsn, "streaming WAL");
@@ -124,7 +130,7 @@ async fn stream_from(
     loop {
         let chunk = tokio::select! {
             _ = cancel.cancelled() => return Ok(StreamEnd::Stop),
-            m = stream.message() => m?,
+            m = stream.next() => m.transpose()?,
         };
         let Some(chunk) = chunk else {
             return Ok(StreamEnd::Closed);

@@ -18,6 +18,8 @@ pub mod raft {
     tonic::include_proto!("strata.raft");
 }
 
+pub mod local;
+
 /// Metadata key with which a safekeeper that is not the Raft leader names the leader's address.
 pub const LEADER_METADATA_KEY: &str = "x-strata-leader";
 

@@ -4,6 +4,10 @@
 //! One lazily connected channel per peer, shared by every openraft client of that peer. A peer
 //! that cannot be reached is reported as `Unreachable`, so openraft backs off from it instead of
 //! stalling the leader.
+//!
+//! A peer running in this process (`strata up` runs all three) is called directly, through the
+//! Raft handle it registered in `strata_proto::local`: the same messages and answers, without
+//! encoding them or passing them through sockets.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,13 +25,14 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use strata_proto::local;
 use strata_proto::raft::raft_client::RaftClient;
 use strata_proto::raft::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use crate::config::MAX_MESSAGE_BYTES;
-use crate::types::TypeConfig;
+use crate::types::{Raft, TypeConfig};
 
 /// HTTP/2 flow-control windows large enough that a multi-MiB entry is not throttled.
 pub(crate) const HTTP2_WINDOW_BYTES: u32 = 16 << 20;
@@ -88,13 +93,18 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
         });
-        PeerClient { target, client }
+        PeerClient {
+            target,
+            addr,
+            client,
+        }
     }
 }
 
 /// openraft's client of one peer.
 pub(crate) struct PeerClient {
     target: u64,
+    addr: String,
     client: Result<RaftClient<Channel>, String>,
 }
 
@@ -134,6 +144,19 @@ impl PeerClient {
         RPCError::Network(NetworkError::new(&e))
     }
 
+    /// The peer's Raft handle, when it serves in this process.
+    fn local_peer(&self) -> Option<Arc<Raft>> {
+        local::find::<Raft>(&self.addr)
+    }
+
+    /// A local peer's answer, as `call` reports the same answer received over gRPC.
+    fn local_result<T, E>(&self, result: Result<T, RaftError<u64, E>>) -> Result<T, RpcError<E>>
+    where
+        E: std::error::Error,
+    {
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
     /// Sends one message and decodes the peer's `Result`.
     async fn call<Req, Resp, E>(&mut self, rpc: Rpc, request: &Req) -> Result<Resp, RpcError<E>>
     where
@@ -162,7 +185,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcError> {
-        self.call(Rpc::AppendEntries, &rpc).await
+        match self.local_peer() {
+            Some(peer) => self.local_result(peer.append_entries(rpc).await),
+            None => self.call(Rpc::AppendEntries, &rpc).await,
+        }
     }
 
     async fn install_snapshot(
@@ -170,7 +196,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
-        self.call(Rpc::InstallSnapshot, &rpc).await
+        match self.local_peer() {
+            Some(peer) => self.local_result(peer.install_snapshot(rpc).await),
+            None => self.call(Rpc::InstallSnapshot, &rpc).await,
+        }
     }
 
     async fn vote(
@@ -178,7 +207,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<u64>,
         _option: RPCOption,
     ) -> Result<VoteResponse<u64>, RpcError> {
-        self.call(Rpc::Vote, &rpc).await
+        match self.local_peer() {
+            Some(peer) => self.local_result(peer.vote(rpc).await),
+            None => self.call(Rpc::Vote, &rpc).await,
+        }
     }
 
     /// Retry an unreachable peer a few times a second: it may be restarting.

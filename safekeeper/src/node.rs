@@ -8,6 +8,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
+use strata_proto::local::{self, LocalSafekeeper};
 use strata_proto::raft::raft_server::RaftServer;
 use strata_proto::safekeeper::safekeeper_server::SafekeeperServer;
 use tokio::net::TcpListener;
@@ -252,6 +253,16 @@ async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!(%addr, pristine, "safekeeper serving");
+    let service = Arc::new(service);
+    // Computes and peers in this process call these directly (see `strata_proto::local`);
+    // they are withdrawn as soon as the server stops.
+    let served_at = || {
+        [addr.clone()]
+            .into_iter()
+            .chain(peers.get(&node_id).cloned())
+    };
+    let local_service = local::register(served_at(), service.clone() as Arc<dyn LocalSafekeeper>);
+    let local_raft = local::register(served_at(), Arc::new(raft.clone()));
     let span = tracing::Span::current();
     let served = tonic::transport::Server::builder()
         .initial_stream_window_size(HTTP2_WINDOW_BYTES)
@@ -260,7 +271,7 @@ async fn serve(
             move |request| tracing::info_span!(parent: &span, "rpc", path = %request.uri().path()),
         )
         .add_service(
-            SafekeeperServer::new(service)
+            SafekeeperServer::from_arc(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -276,7 +287,10 @@ async fn serve(
                     let _ = s.set_nodelay(true);
                 })
             }),
-            shutdown.clone().cancelled_owned(),
+            async move {
+                shutdown.cancelled().await;
+                drop((local_service, local_raft));
+            },
         )
         .await;
     internal.cancel();

@@ -1,9 +1,11 @@
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use strata_core::{Lsn, TimelineId};
+use strata_proto::local::{self, LocalPageserver};
 use strata_proto::pageserver::pageserver_client::PageserverClient as GrpcClient;
 use strata_proto::pageserver::{GetRequest, LeaseLsnRequest, LsnAtRequest, ScanChunk, ScanRequest};
 use tonic::transport::{Channel, Endpoint};
@@ -19,6 +21,8 @@ use super::{StorageError, MAX_MESSAGE_BYTES};
 #[derive(Clone, Debug)]
 pub struct PageserverClient {
     client: GrpcClient<Channel>,
+    /// The address `client` connects to, under which an in-process pageserver registers.
+    addr: Arc<str>,
     timeline: TimelineId,
 }
 
@@ -31,7 +35,11 @@ impl PageserverClient {
         let client = GrpcClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client, timeline })
+        Ok(Self {
+            client,
+            addr: addr.into(),
+            timeline,
+        })
     }
 
     pub fn timeline(&self) -> TimelineId {
@@ -56,14 +64,20 @@ impl PageserverClient {
         };
         let mut backoff = Backoff::new(RETRY_DEADLINE);
         loop {
-            match self.client.clone().get(request.clone()).await {
+            // A pageserver in this process (`strata up`) is called directly.
+            let answer = match local::find::<dyn LocalPageserver>(&self.addr) {
+                Some(pageserver) => pageserver.get(request.clone()).await,
+                None => self
+                    .client
+                    .clone()
+                    .get(request.clone())
+                    .await
+                    .map(tonic::Response::into_inner),
+            };
+            match answer {
                 Ok(resp) => {
-                    let values: Vec<Option<Bytes>> = resp
-                        .into_inner()
-                        .values
-                        .into_iter()
-                        .map(|v| v.value)
-                        .collect();
+                    let values: Vec<Option<Bytes>> =
+                        resp.values.into_iter().map(|v| v.value).collect();
                     if values.len() != expected {
                         return Err(StorageError::Corrupt(format!(
                             "asked for {expected} keys, got {} values",

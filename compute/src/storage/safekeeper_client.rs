@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_core::{Lsn, TimelineId};
+use strata_proto::local::{self, LocalSafekeeper};
 use strata_proto::safekeeper::safekeeper_client::SafekeeperClient as GrpcClient;
 use strata_proto::safekeeper::{AppendWalRequest, RegisterPrimaryRequest};
 use strata_proto::LEADER_METADATA_KEY;
@@ -27,7 +28,8 @@ pub struct Appended {
 ///
 /// Only the Raft leader accepts writes. The client remembers which node led last time, follows
 /// the leader hint a follower answers with, and otherwise tries the nodes in turn until one
-/// accepts or [`RETRY_DEADLINE`] passes.
+/// accepts or [`RETRY_DEADLINE`] passes. A node serving in this process (`strata up`) is
+/// called directly rather than through its socket (see `strata_proto::local`).
 ///
 /// Retrying an append whose first attempt may already have committed writes the same mutations
 /// twice. That is harmless: the transaction's keys stay locked in the primary until the retry
@@ -38,6 +40,13 @@ pub struct SafekeeperClient {
     nodes: Arc<Vec<(String, GrpcClient<Channel>)>>,
     leader: Arc<AtomicUsize>,
     timeline: TimelineId,
+}
+
+/// The safekeeper a call goes to: in this process (`strata up`), called directly, or reached
+/// through gRPC. Both give the same answers.
+enum Node {
+    Local(Arc<dyn LocalSafekeeper>),
+    Remote(GrpcClient<Channel>),
 }
 
 impl SafekeeperClient {
@@ -72,9 +81,17 @@ impl SafekeeperClient {
             timeline_id: self.timeline.to_string(),
         };
         let resp = self
-            .call_leader(deadline, |mut client| {
+            .call_leader(deadline, |node| {
                 let request = request.clone();
-                async move { client.register_primary(request).await }
+                async move {
+                    match node {
+                        Node::Local(service) => service.register_primary(request).await,
+                        Node::Remote(mut client) => client
+                            .register_primary(request)
+                            .await
+                            .map(tonic::Response::into_inner),
+                    }
+                }
             })
             .await?;
         Ok((resp.generation, Lsn(resp.commit_lsn)))
@@ -99,9 +116,17 @@ impl SafekeeperClient {
             mutations,
         };
         let resp = self
-            .call_leader(RETRY_DEADLINE, |mut client| {
+            .call_leader(RETRY_DEADLINE, |node| {
                 let request = request.clone();
-                async move { client.append_wal(request).await }
+                async move {
+                    match node {
+                        Node::Local(service) => service.append_wal(request).await,
+                        Node::Remote(mut client) => client
+                            .append_wal(request)
+                            .await
+                            .map(tonic::Response::into_inner),
+                    }
+                }
             })
             .await
             .map_err(|e| match e {
@@ -116,8 +141,8 @@ impl SafekeeperClient {
 
     async fn call_leader<T, F, Fut>(&self, deadline: Duration, call: F) -> Result<T, StorageError>
     where
-        F: Fn(GrpcClient<Channel>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        F: Fn(Node) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
         let mut backoff = Backoff::new(deadline);
         let mut last_error;
@@ -127,8 +152,12 @@ impl SafekeeperClient {
         loop {
             let idx = self.leader.load(Ordering::Relaxed) % self.nodes.len();
             let (addr, client) = &self.nodes[idx];
-            match call(client.clone()).await {
-                Ok(resp) => return Ok(resp.into_inner()),
+            let node = match local::find::<dyn LocalSafekeeper>(addr) {
+                Some(service) => Node::Local(service),
+                None => Node::Remote(client.clone()),
+            };
+            match call(node).await {
+                Ok(resp) => return Ok(resp),
                 Err(status) => match status.code() {
                     Code::FailedPrecondition => {
                         return Err(StorageError::Fenced(status.message().to_string()))
