@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef,
-    TableFactor, VisitMut, VisitorMut,
+    Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TableAlias,
+    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace, Word};
@@ -32,6 +32,7 @@ pub fn alias_duplicate_expressions(stmt: &mut Statement) {
         }
 
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            number_function_rows(factor);
             json_set_in_from(factor);
             name_function_column(factor);
             ControlFlow::Continue(())
@@ -45,30 +46,31 @@ pub fn alias_duplicate_expressions(stmt: &mut Statement) {
 /// `value`.
 fn name_function_column(factor: &mut TableFactor) {
     const ONE_COLUMN_FUNCTIONS: &[&str] = &["generate_series", "range", "unnest"];
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = factor
-    else {
-        return;
+    let (function, alias) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } => {
+            let function = normalize_function_name(name);
+            // `unnest(a, b)` has a column per array.
+            let one_column = ONE_COLUMN_FUNCTIONS.contains(&function.as_str())
+                && (function != "unnest" || args.args.len() == 1);
+            if !one_column {
+                return;
+            }
+            (function, alias)
+        }
+        // sqlparser reads `unnest(…)` in FROM as a factor of its own.
+        TableFactor::UNNEST {
+            array_exprs, alias, ..
+        } if array_exprs.len() == 1 => ("unnest".to_string(), alias),
+        _ => return,
     };
-    let function = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(normalize)
-        .unwrap_or_default();
-    // `unnest(a, b)` has a column per array.
-    let one_column = ONE_COLUMN_FUNCTIONS.contains(&function.as_str())
-        && (function != "unnest" || args.args.len() == 1);
-    if !one_column {
-        return;
-    }
     let alias = alias.get_or_insert_with(|| TableAlias {
         explicit: true,
-        name: Ident::new(function.clone()),
+        name: Ident::new(function),
         columns: Vec::new(),
         at: None,
     });
@@ -77,6 +79,97 @@ fn name_function_column(factor: &mut TableFactor) {
             .columns
             .push(TableAliasColumnDef::from_name(alias.name.value.clone()));
     }
+}
+
+/// `FROM f(…) WITH ORDINALITY [AS t(…)]`: PostgreSQL numbers the function's rows from 1 in a
+/// last column, `ordinality` (bigint). DataFusion ignores the clause on a table function and
+/// refuses it on `unnest`, so the factor becomes
+/// `(SELECT *, CAST(row_number() OVER () AS BIGINT) AS ordinality FROM f(…) AS t) AS t(…)`.
+/// The window sits right on the function's single stream of rows, so the numbers follow the
+/// function's order; a filter of the enclosing query stays above it.
+fn number_function_rows(factor: &mut TableFactor) {
+    let (with_ordinality, alias, function) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(_),
+            with_ordinality,
+            alias,
+            ..
+        } => (with_ordinality, alias, normalize_function_name(name)),
+        TableFactor::UNNEST {
+            with_ordinality,
+            alias,
+            ..
+        } => (with_ordinality, alias, "unnest".to_string()),
+        _ => return,
+    };
+    if !*with_ordinality {
+        return;
+    }
+    let Ok(mut parsed) = parse_sql(
+        "SELECT *, CAST(row_number() OVER () AS BIGINT) AS ordinality FROM strata_function",
+    ) else {
+        return;
+    };
+    let Some(Statement::Query(mut subquery)) = parsed.pop() else {
+        return;
+    };
+    let SetExpr::Select(select) = subquery.body.as_mut() else {
+        return;
+    };
+    *with_ordinality = false;
+    let mut outer = alias.take().unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new(function),
+        columns: Vec::new(),
+        at: None,
+    });
+    // The function's own columns take the alias's names; `ordinality` takes the one after them
+    // (when a function's column count is unknown, all names stay with the derived table).
+    let own_columns = match &*factor {
+        TableFactor::UNNEST { array_exprs, .. } => Some(array_exprs.len()),
+        TableFactor::Table { name, .. } => match normalize_function_name(name).as_str() {
+            "generate_series" | "range" | "unnest" => Some(1),
+            _ => None,
+        },
+        _ => None,
+    };
+    let inner_columns = match own_columns {
+        Some(n) if outer.columns.len() <= n => std::mem::take(&mut outer.columns),
+        Some(n) => outer.columns[..n].to_vec(),
+        None => Vec::new(),
+    };
+    let inner_alias = TableAlias {
+        explicit: true,
+        name: outer.name.clone(),
+        columns: inner_columns,
+        at: None,
+    };
+    match factor {
+        TableFactor::Table { alias, .. } | TableFactor::UNNEST { alias, .. } => {
+            *alias = Some(inner_alias)
+        }
+        _ => unreachable!("matched above"),
+    }
+    let placeholder = TableFactor::Table {
+        name: ObjectName::from(vec![Ident::new("strata_function")]),
+        alias: None,
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
+    };
+    select.from[0].relation = std::mem::replace(factor, placeholder);
+    *factor = TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(outer),
+        sample: None,
+    };
 }
 
 /// `FROM jsonb_each(x) AS e`: a derived table of the rows (see `json_sets`), LATERAL so that

@@ -30,6 +30,9 @@ use crate::remote_wal::{RemoteWal, RemoteWalError};
 use crate::state_machine::SharedState;
 use crate::types::{Entry, Joined, Request};
 
+/// The records of the timeline in consecutive entries: each entry's index and its records.
+type EntryRecords = Vec<(u64, Vec<WalRecord>)>;
+
 /// Limits of one stream.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StreamConfig {
@@ -136,11 +139,16 @@ impl WalStream {
     async fn send_available(&mut self, applied_end: u64) -> Result<bool, Option<Status>> {
         let start = self.next;
         let end = applied_end.min(start + READ_ENTRIES);
-        let source = self.source.clone();
-        let entries = tokio::task::spawn_blocking(move || source.read(start, end))
-            .await
-            .map_err(|e| Some(Status::internal(format!("WAL read task: {e}"))))?
-            .map_err(Some)?;
+        let entries = match self.source.read_cached(start, end) {
+            Some(entries) => entries,
+            None => {
+                let source = self.source.clone();
+                tokio::task::spawn_blocking(move || source.read(start, end))
+                    .await
+                    .map_err(|e| Some(Status::internal(format!("WAL read task: {e}"))))?
+            }
+        }
+        .map_err(Some)?;
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut sent = false;
@@ -220,8 +228,27 @@ impl Source {
 
     /// The records of the timeline in the entries `[start, end)`, entry by entry (at least the
     /// first entry; fewer than asked once about `READ_BYTES` of records were read). Blocking.
-    fn read(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<WalRecord>)>, Status> {
+    fn read(&self, start: u64, end: u64) -> Result<EntryRecords, Status> {
         let entries = self.entries(start, end)?;
+        self.records(start, entries)
+    }
+
+    /// What [`read`](Self::read) returns, when it needs no I/O: every entry is in the log's
+    /// memory cache and none is a transaction joined from parts (which are read back). `None`
+    /// otherwise. Not blocking.
+    fn read_cached(&self, start: u64, end: u64) -> Option<Result<EntryRecords, Status>> {
+        let entries = self.log.read_cached(start, end, READ_BYTES)?;
+        let joined = |e: &Entry| matches!(&e.payload, EntryPayload::Normal(Request::Joined(_)));
+        // Entries below the local log (offloaded) take the blocking path too.
+        let starts_at_start = entries.first().is_some_and(|e| e.log_id.index == start);
+        if !starts_at_start || entries.iter().any(joined) {
+            return None;
+        }
+        Some(self.records(start, entries))
+    }
+
+    /// The records of `entries`, which were read from `start` on.
+    fn records(&self, start: u64, entries: Vec<Entry>) -> Result<EntryRecords, Status> {
         match entries.first() {
             Some(e) if e.log_id.index == start => {}
             _ => return Err(out_of_range(start, self.log.first_index())),

@@ -35,6 +35,9 @@ impl LogReader {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Entry>, StorageError> {
+        if let Some(entries) = self.read_cached(start, end, max_bytes) {
+            return Ok(entries);
+        }
         let reader = self.clone();
         tokio::task::spawn_blocking(move || reader.read_range(start, end, max_bytes))
             .await

@@ -92,6 +92,9 @@ pub(crate) enum ScanEnd {
     Clean,
     /// From `offset` on the file holds no valid frame: a torn write or damage.
     Invalid { offset: u64, reason: &'static str },
+    /// The frames end at `offset`, where a zeroed frame header begins: the zeros written ahead
+    /// of appends (a real frame's payload is never empty, so its header is never all zeros).
+    Zeros { offset: u64, reason: &'static str },
 }
 
 /// Reads a whole segment, verifying every frame, and reports where valid data stops.
@@ -133,6 +136,15 @@ pub(crate) fn scan(file: &File) -> io::Result<(Vec<ScannedFrame>, ScanEnd)> {
         reader.read_exact(&mut header)?;
         let len = u32::from_le_bytes(header[0..4].try_into().expect("four bytes"));
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("four bytes"));
+        if len == 0 && crc == 0 {
+            return Ok((
+                frames,
+                ScanEnd::Zeros {
+                    offset,
+                    reason: "zeros after the frames",
+                },
+            ));
+        }
         if len > MAX_PAYLOAD_LEN {
             return Ok((frames, invalid("implausible frame length")));
         }

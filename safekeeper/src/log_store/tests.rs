@@ -190,6 +190,9 @@ async fn a_torn_tail_is_cut_off_on_open() {
     let (mut store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
     store.append(entries(1, 0..10)).await.unwrap();
     close(store, flusher).await;
+    // Opening cuts the zeros written ahead: the file ends with the last frame.
+    let (store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
+    close(store, flusher).await;
     let last = segment_files(dir.path()).pop().unwrap();
     let clean_len = fs::metadata(&last).unwrap().len();
 
@@ -202,6 +205,8 @@ async fn a_torn_tail_is_cut_off_on_open() {
     assert_eq!(fs::metadata(&last).unwrap().len(), clean_len);
     store.append(entries(1, 10..12)).await.unwrap();
     close(store, flusher).await;
+    let (store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
+    close(store, flusher).await;
 
     // A frame cut in half loses only that frame.
     let len = fs::metadata(&last).unwrap().len();
@@ -213,6 +218,49 @@ async fn a_torn_tail_is_cut_off_on_open() {
         .unwrap();
     let (store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
     assert_eq!(read_all(&store), entries(1, 0..11));
+    close(store, flusher).await;
+}
+
+/// The segment being appended to grows in steps of zeros, so that most fsyncs write no inode;
+/// the zeros never stay between segments and never survive a restart.
+#[tokio::test]
+async fn zeros_are_written_ahead_and_never_left_between_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
+    store.append(entries(1, 0..3)).await.unwrap();
+    let last = segment_files(dir.path()).pop().unwrap();
+    let grown = fs::metadata(&last).unwrap().len();
+    assert!(grown >= ZERO_AHEAD_BYTES, "zeros ahead: {grown} bytes");
+    // Appends within the zeros leave the length alone.
+    store.append(entries(1, 3..6)).await.unwrap();
+    assert_eq!(fs::metadata(&last).unwrap().len(), grown);
+    close(store, flusher).await;
+    let (mut store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
+    assert_eq!(read_all(&store), entries(1, 0..6));
+    assert!(fs::metadata(&last).unwrap().len() < grown, "cut on open");
+    store.append(entries(1, 6..8)).await.unwrap();
+    close(store, flusher).await;
+    let (store, flusher) = open(dir.path(), LogStoreConfig::default()).await;
+    assert_eq!(read_all(&store), entries(1, 0..8));
+    close(store, flusher).await;
+
+    // With small segments, every segment left behind ends with its last frame.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, flusher) = open(dir.path(), small_segments()).await;
+    for i in 0..30 {
+        store.append(vec![entry(1, i)]).await.unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() > 2, "segments rolled: {files:?}");
+    for path in &files[..files.len() - 1] {
+        let (_, end) = segment::scan(&fs::File::open(path).unwrap()).unwrap();
+        assert_eq!(end, segment::ScanEnd::Clean, "{}", path.display());
+    }
+    let (_, end) = segment::scan(&fs::File::open(files.last().unwrap()).unwrap()).unwrap();
+    assert!(matches!(end, segment::ScanEnd::Zeros { .. }), "{end:?}");
+    close(store, flusher).await;
+    let (store, flusher) = open(dir.path(), small_segments()).await;
+    assert_eq!(read_all(&store).len(), 30);
     close(store, flusher).await;
 }
 
