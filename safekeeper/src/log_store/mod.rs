@@ -517,7 +517,7 @@ fn write_segments(
         segment
             .file
             .set_len(frames_end)
-            .and_then(|()| segment.file.sync_data())
+            .and_then(|()| segment.file.sync_all())
             .map_err(|e| LogStoreError::io(format!("trimming {}", segment.path.display()), e))?;
     }
     let mut created = Vec::new();
