@@ -204,19 +204,8 @@ impl LogReader {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Entry>, LogStoreError> {
-        let index = self.shared.read_index();
-        let start = start.max(index.first_index);
-        let end = end.min(index.next_index());
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for i in start..end {
-            out.push(index.read(i)?);
-            bytes += index.location(i).map_or(0, |l| l.len as usize);
-            if bytes >= max_bytes {
-                break;
-            }
-        }
-        Ok(out)
+        self.collect(start, end, max_bytes, |index, i| index.read(i).map(Some))
+            .map(|entries| entries.expect("reading from disk never declines"))
     }
 
     /// What [`read_range`](Self::read_range) returns, when every entry it would return is in
@@ -224,19 +213,38 @@ impl LogReader {
     /// calls it directly: the entries replication and streaming read are nearly always the
     /// newest, still cached, and a blocking task for each read would cost thread hand-offs.
     pub(crate) fn read_cached(&self, start: u64, end: u64, max_bytes: usize) -> Option<Vec<Entry>> {
+        self.collect(start, end, max_bytes, |index, i| {
+            Ok(index.cache.get(&i).cloned())
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// The entries of `[start, end)` as `get` gives them, up to `max_bytes`; `None` as soon
+    /// as `get` declines one.
+    fn collect(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+        mut get: impl FnMut(&Index, u64) -> Result<Option<Entry>, LogStoreError>,
+    ) -> Result<Option<Vec<Entry>>, LogStoreError> {
         let index = self.shared.read_index();
         let start = start.max(index.first_index);
         let end = end.min(index.next_index());
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for i in start..end {
-            out.push(index.cache.get(&i)?.clone());
+            let Some(entry) = get(&index, i)? else {
+                return Ok(None);
+            };
+            out.push(entry);
             bytes += index.location(i).map_or(0, |l| l.len as usize);
             if bytes >= max_bytes {
                 break;
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// The first index still in the log: everything below was purged.
