@@ -1,6 +1,7 @@
 //! Text into typed values as PostgreSQL's input functions read it, where Arrow's casts read
 //! differently: `interval` (`'1 day 02:00:00'`), arrays (`'{1,2,3}'`, which Arrow would take
-//! as a one-element list) and timestamps given to the minute (`'2024-01-02 03:04'`).
+//! as a one-element list), timestamps given to the minute (`'2024-01-02 03:04'`) and dates in
+//! forms other than ISO (`'Jan 5 2024'`, `'1/5/2024'`).
 //!
 //! Used for text parameters, for values assigned to columns (INSERT, UPDATE, the fast path) and
 //! for casts, as `strata_input(x, 'type')` (what `x::interval` and `'{…}'::int[]` become).
@@ -27,7 +28,11 @@ pub const INPUT_FUNCTION: &str = "strata_input";
 pub fn needs_parser(target: &DataType) -> bool {
     matches!(
         target,
-        DataType::Interval(_) | DataType::List(_) | DataType::Time64(_) | DataType::Timestamp(..)
+        DataType::Interval(_)
+            | DataType::List(_)
+            | DataType::Time64(_)
+            | DataType::Timestamp(..)
+            | DataType::Date32
     )
 }
 
@@ -83,6 +88,57 @@ pub fn complete_timestamp_text(text: &str) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
+/// Date text in the forms PostgreSQL reads besides ISO `2024-01-05`, under its default
+/// DateStyle (`ISO, MDY`): `1/5/2024`, `1-5-2024`, `2024/1/5`, `20240105`, `Jan 5 2024`,
+/// `January 5, 2024`, `5 Jan 2024`, `2024-Jan-05`, `05-Jan-2024`, and `epoch`; returned as ISO
+/// text, for Arrow's cast. Any other text is returned as it is. (`today`, `tomorrow` and
+/// `yesterday` depend on the session's time zone, which input functions are not given here.)
+pub fn complete_date_text(text: &str) -> std::borrow::Cow<'_, str> {
+    use chrono::NaiveDate;
+    const FORMATS: &[&str] = &[
+        "%m/%d/%Y",
+        "%m-%d-%Y",
+        "%Y/%m/%d",
+        "%b %d %Y",
+        "%b %d, %Y",
+        "%B %d %Y",
+        "%B %d, %Y",
+        "%d %b %Y",
+        "%d %B %Y",
+        "%Y-%b-%d",
+        "%d-%b-%Y",
+        "%b-%d-%Y",
+    ];
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("epoch") {
+        return "1970-01-01".into();
+    }
+    let compact = || {
+        let digits = |r: std::ops::Range<usize>| trimmed.get(r)?.parse::<u32>().ok();
+        if trimmed.len() != 8 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let year = i32::try_from(digits(0..4)?).ok()?;
+        NaiveDate::from_ymd_opt(year, digits(4..6)?, digits(6..8)?)
+    };
+    compact()
+        .or_else(|| {
+            FORMATS
+                .iter()
+                .find_map(|f| NaiveDate::parse_from_str(trimmed, f).ok())
+        })
+        .map_or(text.into(), |date| {
+            date.format("%Y-%m-%d").to_string().into()
+        })
+}
+
+fn invalid_date(text: &str) -> SqlError {
+    SqlError::new(
+        sqlstate::INVALID_DATETIME_FORMAT,
+        format!("invalid input syntax for type date: \"{text}\""),
+    )
+}
+
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
@@ -111,6 +167,9 @@ pub fn parse_value(text: &str, target: &DataType) -> SqlResult<ScalarValue> {
                 .cast_to(target)
                 .map_err(|_| invalid_input(target, text))
         }
+        DataType::Date32 => ScalarValue::Utf8(Some(complete_date_text(text).into_owned()))
+            .cast_to(target)
+            .map_err(|_| invalid_date(text)),
         _ => ScalarValue::Utf8(Some(text.to_string()))
             .cast_to(target)
             .map_err(|_| invalid_input(target, text)),
@@ -177,6 +236,22 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
             return Ok(cast);
         }
         // Some value is not a timestamp: the per-value reading below names it.
+    }
+    if is_text(array.data_type()) && matches!(target, DataType::Date32) {
+        // ISO dates, the common case, in one cast; other forms are rewritten to ISO first.
+        if let Ok(cast) = cast_with_options(array, target, &options) {
+            return Ok(cast);
+        }
+        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let completed: datafusion::arrow::array::StringArray =
+            text.iter().map(|v| v.map(complete_date_text)).collect();
+        if let Ok(cast) = cast_with_options(&completed, target, &options) {
+            return Ok(cast);
+        }
+        for value in text.iter().flatten() {
+            parse_value(value, target)?;
+        }
     }
     if is_text(array.data_type()) && needs_parser(target) {
         let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
@@ -328,6 +403,29 @@ mod tests {
         );
         assert_eq!(complete_timestamp_text("2024-02-28"), "2024-02-28");
         assert_eq!(complete_timestamp_text("now"), "now");
+    }
+
+    #[test]
+    fn reads_dates_in_postgres_forms() {
+        for text in [
+            "2024-01-05",
+            " 1/5/2024",
+            "01-05-2024",
+            "2024/1/5",
+            "20240105",
+            "Jan 5 2024",
+            "jan 5, 2024",
+            "January 5, 2024",
+            "5 Jan 2024",
+            "2024-Jan-05",
+            "05-JAN-2024",
+        ] {
+            assert_eq!(complete_date_text(text).trim(), "2024-01-05", "{text}");
+        }
+        assert_eq!(complete_date_text("EPOCH"), "1970-01-01");
+        assert_eq!(complete_date_text("2/30/2024"), "2/30/2024", "no such day");
+        let err = parse_value("Jan 45 2024", &DataType::Date32).unwrap_err();
+        assert_eq!(err.code, sqlstate::INVALID_DATETIME_FORMAT);
     }
 
     #[test]

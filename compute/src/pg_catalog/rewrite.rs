@@ -1090,6 +1090,8 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
             return Some(call(crate::numeric_scale::NAME, vec![inner.clone()]))
         }
         t if is_time(t) && !parameter => return Some(input_call(inner, "time")),
+        // `'Jan 5 2024'::date`: Arrow's cast reads ISO dates only.
+        DataType::Date if text => return Some(input_call(bare, "date")),
         DataType::Array(_) if text => {
             let name = data_type.to_string().to_lowercase();
             if crate::text_input::type_by_name(&name).is_some() {
