@@ -36,10 +36,21 @@ pub fn needs_parser(target: &DataType) -> bool {
     )
 }
 
+/// The timestamp PostgreSQL reads `epoch` as, in every time zone.
+pub const EPOCH_TIMESTAMP: &str = "1970-01-01 00:00:00+00:00";
+
+/// Whether `text` is PostgreSQL's special input `epoch` (any case, blanks around it).
+pub fn is_epoch(text: &str) -> bool {
+    text.trim().eq_ignore_ascii_case("epoch")
+}
+
 /// PostgreSQL reads `2024-02-28 12:00` as a timestamp (seconds may be left out); Arrow's cast
 /// needs the seconds. A date and time given to the minute, followed by nothing, a zone or a
 /// space, gets `:00`; any other text is returned as it is.
 pub fn complete_timestamp_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if is_epoch(text) {
+        return EPOCH_TIMESTAMP.into();
+    }
     let b = text.as_bytes();
     let start = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
     let digits = |from: usize, n: usize| {
@@ -109,10 +120,10 @@ pub fn complete_date_text(text: &str) -> std::borrow::Cow<'_, str> {
         "%d-%b-%Y",
         "%b-%d-%Y",
     ];
-    let trimmed = text.trim();
-    if trimmed.eq_ignore_ascii_case("epoch") {
+    if is_epoch(text) {
         return "1970-01-01".into();
     }
+    let trimmed = text.trim();
     let compact = || {
         let digits = |r: std::ops::Range<usize>| trimmed.get(r)?.parse::<u32>().ok();
         if trimmed.len() != 8 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -423,6 +434,7 @@ mod tests {
             assert_eq!(complete_date_text(text).trim(), "2024-01-05", "{text}");
         }
         assert_eq!(complete_date_text("EPOCH"), "1970-01-01");
+        assert_eq!(complete_timestamp_text(" Epoch "), EPOCH_TIMESTAMP);
         assert_eq!(complete_date_text("2/30/2024"), "2/30/2024", "no such day");
         let err = parse_value("Jan 45 2024", &DataType::Date32).unwrap_err();
         assert_eq!(err.code, sqlstate::INVALID_DATETIME_FORMAT);

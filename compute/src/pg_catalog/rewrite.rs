@@ -1069,6 +1069,10 @@ fn is_text_valued(expr: &Expr) -> bool {
     }
 }
 
+fn is_epoch_literal(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(s) if crate::text_input::is_epoch(s)))
+}
+
 fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
     // Text into an array, an interval or a time: Arrow's cast reads none of them as PostgreSQL
     // does. (A parameter keeps its cast, which gives it its type.)
@@ -1092,6 +1096,16 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         t if is_time(t) && !parameter => return Some(input_call(inner, "time")),
         // `'Jan 5 2024'::date`: Arrow's cast reads ISO dates only.
         DataType::Date if text => return Some(input_call(bare, "date")),
+        // `'epoch'::timestamptz`: the instant itself, which Arrow's cast reads in any zone.
+        DataType::Timestamp(..) if is_epoch_literal(bare) => {
+            let mut epoch = whole.clone();
+            if let Expr::Cast { expr, .. } = &mut epoch {
+                **expr = Expr::value(Value::SingleQuotedString(
+                    crate::text_input::EPOCH_TIMESTAMP.to_string(),
+                ));
+            }
+            return Some(epoch);
+        }
         DataType::Array(_) if text => {
             let name = data_type.to_string().to_lowercase();
             if crate::text_input::type_by_name(&name).is_some() {
