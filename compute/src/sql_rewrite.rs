@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement, TableAlias,
-    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace, Word};
@@ -88,19 +88,31 @@ fn name_function_column(factor: &mut TableFactor) {
 /// The window sits right on the function's single stream of rows, so the numbers follow the
 /// function's order; a filter of the enclosing query stays above it.
 fn number_function_rows(factor: &mut TableFactor) {
-    let (with_ordinality, alias, function) = match factor {
+    // The function's name, and how many columns it has when that is known.
+    let (with_ordinality, alias, function, own_columns) = match factor {
         TableFactor::Table {
             name,
             args: Some(_),
             with_ordinality,
             alias,
             ..
-        } => (with_ordinality, alias, normalize_function_name(name)),
+        } => {
+            let function = normalize_function_name(name);
+            let own_columns =
+                matches!(function.as_str(), "generate_series" | "range" | "unnest").then_some(1);
+            (with_ordinality, alias, function, own_columns)
+        }
         TableFactor::UNNEST {
             with_ordinality,
             alias,
+            array_exprs,
             ..
-        } => (with_ordinality, alias, "unnest".to_string()),
+        } => (
+            with_ordinality,
+            alias,
+            "unnest".to_string(),
+            Some(array_exprs.len()),
+        ),
         _ => return,
     };
     if !*with_ordinality {
@@ -126,44 +138,19 @@ fn number_function_rows(factor: &mut TableFactor) {
     });
     // The function's own columns take the alias's names; `ordinality` takes the one after them
     // (when a function's column count is unknown, all names stay with the derived table).
-    let own_columns = match &*factor {
-        TableFactor::UNNEST { array_exprs, .. } => Some(array_exprs.len()),
-        TableFactor::Table { name, .. } => match normalize_function_name(name).as_str() {
-            "generate_series" | "range" | "unnest" => Some(1),
-            _ => None,
-        },
-        _ => None,
-    };
     let inner_columns = match own_columns {
         Some(n) if outer.columns.len() <= n => std::mem::take(&mut outer.columns),
         Some(n) => outer.columns[..n].to_vec(),
         None => Vec::new(),
     };
-    let inner_alias = TableAlias {
+    *alias = Some(TableAlias {
         explicit: true,
         name: outer.name.clone(),
         columns: inner_columns,
         at: None,
-    };
-    match factor {
-        TableFactor::Table { alias, .. } | TableFactor::UNNEST { alias, .. } => {
-            *alias = Some(inner_alias)
-        }
-        _ => unreachable!("matched above"),
-    }
-    let placeholder = TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new("strata_function")]),
-        alias: None,
-        args: None,
-        with_hints: Vec::new(),
-        version: None,
-        with_ordinality: false,
-        partitions: Vec::new(),
-        json_path: None,
-        sample: None,
-        index_hints: Vec::new(),
-    };
-    select.from[0].relation = std::mem::replace(factor, placeholder);
+    });
+    // The function goes into the subquery's FROM, in place of its placeholder name.
+    std::mem::swap(&mut select.from[0].relation, factor);
     *factor = TableFactor::Derived {
         lateral: false,
         subquery,

@@ -234,34 +234,21 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
         safe: false,
         ..Default::default()
     };
-    if is_text(array.data_type()) && matches!(target, DataType::Timestamp(..)) {
-        // Completed as a column, then read by Arrow's vectorized parser (COPY and multi-row
-        // INSERTs of timestamps stay one cast, not a value at a time).
-        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
-        let completed: datafusion::arrow::array::StringArray = text
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.map(complete_timestamp_text))
-            .collect();
-        if let Ok(cast) = cast_with_options(&completed, target, &options) {
+    // Timestamps and dates are completed as a column, then read by Arrow's vectorized parser
+    // (COPY and multi-row INSERTs stay one cast, not a value at a time). ISO dates, the common
+    // case, need no completion, and the cast is tried on them first. When some value still
+    // does not cast, the per-value reading below names it.
+    if is_text(array.data_type()) {
+        let completed = match target {
+            DataType::Timestamp(..) => cast_completed(array, target, complete_timestamp_text)?,
+            DataType::Date32 => match cast_with_options(array, target, &options) {
+                Ok(cast) => Some(cast),
+                Err(_) => cast_completed(array, target, complete_date_text)?,
+            },
+            _ => None,
+        };
+        if let Some(cast) = completed {
             return Ok(cast);
-        }
-        // Some value is not a timestamp: the per-value reading below names it.
-    }
-    if is_text(array.data_type()) && matches!(target, DataType::Date32) {
-        // ISO dates, the common case, in one cast; other forms are rewritten to ISO first.
-        if let Ok(cast) = cast_with_options(array, target, &options) {
-            return Ok(cast);
-        }
-        let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
-        let text = text.as_string::<i32>();
-        let completed: datafusion::arrow::array::StringArray =
-            text.iter().map(|v| v.map(complete_date_text)).collect();
-        if let Ok(cast) = cast_with_options(&completed, target, &options) {
-            return Ok(cast);
-        }
-        for value in text.iter().flatten() {
-            parse_value(value, target)?;
         }
     }
     if is_text(array.data_type()) && needs_parser(target) {
@@ -280,6 +267,26 @@ pub fn cast_array(array: &ArrayRef, target: &DataType) -> SqlResult<ArrayRef> {
         return Ok(ScalarValue::iter_to_array(values)?);
     }
     Ok(cast_with_options(array, target, &options)?)
+}
+
+/// Text `array` with each value passed through `complete`, cast to `target` at once; `None`
+/// when some value still does not cast.
+fn cast_completed(
+    array: &ArrayRef,
+    target: &DataType,
+    complete: fn(&str) -> std::borrow::Cow<'_, str>,
+) -> SqlResult<Option<ArrayRef>> {
+    let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+    let completed: datafusion::arrow::array::StringArray = text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(complete))
+        .collect();
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    Ok(cast_with_options(&completed, target, &options).ok())
 }
 
 /// [`cast_array`] for one value.

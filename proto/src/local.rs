@@ -24,7 +24,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -40,16 +40,11 @@ use crate::safekeeper::{
 /// One registered service: the id of its registration and the `Arc<T>` itself.
 type Entry = (u64, Box<dyn Any + Send + Sync>);
 
-static SERVICES: LazyLock<Mutex<HashMap<TypeId, HashMap<String, Entry>>>> =
+/// Read on every call between components (a lookup), written only as servers start and stop.
+/// The map is only inserted into and removed from, so a panic elsewhere leaves it whole.
+static SERVICES: LazyLock<RwLock<HashMap<TypeId, HashMap<String, Entry>>>> =
     LazyLock::new(Default::default);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn services() -> MutexGuard<'static, HashMap<TypeId, HashMap<String, Entry>>> {
-    // The map is only inserted into and removed from; a panic elsewhere leaves it whole.
-    SERVICES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Keeps a service reachable in process; dropping it withdraws the service.
 #[must_use = "the service is withdrawn when the registration drops"]
@@ -61,7 +56,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut services = services();
+        let mut services = SERVICES.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(by_addr) = services.get_mut(&self.type_id) {
             for addr in &self.addrs {
                 // A later registration at the same address (a restarted server) stays.
@@ -91,7 +86,7 @@ where
     let mut addrs: Vec<String> = addrs.into_iter().collect();
     addrs.sort();
     addrs.dedup();
-    let mut services = services();
+    let mut services = SERVICES.write().unwrap_or_else(PoisonError::into_inner);
     let by_addr = services.entry(type_id).or_default();
     for addr in &addrs {
         by_addr.insert(addr.clone(), (id, Box::new(service.clone())));
@@ -111,7 +106,9 @@ pub fn find<T>(addr: &str) -> Option<Arc<T>>
 where
     T: ?Sized + Send + Sync + 'static,
 {
-    services()
+    SERVICES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
         .get(&TypeId::of::<T>())?
         .get(addr)?
         .1

@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{allocate_table_id, replace_table_def, DdlOutcome};
-use crate::catalog::{table_def_key, table_name_key, CatalogView, TableDef};
+use crate::catalog::{table_def_key, table_name_key, CatalogView, ColumnDef, TableDef};
 use crate::error::{sqlstate, SqlError, SqlResult};
 use crate::indexes::{choose_name, IndexDef, IndexExpression, EXPRESSION_KEY};
 use crate::names::{normalize, table_name};
@@ -136,6 +136,16 @@ fn unnested(expr: &SqlExpr) -> &SqlExpr {
     }
 }
 
+/// The column of `def` named `name` (an index key or an `INCLUDE` column).
+fn named_column<'a>(def: &'a TableDef, name: &str) -> SqlResult<&'a ColumnDef> {
+    def.columns.iter().find(|c| c.name == name).ok_or_else(|| {
+        SqlError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        )
+    })
+}
+
 /// Adds `new` to the table `def` in `txn` and writes its entries for `rows` (every row of the
 /// table as `txn` sees it; none for a table being created).
 pub async fn add_index(
@@ -163,16 +173,7 @@ pub async fn add_index(
     for key in &new.keys {
         match key {
             NewKey::Column(name) => {
-                let column = def
-                    .columns
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .ok_or_else(|| {
-                        SqlError::new(
-                            sqlstate::UNDEFINED_COLUMN,
-                            format!("column \"{name}\" does not exist"),
-                        )
-                    })?;
+                let column = named_column(&def, name)?;
                 column.ty.check_indexable(&column.name)?;
                 columns.push(column.id);
                 name_parts.push(name.clone());
@@ -200,18 +201,7 @@ pub async fn add_index(
     let include = new
         .include
         .iter()
-        .map(|name| {
-            def.columns
-                .iter()
-                .find(|c| &c.name == name)
-                .map(|c| c.id)
-                .ok_or_else(|| {
-                    SqlError::new(
-                        sqlstate::UNDEFINED_COLUMN,
-                        format!("column \"{name}\" does not exist"),
-                    )
-                })
-        })
+        .map(|name| named_column(&def, name).map(|c| c.id))
         .collect::<SqlResult<Vec<_>>>()?;
     if let Some(sql) = &new.predicate {
         let planned = RowExpr::plan(ctx, &def, sql)?;

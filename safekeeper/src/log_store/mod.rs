@@ -399,7 +399,8 @@ impl LogStore {
             }
             let roll = !have_segment || offset >= shared.config.segment_bytes;
             if roll {
-                if have_segment && left_behind.is_none() && writes.iter().all(|w| !w.create) {
+                // Only the segment this append started in can have zeros after its frames.
+                if have_segment && !writes.iter().any(|w| w.create) {
                     left_behind = Some((segment, offset));
                 }
                 segment = index;
