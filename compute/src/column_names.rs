@@ -50,36 +50,62 @@ fn names_of_set_expr(body: &SetExpr) -> Option<Vec<String>> {
 
 /// The name PostgreSQL gives an unaliased expression, if it has one (else `?column?`).
 pub fn figure_name(e: &Expr) -> Option<String> {
+    figure(e).map(|(name, _)| name)
+}
+
+/// How firmly a name was chosen: a name from a type (of a cast) gives way to an outer cast's
+/// type, a name from a column or function does not (PostgreSQL's `FigureColnameInternal`
+/// strengths 1 and 2), so `'1'::int::text` is `text` and `c::text` is `c`.
+const FROM_TYPE: u8 = 1;
+const FROM_NAME: u8 = 2;
+
+fn figure(e: &Expr) -> Option<(String, u8)> {
+    let named = |name: &str| Some((name.to_string(), FROM_NAME));
     match e {
-        Expr::Identifier(id) => Some(normalize(id)),
-        Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
-        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(normalize),
-        Expr::Nested(inner) => figure_name(inner),
+        Expr::Identifier(id) => Some((normalize(id), FROM_NAME)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| (normalize(p), FROM_NAME)),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|p| (normalize(p), FROM_NAME)),
+        Expr::Nested(inner) => figure(inner),
         Expr::Cast {
             expr,
             data_type,
             kind,
             ..
-        } => figure_name(expr).or_else(|| match kind {
-            CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast => {
-                type_column_name(data_type)
-            }
-        }),
+        } => match figure(expr) {
+            Some(inner) if inner.1 == FROM_NAME => Some(inner),
+            inner => match kind {
+                CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast | CastKind::SafeCast => {
+                    type_column_name(data_type)
+                        .map(|name| (name, FROM_TYPE))
+                        .or(inner)
+                }
+            },
+        },
         // `DATE '2024-01-02'`, `TIMESTAMP '…'`: named after the type, as a cast is.
-        Expr::TypedString(typed) => type_column_name(&typed.data_type),
-        Expr::Case { .. } => Some("case".into()),
-        Expr::Exists { .. } => Some("exists".into()),
-        Expr::Subquery(q) => names_of_query(q).and_then(|n| n.into_iter().next()),
-        Expr::Array(_) => Some("array".into()),
-        Expr::Interval(_) => Some("interval".into()),
+        Expr::TypedString(typed) => {
+            type_column_name(&typed.data_type).map(|name| (name, FROM_TYPE))
+        }
+        Expr::Case { .. } => named("case"),
+        Expr::Exists { .. } => named("exists"),
+        Expr::Subquery(q) => names_of_query(q)
+            .and_then(|n| n.into_iter().next())
+            .map(|name| (name, FROM_NAME)),
+        Expr::Array(_) => named("array"),
+        // `INTERVAL '1 day'` is a cast of a literal to PostgreSQL.
+        Expr::Interval(_) => Some(("interval".into(), FROM_TYPE)),
         // `c[1]` is named after the array.
-        Expr::CompoundFieldAccess { root, .. } => figure_name(root),
-        Expr::Extract { .. } => Some("extract".into()),
-        Expr::Substring { .. } => Some("substring".into()),
-        Expr::Trim { .. } => Some("btrim".into()),
-        Expr::Position { .. } => Some("position".into()),
-        Expr::Ceil { .. } => Some("ceil".into()),
-        Expr::Floor { .. } => Some("floor".into()),
+        Expr::CompoundFieldAccess { root, .. } => figure(root),
+        Expr::Extract { .. } => named("extract"),
+        Expr::Substring { .. } => named("substring"),
+        Expr::Trim { .. } => named("btrim"),
+        Expr::Position { .. } => named("position"),
+        Expr::Ceil { .. } => named("ceil"),
+        Expr::Floor { .. } => named("floor"),
         _ => None,
     }
 }

@@ -6,7 +6,7 @@ use datafusion::common::ScalarValue;
 use pgwire::api::Type;
 
 use crate::error::{sqlstate, SqlError, SqlResult};
-use crate::pg_text::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
+use crate::pg_text;
 use crate::types::{arrow_type_of_pg, pg_type_of_arrow};
 
 /// Decodes one parameter value.
@@ -153,14 +153,21 @@ fn decode_binary_scalar(t: &Type, raw: &[u8]) -> SqlResult<ScalarValue> {
                 .to_string(),
         )),
         Type::DATE => ScalarValue::Date32(Some(
-            i32::from_be_bytes(fixed(raw).ok_or_else(bad)?) + PG_EPOCH_DAYS,
+            pg_text::date_from_pg(i32::from_be_bytes(fixed(raw).ok_or_else(bad)?))
+                .ok_or_else(bad)?,
         )),
         Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?) + PG_EPOCH_MICROS),
+            Some(
+                pg_text::timestamp_from_pg(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?))
+                    .ok_or_else(bad)?,
+            ),
             None,
         ),
         Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?) + PG_EPOCH_MICROS),
+            Some(
+                pg_text::timestamp_from_pg(i64::from_be_bytes(fixed(raw).ok_or_else(bad)?))
+                    .ok_or_else(bad)?,
+            ),
             Some(crate::types::UTC.into()),
         ),
         Type::TIME => {

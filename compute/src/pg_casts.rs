@@ -1,7 +1,9 @@
 //! Casts whose result PostgreSQL defines differently from Arrow, replaced by functions that
 //! produce PostgreSQL's: text to `bytea` reads the escape formats (`byteain`), an array to text
-//! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`, and an unconstrained numeric to text
-//! has no trailing zeros (`numeric_out`). The scales of numeric results are set here too (see
+//! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`, an unconstrained numeric to text
+//! has no trailing zeros (`numeric_out`), and timestamps, dates, times and intervals print as
+//! they do in results (`timestamp_out`, …: `2024-01-05 10:00:00.5`, not Arrow's
+//! `2024-01-05T10:00:00.500`). The scales of numeric results are set here too (see
 //! `numeric_scale`).
 //!
 //! And a CASE keeps the PostgreSQL type its branches share: DataFusion types a CASE by its
@@ -42,6 +44,16 @@ fn replacement(from: &DataType, to: &DataType) -> Option<(Arc<ScalarUDF>, DataTy
         (f, t) if is_text(t) && *f == UNCONSTRAINED_NUMERIC => {
             Some((TextOut::udf("numeric_out"), DataType::Utf8))
         }
+        // Arrow prints `2024-01-05T10:00:00.500`; PostgreSQL `2024-01-05 10:00:00.5`, and
+        // `infinity` for the largest value, which Arrow cannot print at all.
+        (DataType::Timestamp(..), t) if is_text(t) => {
+            Some((TextOut::udf("timestamp_out"), DataType::Utf8))
+        }
+        (DataType::Date32, t) if is_text(t) => Some((TextOut::udf("date_out"), DataType::Utf8)),
+        (DataType::Time64(_), t) if is_text(t) => Some((TextOut::udf("time_out"), DataType::Utf8)),
+        (DataType::Interval(_), t) if is_text(t) => {
+            Some((TextOut::udf("interval_out"), DataType::Utf8))
+        }
         _ => None,
     }
 }
@@ -71,6 +83,9 @@ impl AnalyzerRule for PgCastRule {
                     let Expr::Literal(ScalarValue::Utf8(Some(text)), metadata) = *expr else {
                         unreachable!("matched above")
                     };
+                    if let Some(special) = special_timestamp(&text, field.data_type()) {
+                        return Ok(Transformed::yes(special));
+                    }
                     let completed = crate::text_input::complete_timestamp_text(&text).into_owned();
                     let changed = completed != text;
                     let cast = Expr::Cast(Cast {
@@ -82,6 +97,24 @@ impl AnalyzerRule for PgCastRule {
                     } else {
                         Transformed::no(cast)
                     })
+                }
+                // `'Jan 5 2024'`, `'today'` or `'infinity'` compared with a date.
+                Expr::Cast(Cast { expr, field })
+                    if field.data_type() == &DataType::Date32
+                        && matches!(
+                            expr.as_ref(),
+                            Expr::Literal(ScalarValue::Utf8(Some(_)), _)
+                        ) =>
+                {
+                    let Expr::Literal(ScalarValue::Utf8(Some(text)), _) = expr.as_ref() else {
+                        unreachable!("matched above")
+                    };
+                    Ok(
+                        match crate::text_input::parse_value(text, &DataType::Date32) {
+                            Ok(date) => Transformed::yes(Expr::Literal(date, None)),
+                            Err(_) => Transformed::no(Expr::Cast(Cast { expr, field })),
+                        },
+                    )
                 }
                 Expr::Cast(Cast { expr, field }) => {
                     let Some((udf, returns)) = expr
@@ -112,6 +145,36 @@ impl AnalyzerRule for PgCastRule {
             },
         )
     }
+}
+
+/// A special input (`'now'`, `'today'`, `'infinity'`, …) cast to timestamp type `target`: the
+/// expression it stands for. `'epoch'` and other text are left to the cast.
+fn special_timestamp(text: &str, target: &DataType) -> Option<Expr> {
+    use crate::text_input::SpecialInput;
+    use datafusion::functions::datetime::expr_fn;
+    let special = SpecialInput::parse(text)?;
+    if let Some(infinite) = crate::text_input::infinity_literal(text, target) {
+        return Some(Expr::Literal(infinite, None));
+    }
+    let now = expr_fn::now();
+    let value = match special {
+        SpecialInput::Now => now,
+        other => {
+            let days = i32::try_from(other.days_from_today()?).ok()?;
+            let day = Expr::Literal(ScalarValue::Utf8(Some("day".into())), None);
+            Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+                Box::new(expr_fn::date_trunc(day, now)),
+                datafusion::logical_expr::Operator::Plus,
+                Box::new(Expr::Literal(
+                    ScalarValue::IntervalMonthDayNano(Some(
+                        datafusion::arrow::datatypes::IntervalMonthDayNano::new(0, days, 0),
+                    )),
+                    None,
+                )),
+            ))
+        }
+    };
+    Some(Expr::Cast(Cast::new(Box::new(value), target.clone())))
 }
 
 /// A CASE whose non-NULL results all carry the same PostgreSQL type in their field metadata,

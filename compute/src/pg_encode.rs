@@ -17,7 +17,7 @@ use pgwire::messages::data::DataRow;
 
 use crate::error::{SqlError, SqlResult};
 use crate::interval::PgInterval;
-use crate::pg_text::{self, PG_EPOCH_DAYS, PG_EPOCH_MICROS};
+use crate::pg_text;
 use crate::types::{pg_type_of_arrow, pg_type_of_field, UNCONSTRAINED_NUMERIC};
 
 /// One result column as clients see it.
@@ -232,10 +232,9 @@ impl ColumnEncoder {
             // One representation per family keeps the per-row code small.
             DataType::LargeUtf8 | DataType::Utf8View => cast(array, &DataType::Utf8)?,
             DataType::LargeBinary | DataType::BinaryView => cast(array, &DataType::Binary)?,
-            DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => cast(
-                array,
-                &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
-            )?,
+            DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => {
+                timestamp_micros(array, tz.clone())?
+            }
             DataType::Time32(_) | DataType::Time64(TimeUnit::Nanosecond) => {
                 cast(array, &DataType::Time64(TimeUnit::Microsecond))?
             }
@@ -442,11 +441,12 @@ impl ColumnEncoder {
             }
             DataType::Utf8 => buf.put_slice(a.as_string::<i32>().value(row).as_bytes()),
             DataType::Binary => buf.put_slice(a.as_binary::<i32>().value(row)),
-            DataType::Date32 => {
-                buf.put_i32(a.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS)
-            }
-            DataType::Timestamp(..) => buf
-                .put_i64(a.as_primitive::<TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS),
+            DataType::Date32 => buf.put_i32(pg_text::date_to_pg(
+                a.as_primitive::<Date32Type>().value(row),
+            )),
+            DataType::Timestamp(..) => buf.put_i64(pg_text::timestamp_to_pg(
+                a.as_primitive::<TimestampMicrosecondType>().value(row),
+            )),
             DataType::Time64(_) => {
                 buf.put_i64(a.as_primitive::<Time64MicrosecondType>().value(row))
             }
@@ -574,6 +574,26 @@ pub fn result_columns(
             })
             .collect(),
     )
+}
+
+/// A timestamp array in another unit as microseconds, its infinities kept as infinities (a
+/// plain cast would scale `i64::MAX` nanoseconds to a date in 2262).
+fn timestamp_micros(array: &ArrayRef, tz: Option<Arc<str>>) -> SqlResult<ArrayRef> {
+    let scaled = cast(
+        array,
+        &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+    )?;
+    let raw = cast(array, &DataType::Int64)?;
+    let micros: datafusion::arrow::array::TimestampMicrosecondArray = raw
+        .as_primitive::<Int64Type>()
+        .iter()
+        .zip(scaled.as_primitive::<TimestampMicrosecondType>().iter())
+        .map(|(raw, scaled)| match raw {
+            Some(v @ (pg_text::TIMESTAMP_INFINITY | pg_text::TIMESTAMP_NEG_INFINITY)) => Some(v),
+            _ => scaled,
+        })
+        .collect();
+    Ok(Arc::new(micros.with_timezone_opt(tz)))
 }
 
 #[cfg(test)]

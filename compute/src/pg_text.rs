@@ -7,6 +7,59 @@ pub const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
+/// `'infinity'` and `'-infinity'` as timestamps: PostgreSQL stores them as the largest and
+/// smallest values of the type, and so does Strata (in microseconds since the Unix epoch), so
+/// that they sort after and before every other timestamp.
+pub const TIMESTAMP_INFINITY: i64 = i64::MAX;
+pub const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
+/// `'infinity'` and `'-infinity'` as dates (days since the Unix epoch).
+pub const DATE_INFINITY: i32 = i32::MAX;
+pub const DATE_NEG_INFINITY: i32 = i32::MIN;
+
+/// A timestamp in PostgreSQL's binary form (microseconds since 2000-01-01); the infinities
+/// are sent as they are, as PostgreSQL sends them.
+pub fn timestamp_to_pg(micros: i64) -> i64 {
+    match micros {
+        TIMESTAMP_INFINITY | TIMESTAMP_NEG_INFINITY => micros,
+        _ => micros - PG_EPOCH_MICROS,
+    }
+}
+
+/// [`timestamp_to_pg`] undone: PostgreSQL's binary timestamp as microseconds since 1970.
+pub fn timestamp_from_pg(pg_micros: i64) -> Option<i64> {
+    match pg_micros {
+        TIMESTAMP_INFINITY | TIMESTAMP_NEG_INFINITY => Some(pg_micros),
+        _ => pg_micros.checked_add(PG_EPOCH_MICROS),
+    }
+}
+
+/// A date in PostgreSQL's binary form (days since 2000-01-01), infinities as they are.
+pub fn date_to_pg(days: i32) -> i32 {
+    match days {
+        DATE_INFINITY | DATE_NEG_INFINITY => days,
+        _ => days - PG_EPOCH_DAYS,
+    }
+}
+
+/// [`date_to_pg`] undone.
+pub fn date_from_pg(pg_days: i32) -> Option<i32> {
+    match pg_days {
+        DATE_INFINITY | DATE_NEG_INFINITY => Some(pg_days),
+        _ => pg_days.checked_add(PG_EPOCH_DAYS),
+    }
+}
+
+/// `infinity` or `-infinity` for a value that is one of a type's two infinities.
+fn infinity_text<T: PartialEq>(value: T, infinity: T, neg_infinity: T) -> Option<String> {
+    if value == infinity {
+        Some("infinity".into())
+    } else if value == neg_infinity {
+        Some("-infinity".into())
+    } else {
+        None
+    }
+}
+
 pub fn bool_text(v: bool) -> &'static str {
     if v {
         "t"
@@ -148,6 +201,9 @@ fn bc_suffix(out: &mut String, year: i32) {
 }
 
 pub fn date_text(days_since_unix_epoch: i32) -> Option<String> {
+    if let Some(text) = infinity_text(days_since_unix_epoch, DATE_INFINITY, DATE_NEG_INFINITY) {
+        return Some(text);
+    }
     let d = DateTime::from_timestamp(i64::from(days_since_unix_epoch) * 86_400, 0)?.date_naive();
     let mut out = String::with_capacity(13);
     push_date(&mut out, &d);
@@ -172,6 +228,9 @@ fn push_time(out: &mut String, t: &NaiveDateTime) {
 
 /// `timestamp` (without time zone) from microseconds since the Unix epoch.
 pub fn timestamp_text(micros: i64) -> Option<String> {
+    if let Some(text) = infinity_text(micros, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY) {
+        return Some(text);
+    }
     let t = DateTime::from_timestamp_micros(micros)?.naive_utc();
     let mut out = String::with_capacity(29);
     push_date(&mut out, &t.date());
@@ -183,6 +242,9 @@ pub fn timestamp_text(micros: i64) -> Option<String> {
 
 /// `timestamptz` in the session time zone, which is UTC.
 pub fn timestamptz_text(micros: i64) -> Option<String> {
+    if let Some(text) = infinity_text(micros, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY) {
+        return Some(text);
+    }
     let t = DateTime::from_timestamp_micros(micros)?.naive_utc();
     let mut out = String::with_capacity(32);
     push_date(&mut out, &t.date());

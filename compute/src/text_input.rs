@@ -39,17 +39,107 @@ pub fn needs_parser(target: &DataType) -> bool {
 /// The timestamp PostgreSQL reads `epoch` as, in every time zone.
 pub const EPOCH_TIMESTAMP: &str = "1970-01-01 00:00:00+00:00";
 
-/// Whether `text` is PostgreSQL's special input `epoch` (any case, blanks around it).
-pub fn is_epoch(text: &str) -> bool {
-    text.trim().eq_ignore_ascii_case("epoch")
+/// PostgreSQL's special date and time inputs (any case, blanks around them). `now`, `today`,
+/// `tomorrow` and `yesterday` are read in the session's time zone, which is always UTC here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecialInput {
+    Epoch,
+    Now,
+    Today,
+    Tomorrow,
+    Yesterday,
+    Infinity,
+    NegInfinity,
+}
+
+impl SpecialInput {
+    pub fn parse(text: &str) -> Option<Self> {
+        let word = text.trim();
+        [
+            ("epoch", Self::Epoch),
+            ("now", Self::Now),
+            ("today", Self::Today),
+            ("tomorrow", Self::Tomorrow),
+            ("yesterday", Self::Yesterday),
+            ("infinity", Self::Infinity),
+            ("+infinity", Self::Infinity),
+            ("-infinity", Self::NegInfinity),
+        ]
+        .into_iter()
+        .find_map(|(name, special)| word.eq_ignore_ascii_case(name).then_some(special))
+    }
+
+    /// The days from today of `today`, `tomorrow` and `yesterday`.
+    pub fn days_from_today(self) -> Option<i64> {
+        match self {
+            Self::Today => Some(0),
+            Self::Tomorrow => Some(1),
+            Self::Yesterday => Some(-1),
+            _ => None,
+        }
+    }
+
+    /// The date `today`, `tomorrow`, `yesterday`, `now` or `epoch` reads as, in UTC.
+    fn date(self) -> Option<chrono::NaiveDate> {
+        let today = chrono::Utc::now().date_naive();
+        match self {
+            Self::Epoch => chrono::NaiveDate::from_ymd_opt(1970, 1, 1),
+            Self::Now => Some(today),
+            other => today.checked_add_signed(chrono::Duration::days(other.days_from_today()?)),
+        }
+    }
+
+    /// The value as a timestamp or date of type `target`, for the two infinities.
+    fn infinity(self, target: &DataType) -> Option<ScalarValue> {
+        use crate::pg_text::{
+            DATE_INFINITY, DATE_NEG_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY,
+        };
+        let positive = match self {
+            Self::Infinity => true,
+            Self::NegInfinity => false,
+            _ => return None,
+        };
+        let raw = match target {
+            DataType::Date32 => ScalarValue::Int32(Some(if positive {
+                DATE_INFINITY
+            } else {
+                DATE_NEG_INFINITY
+            })),
+            DataType::Timestamp(..) => ScalarValue::Int64(Some(if positive {
+                TIMESTAMP_INFINITY
+            } else {
+                TIMESTAMP_NEG_INFINITY
+            })),
+            _ => return None,
+        };
+        raw.cast_to(target).ok()
+    }
+}
+
+/// `value` (text) as a literal of `target`, a date or timestamp type, when it is `infinity`
+/// or `-infinity`.
+pub fn infinity_literal(text: &str, target: &DataType) -> Option<ScalarValue> {
+    SpecialInput::parse(text)?.infinity(target)
 }
 
 /// PostgreSQL reads `2024-02-28 12:00` as a timestamp (seconds may be left out); Arrow's cast
 /// needs the seconds. A date and time given to the minute, followed by nothing, a zone or a
 /// space, gets `:00`; any other text is returned as it is.
 pub fn complete_timestamp_text(text: &str) -> std::borrow::Cow<'_, str> {
-    if is_epoch(text) {
-        return EPOCH_TIMESTAMP.into();
+    match SpecialInput::parse(text) {
+        Some(SpecialInput::Epoch) => return EPOCH_TIMESTAMP.into(),
+        Some(SpecialInput::Now) => {
+            return chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S%.6f+00:00")
+                .to_string()
+                .into()
+        }
+        Some(special) => {
+            if let Some(date) = special.date() {
+                return format!("{} 00:00:00+00:00", date.format("%Y-%m-%d")).into();
+            }
+        }
+        None => {}
     }
     let b = text.as_bytes();
     let start = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
@@ -101,9 +191,9 @@ pub fn complete_timestamp_text(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Date text in the forms PostgreSQL reads besides ISO `2024-01-05`, under its default
 /// DateStyle (`ISO, MDY`): `1/5/2024`, `1-5-2024`, `2024/1/5`, `20240105`, `Jan 5 2024`,
-/// `January 5, 2024`, `5 Jan 2024`, `2024-Jan-05`, `05-Jan-2024`, and `epoch`; returned as ISO
-/// text, for Arrow's cast. Any other text is returned as it is. (`today`, `tomorrow` and
-/// `yesterday` depend on the session's time zone, which input functions are not given here.)
+/// `January 5, 2024`, `5 Jan 2024`, `2024-Jan-05`, `05-Jan-2024`, and the special inputs
+/// `epoch`, `now`, `today`, `tomorrow` and `yesterday`; returned as ISO text, for Arrow's
+/// cast. Any other text is returned as it is (`infinity` too, which [`parse_value`] reads).
 pub fn complete_date_text(text: &str) -> std::borrow::Cow<'_, str> {
     use chrono::NaiveDate;
     const FORMATS: &[&str] = &[
@@ -120,8 +210,8 @@ pub fn complete_date_text(text: &str) -> std::borrow::Cow<'_, str> {
         "%d-%b-%Y",
         "%b-%d-%Y",
     ];
-    if is_epoch(text) {
-        return "1970-01-01".into();
+    if let Some(date) = SpecialInput::parse(text).and_then(SpecialInput::date) {
+        return date.format("%Y-%m-%d").to_string().into();
     }
     let trimmed = text.trim();
     let compact = || {
@@ -156,6 +246,9 @@ fn is_text(t: &DataType) -> bool {
 
 /// A text value as a value of `target`, as PostgreSQL's input function for the type reads it.
 pub fn parse_value(text: &str, target: &DataType) -> SqlResult<ScalarValue> {
+    if let Some(infinite) = infinity_literal(text, target) {
+        return Ok(infinite);
+    }
     match target {
         DataType::Interval(_) => {
             let v = crate::interval::parse(text)?.to_arrow();
@@ -420,7 +513,7 @@ mod tests {
             "2024-02-28 12:00:01"
         );
         assert_eq!(complete_timestamp_text("2024-02-28"), "2024-02-28");
-        assert_eq!(complete_timestamp_text("now"), "now");
+        assert_eq!(complete_timestamp_text("nowhere"), "nowhere");
     }
 
     #[test]

@@ -376,6 +376,39 @@ async fn tokio_postgres_round_trips_every_type_through_prepared_statements() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i16>(0), 1);
     assert_eq!(rows[0].get::<_, &str>(1), "key-8");
+
+    // The infinities travel in binary as PostgreSQL sends them (the type's largest and
+    // smallest values, not shifted to its epoch), as parameters and as results.
+    use tokio_postgres::types::{Date, Timestamp};
+    client
+        .execute(
+            "INSERT INTO t (k1, k2, d, ts, tstz) VALUES (9, 'inf', $1, $2, $3)",
+            &[
+                &Date::<NaiveDate>::PosInfinity,
+                &Timestamp::<NaiveDateTime>::NegInfinity,
+                &Timestamp::<chrono::DateTime<Utc>>::PosInfinity,
+            ],
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT d, ts, tstz, d::text, ts::text FROM t WHERE k1 = 9 AND ts < $1",
+            &[&ts],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Date<NaiveDate>>(0), Date::PosInfinity);
+    assert_eq!(
+        row.get::<_, Timestamp<NaiveDateTime>>(1),
+        Timestamp::NegInfinity
+    );
+    assert_eq!(
+        row.get::<_, Timestamp<chrono::DateTime<Utc>>>(2),
+        Timestamp::PosInfinity
+    );
+    assert_eq!(row.get::<_, &str>(3), "infinity");
+    assert_eq!(row.get::<_, &str>(4), "-infinity");
 }
 
 /// psql's describe commands run their catalog queries unmodified and list what PostgreSQL
