@@ -55,7 +55,26 @@ use crate::types::{arrow_type_of_pg, pg_type_of_field};
 pub struct Server {
     primary: Arc<Primary>,
     cancels: Arc<ConnectionManager>,
+    /// Each connected session's cancel signal by backend pid (see [`CancelRequests`]).
+    query_cancels: Arc<QueryCancels>,
     pids: RandomPidSecretKeyGenerator,
+}
+
+type QueryCancels = std::sync::Mutex<HashMap<i32, Arc<tokio::sync::watch::Sender<u64>>>>;
+
+/// Takes a session's cancel signal out of [`Server::query_cancels`] when its connection ends.
+struct QueryCancelGuard {
+    pid: i32,
+    query_cancels: Arc<QueryCancels>,
+}
+
+impl Drop for QueryCancelGuard {
+    fn drop(&mut self) {
+        self.query_cancels
+            .lock()
+            .expect("query cancels lock")
+            .remove(&self.pid);
+    }
 }
 
 impl Server {
@@ -63,6 +82,7 @@ impl Server {
         Arc::new(Self {
             primary,
             cancels: Arc::new(ConnectionManager::new()),
+            query_cancels: Arc::default(),
             pids: RandomPidSecretKeyGenerator::default(),
         })
     }
@@ -105,23 +125,37 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(CancelRequests {
             cancels: self.handler.server.cancels.clone(),
+            query_cancels: self.handler.server.query_cancels.clone(),
             primary: self.handler.server.primary.clone(),
         })
     }
 }
 
 /// Cancels the running statement of the connection a CancelRequest names: what pgwire does
-/// (the statement's future is dropped), and also a wait inside a function, which holds its
-/// worker thread (`pg_advisory_lock`).
+/// (the statement's future is dropped while it is planned or run), rows still being computed
+/// as they are sent (the session's signal, which [`row_stream`] watches: pgwire's cancel point
+/// ends before the rows are sent), and a wait inside a function, which holds its worker thread
+/// (`pg_advisory_lock`).
 struct CancelRequests {
     cancels: Arc<ConnectionManager>,
+    query_cancels: Arc<QueryCancels>,
     primary: Arc<Primary>,
 }
 
 #[async_trait::async_trait]
 impl pgwire::api::cancel::CancelHandler for CancelRequests {
     async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        // The pid and secret key must both match before anything is cancelled.
         if self.cancels.cancel(request.pid, &request.secret_key).await {
+            let signal = self
+                .query_cancels
+                .lock()
+                .expect("query cancels lock")
+                .get(&request.pid)
+                .cloned();
+            if let Some(signal) = signal {
+                signal.send_modify(|count| *count += 1);
+            }
             self.primary.txns.advisory.cancel_wait(request.pid);
         }
     }
@@ -305,6 +339,17 @@ impl StartupHandler for ConnectionHandler {
             .session_extensions()
             .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert(guard);
+        self.server
+            .query_cancels
+            .lock()
+            .expect("query cancels lock")
+            .insert(pid, self.session.cancel_signal());
+        client
+            .session_extensions()
+            .insert(Arc::new(QueryCancelGuard {
+                pid,
+                query_cancels: self.server.query_cancels.clone(),
+            }));
         finish_authentication(client, &ReportedParameters(reported)).await?;
         tracing::debug!(%user, addr = %client.socket_addr(), "session started");
         Ok(())
@@ -443,8 +488,38 @@ where
 /// DataRows of a result, encoded batch by batch as the client reads them.
 ///
 /// Rows are computed as they are sent, so a query can fail after it started sending; that fails
-/// the session's transaction block, as any error does.
+/// the session's transaction block, as any error does. A cancel request ends the rows with
+/// 57014 the same way.
 fn row_stream(
+    stream: SendableRecordBatchStream,
+    columns: Arc<Vec<ResultColumn>>,
+    formats: Vec<FieldFormat>,
+    session: Arc<Session>,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
+    let cancelled = Box::pin(session.cancelled());
+    let failing = session.clone();
+    let rows = encoded_rows(stream, columns, formats, session).boxed();
+    stream::unfold(Some((rows, cancelled)), move |state| {
+        let session = failing.clone();
+        async move {
+            let (mut rows, mut cancelled) = state?;
+            tokio::select! {
+                biased;
+                () = &mut cancelled => {
+                    session.fail_block();
+                    let canceled = SqlError::new(
+                        sqlstate::QUERY_CANCELED,
+                        "canceling statement due to user request",
+                    );
+                    Some((Err(canceled.into()), None))
+                }
+                row = rows.next() => row.map(|row| (row, Some((rows, cancelled)))),
+            }
+        }
+    })
+}
+
+fn encoded_rows(
     stream: SendableRecordBatchStream,
     columns: Arc<Vec<ResultColumn>>,
     formats: Vec<FieldFormat>,

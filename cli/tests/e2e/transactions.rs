@@ -382,7 +382,7 @@ async fn point_reads_see_each_acknowledged_commit_and_no_later_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn advisory_locks_wait_for_their_holder_and_end_with_it() {
+async fn advisory_locks_and_sleeps_end_with_their_holder_or_a_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let up = Up::start(dir.path()).await;
     let a = connect(up.port).await;
@@ -454,12 +454,40 @@ async fn advisory_locks_wait_for_their_holder_and_end_with_it() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
-    let (a, r) = tokio::time::timeout(Duration::from_secs(30), a_waits)
+    let (mut a, r) = tokio::time::timeout(Duration::from_secs(30), a_waits)
         .await
         .unwrap()
         .unwrap();
     let err = r.expect_err("the wait was cancelled");
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+
+    // So does it end pg_sleep, through either protocol, and the session goes on.
+    for extended in [false, true] {
+        let sleeps = tokio::spawn(async move {
+            let r = if extended {
+                a.query("SELECT pg_sleep($1::float8)", &[&600.0f64])
+                    .await
+                    .map(drop)
+            } else {
+                a.batch_execute("SELECT pg_sleep_for('10 minutes')").await
+            };
+            (a, r)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let (back, r) = tokio::time::timeout(Duration::from_secs(30), sleeps)
+            .await
+            .expect("the sleep ends well before its 10 minutes")
+            .unwrap();
+        a = back;
+        let err = r.expect_err("the sleep was cancelled");
+        assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    }
+    let slept = a
+        .query_one("SELECT pg_sleep(0.01)::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(slept.get::<_, &str>(0), "");
 
     // Two sessions waiting for each other's lock: the one closing the cycle gets 40P01.
     a.batch_execute("SELECT pg_advisory_lock(3)").await.unwrap();

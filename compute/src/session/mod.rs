@@ -98,6 +98,9 @@ pub struct Session {
     copy_in: Mutex<Option<copy::CopyIn>>,
     /// Plans of simple-protocol queries by normalized text (`None`: not a fast statement).
     shapes: Mutex<HashMap<String, Option<Arc<Prepared>>>>,
+    /// Counts the cancel requests for this session, so that a statement still computing its
+    /// rows can see one arrive (see [`Session::cancelled`]).
+    cancels: Arc<tokio::sync::watch::Sender<u64>>,
     /// The connection's named prepared statements.
     named: Arc<crate::named_statements::NamedStatements>,
     /// Statements prepared with SQL `PREPARE`, by name.
@@ -227,6 +230,7 @@ impl Session {
             next_isolation: Mutex::new(None),
             copy_in: Mutex::new(None),
             shapes: Mutex::new(HashMap::new()),
+            cancels: Arc::new(tokio::sync::watch::Sender::new(0)),
             named,
             sql_prepared: Mutex::new(HashMap::new()),
         }
@@ -240,6 +244,21 @@ impl Session {
     /// The database the session connected to: its names are found in that database's catalog.
     pub fn set_database(&self, database: &str) {
         self.slot.set_database(database);
+    }
+
+    /// Where a cancel request for this session is signalled (the server finds it by pid).
+    pub fn cancel_signal(&self) -> Arc<tokio::sync::watch::Sender<u64>> {
+        self.cancels.clone()
+    }
+
+    /// Resolves once a cancel request arrives after this call; it never resolves otherwise.
+    pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut requests = self.cancels.subscribe();
+        async move {
+            if requests.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Records the backend process id the client was given.
