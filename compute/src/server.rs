@@ -488,32 +488,28 @@ where
 /// DataRows of a result, encoded batch by batch as the client reads them.
 ///
 /// Rows are computed as they are sent, so a query can fail after it started sending; that fails
-/// the session's transaction block, as any error does. A cancel request ends the rows with
-/// 57014 the same way.
+/// the session's transaction block, as any error does. A cancel request or the statement's
+/// `statement_timeout` ends the rows with 57014 the same way.
 fn row_stream(
     stream: SendableRecordBatchStream,
     columns: Arc<Vec<ResultColumn>>,
     formats: Vec<FieldFormat>,
     session: Arc<Session>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
-    let cancelled = Box::pin(session.cancelled());
+    let interrupted = Box::pin(session.interrupted());
     let failing = session.clone();
     let rows = encoded_rows(stream, columns, formats, session).boxed();
-    stream::unfold(Some((rows, cancelled)), move |state| {
+    stream::unfold(Some((rows, interrupted)), move |state| {
         let session = failing.clone();
         async move {
-            let (mut rows, mut cancelled) = state?;
+            let (mut rows, mut interrupted) = state?;
             tokio::select! {
                 biased;
-                () = &mut cancelled => {
+                e = &mut interrupted => {
                     session.fail_block();
-                    let canceled = SqlError::new(
-                        sqlstate::QUERY_CANCELED,
-                        "canceling statement due to user request",
-                    );
-                    Some((Err(canceled.into()), None))
+                    Some((Err(e.into()), None))
                 }
-                row = rows.next() => row.map(|row| (row, Some((rows, cancelled)))),
+                row = rows.next() => row.map(|row| (row, Some((rows, interrupted)))),
             }
         }
     })
@@ -583,15 +579,26 @@ impl SimpleQueryHandler for ConnectionHandler {
                 Some(handle) => Some(handle.start_query().await),
                 None => None,
             };
-            let responses = match cancel {
-                Some(cancel) => tokio::select! {
-                    r = SimpleQueryHandler::do_query(self, client, &query.query) => r?,
-                    _ = cancel => {
-                        self.session.abort_implicit();
-                        vec![Response::Error(Box::new(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request").to_error_info()))]
+            // The whole query string is one statement for `statement_timeout`.
+            self.session.start_statement();
+            let cancel = async move {
+                match cancel {
+                    Some(cancel) => {
+                        let _ = cancel.await;
                     }
-                },
-                None => SimpleQueryHandler::do_query(self, client, &query.query).await?,
+                    None => std::future::pending().await,
+                }
+            };
+            let responses = tokio::select! {
+                r = SimpleQueryHandler::do_query(self, client, &query.query) => r?,
+                _ = cancel => {
+                    self.session.abort_implicit();
+                    vec![Response::Error(Box::new(SqlError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request").to_error_info()))]
+                }
+                e = self.session.timed_out() => {
+                    self.session.abort_implicit();
+                    vec![Response::Error(Box::new(e.to_error_info()))]
+                }
             };
             for response in responses {
                 match response {
@@ -983,6 +990,7 @@ impl ExtendedQueryHandler for ConnectionHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        self.session.start_statement();
         let result = self
             ._on_execute(&mut DeferredFlush::new(client), message)
             .await;
@@ -1043,7 +1051,16 @@ impl ExtendedQueryHandler for ConnectionHandler {
         let prepared = &portal.statement.statement;
         let output = match deallocation(&prepared.statement) {
             Some(what) => self.deallocate(client, &what),
-            None => guard(self.session.execute(prepared, params)).await,
+            None => {
+                let timed_out = self.session.timed_out();
+                tokio::select! {
+                    output = guard(self.session.execute(prepared, params)) => output,
+                    e = timed_out => {
+                        self.session.abort_implicit();
+                        Err(e)
+                    }
+                }
+            }
         };
         let output = output?;
         self.respond(client, output, |i| {

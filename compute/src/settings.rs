@@ -162,6 +162,22 @@ impl Settings {
         }
     }
 
+    /// `statement_timeout`, when there is one (0 means none).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout("statement_timeout")
+    }
+
+    /// `lock_timeout`, when there is one (0 means none).
+    pub fn lock_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout("lock_timeout")
+    }
+
+    fn timeout(&self, key: &str) -> Option<std::time::Duration> {
+        milliseconds(self.values.get(key)?)
+            .filter(|&ms| ms > 0)
+            .map(std::time::Duration::from_millis)
+    }
+
     pub fn reset_all(&mut self) {
         let user = self.values["session_authorization"].clone();
         *self = Settings::default();
@@ -226,8 +242,61 @@ fn validate(key: &str, value: &str) -> SqlResult<String> {
                 format!("invalid value for parameter \"extra_float_digits\": \"{value}\""),
             )),
         },
+        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+            milliseconds(value)
+                .map(milliseconds_text)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{key}\": \"{value}\""),
+                    )
+                    .with_hint(
+                        "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
+                    )
+                })
+        }
         _ => Ok(value.to_string()),
     }
+}
+
+/// Units of a time setting whose base unit is the millisecond, largest first.
+const MILLISECOND_UNITS: &[(&str, f64)] = &[
+    ("d", 86_400_000.0),
+    ("h", 3_600_000.0),
+    ("min", 60_000.0),
+    ("s", 1_000.0),
+    ("ms", 1.0),
+    ("us", 0.001),
+];
+
+/// A time setting in milliseconds, as PostgreSQL reads one: a number, in milliseconds unless a
+/// unit follows (`200`, `5s`, `1.5 min`), rounded to a whole millisecond.
+fn milliseconds(value: &str) -> Option<u64> {
+    let value = value.trim().trim_matches('\'').trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" => 1.0,
+        unit => MILLISECOND_UNITS.iter().find(|(u, _)| *u == unit)?.1,
+    };
+    let ms = (number * scale).round();
+    (ms >= 0.0 && ms <= f64::from(i32::MAX)).then_some(ms as u64)
+}
+
+/// A time setting as `SHOW` prints it: in the largest unit that divides it (`5s`, `200ms`).
+fn milliseconds_text(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    MILLISECOND_UNITS
+        .iter()
+        .filter(|(_, scale)| *scale >= 1.0)
+        .find(|(_, scale)| ms.is_multiple_of(*scale as u64))
+        .map(|(unit, scale)| format!("{}{unit}", ms / (*scale as u64)))
+        .unwrap_or_else(|| format!("{ms}ms"))
 }
 
 /// The settings of the `options` startup parameter (libpq's `PGOPTIONS`): command-line switches
@@ -289,6 +358,33 @@ fn command_line_options(options: &str) -> SqlResult<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_read_units_and_show_the_largest() {
+        let mut s = Settings::default();
+        assert_eq!(s.statement_timeout(), None);
+        for (given, shown, ms) in [
+            ("200", "200ms", 200),
+            ("5s", "5s", 5_000),
+            ("'1.5 min'", "90s", 90_000),
+            ("60000", "1min", 60_000),
+            ("2h", "2h", 7_200_000),
+            ("1500us", "2ms", 2),
+        ] {
+            s.set("statement_timeout", given).unwrap();
+            assert_eq!(s.get("statement_timeout").unwrap().1, shown, "{given}");
+            assert_eq!(
+                s.statement_timeout(),
+                Some(std::time::Duration::from_millis(ms))
+            );
+        }
+        s.set("statement_timeout", "0").unwrap();
+        assert_eq!(s.statement_timeout(), None);
+        for bad in ["abc", "5 parsecs", "-1", ""] {
+            let err = s.set("lock_timeout", bad).unwrap_err();
+            assert_eq!(err.code, sqlstate::INVALID_PARAMETER_VALUE, "{bad}");
+        }
+    }
 
     #[test]
     fn set_show_reset() {

@@ -23,6 +23,9 @@ pub struct TxnSlot {
     path_generation: std::sync::atomic::AtomicU64,
     /// The database the session connected to: set once, at startup (`postgres` until then).
     database: std::sync::OnceLock<Arc<str>>,
+    /// The session's `lock_timeout` as of its running statement, given to each transaction
+    /// put here.
+    lock_timeout: Mutex<Option<std::time::Duration>>,
 }
 
 impl Default for TxnSlot {
@@ -33,6 +36,7 @@ impl Default for TxnSlot {
             search_path: Mutex::default(),
             path_generation: Default::default(),
             database: std::sync::OnceLock::new(),
+            lock_timeout: Mutex::default(),
         }
     }
 }
@@ -59,6 +63,7 @@ impl TxnSlot {
             search_path: Mutex::new(self.search_path()),
             path_generation: self.path_generation().into(),
             database: std::sync::OnceLock::new(),
+            lock_timeout: Mutex::default(),
         };
         if let Some(database) = self.database.get() {
             let _ = view.database.set(database.clone());
@@ -66,8 +71,18 @@ impl TxnSlot {
         view
     }
 
-    pub fn put(&self, txn: Transaction) {
+    pub fn put(&self, mut txn: Transaction) {
+        txn.set_lock_timeout(*self.lock_timeout.lock().expect("lock timeout lock"));
         *self.txn.lock().expect("txn slot lock") = Some(txn);
+    }
+
+    /// The longest a row or key lock may be waited for (`lock_timeout`), from now on, for the
+    /// transaction here and those put here later.
+    pub fn set_lock_timeout(&self, timeout: Option<std::time::Duration>) {
+        *self.lock_timeout.lock().expect("lock timeout lock") = timeout;
+        if let Some(txn) = self.txn.lock().expect("txn slot lock").as_mut() {
+            txn.set_lock_timeout(timeout);
+        }
     }
 
     pub fn take(&self) -> Option<Transaction> {

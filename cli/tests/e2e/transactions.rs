@@ -489,6 +489,44 @@ async fn advisory_locks_and_sleeps_end_with_their_holder_or_a_cancel() {
         .unwrap();
     assert_eq!(slept.get::<_, &str>(0), "");
 
+    // statement_timeout ends a statement with 57014 in either protocol, and lock_timeout a
+    // wait for a row lock with 55P03; the session goes on after both.
+    a.batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let err = a.batch_execute("SELECT pg_sleep(60)").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    let message = err.as_db_error().map(|e| e.message().to_string());
+    assert_eq!(
+        message.as_deref(),
+        Some("canceling statement due to statement timeout")
+    );
+    let err = a.query("SELECT pg_sleep(60)", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    a.batch_execute("RESET statement_timeout; CREATE TABLE waits (id int PRIMARY KEY, v int); INSERT INTO waits VALUES (1, 0)")
+        .await
+        .unwrap();
+    c.batch_execute("BEGIN; UPDATE waits SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    a.batch_execute("SET lock_timeout = 200").await.unwrap();
+    let err = a
+        .execute("UPDATE waits SET v = 2 WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{err:?}");
+    c.batch_execute("COMMIT").await.unwrap();
+    a.batch_execute("UPDATE waits SET v = 2 WHERE id = 1")
+        .await
+        .unwrap();
+    let v: i32 = a
+        .query_one("SELECT v FROM waits", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2);
+    a.batch_execute("RESET lock_timeout").await.unwrap();
+
     // Two sessions waiting for each other's lock: the one closing the cycle gets 40P01.
     a.batch_execute("SELECT pg_advisory_lock(3)").await.unwrap();
     let a_waits = tokio::spawn(async move {

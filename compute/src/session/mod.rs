@@ -101,6 +101,8 @@ pub struct Session {
     /// Counts the cancel requests for this session, so that a statement still computing its
     /// rows can see one arrive (see [`Session::cancelled`]).
     cancels: Arc<tokio::sync::watch::Sender<u64>>,
+    /// When the running statement's `statement_timeout` ends it, if it has one.
+    statement_deadline: Mutex<Option<tokio::time::Instant>>,
     /// The connection's named prepared statements.
     named: Arc<crate::named_statements::NamedStatements>,
     /// Statements prepared with SQL `PREPARE`, by name.
@@ -231,6 +233,7 @@ impl Session {
             copy_in: Mutex::new(None),
             shapes: Mutex::new(HashMap::new()),
             cancels: Arc::new(tokio::sync::watch::Sender::new(0)),
+            statement_deadline: Mutex::new(None),
             named,
             sql_prepared: Mutex::new(HashMap::new()),
         }
@@ -257,6 +260,50 @@ impl Session {
         async move {
             if requests.changed().await.is_err() {
                 std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Starts a statement's clock: its `statement_timeout`, if set, counts from now, and its
+    /// lock waits are limited by `lock_timeout`.
+    pub fn start_statement(&self) {
+        let (timeout, lock_timeout) = {
+            let settings = self.settings.lock().expect("settings lock");
+            (settings.statement_timeout(), settings.lock_timeout())
+        };
+        *self.statement_deadline.lock().expect("deadline lock") =
+            timeout.map(|t| tokio::time::Instant::now() + t);
+        self.slot.set_lock_timeout(lock_timeout);
+    }
+
+    /// Resolves with 57014 once the running statement's `statement_timeout` has passed; never
+    /// when it has none.
+    pub fn timed_out(&self) -> impl std::future::Future<Output = SqlError> + Send + 'static {
+        let deadline = *self.statement_deadline.lock().expect("deadline lock");
+        async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+            SqlError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to statement timeout",
+            )
+        }
+    }
+
+    /// Resolves with the error that ends the running statement: a cancel request, or its
+    /// `statement_timeout` passing (both 57014, with PostgreSQL's two messages).
+    pub fn interrupted(&self) -> impl std::future::Future<Output = SqlError> + Send + 'static {
+        let cancelled = self.cancelled();
+        let timed_out = self.timed_out();
+        async move {
+            tokio::select! {
+                () = cancelled => SqlError::new(
+                    sqlstate::QUERY_CANCELED,
+                    "canceling statement due to user request",
+                ),
+                e = timed_out => e,
             }
         }
     }

@@ -115,6 +115,8 @@ pub struct Transaction {
     /// The session whose transaction-scope advisory locks end with this transaction, once it
     /// took one.
     advisory_session: Option<i32>,
+    /// How long a lock may be waited for (`lock_timeout`); `None`: as long as it takes.
+    lock_timeout: Option<std::time::Duration>,
 }
 
 /// A position in a transaction to roll back to (savepoints, statement restarts).
@@ -232,6 +234,7 @@ impl Transaction {
             deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
             advisory_session: None,
+            lock_timeout: self.lock_timeout,
         }
     }
 
@@ -292,6 +295,11 @@ impl Transaction {
         }
     }
 
+    /// Sets `lock_timeout` for the waits of this transaction's next statements.
+    pub fn set_lock_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.lock_timeout = timeout;
+    }
+
     /// Locks `key` for this transaction (waiting for another holder to finish) and reports
     /// whether another transaction committed it after this statement's snapshot.
     pub async fn lock(&mut self, key: &Bytes) -> SqlResult<LockOutcome> {
@@ -308,7 +316,17 @@ impl Transaction {
         if self.read_only {
             return Err(read_only_error());
         }
-        if self.manager.locks.acquire(self.id, key, mode).await? {
+        let acquire = self.manager.locks.acquire(self.id, key, mode);
+        let acquired = match self.lock_timeout {
+            None => acquire.await?,
+            Some(limit) => tokio::time::timeout(limit, acquire).await.map_err(|_| {
+                SqlError::new(
+                    sqlstate::LOCK_NOT_AVAILABLE,
+                    "canceling statement due to lock timeout",
+                )
+            })??,
+        };
+        if acquired {
             self.locked.push(key.clone());
         }
         Ok(if self.manager.committed_after(key, self.snapshot) {
@@ -499,6 +517,7 @@ impl TxnManager {
             deferred_count: 0,
             constraint_modes: ConstraintModes::default(),
             advisory_session: None,
+            lock_timeout: None,
         }
     }
 
