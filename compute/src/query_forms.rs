@@ -12,6 +12,13 @@
 //!   `'%x.com'` matched nothing. A pattern that is not a literal is left to DataFusion.
 //! - `make_interval(days => 3)` becomes a positional call with every argument (see
 //!   `make_interval`).
+//! - `(a, b) IN (SELECT x, y …)`, a row compared with a subquery's rows, which DataFusion
+//!   refuses ("the subquery should only return one column"), becomes EXISTS over the subquery
+//!   with a condition per column. In a WHERE or HAVING condition (where NULL and false both
+//!   drop the row) `IN` is `EXISTS (… WHERE x = a AND y = b)` and `NOT IN` is `NOT EXISTS` of a
+//!   row that could be equal (each column equal or NULL on either side); elsewhere the
+//!   three-valued answer is spelled out: true when a row is equal, NULL when one could be,
+//!   false otherwise.
 
 use std::ops::ControlFlow;
 
@@ -30,11 +37,18 @@ pub fn rewrite(statement: &mut Statement) {
         fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
             fetch_as_limit(query);
             if let SetExpr::Select(select) = query.body.as_mut() {
+                for condition in [&mut select.selection, &mut select.having]
+                    .into_iter()
+                    .flatten()
+                {
+                    row_in_conditions(condition);
+                }
                 for item in select.projection.iter_mut() {
                     let expr = match item {
                         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
                         _ => continue,
                     };
+                    row_in_values(expr);
                     exists_as_value(expr);
                 }
             }
@@ -144,6 +158,118 @@ fn fetch_as_limit(query: &mut Query) {
 
 /// Replaces each EXISTS in `expr` that is not inside a nested query (whose own SELECT list is
 /// rewritten when the visitor reaches it).
+/// The row and subquery of `(a, b) IN (SELECT x, y …)`, when the subquery's SELECT list has
+/// as many columns as the row (a `*` cannot be counted here, and is left to DataFusion).
+fn row_in(expr: &Expr) -> Option<(&[Expr], &Query, bool)> {
+    let Expr::InSubquery {
+        expr: row,
+        subquery,
+        negated,
+    } = expr
+    else {
+        return None;
+    };
+    let Expr::Tuple(items) = row.as_ref() else {
+        return None;
+    };
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    let countable = select.projection.iter().all(|item| {
+        matches!(
+            item,
+            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+        )
+    });
+    (countable && select.projection.len() == items.len()).then_some((
+        items.as_slice(),
+        subquery.as_ref(),
+        *negated,
+    ))
+}
+
+/// `EXISTS` of a row of `subquery` equal to `items` (`possibly`: not provably different, each
+/// column equal or NULL on either side).
+fn row_match(items: &[Expr], subquery: &Query, possibly: bool) -> String {
+    let columns: Vec<String> = (1..=items.len())
+        .map(|i| format!("strata_in_{i}"))
+        .collect();
+    let conditions: Vec<String> = items
+        .iter()
+        .zip(&columns)
+        .map(|(item, column)| {
+            let column = format!("strata_in.{column}");
+            if possibly {
+                format!("({column} = ({item}) OR {column} IS NULL OR ({item}) IS NULL)")
+            } else {
+                format!("{column} = ({item})")
+            }
+        })
+        .collect();
+    format!(
+        "EXISTS (SELECT 1 FROM ({subquery}) AS strata_in({}) WHERE {})",
+        columns.join(", "),
+        conditions.join(" AND ")
+    )
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+/// Row `IN` subqueries among the AND-ed terms of a condition, where NULL counts as false.
+fn row_in_conditions(condition: &mut Expr) {
+    match condition {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            row_in_conditions(left);
+            row_in_conditions(right);
+        }
+        Expr::Nested(inner) => row_in_conditions(inner),
+        other => {
+            let Some((items, subquery, negated)) = row_in(other) else {
+                return;
+            };
+            let sql = if negated {
+                format!("NOT {}", row_match(items, subquery, true))
+            } else {
+                row_match(items, subquery, false)
+            };
+            if let Some(replaced) = parse_expr(&sql) {
+                *other = replaced;
+            }
+        }
+    }
+}
+
+/// Row `IN` subqueries in a value (a SELECT list item), with all three answers.
+fn row_in_values(expr: &mut Expr) {
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(expr, |e| {
+        if let Some((items, subquery, negated)) = row_in(e) {
+            let (equal, unknown) = if negated {
+                ("false", "true")
+            } else {
+                ("true", "false")
+            };
+            let sql = format!(
+                "CASE WHEN {} THEN {equal} WHEN {} THEN NULL ELSE {unknown} END",
+                row_match(items, subquery, false),
+                row_match(items, subquery, true),
+            );
+            if let Some(replaced) = parse_expr(&sql) {
+                *e = replaced;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn exists_as_value(expr: &mut Expr) {
     struct Exists {
         depth: usize,
