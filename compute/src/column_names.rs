@@ -101,6 +101,10 @@ fn figure(e: &Expr) -> Option<(String, u8)> {
         // `c[1]` is named after the array.
         Expr::CompoundFieldAccess { root, .. } => figure(root),
         Expr::Extract { .. } => named("extract"),
+        // `substr(…)` is the same expression, written with the function's other name.
+        Expr::Substring {
+            shorthand: true, ..
+        } => named("substr"),
         Expr::Substring { .. } => named("substring"),
         Expr::Trim { .. } => named("btrim"),
         Expr::Position { .. } => named("position"),

@@ -40,6 +40,8 @@ pub const SET: &str = "jsonb_set";
 /// or `null`.
 pub const JSONB_TYPEOF: &str = "jsonb_typeof";
 pub const JSON_TYPEOF: &str = "json_typeof";
+pub const JSONB_ARRAY_LENGTH: &str = "jsonb_array_length";
+pub const JSON_ARRAY_LENGTH: &str = "json_array_length";
 /// `jsonb_pretty(v)`: indented by four spaces, as PostgreSQL's.
 pub const PRETTY: &str = "jsonb_pretty";
 
@@ -185,6 +187,8 @@ pub fn all() -> Vec<ScalarUDF> {
         (EXISTS_ALL, 2),
         (JSONB_TYPEOF, 1),
         (JSON_TYPEOF, 1),
+        (JSONB_ARRAY_LENGTH, 1),
+        (JSON_ARRAY_LENGTH, 1),
         (PRETTY, 1),
     ]
     .into_iter()
@@ -222,6 +226,9 @@ impl ScalarUDFImpl for JsonFunction {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
         let ty = match self.name {
+            JSONB_ARRAY_LENGTH | JSON_ARRAY_LENGTH => {
+                return Ok(Arc::new(Field::new(self.name, DataType::Int32, true)))
+            }
             name if returns_boolean(name) => {
                 return Ok(Arc::new(Field::new(self.name, DataType::Boolean, true)))
             }
@@ -260,6 +267,16 @@ impl ScalarUDFImpl for JsonFunction {
             }
             EXISTS | EXISTS_ANY | EXISTS_ALL => exists(self.name, &arrays[0], &arrays[1])?,
             SET => set(&arrays)?,
+            JSONB_ARRAY_LENGTH | JSON_ARRAY_LENGTH => Arc::new(
+                texts(&arrays[0])?
+                    .iter()
+                    .map(|v| {
+                        v.map(|t| array_length(&read(t, SqlType::Jsonb)?))
+                            .transpose()
+                    })
+                    .collect::<SqlResult<datafusion::arrow::array::Int32Array>>()
+                    .map_err(|e| e.into_datafusion())?,
+            ),
             JSONB_TYPEOF | JSON_TYPEOF | PRETTY => {
                 let name = self.name;
                 Arc::new(
@@ -312,6 +329,21 @@ pub(crate) fn jsonb_entries(map: &serde_json::Map<String, Value>) -> Vec<(&Strin
 }
 
 /// What `jsonb_typeof` says of a value.
+/// `json_array_length`: the number of elements of an array; 22023 for anything else.
+fn array_length(value: &Value) -> SqlResult<i32> {
+    match value {
+        Value::Array(items) => Ok(i32::try_from(items.len()).unwrap_or(i32::MAX)),
+        Value::Object(_) => Err(SqlError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "cannot get array length of a non-array",
+        )),
+        _ => Err(SqlError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "cannot get array length of a scalar",
+        )),
+    }
+}
+
 fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Object(_) => "object",

@@ -18,6 +18,7 @@ mod column_names;
 mod comments;
 mod copy;
 mod copy_binary;
+mod date_interval;
 mod ddl;
 mod deferred_flush;
 mod df_catalog;

@@ -163,6 +163,11 @@ impl Session {
             Arc::new(crate::interval_scale::IntervalScalePlanner),
         )
         .expect("registering an expression planner cannot fail");
+        datafusion::execution::FunctionRegistry::register_expr_planner(
+            &mut state,
+            Arc::new(crate::date_interval::DateIntervalPlanner),
+        )
+        .expect("registering an expression planner cannot fail");
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(Arc::new(crate::int_arithmetic::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCastRule));
@@ -218,6 +223,7 @@ impl Session {
         {
             ctx.register_udf(function);
         }
+        register_postgres_names(&ctx);
         ctx.register_catalog(
             DEFAULT_DATABASE,
             Arc::new(StrataCatalogProvider::new(handle)),
@@ -600,6 +606,18 @@ fn statement_kind(stmt: &Statement) -> String {
         }
         [first, ..] => first.to_string(),
         [] => "this statement".into(),
+    }
+}
+
+/// DataFusion functions PostgreSQL knows under another name: `sign` is `signum`, `every` is
+/// `bool_and`.
+fn register_postgres_names(ctx: &SessionContext) {
+    let state = ctx.state();
+    if let Some(signum) = state.scalar_functions().get("signum") {
+        ctx.register_udf(signum.as_ref().clone().with_aliases(["sign"]));
+    }
+    if let Some(bool_and) = state.aggregate_functions().get("bool_and") {
+        ctx.register_udaf(bool_and.as_ref().clone().with_aliases(["every"]));
     }
 }
 
