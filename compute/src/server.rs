@@ -496,42 +496,27 @@ fn row_stream(
     formats: Vec<FieldFormat>,
     session: Arc<Session>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
+    // Watched between batches, not rows: computing a batch is where a statement waits.
     let interrupted = Box::pin(session.interrupted());
-    let failing = session.clone();
-    let rows = encoded_rows(stream, columns, formats, session).boxed();
-    stream::unfold(Some((rows, interrupted)), move |state| {
-        let session = failing.clone();
-        async move {
-            let (mut rows, mut interrupted) = state?;
-            tokio::select! {
-                biased;
-                e = &mut interrupted => {
-                    session.fail_block();
-                    Some((Err(e.into()), None))
-                }
-                row = rows.next() => row.map(|row| (row, Some((rows, interrupted)))),
-            }
+    let batches = stream::unfold(Some((stream, interrupted)), |state| async move {
+        let (mut batches, mut interrupted) = state?;
+        tokio::select! {
+            biased;
+            e = &mut interrupted => Some((Err(e), None)),
+            batch = batches.next() => batch.map(|batch| {
+                (batch.map_err(SqlError::from), Some((batches, interrupted)))
+            }),
         }
-    })
-}
-
-fn encoded_rows(
-    stream: SendableRecordBatchStream,
-    columns: Arc<Vec<ResultColumn>>,
-    formats: Vec<FieldFormat>,
-    session: Arc<Session>,
-) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
-    stream.flat_map(move |batch| {
-        let rows: Vec<PgWireResult<DataRow>> = match batch
-            .map_err(SqlError::from)
-            .and_then(|b| encode_batch(&b, &columns, &formats))
-        {
-            Ok(rows) => rows.into_iter().map(Ok).collect(),
-            Err(e) => {
-                session.fail_block();
-                vec![Err(e.into())]
-            }
-        };
+    });
+    batches.flat_map(move |batch| {
+        let rows: Vec<PgWireResult<DataRow>> =
+            match batch.and_then(|b| encode_batch(&b, &columns, &formats)) {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    session.fail_block();
+                    vec![Err(e.into())]
+                }
+            };
         stream::iter(rows)
     })
 }
