@@ -1,9 +1,9 @@
 //! Casts whose result PostgreSQL defines differently from Arrow, replaced by functions that
 //! produce PostgreSQL's: text to `bytea` reads the escape formats (`byteain`), an array to text
 //! prints `{1,2}` (`array_out`), not Arrow's `[1, 2]`, an unconstrained numeric to text
-//! has no trailing zeros (`numeric_out`), and timestamps, dates, times and intervals print as
-//! they do in results (`timestamp_out`, …: `2024-01-05 10:00:00.5`, not Arrow's
-//! `2024-01-05T10:00:00.500`). The scales of numeric results are set here too (see
+//! has no trailing zeros (`numeric_out`), and floats, timestamps, dates, times and intervals
+//! print as they do in results (`pg_encode::output_function`: `2024-01-05 10:00:00.5`, not
+//! Arrow's `2024-01-05T10:00:00.500`). The scales of numeric results are set here too (see
 //! `numeric_scale`).
 //!
 //! And a CASE keeps the PostgreSQL type its branches share: DataFusion types a CASE by its
@@ -38,21 +38,13 @@ fn replacement(from: &DataType, to: &DataType) -> Option<(Arc<ScalarUDF>, DataTy
         (f, DataType::Binary | DataType::LargeBinary | DataType::BinaryView) if is_text(f) => {
             Some((ByteaIn::udf(), DataType::Binary))
         }
-        (DataType::List(_) | DataType::LargeList(_), t) if is_text(t) => {
-            Some((TextOut::udf("array_out"), DataType::Utf8))
-        }
+        // A constrained numeric keeps its scale, which Arrow prints too.
         (f, t) if is_text(t) && *f == UNCONSTRAINED_NUMERIC => {
             Some((TextOut::udf("numeric_out"), DataType::Utf8))
         }
-        // Arrow prints `2024-01-05T10:00:00.500`; PostgreSQL `2024-01-05 10:00:00.5`, and
-        // `infinity` for the largest value, which Arrow cannot print at all.
-        (DataType::Timestamp(..), t) if is_text(t) => {
-            Some((TextOut::udf("timestamp_out"), DataType::Utf8))
-        }
-        (DataType::Date32, t) if is_text(t) => Some((TextOut::udf("date_out"), DataType::Utf8)),
-        (DataType::Time64(_), t) if is_text(t) => Some((TextOut::udf("time_out"), DataType::Utf8)),
-        (DataType::Interval(_), t) if is_text(t) => {
-            Some((TextOut::udf("interval_out"), DataType::Utf8))
+        (DataType::Decimal128(..), _) => None,
+        (f, t) if is_text(t) => {
+            crate::pg_encode::output_function(f).map(|name| (TextOut::udf(name), DataType::Utf8))
         }
         _ => None,
     }

@@ -150,6 +150,24 @@ pub fn text_values(batch: &RecordBatch) -> SqlResult<Vec<Vec<Option<String>>>> {
     Ok(rows)
 }
 
+/// The name of PostgreSQL's output function for values of `t` whose text, as PostgreSQL
+/// prints it, is not what Arrow's cast to text gives (`{1,2}` for `[1, 2]`, `1e+20` for
+/// `100000000000000000000`, `2024-01-05 10:00:00.5` for `2024-01-05T10:00:00.500`); a cast of
+/// such a value to text goes through [`text_column`]. `None` where Arrow's text is right.
+pub fn output_function(t: &DataType) -> Option<&'static str> {
+    Some(match t {
+        DataType::List(_) | DataType::LargeList(_) => "array_out",
+        DataType::Decimal128(..) => "numeric_out",
+        DataType::Float32 => "float4out",
+        DataType::Float64 => "float8out",
+        DataType::Date32 => "date_out",
+        DataType::Timestamp(..) => "timestamp_out",
+        DataType::Time64(_) => "time_out",
+        DataType::Interval(_) | DataType::Duration(_) => "interval_out",
+        _ => return None,
+    })
+}
+
 /// A column in PostgreSQL's text format, as a text array (NULL stays NULL).
 pub fn text_column(array: &ArrayRef) -> SqlResult<ArrayRef> {
     let encoder = ColumnEncoder::new(array, FieldFormat::Text)?;

@@ -37,7 +37,7 @@ pub fn needs_parser(target: &DataType) -> bool {
 }
 
 /// The timestamp PostgreSQL reads `epoch` as, in every time zone.
-pub const EPOCH_TIMESTAMP: &str = "1970-01-01 00:00:00+00:00";
+const EPOCH_TIMESTAMP: &str = "1970-01-01 00:00:00+00:00";
 
 /// PostgreSQL's special date and time inputs (any case, blanks around them). `now`, `today`,
 /// `tomorrow` and `yesterday` are read in the session's time zone, which is always UTC here.
@@ -55,6 +55,10 @@ pub enum SpecialInput {
 impl SpecialInput {
     pub fn parse(text: &str) -> Option<Self> {
         let word = text.trim();
+        // Every timestamp a COPY reads passes here: an ordinary one starts with a digit.
+        if word.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
         [
             ("epoch", Self::Epoch),
             ("now", Self::Now),
@@ -119,6 +123,9 @@ impl SpecialInput {
 /// `value` (text) as a literal of `target`, a date or timestamp type, when it is `infinity`
 /// or `-infinity`.
 pub fn infinity_literal(text: &str, target: &DataType) -> Option<ScalarValue> {
+    if !matches!(target, DataType::Date32 | DataType::Timestamp(..)) {
+        return None;
+    }
     SpecialInput::parse(text)?.infinity(target)
 }
 

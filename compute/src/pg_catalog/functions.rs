@@ -497,23 +497,11 @@ pub fn all(h: &CatalogHandle) -> Vec<ScalarUDF> {
             h,
             |_, args, _| {
                 let value = arg(args, 0)?;
-                match value.data_type() {
-                    // An array prints as PostgreSQL prints it (`{1,2}`), not as Arrow does, an
-                    // unconstrained numeric without trailing zeros, a timestamp with a space
-                    // (`2024-01-05 10:00:00.5`, and `infinity`), a float as `float8out` does.
-                    DataType::List(_)
-                    | DataType::LargeList(_)
-                    | DataType::Decimal128(..)
-                    | DataType::Date32
-                    | DataType::Timestamp(..)
-                    | DataType::Time64(_)
-                    | DataType::Interval(_)
-                    | DataType::Duration(_)
-                    | DataType::Float32
-                    | DataType::Float64 => {
-                        crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
-                    }
-                    _ => Ok(cast(&value, &DataType::Utf8)?),
+                // As PostgreSQL prints the value: `{1,2}`, `1e+20`, `2024-01-05 10:00:00.5`.
+                if crate::pg_encode::output_function(value.data_type()).is_some() {
+                    crate::pg_encode::text_column(value).map_err(SqlError::into_datafusion)
+                } else {
+                    Ok(cast(&value, &DataType::Utf8)?)
                 }
             },
         ),

@@ -1069,56 +1069,11 @@ fn is_text_valued(expr: &Expr) -> bool {
     }
 }
 
-/// The special date/time input a text literal spells (`'epoch'`, `'now'`, `'infinity'`, …).
-fn special_literal(expr: &Expr) -> Option<crate::text_input::SpecialInput> {
-    match expr {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => crate::text_input::SpecialInput::parse(s),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// A special input cast to a timestamp type (see [`rewrite_cast`]).
-fn special_timestamp(
-    whole: &Expr,
-    special: crate::text_input::SpecialInput,
-    data_type: &DataType,
-) -> Option<Expr> {
+/// Whether a text literal is `'infinity'` or `'-infinity'`.
+fn is_infinity_literal(expr: &Expr) -> bool {
     use crate::text_input::SpecialInput;
-    use datafusion::sql::sqlparser::ast::TimezoneInfo;
-    let zoned = matches!(
-        data_type,
-        DataType::Timestamp(_, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone)
-    );
-    match special {
-        SpecialInput::Epoch => {
-            let mut epoch = whole.clone();
-            if let Expr::Cast { expr, .. } = &mut epoch {
-                **expr = Expr::value(Value::SingleQuotedString(
-                    crate::text_input::EPOCH_TIMESTAMP.to_string(),
-                ));
-            }
-            Some(epoch)
-        }
-        // The infinities are the type's largest and smallest values, in the columns' unit.
-        SpecialInput::Infinity | SpecialInput::NegInfinity => {
-            let Expr::Cast { expr, .. } = whole else {
-                return None;
-            };
-            Some(input_call(
-                expr,
-                if zoned { "timestamptz" } else { "timestamp" },
-            ))
-        }
-        // `'now'` is `now()`, as in PostgreSQL, where both are the same instant in a statement.
-        SpecialInput::Now => parse_expr(&format!("CAST(now() AS {data_type})")),
-        other => parse_expr(&format!(
-            "CAST(date_trunc('day', now()) + INTERVAL '{} day' AS {data_type})",
-            other.days_from_today()?
-        )),
-    }
+    matches!(expr, Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(s)
+        if matches!(SpecialInput::parse(s), Some(SpecialInput::Infinity | SpecialInput::NegInfinity))))
 }
 
 fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr> {
@@ -1144,12 +1099,18 @@ fn rewrite_cast(whole: &Expr, inner: &Expr, data_type: &DataType) -> Option<Expr
         t if is_time(t) && !parameter => return Some(input_call(inner, "time")),
         // `'Jan 5 2024'::date`: Arrow's cast reads ISO dates only.
         DataType::Date if text => return Some(input_call(bare, "date")),
-        // `'epoch'::timestamptz`, `'now'::timestamp`, `'infinity'::timestamp`, … Timestamp
-        // casts are not all sent through `strata_input` as dates are: DataFusion plans them as
-        // nanoseconds, where columns (and the input function) hold microseconds, and changing
-        // the unit of every timestamp literal is beyond these special inputs.
-        DataType::Timestamp(..) if special_literal(bare).is_some() => {
-            return special_timestamp(whole, special_literal(bare)?, data_type);
+        // `'infinity'::timestamp`: the type's largest value in the columns' unit, microseconds,
+        // through `strata_input`. Other timestamp casts are not sent there as dates are:
+        // DataFusion plans them as nanoseconds, and changing the unit of every timestamp
+        // literal is beyond this. (`'now'`, `'today'`, `'epoch'`, … are read where DataFusion
+        // casts the text, in `pg_casts`.)
+        DataType::Timestamp(_, tz) if is_infinity_literal(bare) => {
+            use datafusion::sql::sqlparser::ast::TimezoneInfo;
+            let zoned = matches!(tz, TimezoneInfo::Tz | TimezoneInfo::WithTimeZone);
+            return Some(input_call(
+                bare,
+                if zoned { "timestamptz" } else { "timestamp" },
+            ));
         }
         DataType::Array(_) if text => {
             let name = data_type.to_string().to_lowercase();
